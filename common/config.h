@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The module's configuration, parsed from JSON (cJSON) into plain structs.
+ * Schema and defaults: conf/README.md (the documented reference).
+ *
+ * Lookup order (akv_config_locate): the "config=PATH" string in
+ * C_Initialize's pReserved, then $AKV_PKCS11_CONFIG, then
+ * /etc/akv-pkcs11/config.json.
+ */
+#ifndef AKV_COMMON_CONFIG_H
+#define AKV_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum akv_cred_type {
+    AKV_CRED_MANAGED_IDENTITY = 0,
+    AKV_CRED_CLIENT_SECRET,
+    AKV_CRED_CLIENT_CERTIFICATE,
+    AKV_CRED_WORKLOAD_IDENTITY,
+    AKV_CRED_ENVIRONMENT,
+};
+
+enum akv_wrap_mode {
+    AKV_WRAP_REMOTE = 0, /* C_WrapKey calls Key Vault wrapKey (audited) */
+    AKV_WRAP_LOCAL,      /* C_WrapKey uses the cached public key */
+};
+
+struct akv_cred_config {
+    enum akv_cred_type type;
+    char *client_id;          /* user-assigned MI, or the app's client id */
+    char *object_id;          /* MI by object id (IMDS object_id) */
+    char *resource_id;        /* MI by ARM resource id (IMDS msi_res_id) */
+    char *tenant_id;          /* Entra tenant (GUID or domain) */
+    char *client_secret_file; /* file holding the client secret */
+    char *client_secret_env;  /* or: name of an env var holding it */
+    char *certificate_file;   /* PEM: certificate + private key */
+    char *federated_token_file; /* workload identity token file */
+    char *authority_host;     /* default https://login.microsoftonline.com */
+    char *imds_endpoint;      /* full IMDS token URL; default
+                                 http://169.254.169.254/metadata/identity/oauth2/token */
+};
+
+struct akv_http_config {
+    long timeout_ms;      /* one attempt (connect + transfer); default 10000 */
+    long budget_ms;       /* whole call incl. retries; default 30000 */
+    int retries;          /* extra attempts after the first; default 4 */
+    char *ca_file;        /* PEM bundle; NULL = system store */
+    bool allow_http_loopback; /* permit http:// to 127.0.0.0/8, ::1 only */
+    bool verify_challenge_resource; /* challenge resource must match host;
+                                       default true */
+};
+
+struct akv_key_config {
+    char *name;    /* Key Vault key name */
+    char *version; /* pinned version (32 hex), or NULL = current */
+};
+
+struct akv_token_config {
+    char *label;     /* token label, <= 32 bytes */
+    char *vault_url; /* https://NAME.vault.azure.net (no trailing slash) */
+    char *api_version; /* default "7.4" */
+    char *scope;     /* default derived: https://vault.azure.net/.default */
+    struct akv_key_config *keys;
+    size_t n_keys;
+    struct akv_cred_config cred;
+    struct akv_http_config http;
+    char *store_dir;          /* token objects; NULL = no token objects */
+    enum akv_wrap_mode wrap;
+    long key_refresh_s;       /* GET key cache lifetime; default 60 */
+    long dek_cache_ttl_s;     /* unwrapped token-object cache; 0 = none */
+};
+
+struct akv_config {
+    char *path;        /* the file it was read from */
+    int log_level;     /* enum akv_log_level */
+    char *log_target;  /* "stderr", "syslog" or a file path */
+    struct akv_token_config *tokens;
+    size_t n_tokens;
+};
+
+/*
+ * akv_config_locate - picks the configuration path by the lookup order
+ * above. reserved: C_Initialize's pReserved as a string, or NULL. Returns a
+ * heap string (caller frees) or NULL on allocation failure.
+ */
+char *akv_config_locate(const char *reserved);
+
+/*
+ * akv_config_load - reads and validates PATH. On success returns 0 and
+ * *out owns a new config (free with akv_config_free). On failure returns -1
+ * and writes a message naming the file, the JSON path and the problem into
+ * err (err_len bytes, always NUL-terminated); nothing is allocated.
+ */
+int akv_config_load(const char *path, struct akv_config **out, char *err,
+                    size_t err_len);
+
+/* akv_config_parse - as akv_config_load, from a buffer (used by fuzzing
+ * and unit tests); name is used in messages only. */
+int akv_config_parse(const char *json, size_t len, const char *name,
+                     struct akv_config **out, char *err, size_t err_len);
+
+/* akv_config_free - NULL-safe. */
+void akv_config_free(struct akv_config *cfg);
+
+#endif /* AKV_COMMON_CONFIG_H */

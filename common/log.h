@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Logging with levels and structural redaction.
+ *
+ * The module is a guest in somebody else's process: nothing is printed unless
+ * the configuration (log.level / log.target) or AKV_PKCS11_DEBUG asks for it.
+ * There is deliberately no function that takes a secret buffer: callers log
+ * names, operations, HTTP statuses and Key Vault error codes, never values.
+ */
+#ifndef AKV_COMMON_LOG_H
+#define AKV_COMMON_LOG_H
+
+#include <stdarg.h>
+
+enum akv_log_level {
+    AKV_LOG_LEVEL_NONE = 0,
+    AKV_LOG_LEVEL_ERROR = 1,
+    AKV_LOG_LEVEL_WARN = 2,
+    AKV_LOG_LEVEL_INFO = 3,
+    AKV_LOG_LEVEL_DEBUG = 4,
+    AKV_LOG_LEVEL_TRACE = 5,
+};
+
+/*
+ * akv_log_configure - set the level and sink once, at C_Initialize.
+ * level: one of enum akv_log_level. target: "stderr", "syslog" or a file path
+ * (opened for append, 0600); NULL keeps the current target (stderr).
+ * Returns 0, or -1 when a file target cannot be opened (stderr is then kept).
+ */
+int akv_log_configure(int level, const char *target);
+
+/* akv_log_level_parse - "none|error|warn|info|debug|trace" or "0".."5" ->
+ * level; returns -1 for anything else. */
+int akv_log_level_parse(const char *s);
+
+/* akv_log_enabled - nonzero when messages at LEVEL are written. */
+int akv_log_enabled(int level);
+
+/* akv_log_close - closes a file sink (C_Finalize); the level drops to ERROR. */
+void akv_log_close(void);
+
+/* akv_log_write - printf-style; prefer the AKV_LOG_* macros. Adds time, pid,
+ * thread id, level, file:line and function. One line per call. */
+void akv_log_write(int level, const char *file, int line, const char *func,
+                   const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+#define AKV_LOG_AT(lvl, ...)                                                   \
+    do {                                                                       \
+        if (akv_log_enabled(lvl)) {                                            \
+            akv_log_write((lvl), __FILE__, __LINE__, __func__, __VA_ARGS__);   \
+        }                                                                      \
+    } while (0)
+
+#define AKV_LOG_ERR(...)   AKV_LOG_AT(AKV_LOG_LEVEL_ERROR, __VA_ARGS__)
+#define AKV_LOG_WARN(...)  AKV_LOG_AT(AKV_LOG_LEVEL_WARN, __VA_ARGS__)
+#define AKV_LOG_INFO(...)  AKV_LOG_AT(AKV_LOG_LEVEL_INFO, __VA_ARGS__)
+#define AKV_LOG_DEBUG(...) AKV_LOG_AT(AKV_LOG_LEVEL_DEBUG, __VA_ARGS__)
+#define AKV_LOG_TRACE(...) AKV_LOG_AT(AKV_LOG_LEVEL_TRACE, __VA_ARGS__)
+
+#endif /* AKV_COMMON_LOG_H */

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * struct akv_secret: the one container for secret bytes (data keys, access
+ * tokens, client secrets, unwrapped values, wrapkey request bodies).
+ * Memory is wiped with OPENSSL_cleanse before it is released, on every path,
+ * and excluded from core dumps where the kernel allows (MADV_DONTDUMP is
+ * best effort and only applied to page-sized buffers).
+ */
+#ifndef AKV_COMMON_SECRET_H
+#define AKV_COMMON_SECRET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct akv_secret {
+    uint8_t *data; /* NULL when empty; always NUL-terminated when non-NULL */
+    size_t len;    /* bytes in use, excluding the terminating NUL */
+    size_t cap;    /* bytes allocated, excluding the terminating NUL */
+};
+
+#define AKV_SECRET_INIT {NULL, 0, 0}
+
+/* akv_secret_alloc - makes S hold LEN zero bytes (old content wiped).
+ * Returns 0, or -1 on allocation failure (S is then empty). */
+int akv_secret_alloc(struct akv_secret *s, size_t len);
+
+/* akv_secret_set - copies LEN bytes from P into S (old content wiped).
+ * Returns 0, or -1 on allocation failure (S is then empty). */
+int akv_secret_set(struct akv_secret *s, const void *p, size_t len);
+
+/* akv_secret_append - appends LEN bytes, growing geometrically; old buffers
+ * are wiped before they are freed. Returns 0, or -1 on allocation failure or
+ * when the result would exceed LIMIT bytes (LIMIT 0 = no limit); S keeps its
+ * previous content on failure. */
+int akv_secret_append(struct akv_secret *s, const void *p, size_t len,
+                      size_t limit);
+
+/* akv_secret_clear - wipes and frees; S becomes empty. NULL-safe. */
+void akv_secret_clear(struct akv_secret *s);
+
+/* akv_secret_wipe - OPENSSL_cleanse on caller memory (NULL-safe). */
+void akv_secret_wipe(void *p, size_t len);
+
+/* akv_secret_free_str - wipes a NUL-terminated heap string and frees it. */
+void akv_secret_free_str(char *str);
+
+#endif /* AKV_COMMON_SECRET_H */

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * akv-emulator shared model: principals (managed identities and service
+ * principals), vaults with access policies, keys with versions, and the
+ * process-wide state they hang off. One rwlock (emu.lock) protects the whole
+ * model; readers (GET/wrap/unwrap) take it shared, mutations exclusive.
+ * Wire facts follow docs keyvault-protocol.md sections 1, 3, 4, 5, 8.
+ */
+#ifndef AKV_EMULATOR_EMU_H
+#define AKV_EMULATOR_EMU_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <cjson/cJSON.h>
+
+#define EMU_GUID_LEN   36
+#define EMU_NAME_MAX   128
+#define EMU_VERSION_ID 32
+#define EMU_BODY_MAX   (1024 * 1024)
+
+/* Access-policy key permissions (bit per name, "all" = every bit). */
+enum emu_perm {
+    EMU_P_GET = 1u << 0,
+    EMU_P_LIST = 1u << 1,
+    EMU_P_CREATE = 1u << 2,
+    EMU_P_UPDATE = 1u << 3,
+    EMU_P_IMPORT = 1u << 4,
+    EMU_P_DELETE = 1u << 5,
+    EMU_P_RECOVER = 1u << 6,
+    EMU_P_BACKUP = 1u << 7,
+    EMU_P_RESTORE = 1u << 8,
+    EMU_P_PURGE = 1u << 9,
+    EMU_P_ENCRYPT = 1u << 10,
+    EMU_P_DECRYPT = 1u << 11,
+    EMU_P_WRAPKEY = 1u << 12,
+    EMU_P_UNWRAPKEY = 1u << 13,
+    EMU_P_SIGN = 1u << 14,
+    EMU_P_VERIFY = 1u << 15,
+    EMU_P_ROTATE = 1u << 16,
+    EMU_P_GETROTATIONPOLICY = 1u << 17,
+    EMU_P_SETROTATIONPOLICY = 1u << 18,
+    EMU_P_RELEASE = 1u << 19,
+};
+#define EMU_P_ALL ((1u << 20) - 1)
+
+/* JWK key_ops bits. */
+enum emu_keyop {
+    EMU_OP_ENCRYPT = 1u << 0,
+    EMU_OP_DECRYPT = 1u << 1,
+    EMU_OP_SIGN = 1u << 2,
+    EMU_OP_VERIFY = 1u << 3,
+    EMU_OP_WRAPKEY = 1u << 4,
+    EMU_OP_UNWRAPKEY = 1u << 5,
+    EMU_OP_IMPORT = 1u << 6,
+    EMU_OP_EXPORT = 1u << 7,
+};
+
+/* Operation names used by stats, faults and throttling. */
+enum emu_opname {
+    EMU_OPN_TOKEN,
+    EMU_OPN_IMDS,
+    EMU_OPN_GET,
+    EMU_OPN_WRAPKEY,
+    EMU_OPN_UNWRAPKEY,
+    EMU_OPN_ENCRYPT,
+    EMU_OPN_DECRYPT,
+    EMU_OPN_CREATE,
+    EMU_OPN_ROTATE,
+    EMU_OPN_UPDATE,
+    EMU_OPN_DELETE,
+    EMU_OPN_RECOVER,
+    EMU_OPN_PURGE,
+    EMU_OPN_LIST,
+    EMU_OPN_GETDELETED,
+    EMU_OPN_IMPORT,
+    EMU_OPN_OTHER,
+    EMU_OPN_COUNT
+};
+
+struct emu_principal {
+    int is_sp; /* 0 managed identity, 1 service principal */
+    char name[EMU_NAME_MAX];
+    char client_id[EMU_GUID_LEN + 1];
+    char object_id[EMU_GUID_LEN + 1];
+    char secret_sha256[65]; /* hex; empty when no secret */
+    char *cert_pem;         /* registered certificate or NULL */
+    char x5t[64];           /* b64url SHA-1 of cert DER */
+    char x5t256[64];        /* b64url SHA-256 of cert DER */
+    EVP_PKEY *cert_pub;
+    long long token_gen; /* bumped by revoke-tokens */
+};
+
+struct emu_policy {
+    char object_id[EMU_GUID_LEN + 1];
+    unsigned perms;
+};
+
+struct emu_keyver {
+    char id[EMU_VERSION_ID + 1];
+    char kty[8]; /* RSA, RSA-HSM, oct-HSM */
+    int bits;
+    EVP_PKEY *pkey;        /* RSA */
+    unsigned char oct[32]; /* oct-HSM */
+    char *n_b64;           /* RSA public modulus, minimal, b64url */
+    char *e_b64;
+    unsigned ops;
+    int enabled;
+    long long nbf, exp; /* 0 = unset */
+    long long created, updated;
+    cJSON *tags; /* object or NULL */
+};
+
+struct emu_key {
+    char name[EMU_NAME_MAX];
+    struct emu_keyver **vers;
+    size_t nvers;
+    int deleted;
+    long long deleted_date, purge_date;
+};
+
+struct emu_throttle;
+
+struct emu_vault {
+    char name[32];
+    int port;
+    void *daemon; /* struct MHD_Daemon * */
+    struct emu_policy *policies;
+    size_t npolicies;
+    struct emu_key **keys;
+    size_t nkeys;
+    struct emu_throttle *throttle;
+};
+
+struct emu_state {
+    pthread_rwlock_t lock;
+    char dir[4096];
+    char tenant_id[EMU_GUID_LEN + 1];
+    char subscription_id[EMU_GUID_LEN + 1];
+    char admin_secret[65];
+    char identity_header[65]; /* App Service X-IDENTITY-HEADER value */
+    char host[64];
+    int port, imds_port;
+    long long token_lifetime;
+    int throttle_on;
+    double throttle_scale;
+    int nthreads;
+    char *tls_key_pem, *tls_cert_pem;
+    EVP_PKEY *signing_key;
+    char signing_kid[64];
+    struct emu_principal **principals;
+    size_t nprincipals;
+    struct emu_vault **vaults;
+    size_t nvaults;
+};
+
+extern struct emu_state emu;
+
+/* ---- json_util.c ---- */
+/* emu_b64url_encode - unpadded base64url (RFC 4648 section 5) of LEN bytes;
+ * malloc'ed NUL-terminated string, NULL on allocation failure. */
+char *emu_b64url_encode(const unsigned char *in, size_t len);
+/* emu_b64url_decode - lenient decode: padded or unpadded base64url (the
+ * service's clients send both). Returns malloc'ed bytes and *out_len, or
+ * NULL when IN holds any other character ('+', '/', ...) or a bad length. */
+unsigned char *emu_b64url_decode(const char *in, size_t *out_len);
+/* emu_random_hex - 2*NBYTES lowercase hex chars (NBYTES <= 64) + NUL. */
+void emu_random_hex(char *out, size_t nbytes);
+/* emu_guid - random RFC 4122 version-4 GUID, lowercase. */
+void emu_guid(char out[EMU_GUID_LEN + 1]);
+/* emu_now - seconds since the epoch (IntDate). */
+long long emu_now(void);
+/* emu_strcaseeq - ASCII case-insensitive equality; 0 when either is NULL. */
+int emu_strcaseeq(const char *a, const char *b);
+/* emu_parse_time - "1767225600" (epoch s) or ISO-8601 UTC
+ * ("2026-01-01T00:00:00Z", fraction and "+00:00" allowed, or a date);
+ * returns seconds, or -1 when S is neither. */
+long long emu_parse_time(const char *s);
+/* emu_write_file_atomic - temp file with MODE, write, fsync, rename over
+ * PATH, fsync of the directory. Returns 0, or -1 (PATH untouched). */
+int emu_write_file_atomic(const char *path, const char *data, size_t len,
+                          int mode);
+/* emu_read_file - whole file, NUL-terminated, malloc'ed; NULL if unreadable.
+ * LEN may be NULL. */
+char *emu_read_file(const char *path, size_t *len);
+/* emu_sha256_hex - lowercase hex SHA-256 of the string S. */
+void emu_sha256_hex(const char *s, char out[65]);
+/* emu_url_decode - in-place %XX decoding; FORM also maps '+' to ' '
+ * (application/x-www-form-urlencoded). Bad escapes are kept as-is. */
+void emu_url_decode(char *s, int form);
+/* emu_form_get - value of NAME in a form-encoded BODY, decoded and
+ * malloc'ed; NULL when absent. */
+char *emu_form_get(const char *body, const char *name);
+
+/* ---- permission and key_ops names (json_util.c) ---- */
+/* emu_perm_parse - access-policy key permission name (case-insensitive,
+ * "all" = every permission) -> EMU_P_* bit(s); 0 when unknown. */
+unsigned emu_perm_parse(const char *name);
+/* emu_perm_name - canonical name of one EMU_P_* bit ("wrapKey"). */
+const char *emu_perm_name(unsigned bit);
+/* emu_keyop_parse - JWK key_ops name (case-insensitive) -> EMU_OP_* bit;
+ * 0 when unknown. */
+unsigned emu_keyop_parse(const char *name);
+/* emu_keyops_json / emu_perms_json - new cJSON arrays of names. */
+cJSON *emu_keyops_json(unsigned ops);
+cJSON *emu_perms_json(unsigned perms);
+
+/* ---- crypto.c (OpenSSL 3) ---- */
+/* emu_crypto_ensure_tls - load DIR/{ca,server,server-key}.pem, or create a
+ * P-256 CA (ca.pem, ca-key.pem 0600) and a server certificate for
+ * localhost + 127.0.0.1 signed by it. Sets emu.tls_*_pem. 0 or -1. */
+int emu_crypto_ensure_tls(const char *dir);
+/* emu_rsa_generate - new RSA key of BITS (e = 65537); NULL on failure. */
+EVP_PKEY *emu_rsa_generate(int bits);
+/* emu_pkey_to_pem / emu_pkey_from_pem - PKCS#8 PEM private key <-> EVP_PKEY
+ * (malloc'ed string / new key); NULL on failure. */
+char *emu_pkey_to_pem(EVP_PKEY *k);
+EVP_PKEY *emu_pkey_from_pem(const char *pem);
+/* emu_rsa_public_b64 - minimal big-endian n and e (RFC 7518 6.3.1.1) as
+ * unpadded base64url, malloc'ed. 0 or -1. */
+int emu_rsa_public_b64(EVP_PKEY *k, char **n_b64, char **e_b64);
+/* emu_key_crypt - Key Vault encrypt/wrapkey (DECRYPT 0) or decrypt/unwrapkey
+ * (DECRYPT 1) with ALG: RSA-OAEP (SHA-1), RSA-OAEP-256, RSA1_5 on RSA keys;
+ * A128KW/A192KW/A256KW, CKM_AES_KEY_WRAP (RFC 3394) and
+ * CKM_AES_KEY_WRAP_PAD (RFC 5649) on oct-HSM keys. Returns 0 with a
+ * malloc'ed *out and *outlen, or -1 with *err = the 400 BadParameter message
+ * (e.g. "Error occurred while decoding OAEP padding."). */
+int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
+                  const unsigned char *in, size_t inlen, unsigned char **out,
+                  size_t *outlen, const char **err);
+/* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d
+ * and optionally p, q, dp, dq, qi (RFC 7518 6.3.2); NULL when a member is
+ * missing or not base64url, or the key does not check. */
+EVP_PKEY *emu_rsa_from_jwk(cJSON *jwk);
+/* emu_make_client_cert - self-signed RSA-2048 client certificate for CN;
+ * returns cert PEM + key PEM in one malloc'ed string and the cert alone in
+ * *cert_only; NULL on failure. */
+char *emu_make_client_cert(const char *cn, char **cert_only);
+/* emu_cert_thumbprints - x5t (SHA-1) and x5t#S256 (SHA-256) of the DER
+ * certificate as base64url, plus its public key in *pub. 0 or -1. */
+int emu_cert_thumbprints(const char *cert_pem, char x5t[64], char x5t256[64],
+                         EVP_PKEY **pub);
+
+/* ---- jwt.c (RFC 7515/7519) ---- */
+/* emu_jwt_sign - compact RS256 JWS of CLAIMS with header kid/x5t = KID;
+ * malloc'ed, NULL on failure. */
+char *emu_jwt_sign(EVP_PKEY *key, const char *kid, cJSON *claims);
+/* emu_jwt_verify - verify a compact JWS with alg RS256 or PS256 (salt =
+ * digest length) against KEY; 0 with *claims (caller frees) or -1. Does not
+ * look at any claim. */
+int emu_jwt_verify(const char *jwt, EVP_PKEY *key, cJSON **claims);
+/* emu_jwt_peek_header / _claims - decoded, unverified parts (or NULL). */
+cJSON *emu_jwt_peek_header(const char *jwt);
+cJSON *emu_jwt_peek_claims(const char *jwt);
+
+struct emu_caller {
+    char oid[EMU_GUID_LEN + 1];
+    char appid[EMU_GUID_LEN + 1];
+};
+/* emu_token_check - validate an "Authorization: Bearer <jwt>" value as Key
+ * Vault does: signature by the emulator key, aud exactly
+ * https://vault.azure.net (AKV10022), iss https://sts.windows.net/{tid}/
+ * (AKV10032), exp/nbf (AKV10013), not revoked (AKV10014). Verified tokens
+ * are cached by hash. Caller holds emu.lock shared. Returns 0 and fills
+ * WHO, or -1 with the 401 message in MSGBUF. */
+int emu_token_check(const char *authz, struct emu_caller *who, char *msgbuf,
+                    size_t msglen);
+/* emu_token_issue - access token for P with audience AUD, lifetime
+ * emu.token_lifetime s; malloc'ed JWT, *exp_out = expiry (epoch s). */
+char *emu_token_issue(const struct emu_principal *p, const char *aud,
+                      long long *exp_out);
+/* emu_token_cache_clear - forget every verified token. */
+void emu_token_cache_clear(void);
+
+/* ---- store.c (persistence in emu.dir; callers hold emu.lock) ---- */
+/* emu_store_load - signing key, identity header, state.json and every key
+ * file; creates a new tenant on first start. 0 or -1. */
+int emu_store_load(void);
+/* emu_store_save_state - rewrite state.json (principals, vaults, policies);
+ * exclusive lock held. 0 or -1. */
+int emu_store_save_state(void);
+/* emu_store_save_key / _remove_key - keys/VAULT/KEY.json (0600). */
+int emu_store_save_key(const struct emu_vault *v, const struct emu_key *k);
+int emu_store_remove_key(const struct emu_vault *v, const struct emu_key *k);
+/* Lookups (case-insensitive); NULL when absent. emu_find_version with an
+ * empty or NULL VER returns the current (latest) version. */
+struct emu_principal *emu_find_principal_oid(const char *oid);
+struct emu_principal *emu_find_principal_client(const char *cid);
+struct emu_principal *emu_find_principal_name(const char *name, int is_sp);
+struct emu_vault *emu_find_vault(const char *name);
+struct emu_key *emu_find_key(struct emu_vault *v, const char *name);
+struct emu_keyver *emu_find_version(struct emu_key *k, const char *ver);
+void emu_keyver_free(struct emu_keyver *kv);
+void emu_key_free(struct emu_key *k);
+/* emu_keyver_new - new version of KTY (RSA, RSA-HSM: 2048/3072/4096,
+ * default 2048; oct-HSM/oct: 128/192/256, default 256) with the default
+ * key_ops, enabled, new 32-hex id. NULL with *err (400 message). */
+struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err);
+
+/* emu_keyver_import - new version from an imported key: a JWK (RSA with
+ * private members, or oct with k) or, when JWK is NULL, PEM (PKCS#8 / PKCS#1
+ * RSA private key). HSM selects RSA-HSM. NULL with *err (400 message). */
+struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
+                                     const char **err);
+
+/* ---- vault_api.c (Key Vault keys REST, one listener per vault) ---- */
+/* emu_vault_start - listen for V on 127.0.0.1:V->port (0 = pick one and
+ * store it in V->port). 0 or -1. emu_vault_stop - stop that listener. */
+int emu_vault_start(struct emu_vault *v);
+void emu_vault_stop(struct emu_vault *v);
+/* emu_keybundle_json - KeyBundle (or DeletedKeyBundle when DELETED) with
+ * kid = BASE/keys/{name}/{version}; new cJSON object. */
+cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
+                          const struct emu_keyver *kv, int deleted);
+
+/* ---- admin.c (control plane) ---- */
+/* emu_vault_json - `az keyvault show` shape of V. */
+cJSON *emu_vault_json(const struct emu_vault *v);
+/* emu_admin_run - run one control command (ARGV = JSON array of strings,
+ * without --dir). Returns an HTTP status (200 ok, 400 usage, 404 unknown
+ * vault/key/identity, 409 deleted name) and a malloc'ed answer in *out:
+ * the az-shaped JSON, or {"error":"message"}. */
+int emu_admin_run(cJSON *argv, char **out);
+
+/* ---- faults.c (stats, fault injection, throttling) ---- */
+enum emu_fault_kind {
+    EMU_FAULT_NONE,
+    EMU_FAULT_STATUS,
+    EMU_FAULT_DELAY,
+    EMU_FAULT_HANG,
+    EMU_FAULT_CLOSE,
+    EMU_FAULT_MALFORMED
+};
+struct emu_fault_hit {
+    int kind;
+    int status;
+    int retry_after; /* seconds, < 0: no Retry-After */
+    int delay_ms;
+    char malformed[16]; /* truncated | bad-base64 | wrong-length */
+};
+/* Operation names (token, imds, get, wrapkey, ...) <-> enum emu_opname;
+ * parse returns -1 when unknown. */
+const char *emu_opname_str(int op);
+int emu_opname_parse(const char *s);
+/* emu_stats_count - count one request of OP (lock-free). */
+void emu_stats_count(int op);
+/* emu_stats_json - {"get":N,...}; RESET zeroes after reading. */
+cJSON *emu_stats_json(int reset);
+/* emu_fault_match - first rule matching OP or a substring of PATH (and its
+ * --fraction roll); consumes one --count. Returns 1 with *hit, else 0 (hit
+ * zeroed, retry_after -1). */
+int emu_fault_match(int op, const char *path, struct emu_fault_hit *hit);
+/* emu_fault_admin - "fault add|clear|list" from ARGV[ARGI...]; HTTP status
+ * and malloc'ed JSON in *out as emu_admin_run. */
+int emu_fault_admin(cJSON *argv, int argi, char **out);
+/* emu_throttle_take - charge one OP on vault V against the per-10-s budget
+ * of the service-limits table (protocol.md 5.1) scaled by
+ * emu.throttle_scale; KV (or NULL) weighs RSA size/HSM. Returns 0 when
+ * allowed, else the Retry-After seconds (nothing charged). */
+int emu_throttle_take(struct emu_vault *v, int op, const struct emu_keyver *kv);
+
+#endif

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "emu.h"
+
+struct listener {
+    emu_handler_fn fn;
+    void *ctx;
+    int tls;
+};
+
+struct conn_ctx {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    int hung;
+    struct conn_ctx *next_hung;
+    struct MHD_Connection *conn;
+};
+
+/* Connections parked by a --hang fault; resumed (and then closed) at
+ * shutdown or on "fault clear" so MHD_stop_daemon never sees them. */
+static pthread_mutex_t hung_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct conn_ctx *hung_list;
+
+/* Listeners are kept for the lifetime of the process. */
+static struct listener *listeners[256];
+static size_t nlisteners;
+
+static void add_common_headers(struct MHD_Response *r, const char *ctype)
+{
+    char rid[EMU_GUID_LEN + 1];
+
+    emu_guid(rid);
+    if (ctype) {
+        MHD_add_response_header(r, "Content-Type", ctype);
+    }
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "x-ms-request-id", rid);
+    MHD_add_response_header(r, "x-ms-keyvault-service-version", "1.9.2773.1");
+    MHD_add_response_header(r, "x-ms-keyvault-region", "local");
+}
+
+struct partial {
+    char *body;
+    size_t len, sent;
+};
+
+static ssize_t partial_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct partial *p = cls;
+    size_t half = p->len / 2;
+    size_t n;
+
+    if (pos >= half) {
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    n = half - (size_t)pos;
+    if (n > max) {
+        n = max;
+    }
+    memcpy(buf, p->body + pos, n);
+    return (ssize_t)n;
+}
+
+static void partial_free(void *cls)
+{
+    struct partial *p = cls;
+
+    free(p->body);
+    free(p);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct emu_resp *rs)
+{
+    struct MHD_Response *r = NULL;
+    enum MHD_Result ret = MHD_NO;
+
+    if (rs->close_mid) {
+        struct partial *p = calloc(1, sizeof(*p));
+
+        if (!p) {
+            goto out;
+        }
+        p->body = rs->body;
+        p->len = rs->len;
+        rs->body = NULL;
+        r = MHD_create_response_from_callback(p->len, 4096, partial_reader, p,
+                                              partial_free);
+    } else {
+        r = MHD_create_response_from_buffer(
+            rs->len, rs->body ? rs->body : (void *)"", MHD_RESPMEM_MUST_COPY);
+    }
+    if (!r) {
+        goto out;
+    }
+    add_common_headers(r, rs->len || rs->close_mid ? rs->ctype : NULL);
+    if (rs->www_auth[0]) {
+        MHD_add_response_header(r, "WWW-Authenticate", rs->www_auth);
+    }
+    if (rs->retry_after >= 0) {
+        char ra[32];
+
+        snprintf(ra, sizeof(ra), "%d", rs->retry_after);
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
+    ret = MHD_queue_response(c, (unsigned)rs->status, r);
+    MHD_destroy_response(r);
+out:
+    /* Unwrap/decrypt answers carry key bytes: wipe our copy (MHD has its
+     * own). */
+    if (rs->body) {
+        OPENSSL_cleanse(rs->body, rs->len);
+    }
+    free(rs->body);
+    rs->body = NULL;
+    return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
+                               const char *url, const char *method,
+                               const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct listener *l = cls;
+    struct conn_ctx *cc = *con_cls;
+    struct emu_req rq;
+    struct emu_resp rs;
+
+    if (!cc) {
+        const char *cl;
+
+        cc = calloc(1, sizeof(*cc));
+        if (!cc) {
+            return MHD_NO;
+        }
+        cc->conn = c;
+        *con_cls = cc;
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > EMU_BODY_MAX) {
+            cc->too_big = 1;
+        }
+        return MHD_YES;
+    }
+    if (cc->hung) {
+        /* Resumed at shutdown / fault clear: drop the connection. */
+        return MHD_NO;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (cc->too_big || cc->len + n > EMU_BODY_MAX) {
+            cc->too_big = 1;
+            return MHD_YES;
+        }
+        if (cc->len + n + 1 > cc->cap) {
+            size_t ncap = (cc->len + n + 1) * 2;
+            char *nb;
+
+            if (ncap > EMU_BODY_MAX + 1) {
+                ncap = EMU_BODY_MAX + 1;
+            }
+            nb = realloc(cc->body, ncap);
+            if (!nb) {
+                return MHD_NO;
+            }
+            cc->body = nb;
+            cc->cap = ncap;
+        }
+        memcpy(cc->body + cc->len, upload_data, n);
+        cc->len += n;
+        cc->body[cc->len] = 0;
+        return MHD_YES;
+    }
+    memset(&rs, 0, sizeof(rs));
+    rs.retry_after = -1;
+    rs.ctype = "application/json; charset=utf-8";
+    if (cc->too_big) {
+        emu_resp_kv_error(&rs, 413, "RequestTooLarge",
+                          "The request body exceeds 1048576 bytes.", NULL);
+        return queue(c, &rs);
+    }
+    memset(&rq, 0, sizeof(rq));
+    rq.conn = c;
+    rq.method = method;
+    rq.url = url;
+    rq.body = cc->body ? cc->body : "";
+    rq.len = cc->len;
+    rq.ctx = l->ctx;
+    rq.is_tls = l->tls;
+    l->fn(&rq, &rs);
+    if (rs.hang) {
+        free(rs.body);
+        pthread_mutex_lock(&hung_mu);
+        cc->hung = 1;
+        cc->next_hung = hung_list;
+        hung_list = cc;
+        MHD_suspend_connection(c);
+        pthread_mutex_unlock(&hung_mu);
+        return MHD_YES;
+    }
+    if (rs.status == 0) {
+        rs.status = 500;
+    }
+    return queue(c, &rs);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    struct conn_ctx *cc = *con_cls;
+
+    if (!cc) {
+        return;
+    }
+    pthread_mutex_lock(&hung_mu);
+    if (cc->hung) {
+        struct conn_ctx **pp;
+
+        for (pp = &hung_list; *pp; pp = &(*pp)->next_hung) {
+            if (*pp == cc) {
+                *pp = cc->next_hung;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&hung_mu);
+    free(cc->body);
+    free(cc);
+    *con_cls = NULL;
+}
+
+void emu_http_release_hung(void)
+{
+    struct conn_ctx *cc;
+
+    pthread_mutex_lock(&hung_mu);
+    for (cc = hung_list; cc; cc = cc->next_hung) {
+        MHD_resume_connection(cc->conn);
+    }
+    hung_list = NULL;
+    pthread_mutex_unlock(&hung_mu);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    vfprintf(stderr, fmt, ap);
+}
+
+struct MHD_Daemon *emu_http_start(const char *host, int port, int tls,
+                                  emu_handler_fn fn, void *ctx)
+{
+    struct MHD_Daemon *d = NULL;
+    struct listener *l = NULL;
+    struct sockaddr_in sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
+                     | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+
+    if (nlisteners >= sizeof(listeners) / sizeof(listeners[0])) {
+        goto out;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        goto out;
+    }
+    l->fn = fn;
+    l->ctx = ctx;
+    l->tls = tls;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fprintf(stderr, "akv-emulator: bad host %s\n", host);
+        goto out;
+    }
+    if (tls) {
+        flags |= MHD_USE_TLS;
+        d = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, handler, l,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&sa, MHD_OPTION_HTTPS_MEM_KEY, emu.tls_key_pem,
+            MHD_OPTION_HTTPS_MEM_CERT, emu.tls_cert_pem,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)emu.nthreads,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)4000,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    } else {
+        d = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, handler, l,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+            (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+            (unsigned)emu.nthreads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    }
+    if (d) {
+        listeners[nlisteners++] = l;
+        l = NULL;
+    }
+out:
+    free(l);
+    return d;
+}
+
+int emu_http_port(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *i;
+
+    i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? (int)i->port : -1;
+}
+
+void emu_http_stop(struct MHD_Daemon *d)
+{
+    if (d) {
+        emu_http_release_hung();
+        MHD_stop_daemon(d);
+    }
+}
+
+const char *emu_req_header(struct emu_req *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+const char *emu_req_arg(struct emu_req *rq, const char *name)
+{
+    return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void emu_resp_json(struct emu_resp *rs, int status, cJSON *json)
+{
+    free(rs->body);
+    rs->status = status;
+    rs->body = cJSON_PrintUnformatted(json);
+    rs->len = rs->body ? strlen(rs->body) : 0;
+    rs->ctype = "application/json; charset=utf-8";
+}
+
+void emu_resp_text(struct emu_resp *rs, int status, const char *ctype,
+                   const char *text)
+{
+    free(rs->body);
+    rs->status = status;
+    rs->body = strdup(text);
+    rs->len = rs->body ? strlen(rs->body) : 0;
+    rs->ctype = ctype;
+}
+
+void emu_resp_kv_error(struct emu_resp *rs, int status, const char *code,
+                       const char *msg, const char *inner)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(root, "error");
+
+    cJSON_AddStringToObject(err, "code", code);
+    cJSON_AddStringToObject(err, "message", msg);
+    if (inner) {
+        cJSON *ie = cJSON_AddObjectToObject(err, "innererror");
+
+        cJSON_AddStringToObject(ie, "code", inner);
+    }
+    emu_resp_json(rs, status, root);
+    cJSON_Delete(root);
+}

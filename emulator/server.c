@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `akv-emulator serve`: prepares DIR (CA, server certificate, state), starts
+ * the main HTTPS listener (Entra ID + control plane), the IMDS listener
+ * (plain HTTP) and one HTTPS listener per vault, prints one JSON line with
+ * the endpoints on stdout, then waits for SIGTERM/SIGINT and exits 0.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "emu.h"
+#include "http.h"
+
+emu_handler_fn emu_entra_handler(void);
+emu_handler_fn emu_imds_handler(void);
+int emu_serve_main(int argc, char **argv, const char *dir);
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: akv-emulator serve --dir DIR [--host 127.0.0.1] "
+                    "[--port 0] [--imds-port 0] [--token-lifetime SECONDS] "
+                    "[--throttle] [--throttle-scale F] [--threads N]\n");
+    return 2;
+}
+
+static int write_server_json(const char *line)
+{
+    cJSON *j = cJSON_Parse(line);
+    char path[4200], ep[128], *text;
+    int rc;
+
+    if (!j) {
+        return -1;
+    }
+    cJSON_AddStringToObject(j, "admin_secret", emu.admin_secret);
+    cJSON_AddStringToObject(j, "dir", emu.dir);
+    cJSON_AddStringToObject(j, "host", emu.host);
+    snprintf(ep, sizeof(ep), "http://%s:%d/msi/token", emu.host, emu.imds_port);
+    cJSON_AddStringToObject(j, "identity_endpoint", ep);
+    cJSON_AddStringToObject(j, "identity_header", emu.identity_header);
+    text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) {
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/server.json", emu.dir);
+    rc = emu_write_file_atomic(path, text, strlen(text), 0600);
+    free(text);
+    return rc;
+}
+
+int emu_serve_main(int argc, char **argv, const char *dir)
+{
+    int imds_port = 0, port = 0, i, sig, rc = 1;
+    struct MHD_Daemon *main_d = NULL, *imds_d = NULL;
+    sigset_t set;
+    char line[8192], abs[PATH_MAX];
+    long n;
+
+    snprintf(emu.host, sizeof(emu.host), "127.0.0.1");
+    emu.token_lifetime = 3600;
+    emu.throttle_scale = 1.0;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    emu.nthreads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+    for (i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(a, "--throttle") == 0) {
+            emu.throttle_on = 1;
+            continue;
+        }
+        if (!v) {
+            return usage();
+        }
+        i++;
+        if (strcmp(a, "--host") == 0) {
+            snprintf(emu.host, sizeof(emu.host), "%s", v);
+        } else if (strcmp(a, "--port") == 0) {
+            port = atoi(v);
+        } else if (strcmp(a, "--imds-port") == 0) {
+            imds_port = atoi(v);
+        } else if (strcmp(a, "--token-lifetime") == 0) {
+            emu.token_lifetime = atoll(v);
+            if (emu.token_lifetime < 1) {
+                return usage();
+            }
+        } else if (strcmp(a, "--throttle-scale") == 0) {
+            emu.throttle_scale = strtod(v, NULL);
+            if (!(emu.throttle_scale > 0)) {
+                return usage();
+            }
+        } else if (strcmp(a, "--threads") == 0) {
+            emu.nthreads = atoi(v) < 1 ? 1 : atoi(v);
+        } else {
+            return usage();
+        }
+    }
+    if (!dir) {
+        return usage();
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "akv-emulator: cannot create %s: %s\n", dir,
+                strerror(errno));
+        return 1;
+    }
+    if (!realpath(dir, abs)) {
+        fprintf(stderr, "akv-emulator: bad --dir %s\n", dir);
+        return 1;
+    }
+    snprintf(emu.dir, sizeof(emu.dir), "%s", abs);
+    {
+        pthread_rwlockattr_t ra;
+
+        /* glibc rwlocks prefer readers: under a benchmark's steady stream of
+         * GETs a control command (writer) would never get in. */
+        pthread_rwlockattr_init(&ra);
+        pthread_rwlockattr_setkind_np(
+            &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&emu.lock, &ra);
+        pthread_rwlockattr_destroy(&ra);
+    }
+    if (emu_crypto_ensure_tls(emu.dir) != 0) {
+        fprintf(stderr,
+                "akv-emulator: cannot create the CA / server "
+                "certificate in %s\n",
+                emu.dir);
+        return 1;
+    }
+    if (emu_store_load() != 0) {
+        return 1;
+    }
+    emu_random_hex(emu.admin_secret, 32);
+    /* Signals are taken by sigwait in this thread only; MHD threads inherit
+     * the blocked mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    main_d = emu_http_start(emu.host, port, 1, emu_entra_handler(), NULL);
+    if (!main_d) {
+        fprintf(stderr, "akv-emulator: cannot listen on %s:%d\n", emu.host,
+                port);
+        goto out;
+    }
+    emu.port = emu_http_port(main_d);
+    imds_d = emu_http_start(emu.host, imds_port, 0, emu_imds_handler(), NULL);
+    if (!imds_d) {
+        fprintf(stderr, "akv-emulator: cannot listen on %s:%d (IMDS)\n",
+                emu.host, imds_port);
+        goto out;
+    }
+    emu.imds_port = emu_http_port(imds_d);
+    pthread_rwlock_wrlock(&emu.lock);
+    for (i = 0; i < (int)emu.nvaults; i++) {
+        struct emu_vault *v = emu.vaults[i];
+        int want = v->port;
+
+        if (emu_vault_start(v) != 0 || (want && v->port != want)) {
+            fprintf(stderr,
+                    "akv-emulator: cannot re-bind vault %s to its port %d\n",
+                    v->name, want);
+            pthread_rwlock_unlock(&emu.lock);
+            goto out;
+        }
+    }
+    pthread_rwlock_unlock(&emu.lock);
+    snprintf(line, sizeof(line),
+             "{\"ca_file\":\"%s/ca.pem\",\"authority_host\":\"https://%s:%d\","
+             "\"imds_endpoint\":\"http://%s:%d/metadata/identity/oauth2/"
+             "token\",\"tenant_id\":\"%s\",\"port\":%d,\"imds_port\":%d,"
+             "\"pid\":%d}",
+             emu.dir, emu.host, emu.port, emu.host, emu.imds_port,
+             emu.tenant_id, emu.port, emu.imds_port, (int)getpid());
+    if (write_server_json(line) != 0) {
+        fprintf(stderr, "akv-emulator: cannot write server.json\n");
+        goto out;
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    fprintf(stderr, "akv-emulator: ready (pid %d, %d threads per listener)\n",
+            (int)getpid(), emu.nthreads);
+    for (;;) {
+        if (sigwait(&set, &sig) == 0 && (sig == SIGTERM || sig == SIGINT)) {
+            break;
+        }
+    }
+    fprintf(stderr, "akv-emulator: signal %d, stopping\n", sig);
+    rc = 0;
+out:
+    for (i = 0; i < (int)emu.nvaults; i++) {
+        emu_vault_stop(emu.vaults[i]);
+    }
+    emu_http_stop(imds_d);
+    emu_http_stop(main_d);
+    return rc;
+}

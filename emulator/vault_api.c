@@ -1,0 +1,1192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Key Vault keys data plane (REST api 7.x / 2025-xx, keys.json): one
+ * listener per vault. Request order, as the service does it: route -> stats
+ * and faults -> api-version -> bearer token (401 + challenge, before the
+ * body is looked at) -> access policy (403) -> throttle (429) -> body ->
+ * key lookup (404) -> key state (403) -> operation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "emu.h"
+#include "http.h"
+
+#define MAX_SEGS 6
+
+static const char *const api_versions[] = {
+    "7.0", "7.1", "7.2",           "7.3",        "7.4",
+    "7.5", "7.6", "7.6-preview.2", "2025-06-01", "2025-07-01",
+};
+
+struct route {
+    int op;
+    unsigned perm;
+    int deleted_ns; /* /deletedkeys */
+    const char *name;
+    const char *version;
+    const char *action; /* wrapkey/unwrapkey/encrypt/decrypt */
+    int is_mutation;
+};
+
+struct call {
+    struct emu_req *rq;
+    struct emu_resp *rs;
+    struct emu_vault *v;
+    struct route rt;
+    char base[300];
+    const char *api;
+    struct emu_caller who;
+    struct emu_fault_hit fault;
+};
+
+static void not_found_key(struct emu_resp *rs, const char *name,
+                          const char *ver)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof(msg),
+             "A key with (name/id) %.150s%s%.40s was not found in this key "
+             "vault. If you recently deleted this key you may be able to "
+             "recover it using the correct recovery command. For help "
+             "resolving this issue, please see "
+             "https://go.microsoft.com/fwlink/?linkid=2125182",
+             name, ver && *ver ? "/" : "", ver ? ver : "");
+    emu_resp_kv_error(rs, 404, "KeyNotFound", msg, NULL);
+}
+
+static void bad_param(struct emu_resp *rs, const char *msg)
+{
+    emu_resp_kv_error(rs, 400, "BadParameter", msg, NULL);
+}
+
+/* Splits URL into segments (empty ones kept: "/keys/n//wrapkey"). */
+static int split(char *path, char **seg, int max)
+{
+    int n = 0;
+    char *p = path;
+
+    if (*p == '/') {
+        p++;
+    }
+    while (n < max) {
+        char *slash = strchr(p, '/');
+
+        seg[n++] = p;
+        if (!slash) {
+            return n;
+        }
+        *slash = 0;
+        p = slash + 1;
+    }
+    return -1;
+}
+
+static int route(const char *method, char **s, int n, struct route *rt)
+{
+    int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    int patch = strcmp(method, "PATCH") == 0;
+    int del = strcmp(method, "DELETE") == 0;
+    int put = strcmp(method, "PUT") == 0;
+
+    memset(rt, 0, sizeof(*rt));
+    rt->op = EMU_OPN_OTHER;
+    if (n >= 1 && strcmp(s[0], "keys") == 0) {
+        if (n == 1 || (n == 2 && !*s[1])) {
+            if (!get) {
+                return 405;
+            }
+            rt->op = EMU_OPN_LIST;
+            rt->perm = EMU_P_LIST;
+            return 0;
+        }
+        rt->name = s[1];
+        if (n == 2 || (n == 3 && !*s[2])) {
+            if (get) {
+                rt->op = EMU_OPN_GET;
+                rt->perm = EMU_P_GET;
+            } else if (patch) {
+                rt->op = EMU_OPN_UPDATE;
+                rt->perm = EMU_P_UPDATE;
+                rt->is_mutation = 1;
+            } else if (del && n == 2) {
+                rt->op = EMU_OPN_DELETE;
+                rt->perm = EMU_P_DELETE;
+                rt->is_mutation = 1;
+            } else if (put && n == 2) {
+                rt->op = EMU_OPN_IMPORT;
+                rt->perm = EMU_P_IMPORT;
+                rt->is_mutation = 1;
+            } else {
+                return 405;
+            }
+            rt->version = "";
+            return 0;
+        }
+        if (n == 3) {
+            if (strcmp(s[2], "versions") == 0 && get) {
+                rt->op = EMU_OPN_LIST;
+                rt->perm = EMU_P_LIST;
+                rt->action = "versions";
+                return 0;
+            }
+            if (strcmp(s[2], "create") == 0 && post) {
+                rt->op = EMU_OPN_CREATE;
+                rt->perm = EMU_P_CREATE;
+                rt->is_mutation = 1;
+                return 0;
+            }
+            if (strcmp(s[2], "rotate") == 0 && post) {
+                rt->op = EMU_OPN_ROTATE;
+                rt->perm = EMU_P_ROTATE;
+                rt->is_mutation = 1;
+                return 0;
+            }
+            rt->version = s[2];
+            if (get) {
+                rt->op = EMU_OPN_GET;
+                rt->perm = EMU_P_GET;
+                return 0;
+            }
+            if (patch) {
+                rt->op = EMU_OPN_UPDATE;
+                rt->perm = EMU_P_UPDATE;
+                rt->is_mutation = 1;
+                return 0;
+            }
+            return 405;
+        }
+        if (n == 4 && post) {
+            rt->version = s[2];
+            rt->action = s[3];
+            if (emu_strcaseeq(s[3], "wrapkey")) {
+                rt->op = EMU_OPN_WRAPKEY;
+                rt->perm = EMU_P_WRAPKEY;
+            } else if (emu_strcaseeq(s[3], "unwrapkey")) {
+                rt->op = EMU_OPN_UNWRAPKEY;
+                rt->perm = EMU_P_UNWRAPKEY;
+            } else if (emu_strcaseeq(s[3], "encrypt")) {
+                rt->op = EMU_OPN_ENCRYPT;
+                rt->perm = EMU_P_ENCRYPT;
+            } else if (emu_strcaseeq(s[3], "decrypt")) {
+                rt->op = EMU_OPN_DECRYPT;
+                rt->perm = EMU_P_DECRYPT;
+            } else {
+                return 404;
+            }
+            return 0;
+        }
+        return 404;
+    }
+    if (n >= 1 && strcmp(s[0], "deletedkeys") == 0) {
+        rt->deleted_ns = 1;
+        if (n == 1 || (n == 2 && !*s[1])) {
+            if (!get) {
+                return 405;
+            }
+            rt->op = EMU_OPN_LIST;
+            rt->perm = EMU_P_LIST;
+            return 0;
+        }
+        rt->name = s[1];
+        if (n == 2 && get) {
+            rt->op = EMU_OPN_GETDELETED;
+            rt->perm = EMU_P_GET;
+            return 0;
+        }
+        if (n == 2 && del) {
+            rt->op = EMU_OPN_PURGE;
+            rt->perm = EMU_P_PURGE;
+            rt->is_mutation = 1;
+            return 0;
+        }
+        if (n == 3 && post && strcmp(s[2], "recover") == 0) {
+            rt->op = EMU_OPN_RECOVER;
+            rt->perm = EMU_P_RECOVER;
+            rt->is_mutation = 1;
+            return 0;
+        }
+        return n <= 3 ? 405 : 404;
+    }
+    return 404;
+}
+
+static cJSON *attributes_json(const struct emu_keyver *kv)
+{
+    cJSON *a = cJSON_CreateObject();
+
+    cJSON_AddBoolToObject(a, "enabled", kv->enabled);
+    if (kv->nbf) {
+        cJSON_AddNumberToObject(a, "nbf", (double)kv->nbf);
+    }
+    if (kv->exp) {
+        cJSON_AddNumberToObject(a, "exp", (double)kv->exp);
+    }
+    cJSON_AddNumberToObject(a, "created", (double)kv->created);
+    cJSON_AddNumberToObject(a, "updated", (double)kv->updated);
+    cJSON_AddStringToObject(a, "recoveryLevel", "Recoverable+Purgeable");
+    cJSON_AddNumberToObject(a, "recoverableDays", 90);
+    cJSON_AddBoolToObject(a, "exportable", 0);
+    if (strstr(kv->kty, "HSM")) {
+        cJSON_AddStringToObject(a, "hsmPlatform", "2");
+    }
+    return a;
+}
+
+static void add_deleted(cJSON *o, const char *base, const struct emu_key *k)
+{
+    char rid[600];
+
+    snprintf(rid, sizeof(rid), "%s/deletedkeys/%s", base, k->name);
+    cJSON_AddStringToObject(o, "recoveryId", rid);
+    cJSON_AddNumberToObject(o, "deletedDate", (double)k->deleted_date);
+    cJSON_AddNumberToObject(o, "scheduledPurgeDate", (double)k->purge_date);
+}
+
+cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
+                          const struct emu_keyver *kv, int deleted)
+{
+    cJSON *root = cJSON_CreateObject(), *key;
+    char kid[600];
+
+    snprintf(kid, sizeof(kid), "%s/keys/%s/%s", base, k->name, kv->id);
+    if (deleted) {
+        add_deleted(root, base, k);
+    }
+    key = cJSON_AddObjectToObject(root, "key");
+    cJSON_AddStringToObject(key, "kid", kid);
+    cJSON_AddStringToObject(key, "kty", kv->kty);
+    cJSON_AddItemToObject(key, "key_ops", emu_keyops_json(kv->ops));
+    if (kv->pkey) {
+        cJSON_AddStringToObject(key, "n", kv->n_b64);
+        cJSON_AddStringToObject(key, "e", kv->e_b64);
+    }
+    cJSON_AddItemToObject(root, "attributes", attributes_json(kv));
+    if (kv->tags) {
+        cJSON_AddItemToObject(root, "tags", cJSON_Duplicate(kv->tags, 1));
+    }
+    return root;
+}
+
+static void send_bundle(struct call *c, int status, const struct emu_key *k,
+                        const struct emu_keyver *kv, int deleted)
+{
+    cJSON *j = emu_keybundle_json(c->base, k, kv, deleted);
+
+    emu_resp_json(c->rs, status, j);
+    cJSON_Delete(j);
+}
+
+static int check_api_version(struct call *c)
+{
+    const char *v = emu_req_arg(c->rq, "api-version");
+    char msg[256];
+    size_t i;
+
+    if (!v || !*v) {
+        bad_param(c->rs, "The 'api-version' query parameter is required.");
+        return -1;
+    }
+    for (i = 0; i < sizeof(api_versions) / sizeof(api_versions[0]); i++) {
+        if (strcmp(v, api_versions[i]) == 0) {
+            c->api = api_versions[i];
+            return 0;
+        }
+    }
+    snprintf(msg, sizeof(msg),
+             "The specified version (%.40s) is not recognized. Consider using "
+             "the latest supported version (2025-07-01).",
+             v);
+    bad_param(c->rs, msg);
+    return -1;
+}
+
+static void challenge(struct call *c, const char *msg)
+{
+    emu_resp_kv_error(c->rs, 401, "Unauthorized", msg, NULL);
+    snprintf(c->rs->www_auth, sizeof(c->rs->www_auth),
+             "Bearer authorization=\"https://%s:%d/%s\", "
+             "resource=\"https://vault.azure.net\"",
+             emu.host, emu.port, emu.tenant_id);
+}
+
+/* 401/403 checks under a shared lock; returns 0 when allowed. */
+static int authorize(struct call *c)
+{
+    char msg[600];
+    size_t i;
+    unsigned have = 0;
+    int rc = -1;
+
+    pthread_rwlock_rdlock(&emu.lock);
+    if (emu_token_check(emu_req_header(c->rq, "Authorization"), &c->who, msg,
+                        sizeof(msg))
+        != 0) {
+        challenge(c, msg);
+        goto out;
+    }
+    for (i = 0; i < c->v->npolicies; i++) {
+        if (emu_strcaseeq(c->v->policies[i].object_id, c->who.oid)) {
+            have = c->v->policies[i].perms;
+            break;
+        }
+    }
+    if (!(have & c->rt.perm)) {
+        snprintf(msg, sizeof(msg),
+                 "The user, group or application 'appid=%s;oid=%s;"
+                 "iss=https://sts.windows.net/%s/' does not have keys %s "
+                 "permission on key vault '%s;location=local'. For help "
+                 "resolving this issue, please see "
+                 "https://go.microsoft.com/fwlink/?linkid=2125287",
+                 c->who.appid, c->who.oid, emu.tenant_id,
+                 emu_perm_name(c->rt.perm), c->v->name);
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "AccessDenied");
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_rwlock_unlock(&emu.lock);
+    return rc;
+}
+
+static cJSON *parse_body(struct call *c)
+{
+    cJSON *j;
+
+    if (c->rq->len == 0) {
+        bad_param(c->rs, "The request body is required.");
+        return NULL;
+    }
+    j = cJSON_ParseWithLength(c->rq->body, c->rq->len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        bad_param(c->rs, "The request body is not valid JSON.");
+        return NULL;
+    }
+    return j;
+}
+
+static int valid_name(const char *n)
+{
+    size_t l = strlen(n), i;
+
+    if (l < 1 || l > 127) {
+        return 0;
+    }
+    for (i = 0; i < l; i++) {
+        char ch = n[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Applies attributes/key_ops/tags from a create or update body. */
+static int apply_attrs(struct call *c, cJSON *body, struct emu_keyver *kv)
+{
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(body, "attributes");
+    cJSON *ops = cJSON_GetObjectItemCaseSensitive(body, "key_ops");
+    cJSON *tags = cJSON_GetObjectItemCaseSensitive(body, "tags");
+    cJSON *x;
+
+    if (a && !cJSON_IsNull(a)) {
+        if (!cJSON_IsObject(a)) {
+            bad_param(c->rs, "Property 'attributes' is not valid.");
+            return -1;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(a, "enabled");
+        if (cJSON_IsBool(x)) {
+            kv->enabled = cJSON_IsTrue(x);
+        } else if (x && !cJSON_IsNull(x)) {
+            bad_param(c->rs, "Property 'enabled' is not valid.");
+            return -1;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(a, "nbf");
+        if (cJSON_IsNumber(x)) {
+            kv->nbf = (long long)x->valuedouble;
+        } else if (cJSON_IsNull(x)) {
+            kv->nbf = 0;
+        } else if (x) {
+            bad_param(c->rs, "Property 'nbf' is not valid.");
+            return -1;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(a, "exp");
+        if (cJSON_IsNumber(x)) {
+            kv->exp = (long long)x->valuedouble;
+        } else if (cJSON_IsNull(x)) {
+            kv->exp = 0;
+        } else if (x) {
+            bad_param(c->rs, "Property 'exp' is not valid.");
+            return -1;
+        }
+    }
+    if (ops && !cJSON_IsNull(ops)) {
+        unsigned m = 0;
+
+        if (!cJSON_IsArray(ops)) {
+            bad_param(c->rs, "Property 'key_ops' is not valid.");
+            return -1;
+        }
+        cJSON_ArrayForEach(x, ops)
+        {
+            unsigned b =
+                cJSON_IsString(x) ? emu_keyop_parse(x->valuestring) : 0;
+
+            if (!b) {
+                bad_param(c->rs, "Invalid key operation in 'key_ops'.");
+                return -1;
+            }
+            m |= b;
+        }
+        kv->ops = m;
+    }
+    if (tags && !cJSON_IsNull(tags)) {
+        if (!cJSON_IsObject(tags)) {
+            bad_param(c->rs, "Property 'tags' is not valid.");
+            return -1;
+        }
+        cJSON_ArrayForEach(x, tags)
+        {
+            if (!cJSON_IsString(x)) {
+                bad_param(c->rs, "Tag values must be strings.");
+                return -1;
+            }
+        }
+        cJSON_Delete(kv->tags);
+        kv->tags = cJSON_Duplicate(tags, 1);
+    }
+    return 0;
+}
+
+static int add_version(struct emu_key *k, struct emu_keyver *kv)
+{
+    struct emu_keyver **nv = realloc(k->vers, (k->nvers + 1) * sizeof(*nv));
+
+    if (!nv) {
+        return -1;
+    }
+    k->vers = nv;
+    k->vers[k->nvers++] = kv;
+    return 0;
+}
+
+static void conflict_deleted(struct emu_resp *rs, const char *name)
+{
+    char msg[400];
+
+    snprintf(msg, sizeof(msg),
+             "Key %.150s is currently in a deleted but recoverable state, and "
+             "its name cannot be reused; in this state, the key can only be "
+             "recovered or purged.",
+             name);
+    emu_resp_kv_error(rs, 409, "Conflict", msg,
+                      "ObjectIsDeletedButRecoverable");
+}
+
+/* MODE: 0 create (POST /keys/{n}/create), 1 rotate (POST /keys/{n}/rotate),
+ * 2 import (PUT /keys/{n}). All add a version, or the key. */
+static void op_create(struct call *c, int mode)
+{
+    int rotate = mode == 1;
+    cJSON *body = NULL, *x;
+    const char *kty = NULL, *err = NULL;
+    int bits = 0;
+    struct emu_keyver *kv = NULL;
+    struct emu_key *k;
+
+    if (!valid_name(c->rt.name)) {
+        bad_param(c->rs, "The key name is not valid: it must be 1-127 "
+                         "characters of 0-9, a-z, A-Z and '-'.");
+        goto out;
+    }
+    if (mode == 2) {
+        body = parse_body(c);
+        if (!body) {
+            goto out;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(body, "key");
+        if (!cJSON_IsObject(x)) {
+            bad_param(c->rs, "Property 'key' is required.");
+            goto out;
+        }
+        kv = emu_keyver_import(
+            x, NULL, cJSON_IsTrue(cJSON_GetObjectItem(body, "Hsm")), &err);
+        if (!kv) {
+            bad_param(c->rs, err);
+            goto out;
+        }
+    } else if (!rotate) {
+        body = parse_body(c);
+        if (!body) {
+            goto out;
+        }
+        x = cJSON_GetObjectItemCaseSensitive(body, "kty");
+        if (!cJSON_IsString(x)) {
+            bad_param(c->rs, "Property 'kty' is required.");
+            goto out;
+        }
+        kty = x->valuestring;
+        x = cJSON_GetObjectItemCaseSensitive(body, "key_size");
+        if (cJSON_IsNumber(x)) {
+            bits = (int)x->valuedouble;
+        } else if (x && !cJSON_IsNull(x)) {
+            bad_param(c->rs, "Property 'key_size' is not valid.");
+            goto out;
+        }
+    } else {
+        struct emu_keyver *cur;
+
+        pthread_rwlock_rdlock(&emu.lock);
+        k = emu_find_key(c->v, c->rt.name);
+        cur = k && !k->deleted ? emu_find_version(k, NULL) : NULL;
+        if (cur) {
+            /* Literals only: the key may be purged after the unlock. */
+            kty = strcmp(cur->kty, "RSA-HSM") == 0   ? "RSA-HSM"
+                  : strcmp(cur->kty, "oct-HSM") == 0 ? "oct-HSM"
+                                                     : "RSA";
+            bits = cur->bits;
+        }
+        pthread_rwlock_unlock(&emu.lock);
+        if (!kty) {
+            not_found_key(c->rs, c->rt.name, NULL);
+            goto out;
+        }
+    }
+    /* Key generation outside the lock: RSA-4096 may take a second. */
+    if (!kv) {
+        kv = emu_keyver_new(kty, bits, &err);
+    }
+    if (!kv) {
+        bad_param(c->rs, err);
+        goto out;
+    }
+    if (body && apply_attrs(c, body, kv) != 0) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    if (k && k->deleted) {
+        pthread_rwlock_unlock(&emu.lock);
+        conflict_deleted(c->rs, c->rt.name);
+        goto out;
+    }
+    if (rotate) {
+        struct emu_keyver *cur = k ? emu_find_version(k, NULL) : NULL;
+
+        if (!cur) {
+            pthread_rwlock_unlock(&emu.lock);
+            not_found_key(c->rs, c->rt.name, NULL);
+            goto out;
+        }
+        kv->ops = cur->ops;
+        kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
+    }
+    if (!k) {
+        struct emu_key **nk =
+            realloc(c->v->keys, (c->v->nkeys + 1) * sizeof(*nk));
+
+        k = calloc(1, sizeof(*k));
+        if (!nk || !k) {
+            if (nk) {
+                c->v->keys = nk;
+            }
+            free(k);
+            pthread_rwlock_unlock(&emu.lock);
+            emu_resp_kv_error(c->rs, 500, "InternalError", "Out of memory.",
+                              NULL);
+            goto out;
+        }
+        c->v->keys = nk;
+        snprintf(k->name, sizeof(k->name), "%s", c->rt.name);
+        c->v->keys[c->v->nkeys++] = k;
+    }
+    if (add_version(k, kv) != 0) {
+        pthread_rwlock_unlock(&emu.lock);
+        emu_resp_kv_error(c->rs, 500, "InternalError", "Out of memory.", NULL);
+        goto out;
+    }
+    if (emu_store_save_key(c->v, k) != 0) {
+        fprintf(stderr, "akv-emulator: cannot persist key %s\n", k->name);
+    }
+    send_bundle(c, 200, k, kv, 0);
+    kv = NULL;
+    pthread_rwlock_unlock(&emu.lock);
+out:
+    emu_keyver_free(kv);
+    cJSON_Delete(body);
+}
+
+static void op_get(struct call *c)
+{
+    struct emu_key *k;
+    struct emu_keyver *kv;
+
+    pthread_rwlock_rdlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    if (!kv) {
+        not_found_key(c->rs, c->rt.name, c->rt.version);
+    } else {
+        /* Disabled versions are still readable (public material only):
+         * documented emulator choice, Key Vault docs are silent. */
+        send_bundle(c, 200, k, kv, 0);
+    }
+    pthread_rwlock_unlock(&emu.lock);
+}
+
+static void op_update(struct call *c)
+{
+    cJSON *body = parse_body(c);
+    struct emu_key *k;
+    struct emu_keyver *kv, tmp;
+
+    if (!body) {
+        return;
+    }
+    pthread_rwlock_wrlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    if (!kv) {
+        not_found_key(c->rs, c->rt.name, c->rt.version);
+        goto out;
+    }
+    /* Validate on a copy so a bad body changes nothing. */
+    tmp = *kv;
+    tmp.tags = NULL;
+    if (apply_attrs(c, body, &tmp) != 0) {
+        cJSON_Delete(tmp.tags);
+        goto out;
+    }
+    kv->enabled = tmp.enabled;
+    kv->nbf = tmp.nbf;
+    kv->exp = tmp.exp;
+    kv->ops = tmp.ops;
+    if (tmp.tags) {
+        cJSON_Delete(kv->tags);
+        kv->tags = tmp.tags;
+    }
+    kv->updated = emu_now();
+    emu_store_save_key(c->v, k);
+    send_bundle(c, 200, k, kv, 0);
+out:
+    pthread_rwlock_unlock(&emu.lock);
+    cJSON_Delete(body);
+}
+
+static void op_delete(struct call *c)
+{
+    struct emu_key *k;
+
+    pthread_rwlock_wrlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    if (!k || k->deleted || !k->nvers) {
+        not_found_key(c->rs, c->rt.name, NULL);
+        goto out;
+    }
+    k->deleted = 1;
+    k->deleted_date = emu_now();
+    k->purge_date = k->deleted_date + 90LL * 86400;
+    emu_store_save_key(c->v, k);
+    send_bundle(c, 200, k, emu_find_version(k, NULL), 1);
+out:
+    pthread_rwlock_unlock(&emu.lock);
+}
+
+static void deleted_not_found(struct emu_resp *rs, const char *name)
+{
+    char msg[300];
+
+    snprintf(msg, sizeof(msg), "Deleted Key not found: %.150s", name);
+    emu_resp_kv_error(rs, 404, "KeyNotFound", msg, NULL);
+}
+
+static void op_deleted(struct call *c)
+{
+    struct emu_key *k;
+    size_t i;
+
+    pthread_rwlock_wrlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    if (!k || !k->deleted || !k->nvers) {
+        deleted_not_found(c->rs, c->rt.name);
+        goto out;
+    }
+    switch (c->rt.op) {
+    case EMU_OPN_GETDELETED:
+        send_bundle(c, 200, k, emu_find_version(k, NULL), 1);
+        break;
+    case EMU_OPN_RECOVER:
+        k->deleted = 0;
+        k->deleted_date = k->purge_date = 0;
+        emu_store_save_key(c->v, k);
+        send_bundle(c, 200, k, emu_find_version(k, NULL), 0);
+        break;
+    default: /* purge */
+        emu_store_remove_key(c->v, k);
+        for (i = 0; i < c->v->nkeys; i++) {
+            if (c->v->keys[i] == k) {
+                c->v->keys[i] = c->v->keys[--c->v->nkeys];
+                break;
+            }
+        }
+        emu_key_free(k);
+        c->rs->status = 204;
+        break;
+    }
+out:
+    pthread_rwlock_unlock(&emu.lock);
+}
+
+static void op_list(struct call *c)
+{
+    const char *mr = emu_req_arg(c->rq, "maxresults");
+    const char *st = emu_req_arg(c->rq, "$skiptoken");
+    long max = 25, skip = 0, idx = 0, emitted = 0;
+    cJSON *root = cJSON_CreateObject(), *arr;
+    char kid[700], next[900];
+    struct emu_key *k = NULL;
+    size_t i, count;
+    int versions = c->rt.action != NULL;
+
+    if (mr) {
+        char *end;
+
+        max = strtol(mr, &end, 10);
+        if (*end || max < 1 || max > 25) {
+            bad_param(c->rs, "The 'maxresults' parameter must be between 1 "
+                             "and 25.");
+            cJSON_Delete(root);
+            return;
+        }
+    }
+    if (st) {
+        skip = strtol(st, NULL, 10);
+        if (skip < 0) {
+            skip = 0;
+        }
+    }
+    arr = cJSON_AddArrayToObject(root, "value");
+    pthread_rwlock_rdlock(&emu.lock);
+    if (versions) {
+        k = emu_find_key(c->v, c->rt.name);
+        if (!k || k->deleted) {
+            pthread_rwlock_unlock(&emu.lock);
+            cJSON_Delete(root);
+            not_found_key(c->rs, c->rt.name, NULL);
+            return;
+        }
+    }
+    count = versions ? k->nvers : c->v->nkeys;
+    for (i = 0; i < count; i++) {
+        const struct emu_key *kk = versions ? k : c->v->keys[i];
+        const struct emu_keyver *kv =
+            versions ? k->vers[i] : emu_find_version(c->v->keys[i], NULL);
+        cJSON *o;
+
+        if (!kv || (!versions && kk->deleted != c->rt.deleted_ns)) {
+            continue;
+        }
+        if (idx++ < skip) {
+            continue;
+        }
+        if (emitted == max) {
+            break;
+        }
+        o = cJSON_CreateObject();
+        if (c->rt.deleted_ns) {
+            add_deleted(o, c->base, kk);
+        }
+        if (versions) {
+            snprintf(kid, sizeof(kid), "%s/keys/%s/%s", c->base, kk->name,
+                     kv->id);
+        } else {
+            snprintf(kid, sizeof(kid), "%s/keys/%s", c->base, kk->name);
+        }
+        cJSON_AddStringToObject(o, "kid", kid);
+        cJSON_AddItemToObject(o, "attributes", attributes_json(kv));
+        if (kv->tags) {
+            cJSON_AddItemToObject(o, "tags", cJSON_Duplicate(kv->tags, 1));
+        }
+        cJSON_AddItemToArray(arr, o);
+        emitted++;
+    }
+    if (i < count && emitted == max) {
+        if (versions) {
+            snprintf(next, sizeof(next),
+                     "%s/keys/%s/versions?api-version=%s&$skiptoken=%ld&"
+                     "maxresults=%ld",
+                     c->base, k->name, c->api, skip + emitted, max);
+        } else {
+            snprintf(next, sizeof(next),
+                     "%s/%s?api-version=%s&$skiptoken=%ld&maxresults=%ld",
+                     c->base, c->rt.deleted_ns ? "deletedkeys" : "keys", c->api,
+                     skip + emitted, max);
+        }
+        cJSON_AddStringToObject(root, "nextLink", next);
+    } else {
+        cJSON_AddNullToObject(root, "nextLink");
+    }
+    pthread_rwlock_unlock(&emu.lock);
+    emu_resp_json(c->rs, 200, root);
+    cJSON_Delete(root);
+}
+
+static const char *op_display(int op)
+{
+    switch (op) {
+    case EMU_OPN_WRAPKEY:
+        return "wrapKey";
+    case EMU_OPN_UNWRAPKEY:
+        return "unwrapKey";
+    case EMU_OPN_ENCRYPT:
+        return "encrypt";
+    default:
+        return "decrypt";
+    }
+}
+
+static void op_crypt(struct call *c)
+{
+    cJSON *body = parse_body(c), *alg, *val, *res = NULL;
+    int op = c->rt.op;
+    int decrypt = op == EMU_OPN_UNWRAPKEY || op == EMU_OPN_DECRYPT;
+    unsigned need = op == EMU_OPN_WRAPKEY     ? EMU_OP_WRAPKEY
+                    : op == EMU_OPN_UNWRAPKEY ? EMU_OP_UNWRAPKEY
+                    : op == EMU_OPN_ENCRYPT   ? EMU_OP_ENCRYPT
+                                              : EMU_OP_DECRYPT;
+    unsigned char *in = NULL, *out = NULL;
+    size_t inlen = 0, outlen = 0;
+    struct emu_key *k;
+    struct emu_keyver *kv;
+    const char *err = NULL;
+    char msg[800], kid[700];
+    long long now = emu_now();
+    int locked = 0;
+
+    if (!body) {
+        goto out;
+    }
+    alg = cJSON_GetObjectItemCaseSensitive(body, "alg");
+    val = cJSON_GetObjectItemCaseSensitive(body, "value");
+    if (!cJSON_IsString(alg)) {
+        bad_param(c->rs, "Property 'alg' is required.");
+        goto out;
+    }
+    if (!cJSON_IsString(val) || !val->valuestring[0]) {
+        bad_param(c->rs, "Property 'value' is required.");
+        goto out;
+    }
+    in = emu_b64url_decode(val->valuestring, &inlen);
+    if (!in) {
+        bad_param(c->rs, "Content of 'value' is not base64url.");
+        goto out;
+    }
+    pthread_rwlock_rdlock(&emu.lock);
+    locked = 1;
+    k = emu_find_key(c->v, c->rt.name);
+    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    if (!kv) {
+        not_found_key(c->rs, c->rt.name, c->rt.version);
+        goto out;
+    }
+    snprintf(kid, sizeof(kid), "%s/keys/%s/%s", c->base, k->name, kv->id);
+    if (!kv->enabled) {
+        snprintf(msg, sizeof(msg),
+                 "Operation %s is not allowed on a disabled key.",
+                 op_display(op));
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "KeyDisabled");
+        goto out;
+    }
+    if (!decrypt && kv->nbf && kv->nbf > now) {
+        snprintf(msg, sizeof(msg),
+                 "Operation %s is not allowed on a key that is not yet valid "
+                 "(nbf).",
+                 op_display(op));
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "KeyNotYetValid");
+        goto out;
+    }
+    if (!decrypt && kv->exp && kv->exp <= now) {
+        snprintf(msg, sizeof(msg),
+                 "Operation %s is not allowed on an expired key.",
+                 op_display(op));
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "KeyExpired");
+        goto out;
+    }
+    if (!(kv->ops & need)) {
+        snprintf(msg, sizeof(msg),
+                 "Operation is not allowed.\r\nOperation: \"%s\"\r\nCaller: "
+                 "appid=%s;oid=%s\r\nVault: %s;location=local\r\n",
+                 op_display(op), c->who.appid, c->who.oid, c->v->name);
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg,
+                          "KeyOperationForbidden");
+        goto out;
+    }
+    if (emu.throttle_on) {
+        int ra = emu_throttle_take(c->v, op, kv);
+
+        if (ra > 0) {
+            c->rs->retry_after = ra;
+            emu_resp_kv_error(c->rs, 429, "Throttled",
+                              "Request was not processed because too many "
+                              "requests were received. Reason: "
+                              "VaultRequestTypeLimitReached",
+                              NULL);
+            goto out;
+        }
+    }
+    if (emu_key_crypt(kv, decrypt, alg->valuestring, in, inlen, &out, &outlen,
+                      &err)
+        != 0) {
+        bad_param(c->rs, err);
+        goto out;
+    }
+    pthread_rwlock_unlock(&emu.lock);
+    locked = 0;
+    res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "kid", kid);
+    {
+        char *ob = emu_b64url_encode(out, outlen);
+
+        cJSON_AddStringToObject(res, "value", ob ? ob : "");
+        emu_resp_json(c->rs, 200, res);
+        if (ob) {
+            OPENSSL_cleanse(ob, strlen(ob));
+        }
+        free(ob);
+    }
+    /* The printed body stays in rs->body until MHD copies it. */
+    cJSON_ArrayForEach(val, res)
+    {
+        if (val->valuestring) {
+            OPENSSL_cleanse(val->valuestring, strlen(val->valuestring));
+        }
+    }
+out:
+    if (locked) {
+        pthread_rwlock_unlock(&emu.lock);
+    }
+    if (in) {
+        OPENSSL_cleanse(in, inlen);
+    }
+    free(in);
+    if (out) {
+        OPENSSL_cleanse(out, outlen);
+    }
+    free(out);
+    cJSON_Delete(res);
+    cJSON_Delete(body);
+}
+
+/* Rewrites a 200 JSON body per a --malformed fault. */
+static void malform(struct emu_resp *rs, const char *how)
+{
+    cJSON *j;
+    cJSON *target;
+
+    if (rs->status != 200 || !rs->body) {
+        return;
+    }
+    if (strcmp(how, "truncated") == 0) {
+        rs->len /= 2;
+        rs->body[rs->len] = 0;
+        return;
+    }
+    j = cJSON_Parse(rs->body);
+    if (!j) {
+        return;
+    }
+    target = cJSON_GetObjectItem(j, "value");
+    if (!target) {
+        target = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "key"), "n");
+    }
+    if (cJSON_IsString(target)) {
+        if (strcmp(how, "bad-base64") == 0) {
+            cJSON_SetValuestring(target, "!!not+base64/url==*");
+        } else {
+            size_t l = 0;
+            unsigned char *raw = emu_b64url_decode(target->valuestring, &l);
+
+            if (raw && l > 1) {
+                char *s = emu_b64url_encode(raw, l - 1);
+
+                if (s) {
+                    cJSON_SetValuestring(target, s);
+                }
+                free(s);
+            }
+            free(raw);
+        }
+    }
+    emu_resp_json(rs, 200, j);
+    cJSON_Delete(j);
+}
+
+/* Error code an injected status carries, as the service names them. */
+static const char *fault_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "BadParameter";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "NotFound";
+    case 408:
+        return "RequestTimeout";
+    case 409:
+        return "Conflict";
+    case 502:
+        return "BadGateway";
+    case 503:
+        return "ServiceUnavailable";
+    case 504:
+        return "GatewayTimeout";
+    default:
+        return status < 500 ? "BadRequest" : "InternalServerError";
+    }
+}
+
+static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
+{
+    struct call c;
+    char *path = strdup(rq->url), *seg[MAX_SEGS];
+    const char *host = emu_req_header(rq, "Host");
+    int n, r;
+
+    memset(&c, 0, sizeof(c));
+    c.rq = rq;
+    c.rs = rs;
+    c.v = rq->ctx;
+    if (!path) {
+        emu_resp_kv_error(rs, 500, "InternalError", "Out of memory.", NULL);
+        return;
+    }
+    if (host && strlen(host) < 200 && !strpbrk(host, "/\"\\ ")) {
+        snprintf(c.base, sizeof(c.base), "https://%s", host);
+    } else {
+        snprintf(c.base, sizeof(c.base), "https://%s:%d", emu.host, c.v->port);
+    }
+    n = split(path, seg, MAX_SEGS);
+    r = n < 0 ? 404 : route(rq->method, seg, n, &c.rt);
+    emu_stats_count(c.rt.op);
+    if (emu_fault_match(c.rt.op, rq->url, &c.fault)) {
+        if (c.fault.kind == EMU_FAULT_HANG) {
+            rs->hang = 1;
+            goto out;
+        }
+        if (c.fault.kind == EMU_FAULT_STATUS) {
+            rs->retry_after = c.fault.retry_after;
+            if (c.fault.status == 429) {
+                emu_resp_kv_error(rs, 429, "Throttled",
+                                  "Request was not processed because too "
+                                  "many requests were received.",
+                                  NULL);
+            } else if (c.fault.status == 401) {
+                challenge(&c, "AKV10000: Request is missing a Bearer or PoP "
+                              "token.");
+            } else {
+                emu_resp_kv_error(rs, c.fault.status,
+                                  fault_code(c.fault.status), "Injected fault.",
+                                  NULL);
+            }
+            goto out;
+        }
+        if (c.fault.kind == EMU_FAULT_DELAY) {
+            usleep((useconds_t)c.fault.delay_ms * 1000);
+        }
+    }
+    if (r == 404) {
+        emu_resp_kv_error(rs, 404, "NotFound",
+                          "The requested resource was not found.", NULL);
+        goto out;
+    }
+    if (r == 405) {
+        emu_resp_kv_error(rs, 405, "MethodNotAllowed",
+                          "The requested method is not allowed.", NULL);
+        goto out;
+    }
+    if (check_api_version(&c) != 0 || authorize(&c) != 0) {
+        goto out;
+    }
+    if (emu.throttle_on && c.rt.op != EMU_OPN_WRAPKEY
+        && c.rt.op != EMU_OPN_UNWRAPKEY && c.rt.op != EMU_OPN_ENCRYPT
+        && c.rt.op != EMU_OPN_DECRYPT) {
+        int ra = emu_throttle_take(c.v, c.rt.op, NULL);
+
+        if (ra > 0) {
+            rs->retry_after = ra;
+            emu_resp_kv_error(rs, 429, "Throttled",
+                              "Request was not processed because too many "
+                              "requests were received. Reason: "
+                              "VaultRequestTypeLimitReached",
+                              NULL);
+            goto out;
+        }
+    }
+    switch (c.rt.op) {
+    case EMU_OPN_GET:
+        op_get(&c);
+        break;
+    case EMU_OPN_LIST:
+        op_list(&c);
+        break;
+    case EMU_OPN_CREATE:
+        op_create(&c, 0);
+        break;
+    case EMU_OPN_ROTATE:
+        op_create(&c, 1);
+        break;
+    case EMU_OPN_IMPORT:
+        op_create(&c, 2);
+        break;
+    case EMU_OPN_UPDATE:
+        op_update(&c);
+        break;
+    case EMU_OPN_DELETE:
+        op_delete(&c);
+        break;
+    case EMU_OPN_GETDELETED:
+    case EMU_OPN_RECOVER:
+    case EMU_OPN_PURGE:
+        op_deleted(&c);
+        break;
+    default:
+        op_crypt(&c);
+        break;
+    }
+    if (c.fault.kind == EMU_FAULT_MALFORMED) {
+        malform(rs, c.fault.malformed);
+    } else if (c.fault.kind == EMU_FAULT_CLOSE) {
+        rs->close_mid = 1;
+    }
+out:
+    free(path);
+}
+
+int emu_vault_start(struct emu_vault *v)
+{
+    struct MHD_Daemon *d;
+
+    d = emu_http_start(emu.host, v->port, 1, vault_handler, v);
+    if (!d) {
+        return -1;
+    }
+    v->daemon = d;
+    v->port = emu_http_port(d);
+    return v->port > 0 ? 0 : -1;
+}
+
+void emu_vault_stop(struct emu_vault *v)
+{
+    if (v->daemon) {
+        emu_http_stop(v->daemon);
+        v->daemon = NULL;
+    }
+}

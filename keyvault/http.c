@@ -1,0 +1,491 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+
+#define POOL_SIZE 8
+
+struct akv_http {
+    pthread_mutex_t lock;
+    CURL *idle[POOL_SIZE]; /* LOCKED by lock */
+    size_t n_idle;         /* LOCKED by lock */
+    char *ca_file;
+    pid_t pid; /* a forked child must not reuse the parent's connections */
+    /* DNS cache and TLS sessions shared by the pooled handles, so a handle
+     * that opens a new connection resumes a session instead of a full
+     * handshake. Connections themselves are not shared: curl documents
+     * that sharing them between concurrent threads is unsafe. */
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    bool share_locks_ok;
+};
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access acc,
+                       void *userptr)
+{
+    struct akv_http *h = userptr;
+    (void)c;
+    (void)acc;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_lock(&h->share_locks[data]);
+    }
+}
+
+static void share_unlock(CURL *c, curl_lock_data data, void *userptr)
+{
+    struct akv_http *h = userptr;
+    (void)c;
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_unlock(&h->share_locks[data]);
+    }
+}
+
+/* Best effort: without a share object every handle still works alone. */
+static void make_share(struct akv_http *h)
+{
+    CURLSH *sh;
+
+    for (int i = 0; i < (int)CURL_LOCK_DATA_LAST; i++) {
+        if (pthread_mutex_init(&h->share_locks[i], NULL) != 0) {
+            while (--i >= 0) {
+                (void)pthread_mutex_destroy(&h->share_locks[i]);
+            }
+            return;
+        }
+    }
+    h->share_locks_ok = true;
+    sh = curl_share_init();
+    if (sh == NULL) {
+        return;
+    }
+    if (curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
+        || curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock)
+               != CURLSHE_OK
+        || curl_share_setopt(sh, CURLSHOPT_USERDATA, h) != CURLSHE_OK
+        || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS)
+               != CURLSHE_OK
+        || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
+               != CURLSHE_OK) {
+        (void)curl_share_cleanup(sh);
+        return;
+    }
+    h->share = sh;
+}
+
+CK_RV akv_http_new(const char *ca_file, struct akv_http **out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_http *h = NULL;
+
+    if (out == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        free(h);
+        h = NULL;
+        goto out;
+    }
+    h->pid = getpid();
+    make_share(h);
+    if (ca_file != NULL) {
+        h->ca_file = strdup(ca_file);
+        if (h->ca_file == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+    }
+    *out = h;
+    h = NULL;
+    rv = CKR_OK;
+out:
+    akv_http_free(h);
+    return rv;
+}
+
+void akv_http_free(struct akv_http *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->pid == getpid()) {
+        for (size_t i = 0; i < h->n_idle; i++) {
+            curl_easy_cleanup(h->idle[i]);
+        }
+        /* after the handles that use it */
+        if (h->share != NULL) {
+            (void)curl_share_cleanup(h->share);
+        }
+    }
+    if (h->share_locks_ok) {
+        for (int i = 0; i < (int)CURL_LOCK_DATA_LAST; i++) {
+            (void)pthread_mutex_destroy(&h->share_locks[i]);
+        }
+    }
+    (void)pthread_mutex_destroy(&h->lock);
+    free(h->ca_file);
+    free(h);
+}
+
+static CURL *take_handle(struct akv_http *h)
+{
+    CURL *c = NULL;
+
+    if (h->pid == getpid()) {
+        pthread_mutex_lock(&h->lock);
+        if (h->n_idle > 0) {
+            c = h->idle[--h->n_idle];
+        }
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (c == NULL) {
+        c = curl_easy_init();
+    }
+    return c;
+}
+
+static void give_handle(struct akv_http *h, CURL *c)
+{
+    int kept = 0;
+
+    if (c == NULL) {
+        return;
+    }
+    /* curl_easy_reset keeps the connection cache: keep-alive survives */
+    curl_easy_reset(c);
+    if (h->pid == getpid()) {
+        pthread_mutex_lock(&h->lock);
+        if (h->n_idle < POOL_SIZE) {
+            h->idle[h->n_idle++] = c;
+            kept = 1;
+        }
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (!kept) {
+        curl_easy_cleanup(c);
+    }
+}
+
+void akv_http_resp_clear(struct akv_http_resp *resp)
+{
+    if (resp == NULL) {
+        return;
+    }
+    akv_secret_clear(&resp->body);
+    memset(resp, 0, sizeof(*resp));
+}
+
+bool akv_http_host_is_loopback(const char *host)
+{
+    if (host == NULL) {
+        return false;
+    }
+    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0
+        || strcmp(host, "::1") == 0) {
+        return true;
+    }
+    if (strncmp(host, "127.", 4) == 0) {
+        int dots = 0;
+        for (const char *s = host; *s != '\0'; s++) {
+            if (*s == '.') {
+                dots++;
+            } else if (*s < '0' || *s > '9') {
+                return false;
+            }
+        }
+        return dots == 3;
+    }
+    return false;
+}
+
+const char *akv_http_strerror(int curl_code)
+{
+    return curl_easy_strerror((CURLcode)curl_code);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct akv_http_resp *resp = userdata;
+    size_t n = size * nmemb;
+
+    if (akv_secret_append(&resp->body, ptr, n, AKV_HTTP_BODY_MAX) != 0) {
+        resp->too_big = resp->body.len + n > AKV_HTTP_BODY_MAX;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+/* Copies the header value (trimmed, one line) when NAME matches. */
+static void take_header(const char *line, size_t len, const char *name,
+                        char *dst, size_t dst_len)
+{
+    size_t nl = strlen(name);
+    size_t i;
+    size_t end;
+
+    if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':') {
+        return;
+    }
+    i = nl + 1;
+    while (i < len && (line[i] == ' ' || line[i] == '\t')) {
+        i++;
+    }
+    end = len;
+    while (end > i
+           && (line[end - 1] == '\r' || line[end - 1] == '\n'
+               || line[end - 1] == ' ' || line[end - 1] == '\t')) {
+        end--;
+    }
+    if (end - i >= dst_len) {
+        end = i + dst_len - 1;
+    }
+    memcpy(dst, line + i, end - i);
+    dst[end - i] = '\0';
+    for (size_t k = 0; dst[k] != '\0'; k++) {
+        if ((unsigned char)dst[k] < 0x20 || dst[k] == 0x7f) {
+            dst[k] = '?';
+        }
+    }
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct akv_http_resp *resp = userdata;
+    size_t n = size * nmemb;
+
+    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+        /* a new response (e.g. after 100 Continue): forget old headers */
+        resp->request_id[0] = '\0';
+        resp->www_authenticate[0] = '\0';
+        resp->retry_after[0] = '\0';
+        resp->retry_after_ms[0] = '\0';
+        return n;
+    }
+    take_header(ptr, n, "x-ms-request-id", resp->request_id,
+                sizeof(resp->request_id));
+    take_header(ptr, n, "WWW-Authenticate", resp->www_authenticate,
+                sizeof(resp->www_authenticate));
+    take_header(ptr, n, "Retry-After", resp->retry_after,
+                sizeof(resp->retry_after));
+    take_header(ptr, n, "retry-after-ms", resp->retry_after_ms,
+                sizeof(resp->retry_after_ms));
+    take_header(ptr, n, "x-ms-retry-after-ms", resp->retry_after_ms,
+                sizeof(resp->retry_after_ms));
+    return n;
+}
+
+/* Applies REQ->scheme before anything is sent. */
+static CK_RV check_target(const struct akv_http_req *req)
+{
+    CK_RV rv = CKR_ARGUMENTS_BAD;
+    CURLU *u = curl_url();
+    char *scheme = NULL;
+    char *host = NULL;
+
+    if (u == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
+        || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        AKV_LOG_ERR("refusing malformed URL for %s", req->log_path);
+        goto out;
+    }
+    if (strcasecmp(scheme, "https") == 0) {
+        rv = CKR_OK;
+    } else if (strcasecmp(scheme, "http") == 0) {
+        if (req->scheme == AKV_HTTP_PLAIN_OK
+            || (req->scheme == AKV_HTTP_LOOPBACK_OK
+                && akv_http_host_is_loopback(host))) {
+            rv = CKR_OK;
+        } else {
+            AKV_LOG_ERR("refusing http:// to %s for %s: https is required "
+                        "(http only to loopback with allow_http_loopback)",
+                        host, req->log_path);
+        }
+    } else {
+        AKV_LOG_ERR("refusing scheme %s for %s", scheme, req->log_path);
+    }
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rv;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* curl_slist_append copies strings; wipe ours before the list is freed so
+ * a bearer token does not linger in freed heap. */
+static void free_headers(struct curl_slist *list)
+{
+    for (struct curl_slist *it = list; it != NULL; it = it->next) {
+        if (it->data != NULL) {
+            OPENSSL_cleanse(it->data, strlen(it->data));
+        }
+    }
+    curl_slist_free_all(list);
+}
+
+CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
+                       long timeout_ms, struct akv_http_resp *resp)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    CURL *c = NULL;
+    struct curl_slist *hdrs = NULL;
+    struct curl_slist *tmp;
+    char ct[128];
+    int64_t t0 = now_ms();
+    CURLcode cc = CURLE_OK;
+    int bad = 0;
+    bool post;
+
+    if (resp != NULL) {
+        akv_http_resp_clear(resp);
+    }
+    if (h == NULL || req == NULL || resp == NULL || req->url == NULL
+        || req->method == NULL || req->log_path == NULL || timeout_ms <= 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    post = strcmp(req->method, "POST") == 0;
+    if (!post && strcmp(req->method, "GET") != 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = check_target(req);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = CKR_HOST_MEMORY;
+    c = take_handle(h);
+    if (c == NULL) {
+        goto out;
+    }
+    tmp = curl_slist_append(hdrs, "Accept: application/json");
+    bad |= tmp == NULL;
+    hdrs = tmp != NULL ? tmp : hdrs;
+    /* no 100-continue round trip for small JSON bodies */
+    tmp = curl_slist_append(hdrs, "Expect:");
+    bad |= tmp == NULL;
+    hdrs = tmp != NULL ? tmp : hdrs;
+    if (post) {
+        (void)snprintf(ct, sizeof(ct), "Content-Type: %s",
+                       req->content_type != NULL ? req->content_type
+                                                 : "application/json");
+        tmp = curl_slist_append(hdrs, ct);
+        bad |= tmp == NULL;
+        hdrs = tmp != NULL ? tmp : hdrs;
+    }
+    for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
+        tmp = curl_slist_append(hdrs, req->headers[i]);
+        bad |= tmp == NULL;
+        hdrs = tmp != NULL ? tmp : hdrs;
+    }
+    if (req->secret_header != NULL && req->secret_header->data != NULL) {
+        tmp = curl_slist_append(hdrs, (const char *)req->secret_header->data);
+        bad |= tmp == NULL;
+        hdrs = tmp != NULL ? tmp : hdrs;
+    }
+    if (bad) {
+        goto out;
+    }
+
+    bad |= curl_easy_setopt(c, CURLOPT_URL, req->url) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+                            req->scheme == AKV_HTTP_HTTPS_ONLY ? "https"
+                                                               : "http,https")
+           != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    /* Key Vault and Entra ID require TLS 1.2 or later */
+    bad |=
+        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2)
+        != CURLE_OK;
+    /* pooled connections idle between calls; keep NAT/firewalls aware */
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    if (h->ca_file != NULL) {
+        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
+    }
+    if (req->scheme != AKV_HTTP_HTTPS_ONLY) {
+        /* IMDS and loopback must never go through a proxy */
+        bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
+    }
+    if (h->share != NULL && h->pid == getpid()) {
+        bad |= curl_easy_setopt(c, CURLOPT_SHARE, h->share) != CURLE_OK;
+    }
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "akv-pkcs11/0.1") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) != CURLE_OK;
+    if (post) {
+        /* POSTFIELDS is not copied by curl: the body stays in the caller's
+         * secret buffer (never COPYPOSTFIELDS). */
+        bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+                                (curl_off_t)req->body_len)
+               != CURLE_OK;
+        bad |=
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+                             req->body != NULL ? (const char *)req->body : "")
+            != CURLE_OK;
+    } else {
+        bad |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+    }
+    if (bad) {
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+
+    cc = curl_easy_perform(c);
+    resp->curl_code = (int)cc;
+    resp->elapsed_ms = (long)(now_ms() - t0);
+    if (cc == CURLE_OK) {
+        (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+        rv = CKR_OK;
+    } else {
+        /* a partial answer is no answer */
+        resp->status = 0;
+        akv_secret_clear(&resp->body);
+        rv = CKR_DEVICE_ERROR;
+    }
+    AKV_LOG_DEBUG("HTTP %s %s -> %ld%s%s in %ld ms%s%s", req->method,
+                  req->log_path != NULL ? req->log_path : "?", resp->status,
+                  cc != CURLE_OK ? " " : "",
+                  cc != CURLE_OK ? curl_easy_strerror(cc) : "",
+                  resp->elapsed_ms, resp->request_id[0] ? " request-id " : "",
+                  resp->request_id);
+out:
+    free_headers(hdrs);
+    if (c != NULL) {
+        /* drop the request pointers before the handle goes back to the pool */
+        give_handle(h, c);
+    }
+    return rv;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One HTTP exchange over libcurl: a small pool of easy handles (keep-alive
+ * reuse; a handle is used by one thread at a time), TLS verification always
+ * on, optional CA file, https only (plain http only where the caller allows
+ * it), no redirects, a per-attempt timeout and a bounded response body held
+ * in a secret buffer. Retries live in retry.c.
+ *
+ * Follows: libcurl easy interface (CURLOPT_* as documented for curl 7.88),
+ * RFC 9110 (Retry-After §10.2.3, WWW-Authenticate §11.6.1).
+ */
+#ifndef AKV_KEYVAULT_HTTP_H
+#define AKV_KEYVAULT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "../common/secret.h"
+
+#define AKV_HTTP_BODY_MAX (256 * 1024) /* bytes; larger answers fail */
+
+enum akv_http_scheme {
+    AKV_HTTP_HTTPS_ONLY = 0, /* https:// only */
+    AKV_HTTP_LOOPBACK_OK,    /* + http:// to 127.0.0.0/8, ::1, localhost */
+    AKV_HTTP_PLAIN_OK,       /* + http:// anywhere (IMDS 169.254.169.254) */
+};
+
+struct akv_http_req {
+    const char *method;   /* "GET" or "POST" */
+    const char *url;      /* full URL including the query */
+    const char *log_path; /* shown in logs instead of the URL (required) */
+    /* one header line holding a secret ("Authorization: Bearer ..." or
+     * "X-IDENTITY-HEADER: ..."), or NULL; wiped from curl's list after use */
+    const struct akv_secret *secret_header;
+    const char *const *headers; /* extra header lines, NULL-terminated */
+    const uint8_t *body;        /* POST body (not copied by curl) or NULL */
+    size_t body_len;            /* bytes */
+    const char *content_type;   /* POST only, e.g. "application/json" */
+    enum akv_http_scheme scheme;
+};
+
+struct akv_http_resp {
+    long status;                 /* HTTP status; 0 = no answer */
+    int curl_code;               /* CURLcode of the transfer (0 = CURLE_OK) */
+    bool too_big;                /* body exceeded AKV_HTTP_BODY_MAX */
+    struct akv_secret body;      /* response body (may hold secrets) */
+    char request_id[96];         /* x-ms-request-id, "" if absent */
+    char www_authenticate[1024]; /* WWW-Authenticate value, "" if absent */
+    char retry_after[64];        /* Retry-After value, "" if absent */
+    char retry_after_ms[32];     /* retry-after-ms / x-ms-retry-after-ms */
+    long elapsed_ms;             /* ms for this attempt */
+};
+
+struct akv_http;
+
+/*
+ * akv_http_new - a handle pool. CA_FILE: PEM bundle for CURLOPT_CAINFO, or
+ * NULL for the system store (copied). Returns CKR_OK or CKR_HOST_MEMORY.
+ */
+CK_RV akv_http_new(const char *ca_file, struct akv_http **out);
+
+/* akv_http_free - closes every pooled handle. NULL-safe. Must not be called
+ * while a request is running on the pool. */
+void akv_http_free(struct akv_http *h);
+
+/*
+ * akv_http_perform - one attempt of REQ with TIMEOUT_MS (whole transfer,
+ * CURLOPT_TIMEOUT_MS). RESP is reset first, then filled. Holds no lock
+ * while the request is on the wire. Returns:
+ *   CKR_OK           an HTTP answer was received (any status)
+ *   CKR_DEVICE_ERROR no answer (resp->curl_code says why) or body too big
+ *   CKR_ARGUMENTS_BAD bad request, or a scheme/host REQ->scheme forbids
+ *   CKR_HOST_MEMORY
+ */
+CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
+                       long timeout_ms, struct akv_http_resp *resp);
+
+/* akv_http_resp_clear - wipes the body, zeroes RESP. NULL-safe. */
+void akv_http_resp_clear(struct akv_http_resp *resp);
+
+/* akv_http_host_is_loopback - HOST ("127.0.0.1", "[::1]", "localhost",
+ * without port) is a loopback name or address. */
+bool akv_http_host_is_loopback(const char *host);
+
+/* akv_http_strerror - text for resp->curl_code (curl_easy_strerror). */
+const char *akv_http_strerror(int curl_code);
+
+#endif /* AKV_KEYVAULT_HTTP_H */

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Key Vault client interface that token/ uses. token/ never sees HTTP or
+ * JSON: it calls through struct akv_kv_ops, which is implemented by the REST
+ * client (kv_rest.c, libcurl + cJSON) and, in unit tests, by an in-memory
+ * fake (tests/unit/kv_fake.c).
+ *
+ * Follows: Key Vault REST API 7.4 "Get Key", "Wrap Key", "Unwrap Key"
+ * (keys.json), RFC 7517/7518 (JWK), RFC 4648 §5 (base64url).
+ *
+ * Error contract (design.md "Errors: Key Vault -> PKCS#11"), the same for
+ * every operation and every implementation:
+ *   CKR_OK                          success
+ *   CKR_ARGUMENTS_BAD               NULL or out-of-range argument
+ *   CKR_HOST_MEMORY                 allocation failure
+ *   CKR_WRAPPED_KEY_INVALID         unwrap: 400 BadParameter (bad blob/length)
+ *   CKR_ENCRYPTED_DATA_INVALID      (decrypt callers map the above to this)
+ *   CKR_KEY_FUNCTION_NOT_PERMITTED  403 (access policy, RBAC, disabled key,
+ *                                   nbf/exp), or key_ops lacks the operation
+ *   CKR_KEY_HANDLE_INVALID          404 KeyNotFound (deleted key or version)
+ *   CKR_DEVICE_ERROR                401 after one token refresh, credential
+ *                                   failure, 429/5xx/network after the retry
+ *                                   budget, malformed answer from the service
+ *   CKR_GENERAL_ERROR               other 4xx (a request the module built
+ *                                   wrongly; logged as a bug)
+ * Every failure is logged once by the implementation, naming the key, the
+ * operation, the HTTP status and Key Vault's error code (never a token,
+ * secret or key value).
+ *
+ * Thread safety: all operations may be called concurrently on one client;
+ * no lock is held while a request is on the wire.
+ */
+#ifndef AKV_KEYVAULT_KV_H
+#define AKV_KEYVAULT_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "../common/config.h"
+#include "../common/secret.h"
+
+#define AKV_KV_KID_MAX     512 /* bytes incl. NUL for a kid URL */
+#define AKV_KV_NAME_MAX    128 /* key name 1..127 chars [0-9a-zA-Z-] + NUL */
+#define AKV_KV_VERSION_MAX 65  /* version: 32 hex in practice, + NUL */
+
+enum akv_kv_kty {
+    AKV_KV_KTY_OTHER = 0, /* EC, oct (software) ...: shown, not usable */
+    AKV_KV_KTY_RSA,       /* "RSA" or "RSA-HSM" */
+    AKV_KV_KTY_OCT_HSM,   /* "oct-HSM" (Managed HSM AES) */
+};
+
+/* JWK key_ops bits (RFC 7517 §4.3 names as Key Vault spells them). */
+#define AKV_KV_OP_ENCRYPT   0x01u
+#define AKV_KV_OP_DECRYPT   0x02u
+#define AKV_KV_OP_WRAPKEY   0x04u
+#define AKV_KV_OP_UNWRAPKEY 0x08u
+#define AKV_KV_OP_SIGN      0x10u
+#define AKV_KV_OP_VERIFY    0x20u
+
+/* JsonWebKeyEncryptionAlgorithm values used by this module. */
+enum akv_kv_alg {
+    AKV_KV_ALG_RSA_OAEP = 0,   /* "RSA-OAEP": SHA-1, MGF1-SHA1, no label */
+    AKV_KV_ALG_RSA_OAEP_256,   /* "RSA-OAEP-256": SHA-256, MGF1-SHA256 */
+    AKV_KV_ALG_RSA1_5,         /* "RSA1_5": PKCS#1 v1.5 */
+    AKV_KV_ALG_A128KW,         /* RFC 3394, Managed HSM */
+    AKV_KV_ALG_A192KW,
+    AKV_KV_ALG_A256KW,
+    AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD, /* RFC 5649, Managed HSM, 7.6+ */
+    AKV_KV_ALG_COUNT
+};
+
+/* A KeyBundle as the token needs it (GET /keys/{name}[/{version}]). */
+struct akv_kv_key {
+    char kid[AKV_KV_KID_MAX];         /* versioned kid URL */
+    char name[AKV_KV_NAME_MAX];       /* parsed from kid */
+    char version[AKV_KV_VERSION_MAX]; /* parsed from kid (lower-case) */
+    enum akv_kv_kty kty;
+    char kty_name[16];   /* as sent: "RSA", "RSA-HSM", "oct-HSM", "EC" ... */
+    unsigned key_ops;    /* AKV_KV_OP_* bits */
+    uint8_t *n;          /* RSA modulus, minimal big-endian (malloc) */
+    size_t n_len;        /* bytes */
+    uint8_t *e;          /* RSA public exponent, big-endian (malloc) */
+    size_t e_len;        /* bytes */
+    size_t oct_bits;     /* oct-HSM key size in bits (from key_size), or 0 */
+    bool enabled;        /* attributes.enabled (absent = true) */
+    int64_t nbf;         /* attributes.nbf, s since epoch; 0 = absent */
+    int64_t exp;         /* attributes.exp, s since epoch; 0 = absent */
+    int64_t created;     /* s since epoch; 0 = absent */
+    int64_t updated;     /* s since epoch; 0 = absent */
+};
+
+/* akv_kv_key_clear - frees n/e and zeroes the struct. NULL-safe. */
+void akv_kv_key_clear(struct akv_kv_key *key);
+
+/* akv_kv_key_copy - deep copy. Returns CKR_OK or CKR_HOST_MEMORY. */
+CK_RV akv_kv_key_copy(struct akv_kv_key *dst, const struct akv_kv_key *src);
+
+/* akv_kv_alg_name - "RSA-OAEP-256" etc.; NULL for an invalid value. */
+const char *akv_kv_alg_name(enum akv_kv_alg alg);
+
+/* akv_kv_alg_parse - inverse of akv_kv_alg_name; returns -1 if unknown. */
+int akv_kv_alg_parse(const char *name);
+
+struct akv_kv;
+
+struct akv_kv_ops {
+    /*
+     * get_key - GET {vault}/keys/{name}[/{version}] ("Get Key").
+     * name: key name; version: 32-hex version or NULL/"" for the current one.
+     * out: filled on CKR_OK (caller clears with akv_kv_key_clear); untouched
+     * otherwise.
+     */
+    CK_RV (*get_key)(struct akv_kv *kv, const char *name, const char *version,
+                     struct akv_kv_key *out);
+    /*
+     * wrap - POST {vault}/keys/{name}/{version}/wrapkey ("Wrap Key").
+     * in: the key bytes to wrap (in_len bytes). On CKR_OK *out is a malloc'd
+     * buffer of *out_len bytes (the wrapped key; caller frees) and kid_out
+     * (AKV_KV_KID_MAX bytes, may be NULL) receives the versioned kid the
+     * service used.
+     */
+    CK_RV (*wrap)(struct akv_kv *kv, const char *name, const char *version,
+                  enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
+                  uint8_t **out, size_t *out_len, char *kid_out);
+    /*
+     * unwrap - POST {vault}/keys/{name}/{version}/unwrapkey ("Unwrap Key").
+     * in: wrapped bytes. On CKR_OK out holds the plaintext key bytes (a
+     * secret; caller clears). Also serves C_Decrypt on vault RSA keys: it is
+     * the same RSA private-key operation and needs only unwrapKey.
+     */
+    CK_RV (*unwrap)(struct akv_kv *kv, const char *name, const char *version,
+                    enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
+                    struct akv_secret *out);
+    /* destroy - frees the client and all its resources. NULL-safe. */
+    void (*destroy)(struct akv_kv *kv);
+};
+
+/* Every implementation embeds this as its first member. */
+struct akv_kv {
+    const struct akv_kv_ops *ops;
+};
+
+/*
+ * akv_kv_rest_new - the libcurl/cJSON implementation for one token.
+ * tc: the token's configuration (vault_url, cred, http, api_version, scope),
+ * copied; the client does no network I/O until its first operation.
+ * Returns CKR_OK, CKR_HOST_MEMORY, or CKR_GENERAL_ERROR for an unusable
+ * configuration (e.g. http:// to a non-loopback host), logged.
+ */
+CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out);
+
+/*
+ * akv_kv_global_init - curl_global_init once per process (idempotent,
+ * thread-safe). Returns CKR_OK or CKR_GENERAL_ERROR.
+ */
+CK_RV akv_kv_global_init(void);
+
+#endif /* AKV_KEYVAULT_KV_H */

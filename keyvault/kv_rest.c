@@ -1,0 +1,615 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The libcurl/cJSON implementation of struct akv_kv_ops: Key Vault REST
+ * "Get Key", "Wrap Key", "Unwrap Key" (keys.json, api-version from the
+ * configuration, default 7.4). Composition: auth.c gives the bearer token,
+ * retry.c + http.c carry the request, json.c reads the answer, errmap.c
+ * turns failures into CK_RV. Each failure that reaches the caller is
+ * logged here exactly once.
+ */
+#include "kv.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/log.h"
+#include "auth.h"
+#include "errmap.h"
+#include "http.h"
+#include "json.h"
+#include "retry.h"
+
+#define WRAPPED_MAX 1024 /* RSA-8192 output; AES-KW output is smaller */
+#define WRAP_IN_MAX 1024
+
+struct kv_rest {
+    struct akv_kv base; /* must be first */
+    char *vault_url;
+    char *api_version;
+    char *label;
+    struct akv_http *http;
+    struct akv_auth *auth;
+    struct akv_retry_policy policy;
+    long budget_ms;
+    bool verify_challenge;
+    enum akv_http_scheme scheme;
+
+    pthread_mutex_t lock;
+    /* LOCKED by lock: learnt from a 401 challenge */
+    char scope[AKV_AUTH_SCOPE_MAX];
+    char tenant[AKV_AUTH_TENANT_MAX];
+};
+
+static const char *reason(long status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "";
+    }
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n;
+
+    if (s == NULL) {
+        return false;
+    }
+    n = strlen(s);
+    return n >= 1 && n <= 127
+           && strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
+                        "RSTUVWXYZ-")
+                  == n;
+}
+
+static bool valid_version(const char *s)
+{
+    size_t n;
+
+    if (s == NULL) {
+        return true;
+    }
+    n = strlen(s);
+    return n <= 64
+           && strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
+                        "RSTUVWXYZ")
+                  == n;
+}
+
+struct call {
+    enum akv_errmap_op op;
+    const char *name;
+    const char *method;
+    const char *url;
+    const char *log_path;
+    const uint8_t *body;
+    size_t body_len;
+};
+
+/*
+ * Runs one Key Vault call: token, request with retries, one challenge /
+ * token refresh on 401, then maps a non-2xx answer. On CKR_OK RESP holds a
+ * 2xx answer. Logs the failure line itself.
+ */
+static CK_RV do_call(struct kv_rest *kv, const struct call *c,
+                     struct akv_http_resp *resp)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret hdr = AKV_SECRET_INIT;
+    struct akv_http_req req;
+    struct akv_json_error err;
+    int64_t t0 = akv_retry_now_ms();
+    int64_t deadline = t0 + kv->budget_ms;
+    uint64_t gen = 0;
+    uint64_t stale = 0;
+    int attempts = 0;
+    char why[256] = "";
+    const char *op = akv_errmap_op_name(c->op);
+
+    memset(&req, 0, sizeof(req));
+    req.method = c->method;
+    req.url = c->url;
+    req.log_path = c->log_path;
+    req.body = c->body;
+    req.body_len = c->body_len;
+    req.content_type = "application/json";
+    req.scheme = kv->scheme;
+    req.secret_header = &hdr;
+
+    for (int round = 0; round < 2; round++) {
+        char scope[AKV_AUTH_SCOPE_MAX];
+        char tenant[AKV_AUTH_TENANT_MAX];
+        struct akv_challenge ch;
+
+        pthread_mutex_lock(&kv->lock);
+        memcpy(scope, kv->scope, sizeof(scope));
+        memcpy(tenant, kv->tenant, sizeof(tenant));
+        pthread_mutex_unlock(&kv->lock);
+
+        rv = akv_auth_get_header(kv->auth, scope, tenant, stale, deadline, &hdr,
+                                 &gen, why, sizeof(why));
+        if (rv != CKR_OK) {
+            if (rv != CKR_HOST_MEMORY) {
+                rv = CKR_DEVICE_ERROR;
+            }
+            AKV_LOG_ERR("key %s op %s: cannot get an access token: %s", c->name,
+                        op, why[0] != '\0' ? why : "unknown error");
+            goto out;
+        }
+        rv = akv_retry_perform(kv->http, &req, &kv->policy, deadline, resp,
+                               &attempts);
+        if (rv == CKR_HOST_MEMORY) {
+            goto out;
+        }
+        if (rv != CKR_OK) {
+            AKV_LOG_ERR(
+                "key %s op %s: no answer from the vault after %d "
+                "attempt(s) in %lld ms: %s",
+                c->name, op, attempts, (long long)(akv_retry_now_ms() - t0),
+                rv == CKR_ARGUMENTS_BAD ? "URL refused"
+                                        : akv_http_strerror(resp->curl_code));
+            rv = rv == CKR_ARGUMENTS_BAD ? CKR_GENERAL_ERROR : CKR_DEVICE_ERROR;
+            goto out;
+        }
+        if (resp->status != 401 || round == 1) {
+            break;
+        }
+        /* 401: learn scope/tenant from the challenge, refresh once */
+        if (resp->www_authenticate[0] == '\0'
+            || akv_auth_parse_challenge(resp->www_authenticate, &ch) != 0) {
+            AKV_LOG_DEBUG("key %s op %s: 401 without a usable Bearer "
+                          "challenge",
+                          c->name, op);
+            break;
+        }
+        if (!akv_auth_challenge_host_ok(kv->vault_url, &ch)) {
+            if (kv->verify_challenge) {
+                AKV_LOG_ERR("key %s op %s: HTTP 401 challenge resource %s "
+                            "does not match the vault host of %s; not "
+                            "sending a token for it (set "
+                            "http.verify_challenge_resource false for an "
+                            "emulator) (request-id %s)",
+                            c->name, op,
+                            ch.resource[0] != '\0' ? ch.resource : ch.scope,
+                            kv->vault_url,
+                            resp->request_id[0] ? resp->request_id : "-");
+                rv = CKR_DEVICE_ERROR;
+                goto out;
+            }
+            AKV_LOG_DEBUG("challenge resource %s does not match %s "
+                          "(verification disabled)",
+                          ch.resource[0] != '\0' ? ch.resource : ch.scope,
+                          kv->vault_url);
+        }
+        pthread_mutex_lock(&kv->lock);
+        (void)snprintf(kv->scope, sizeof(kv->scope), "%s", ch.scope);
+        (void)snprintf(kv->tenant, sizeof(kv->tenant), "%s", ch.tenant);
+        pthread_mutex_unlock(&kv->lock);
+        stale = gen;
+        AKV_LOG_DEBUG("key %s op %s: 401, refreshing the token for %s", c->name,
+                      op, ch.scope);
+    }
+    if (resp->status >= 200 && resp->status <= 299) {
+        rv = CKR_OK;
+        goto out;
+    }
+    (void)akv_json_parse_error((const char *)resp->body.data, resp->body.len,
+                               &err);
+    rv = akv_errmap_rv(c->op, resp->status, err.code, err.inner);
+    {
+        char what[160];
+        const char *code =
+            err.code[0] != '\0' ? err.code : reason(resp->status);
+        (void)snprintf(what, sizeof(what), "%s%s%s", code,
+                       err.inner[0] != '\0' ? "/" : "", err.inner);
+        AKV_LOG_ERR(
+            "key %s op %s: HTTP %ld%s%s%s%s (request-id %s)%s%s%s", c->name, op,
+            resp->status, what[0] != '\0' ? " " : "", what,
+            err.message[0] != '\0' ? ": " : "", err.message,
+            resp->request_id[0] != '\0' ? resp->request_id : "-",
+            stale != 0 && resp->status == 401 ? ", after a token refresh" : "",
+            attempts > 1 && akv_retry_status_retryable(resp->status, false)
+                ? ", retries exhausted"
+                : "",
+            rv == CKR_GENERAL_ERROR
+                ? " [unexpected request error: please report]"
+                : "");
+    }
+out:
+    akv_secret_clear(&hdr);
+    return rv;
+}
+
+/* "{vault}/keys/{name}[/{version}][/{suffix}]?api-version=..." */
+static CK_RV build_url(const struct kv_rest *kv, const char *name,
+                       const char *version, const char *suffix, char *url,
+                       size_t url_len, char *log_path, size_t log_len)
+{
+    int n;
+
+    if (suffix != NULL) {
+        /* an empty version segment means "current" (as the JS SDK sends
+         * /keys/{name}//wrapkey) */
+        n = snprintf(url, url_len, "%s/keys/%s/%s/%s?api-version=%s",
+                     kv->vault_url, name, version != NULL ? version : "",
+                     suffix, kv->api_version);
+        (void)snprintf(log_path, log_len, "/keys/%s/%s/%s", name,
+                       version != NULL ? version : "", suffix);
+    } else if (version != NULL && version[0] != '\0') {
+        n = snprintf(url, url_len, "%s/keys/%s/%s?api-version=%s",
+                     kv->vault_url, name, version, kv->api_version);
+        (void)snprintf(log_path, log_len, "/keys/%s/%s", name, version);
+    } else {
+        n = snprintf(url, url_len, "%s/keys/%s?api-version=%s", kv->vault_url,
+                     name, kv->api_version);
+        (void)snprintf(log_path, log_len, "/keys/%s", name);
+    }
+    return n > 0 && (size_t)n < url_len ? CKR_OK : CKR_ARGUMENTS_BAD;
+}
+
+static CK_RV rest_get_key(struct akv_kv *base, const char *name,
+                          const char *version, struct akv_kv_key *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct kv_rest *kv = (struct kv_rest *)base;
+    struct akv_http_resp resp;
+    struct akv_kv_key k;
+    struct call c;
+    char url[1024];
+    char log_path[256];
+
+    memset(&resp, 0, sizeof(resp));
+    memset(&k, 0, sizeof(k));
+    if (kv == NULL || out == NULL || !valid_name(name)
+        || !valid_version(version)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = build_url(kv, name, version, NULL, url, sizeof(url), log_path,
+                   sizeof(log_path));
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    memset(&c, 0, sizeof(c));
+    c.op = AKV_ERRMAP_GET;
+    c.name = name;
+    c.method = "GET";
+    c.url = url;
+    c.log_path = log_path;
+    rv = do_call(kv, &c, &resp);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_json_parse_key_bundle((const char *)resp.body.data, resp.body.len,
+                                   &k);
+    if (rv == CKR_DEVICE_ERROR) {
+        AKV_LOG_ERR("key %s op get: HTTP %ld but the KeyBundle is malformed "
+                    "(request-id %s)",
+                    name, resp.status,
+                    resp.request_id[0] ? resp.request_id : "-");
+    } else if (rv == CKR_OK
+               && (strcasecmp(k.name, name) != 0
+                   || (version != NULL && version[0] != '\0'
+                       && strcasecmp(k.version, version) != 0))) {
+        AKV_LOG_ERR("key %s op get: the vault answered with key %s/%s "
+                    "(request-id %s)",
+                    name, k.name, k.version,
+                    resp.request_id[0] ? resp.request_id : "-");
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv == CKR_OK) {
+        *out = k;
+        memset(&k, 0, sizeof(k));
+    }
+out:
+    akv_kv_key_clear(&k);
+    akv_http_resp_clear(&resp);
+    return rv;
+}
+
+/* A result kid must be this key; for wrap it must carry a version (and the
+ * pinned one if a version was asked for). Unwrap answers may omit kid. */
+static bool kid_matches(const char *kid, const char *name, const char *version,
+                        bool need_version)
+{
+    char kname[AKV_KV_NAME_MAX];
+    char kver[AKV_KV_VERSION_MAX];
+
+    if (kid[0] == '\0') {
+        return !need_version;
+    }
+    if (akv_json_parse_kid(kid, kname, kver) != 0
+        || strcasecmp(kname, name) != 0) {
+        return false;
+    }
+    if (need_version && kver[0] == '\0') {
+        return false;
+    }
+    if (version != NULL && version[0] != '\0' && kver[0] != '\0'
+        && strcasecmp(kver, version) != 0) {
+        return false;
+    }
+    return true;
+}
+
+/* Shared by wrap and unwrap: RESULT receives the decoded "value". */
+static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
+                    const char *version, enum akv_kv_alg alg, const uint8_t *in,
+                    size_t in_len, struct akv_secret *result, char *kid_out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret body = AKV_SECRET_INIT;
+    struct akv_http_resp resp;
+    struct call c;
+    char url[1024];
+    char log_path[256];
+    char kid[AKV_KV_KID_MAX];
+    const char *opname = akv_errmap_op_name(op);
+
+    memset(&resp, 0, sizeof(resp));
+    if (kv == NULL || !valid_name(name) || !valid_version(version)
+        || akv_kv_alg_name(alg) == NULL || in == NULL || in_len == 0
+        || in_len > WRAP_IN_MAX) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = build_url(kv, name, version,
+                   op == AKV_ERRMAP_WRAP ? "wrapkey" : "unwrapkey", url,
+                   sizeof(url), log_path, sizeof(log_path));
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_json_build_key_op(alg, in, in_len, &body);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    memset(&c, 0, sizeof(c));
+    c.op = op;
+    c.name = name;
+    c.method = "POST";
+    c.url = url;
+    c.log_path = log_path;
+    c.body = body.data;
+    c.body_len = body.len;
+    rv = do_call(kv, &c, &resp);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_json_parse_key_op_result((const char *)resp.body.data,
+                                      resp.body.len, kid, result);
+    if (rv == CKR_OK && result->len > WRAPPED_MAX) {
+        akv_secret_clear(result);
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv == CKR_DEVICE_ERROR) {
+        AKV_LOG_ERR("key %s op %s: HTTP %ld but the result is malformed "
+                    "(request-id %s)",
+                    name, opname, resp.status,
+                    resp.request_id[0] ? resp.request_id : "-");
+        goto out;
+    }
+    if (rv == CKR_OK
+        && !kid_matches(kid, name, version, op == AKV_ERRMAP_WRAP)) {
+        /* the token stores this kid with the wrapped blob and unwraps with
+         * it later: it must name the key (and version) that was asked for */
+        AKV_LOG_ERR("key %s op %s: HTTP %ld but the answer names kid \"%s\" "
+                    "(request-id %s)",
+                    name, opname, resp.status, kid,
+                    resp.request_id[0] ? resp.request_id : "-");
+        akv_secret_clear(result);
+        rv = CKR_DEVICE_ERROR;
+        goto out;
+    }
+    if (rv == CKR_OK && kid_out != NULL) {
+        memcpy(kid_out, kid, sizeof(kid));
+    }
+out:
+    akv_secret_clear(&body);
+    akv_http_resp_clear(&resp);
+    return rv;
+}
+
+static CK_RV rest_wrap(struct akv_kv *base, const char *name,
+                       const char *version, enum akv_kv_alg alg,
+                       const uint8_t *in, size_t in_len, uint8_t **out,
+                       size_t *out_len, char *kid_out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret res = AKV_SECRET_INIT;
+
+    if (out == NULL || out_len == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = key_op((struct kv_rest *)base, AKV_ERRMAP_WRAP, name, version, alg, in,
+                in_len, &res, kid_out);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* the wrapped key is not secret: hand it over as plain heap memory */
+    *out = malloc(res.len);
+    if (*out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    memcpy(*out, res.data, res.len);
+    *out_len = res.len;
+out:
+    akv_secret_clear(&res);
+    return rv;
+}
+
+static CK_RV rest_unwrap(struct akv_kv *base, const char *name,
+                         const char *version, enum akv_kv_alg alg,
+                         const uint8_t *in, size_t in_len,
+                         struct akv_secret *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    if (out == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = key_op((struct kv_rest *)base, AKV_ERRMAP_UNWRAP, name, version, alg,
+                in, in_len, out, NULL);
+out:
+    return rv;
+}
+
+static void rest_destroy(struct akv_kv *base)
+{
+    struct kv_rest *kv = (struct kv_rest *)base;
+
+    if (kv == NULL) {
+        return;
+    }
+    akv_auth_free(kv->auth);
+    akv_http_free(kv->http);
+    free(kv->vault_url);
+    free(kv->api_version);
+    free(kv->label);
+    (void)pthread_mutex_destroy(&kv->lock);
+    free(kv);
+}
+
+static const struct akv_kv_ops rest_ops = {
+    .get_key = rest_get_key,
+    .wrap = rest_wrap,
+    .unwrap = rest_unwrap,
+    .destroy = rest_destroy,
+};
+
+/* vault_url scheme check, repeated here because a config struct may be
+ * built by hand (tests, tools) rather than by config.c. */
+static CK_RV check_vault_url(const struct akv_token_config *tc)
+{
+    const char *u = tc->vault_url;
+    char host[256];
+    size_t n;
+
+    if (u == NULL) {
+        return CKR_GENERAL_ERROR;
+    }
+    if (strncasecmp(u, "https://", 8) == 0) {
+        return CKR_OK;
+    }
+    if (strncasecmp(u, "http://", 7) != 0 || !tc->http.allow_http_loopback) {
+        AKV_LOG_ERR("token %s: vault_url %s: https:// is required",
+                    tc->label != NULL ? tc->label : "?", u);
+        return CKR_GENERAL_ERROR;
+    }
+    u += 7;
+    if (u[0] == '[') {
+        n = strcspn(u, "]");
+        n += u[n] == ']' ? 1 : 0;
+    } else {
+        n = strcspn(u, ":/");
+    }
+    if (n == 0 || n >= sizeof(host)) {
+        return CKR_GENERAL_ERROR;
+    }
+    memcpy(host, u, n);
+    host[n] = '\0';
+    if (!akv_http_host_is_loopback(host)) {
+        AKV_LOG_ERR("token %s: vault_url http://%s: http:// is allowed only "
+                    "to a loopback address",
+                    tc->label != NULL ? tc->label : "?", host);
+        return CKR_GENERAL_ERROR;
+    }
+    return CKR_OK;
+}
+
+CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct kv_rest *kv = NULL;
+    size_t n;
+
+    if (tc == NULL || out == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = check_vault_url(tc);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* idempotent; makes the client usable even if the caller forgot */
+    rv = akv_kv_global_init();
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = CKR_HOST_MEMORY;
+    kv = calloc(1, sizeof(*kv));
+    if (kv == NULL) {
+        goto out;
+    }
+    if (pthread_mutex_init(&kv->lock, NULL) != 0) {
+        free(kv);
+        kv = NULL;
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+    kv->base.ops = &rest_ops;
+    kv->vault_url = strdup(tc->vault_url);
+    kv->api_version = strdup(tc->api_version != NULL ? tc->api_version : "7.4");
+    kv->label = strdup(tc->label != NULL ? tc->label : "");
+    if (kv->vault_url == NULL || kv->api_version == NULL || kv->label == NULL) {
+        goto out;
+    }
+    n = strlen(kv->vault_url);
+    while (n > 0 && kv->vault_url[n - 1] == '/') {
+        kv->vault_url[--n] = '\0';
+    }
+    (void)snprintf(kv->scope, sizeof(kv->scope), "%s",
+                   tc->scope != NULL ? tc->scope
+                                     : "https://vault.azure.net/.default");
+    kv->policy.retries = tc->http.retries;
+    kv->policy.timeout_ms =
+        tc->http.timeout_ms > 0 ? tc->http.timeout_ms : 10000;
+    kv->policy.imds = false;
+    kv->budget_ms = tc->http.budget_ms > 0 ? tc->http.budget_ms : 30000;
+    kv->verify_challenge = tc->http.verify_challenge_resource;
+    kv->scheme = tc->http.allow_http_loopback ? AKV_HTTP_LOOPBACK_OK
+                                              : AKV_HTTP_HTTPS_ONLY;
+    rv = akv_http_new(tc->http.ca_file, &kv->http);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_auth_new(&tc->cred, &tc->http, kv->http, &kv->auth);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    *out = &kv->base;
+    kv = NULL;
+    rv = CKR_OK;
+out:
+    if (kv != NULL) {
+        rest_destroy(&kv->base);
+    }
+    return rv;
+}

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyvault/json.c on answers shaped like keyvault-protocol.md §1.6, §3, §4
+ * and on broken ones (wrong types, missing fields, non-base64url, huge
+ * numbers, truncation). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/b64url.h"
+#include "keyvault/json.h"
+
+/* 256-byte modulus 0xc1 0x02 0x03 ... and e = 65537 */
+static char n_b64[400];
+static char n_b64_zero[400]; /* with a leading 0x00 */
+static uint8_t n_raw[256];
+
+static int setup(void **state)
+{
+    uint8_t z[257];
+    (void)state;
+
+    for (int i = 0; i < 256; i++) {
+        n_raw[i] = (uint8_t)(i + 1);
+    }
+    n_raw[0] = 0xc1;
+    akv_b64url_encode(n_raw, 256, n_b64, sizeof(n_b64));
+    z[0] = 0;
+    memcpy(z + 1, n_raw, 256);
+    akv_b64url_encode(z, 257, n_b64_zero, sizeof(n_b64_zero));
+    return 0;
+}
+
+static CK_RV bundle(const char *json, struct akv_kv_key *k)
+{
+    return akv_json_parse_key_bundle(json, strlen(json), k);
+}
+
+static void test_key_bundle_rsa(void **state)
+{
+    char json[2048];
+    struct akv_kv_key k;
+    (void)state;
+
+    snprintf(json, sizeof(json),
+             "{\"key\":{\"kid\":\"https://myvault.vault.azure.net/keys/kek1/"
+             "0B6C1E2A9F3D4E58A1C7D2E3F4A5B6C7\","
+             "\"kty\":\"RSA-HSM\",\"key_ops\":[\"wrapKey\",\"unwrapKey\","
+             "\"import\"],\"n\":\"%s\",\"e\":\"AQAB\"},"
+             "\"attributes\":{\"enabled\":true,\"created\":1717000000,"
+             "\"updated\":1717000001,\"exp\":1900000000,"
+             "\"recoveryLevel\":\"Recoverable+Purgeable\","
+             "\"recoverableDays\":90,\"hsmPlatform\":\"2\"},"
+             "\"tags\":{\"app\":\"p11\"},\"managed\":false,"
+             "\"release_policy\":{\"data\":\"x\"}}",
+             n_b64);
+    assert_int_equal(bundle(json, &k), CKR_OK);
+    assert_string_equal(k.kid, "https://myvault.vault.azure.net/keys/kek1/"
+                               "0B6C1E2A9F3D4E58A1C7D2E3F4A5B6C7");
+    assert_string_equal(k.name, "kek1");
+    assert_string_equal(k.version, "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    assert_int_equal(k.kty, AKV_KV_KTY_RSA);
+    assert_string_equal(k.kty_name, "RSA-HSM");
+    assert_int_equal(k.key_ops, AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY);
+    assert_int_equal(k.n_len, 256);
+    assert_memory_equal(k.n, n_raw, 256);
+    assert_int_equal(k.e_len, 3);
+    assert_memory_equal(k.e, "\x01\x00\x01", 3);
+    assert_true(k.enabled);
+    assert_int_equal(k.created, 1717000000);
+    assert_int_equal(k.updated, 1717000001);
+    assert_int_equal(k.exp, 1900000000);
+    assert_int_equal(k.nbf, 0);
+    {
+        struct akv_kv_key c;
+        assert_int_equal(akv_kv_key_copy(&c, &k), CKR_OK);
+        assert_ptr_not_equal(c.n, k.n);
+        assert_memory_equal(c.n, k.n, 256);
+        assert_string_equal(c.kid, k.kid);
+        akv_kv_key_clear(&c);
+        assert_null(c.n);
+    }
+    akv_kv_key_clear(&k);
+    assert_null(k.n);
+    assert_int_equal(k.n_len, 0);
+}
+
+static void test_key_bundle_leading_zero_and_defaults(void **state)
+{
+    char json[2048];
+    struct akv_kv_key k;
+    (void)state;
+
+    /* leading 0x00 stripped; no key_ops = all ops; no attributes =
+     * enabled; disabled flag honoured in the second case */
+    snprintf(json, sizeof(json),
+             "{\"key\":{\"kid\":\"https://v.vault.azure.net/keys/k/abc\","
+             "\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\"}}",
+             n_b64_zero);
+    assert_int_equal(bundle(json, &k), CKR_OK);
+    assert_int_equal(k.n_len, 256);
+    assert_int_equal(k.n[0], 0xc1);
+    assert_int_equal(k.key_ops, 0x3f);
+    assert_true(k.enabled);
+    akv_kv_key_clear(&k);
+
+    snprintf(json, sizeof(json),
+             "{\"key\":{\"kid\":\"https://v.vault.azure.net/keys/k/abc\","
+             "\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQAB\",\"key_ops\":[]},"
+             "\"attributes\":{\"enabled\":false,\"nbf\":1}}",
+             n_b64);
+    assert_int_equal(bundle(json, &k), CKR_OK);
+    assert_false(k.enabled);
+    assert_int_equal(k.key_ops, 0);
+    assert_int_equal(k.nbf, 1);
+    akv_kv_key_clear(&k);
+}
+
+static void test_key_bundle_other_types(void **state)
+{
+    struct akv_kv_key k;
+    (void)state;
+
+    assert_int_equal(
+        bundle("{\"key\":{\"kid\":\"https://h.managedhsm.azure.net/keys/aes/"
+               "1234\",\"kty\":\"oct-HSM\",\"key_ops\":[\"wrapKey\"],"
+               "\"key_size\":256}}",
+               &k),
+        CKR_OK);
+    assert_int_equal(k.kty, AKV_KV_KTY_OCT_HSM);
+    assert_int_equal(k.oct_bits, 256);
+    assert_null(k.n);
+    akv_kv_key_clear(&k);
+
+    assert_int_equal(
+        bundle("{\"key\":{\"kid\":\"https://v.vault.azure.net/keys/ec/1\","
+               "\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\"}}",
+               &k),
+        CKR_OK);
+    assert_int_equal(k.kty, AKV_KV_KTY_OTHER);
+    assert_string_equal(k.kty_name, "EC");
+    akv_kv_key_clear(&k);
+}
+
+static void test_key_bundle_broken(void **state)
+{
+    char json[2048];
+    struct akv_kv_key k;
+    static const char *const bad[] = {
+        "", "null", "[]", "{}", "{\"key\":[]}",
+        "{\"key\":{\"kty\":\"RSA\"}}",           /* no kid */
+        "{\"key\":{\"kid\":5,\"kty\":\"RSA\"}}", /* kid not string */
+        /* base identifier (no version) */
+        "{\"key\":{\"kid\":\"https://v/keys/k\",\"kty\":\"EC\"}}",
+        /* wrong collection */
+        "{\"key\":{\"kid\":\"https://v/secrets/k/1\",\"kty\":\"EC\"}}",
+        /* too many segments */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1/2\",\"kty\":\"EC\"}}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\"}}", /* no kty */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+        "\"e\":\"AQAB\"}}", /* RSA without n */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+        "\"n\":\"AQAB\"}}", /* RSA without e */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+        "\"n\":\"AQ+B\",\"e\":\"AQAB\"}}", /* standard base64 */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+        "\"n\":\"AAAA\",\"e\":\"AQAB\"}}", /* all-zero modulus */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+        "\"n\":\"AQAB\",\"e\":\"AQABAQABAQABAQAB\"}}", /* e > 8 bytes */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\","
+        "\"key_ops\":\"sign\"}}", /* key_ops not array */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\","
+        "\"key_ops\":[1]}}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":{\"enabled\":\"yes\"}}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":{\"exp\":\"1700000000\"}}", /* IntDate as string */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":{\"exp\":1e300}}", /* huge */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":{\"created\":1493937.61}}", /* fractional (§1.9) */
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":{\"nbf\":-5}}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"},"
+        "\"attributes\":7}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":"
+        "\"AVeryLongKeyTypeName\"}}",
+        "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"EC\"}", /* cut */
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&k, 0xa5, sizeof(k));
+        if (bundle(bad[i], &k) != CKR_DEVICE_ERROR) {
+            fail_msg("accepted bad[%zu]: %s", i, bad[i]);
+        }
+        assert_null(k.n);
+        assert_int_equal(k.kid[0], 0);
+    }
+    /* modulus above 8192 bits */
+    {
+        uint8_t big[1100];
+        char txt[1500];
+        memset(big, 0x7f, sizeof(big));
+        akv_b64url_encode(big, sizeof(big), txt, sizeof(txt));
+        snprintf(json, sizeof(json),
+                 "{\"key\":{\"kid\":\"https://v/keys/k/1\",\"kty\":\"RSA\","
+                 "\"n\":\"%s\",\"e\":\"AQAB\"}}",
+                 txt);
+        assert_int_equal(bundle(json, &k), CKR_DEVICE_ERROR);
+    }
+    /* NULL / oversize input */
+    assert_int_equal(akv_json_parse_key_bundle(NULL, 0, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(akv_json_parse_key_bundle("{}", 2, NULL),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(
+        akv_json_parse_key_bundle("{}", AKV_JSON_MAX_BYTES + 1, &k),
+        CKR_DEVICE_ERROR);
+}
+
+static void test_key_op_result(void **state)
+{
+    struct akv_secret v = AKV_SECRET_INIT;
+    char kid[AKV_KV_KID_MAX];
+    const char *ok =
+        "{\"kid\":\"https://myvault.vault.azure.net/keys/kek1/"
+        "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\","
+        "\"value\":\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}";
+    (void)state;
+
+    assert_int_equal(akv_json_parse_key_op_result(ok, strlen(ok), kid, &v),
+                     CKR_OK);
+    assert_string_equal(kid, "https://myvault.vault.azure.net/keys/kek1/"
+                             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    assert_int_equal(v.len, 32);
+    for (size_t i = 0; i < 32; i++) {
+        assert_int_equal(v.data[i], 7);
+    }
+    akv_secret_clear(&v);
+
+    /* padded base64url accepted; kid optional */
+    assert_int_equal(
+        akv_json_parse_key_op_result("{\"value\":\"Zg==\"}", 16, kid, &v),
+        CKR_OK);
+    assert_string_equal(kid, "");
+    assert_int_equal(v.len, 1);
+    akv_secret_clear(&v);
+
+    {
+        static const char *const bad[] = {
+            "{\"kid\":\"x\"}",              /* no value */
+            "{\"value\":\"\"}",             /* empty */
+            "{\"value\":\"a+b/\"}",         /* standard base64 */
+            "{\"value\":\"Zh\"}",           /* non-canonical */
+            "{\"value\":5}",                /* number */
+            "{\"value\":\"Zg\",\"kid\":7}", /* kid wrong type */
+            "{\"value\":[\"Zg\"]}",
+            "\"Zg\"",
+            "{\"value\":\"Zg\"",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            if (akv_json_parse_key_op_result(bad[i], strlen(bad[i]), kid, &v)
+                != CKR_DEVICE_ERROR) {
+                fail_msg("accepted bad[%zu]: %s", i, bad[i]);
+            }
+            assert_null(v.data);
+            assert_string_equal(kid, "");
+        }
+    }
+}
+
+static void test_error_envelope(void **state)
+{
+    struct akv_json_error e;
+    const char *kv = "{\"error\":{\"code\":\"Forbidden\",\"message\":\"The "
+                     "user, group or application 'appid=x' does not have keys "
+                     "unwrapKey permission.\\r\\nMore\",\"innererror\":{"
+                     "\"code\":\"AccessDenied\"}}}";
+    const char *aad = "{\"error\":\"invalid_client\",\"error_description\":"
+                      "\"AADSTS7000215: Invalid client secret provided.\\r\\n"
+                      "Trace ID: x\",\"error_codes\":[7000215]}";
+    (void)state;
+
+    assert_int_equal(akv_json_parse_error(kv, strlen(kv), &e), 0);
+    assert_string_equal(e.code, "Forbidden");
+    assert_string_equal(e.inner, "AccessDenied");
+    assert_string_equal(e.message, "The user, group or application 'appid=x' "
+                                   "does not have keys unwrapKey permission.");
+    assert_int_equal(akv_json_parse_error(aad, strlen(aad), &e), 0);
+    assert_string_equal(e.code, "invalid_client");
+    assert_string_equal(e.inner, "");
+    assert_string_equal(e.message,
+                        "AADSTS7000215: Invalid client secret provided.");
+    {
+        const char *no_inner = "{\"error\":{\"code\":\"KeyNotFound\"}}";
+        assert_int_equal(akv_json_parse_error(no_inner, strlen(no_inner), &e),
+                         0);
+        assert_string_equal(e.code, "KeyNotFound");
+        assert_string_equal(e.message, "");
+    }
+    assert_int_equal(akv_json_parse_error("<html>", 6, &e), -1);
+    assert_string_equal(e.code, "");
+    assert_int_equal(akv_json_parse_error("{\"error\":5}", 11, &e), -1);
+    assert_int_equal(akv_json_parse_error(NULL, 0, &e), -1);
+    {
+        /* control characters and overlong codes are made safe for one log
+         * line */
+        char big[600];
+        snprintf(big, sizeof(big),
+                 "{\"error\":{\"code\":\"%0200d\",\"message\":\"a\\u0007b\"}}",
+                 0);
+        assert_int_equal(akv_json_parse_error(big, strlen(big), &e), 0);
+        assert_int_equal(strlen(e.code), sizeof(e.code) - 1);
+        assert_string_equal(e.message, "a?b");
+    }
+}
+
+static void test_token_responses(void **state)
+{
+    struct akv_secret t = AKV_SECRET_INIT;
+    int64_t exp = 0;
+    int64_t life = 0;
+    const char *entra =
+        "{\"token_type\":\"Bearer\",\"expires_in\":3599,"
+        "\"ext_expires_in\":3599,\"access_token\":\"eyJ0.a.b\"}";
+    const char *imds = "{\"access_token\":\"eyJ0.c.d\",\"refresh_token\":\"\","
+                       "\"expires_in\":\"3599\",\"expires_on\":\"1506484173\","
+                       "\"not_before\":\"1506480273\",\"resource\":"
+                       "\"https://vault.azure.net\",\"token_type\":\"Bearer\"}";
+    const char *appsvc = "{\"access_token\":\"eyJ0.e.f\",\"expires_on\":"
+                         "\"1000600\",\"resource\":\"https://vault.azure.net\","
+                         "\"token_type\":\"Bearer\",\"client_id\":\"x\"}";
+    (void)state;
+
+    assert_int_equal(
+        akv_json_parse_token(entra, strlen(entra), 1000, &t, &exp, &life),
+        CKR_OK);
+    assert_string_equal((char *)t.data, "eyJ0.a.b");
+    assert_int_equal(life, 3599);
+    assert_int_equal(exp, 1000 + 3599);
+    assert_int_equal(
+        akv_json_parse_token(imds, strlen(imds), 1000, &t, &exp, &life),
+        CKR_OK);
+    assert_string_equal((char *)t.data, "eyJ0.c.d");
+    assert_int_equal(life, 3599);
+    assert_int_equal(
+        akv_json_parse_token(appsvc, strlen(appsvc), 1000000, &t, &exp, &life),
+        CKR_OK);
+    assert_int_equal(life, 600);
+    assert_int_equal(exp, 1000600);
+    akv_secret_clear(&t);
+
+    {
+        static const char *const bad[] = {
+            "{\"expires_in\":10}",                       /* no token */
+            "{\"access_token\":\"\",\"expires_in\":10}", /* empty */
+            "{\"access_token\":5,\"expires_in\":10}",
+            "{\"access_token\":\"a\"}", /* no expiry */
+            "{\"access_token\":\"a\",\"expires_in\":\"ten\"}",
+            "{\"access_token\":\"a\",\"expires_in\":\"-5\"}",
+            "{\"access_token\":\"a\",\"expires_in\":0}",
+            "{\"access_token\":\"a\",\"expires_in\":1e300}",
+            "{\"access_token\":\"a\",\"expires_in\":99999999999999999999}",
+            "{\"access_token\":\"a\",\"expires_in\":\"99999999999999999999\"}",
+            "{\"access_token\":\"a\",\"expires_in\":1.5}",
+            "{\"access_token\":\"a\",\"expires_on\":\"999\"}", /* past */
+            "{\"access_token\":\"a b\",\"expires_in\":10}",    /* space */
+            "{\"access_token\":\"a\\r\\nX-Evil: 1\",\"expires_in\":10}",
+            "{\"access_token\":\"a\",\"expires_in\":10,\"token_type\":\"pop\"}",
+            "{\"access_token\":\"a\",\"expires_in\":10,\"token_type\":1}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            if (akv_json_parse_token(bad[i], strlen(bad[i]), 1000, &t, &exp,
+                                     &life)
+                != CKR_DEVICE_ERROR) {
+                fail_msg("accepted bad[%zu]: %s", i, bad[i]);
+            }
+            assert_null(t.data);
+        }
+    }
+}
+
+static void test_build_key_op(void **state)
+{
+    struct akv_secret b = AKV_SECRET_INIT;
+    uint8_t dek[32];
+    (void)state;
+
+    memset(dek, 7, sizeof(dek));
+    assert_int_equal(
+        akv_json_build_key_op(AKV_KV_ALG_RSA_OAEP_256, dek, 32, &b), CKR_OK);
+    /* protocol.md §1.6 example, byte for byte */
+    assert_string_equal((char *)b.data,
+                        "{\"alg\":\"RSA-OAEP-256\",\"value\":"
+                        "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}");
+    assert_int_equal(b.len, strlen((char *)b.data));
+    assert_int_equal(
+        akv_json_build_key_op(AKV_KV_ALG_RSA1_5, (const uint8_t *)"f", 1, &b),
+        CKR_OK);
+    assert_string_equal((char *)b.data,
+                        "{\"alg\":\"RSA1_5\",\"value\":\"Zg\"}");
+    assert_int_equal(akv_json_build_key_op(AKV_KV_ALG_COUNT, dek, 32, &b),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(akv_json_build_key_op(AKV_KV_ALG_RSA_OAEP, NULL, 3, &b),
+                     CKR_ARGUMENTS_BAD);
+    akv_secret_clear(&b);
+}
+
+static void test_kid_and_alg(void **state)
+{
+    char name[AKV_KV_NAME_MAX];
+    char ver[AKV_KV_VERSION_MAX];
+    (void)state;
+
+    assert_int_equal(akv_json_parse_kid("https://v.vault.azure.net:443/keys/"
+                                        "My-Key/ABCdef",
+                                        name, ver),
+                     0);
+    assert_string_equal(name, "My-Key");
+    assert_string_equal(ver, "abcdef");
+    assert_int_equal(akv_json_parse_kid("https://v/keys/k", name, ver), 0);
+    assert_string_equal(ver, "");
+    assert_int_equal(akv_json_parse_kid("https://v/keys/k_x/1", name, ver), -1);
+    assert_int_equal(akv_json_parse_kid("https://v/keys//1", name, ver), -1);
+    assert_int_equal(akv_json_parse_kid("ftp://v/keys/k/1", name, ver), -1);
+    assert_int_equal(akv_json_parse_kid("https://v/keys/k/1?x", name, ver), -1);
+
+    for (int a = 0; a < AKV_KV_ALG_COUNT; a++) {
+        assert_non_null(akv_kv_alg_name((enum akv_kv_alg)a));
+        assert_int_equal(akv_kv_alg_parse(akv_kv_alg_name((enum akv_kv_alg)a)),
+                         a);
+    }
+    assert_string_equal(akv_kv_alg_name(AKV_KV_ALG_RSA_OAEP_256),
+                        "RSA-OAEP-256");
+    assert_null(akv_kv_alg_name(AKV_KV_ALG_COUNT));
+    assert_int_equal(akv_kv_alg_parse("rsa-oaep"), -1);
+    assert_int_equal(akv_kv_alg_parse(NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_bundle_rsa),
+        cmocka_unit_test(test_key_bundle_leading_zero_and_defaults),
+        cmocka_unit_test(test_key_bundle_other_types),
+        cmocka_unit_test(test_key_bundle_broken),
+        cmocka_unit_test(test_key_op_result),
+        cmocka_unit_test(test_error_envelope),
+        cmocka_unit_test(test_token_responses),
+        cmocka_unit_test(test_build_key_op),
+        cmocka_unit_test(test_kid_and_alg),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

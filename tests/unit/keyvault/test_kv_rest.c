@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* keyvault/kv_rest.c end to end against a scripted loopback HTTP server:
+ * URLs and bodies on the wire, error mapping, retries, Retry-After,
+ * timeouts and the budget, the 401 challenge / token refresh, the token
+ * cache and its single-flight refresh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include <cmocka.h>
+
+#include "common/b64url.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "keyvault/kv.h"
+#include "keyvault/retry.h"
+#include "mock_server.h"
+
+struct fx {
+    struct mock_server *m;
+    struct akv_config *cfg;
+    struct akv_kv *kv;
+};
+
+static char n_b64[400];
+
+/* extra: JSON members appended to the token object (http settings etc.) */
+static struct akv_kv *make_kv(struct fx *f, const char *http_extra)
+{
+    char json[2048];
+    char err[512];
+
+    snprintf(json, sizeof(json),
+             "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"%s\","
+             "\"keys\":[\"cmk\"],"
+             "\"credential\":{\"type\":\"client_secret\",\"tenant_id\":"
+             "\"tenant-1\",\"client_id\":\"cid\",\"client_secret_env\":"
+             "\"AKV_TEST_SECRET\",\"authority_host\":\"%s\"},"
+             "\"http\":{\"allow_http_loopback\":true,"
+             "\"verify_challenge_resource\":false%s}}]}",
+             mock_url(f->m), mock_url(f->m), http_extra);
+    if (akv_config_parse(json, strlen(json), "test.json", &f->cfg, err,
+                         sizeof(err))
+        != 0) {
+        fail_msg("config: %s", err);
+    }
+    assert_int_equal(akv_kv_rest_new(&f->cfg->tokens[0], &f->kv), CKR_OK);
+    return f->kv;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->m = mock_start();
+    assert_non_null(f->m);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->kv != NULL) {
+        f->kv->ops->destroy(f->kv);
+    }
+    akv_config_free(f->cfg);
+    mock_stop(f->m);
+    free(f);
+    return 0;
+}
+
+static const char *bundle_json(void)
+{
+    static char b[1024];
+    snprintf(b, sizeof(b),
+             "{\"key\":{\"kid\":\"https://myvault.vault.azure.net/keys/cmk/"
+             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"kty\":\"RSA-HSM\","
+             "\"key_ops\":[\"wrapKey\",\"unwrapKey\"],\"n\":\"%s\","
+             "\"e\":\"AQAB\"},\"attributes\":{\"enabled\":true,"
+             "\"created\":1717000000,\"updated\":1717000000}}",
+             n_b64);
+    return b;
+}
+
+static struct mock_rec rec_at(struct fx *f, size_t i)
+{
+    struct mock_rec r;
+    assert_int_equal(mock_get(f->m, i, &r), 0);
+    return r;
+}
+
+static void test_get_key(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    struct mock_rec r;
+
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    assert_string_equal(k.version, "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    assert_int_equal(k.n_len, 256);
+    assert_int_equal(k.key_ops, AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY);
+    akv_kv_key_clear(&k);
+
+    assert_int_equal(mock_total(f->m), 2);
+    r = rec_at(f, 0);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.path, "/tenant-1/oauth2/v2.0/token");
+    assert_string_equal(r.content_type, "application/x-www-form-urlencoded");
+    assert_string_equal(r.body,
+                        "grant_type=client_credentials&client_id=cid&scope="
+                        "https%3A%2F%2Fvault.azure.net%2F.default&client_"
+                        "secret=s%26cr%3Dt%2B%20x");
+    r = rec_at(f, 1);
+    assert_string_equal(r.method, "GET");
+    assert_string_equal(r.path, "/keys/cmk");
+    assert_string_equal(r.query, "api-version=7.4");
+    assert_string_equal(r.auth, "Bearer tok-1");
+
+    /* pinned version */
+    mock_push(f->m, "/keys/cmk/", 200, bundle_json(), NULL, 0);
+    assert_int_equal(
+        kv->ops->get_key(kv, "cmk", "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7", &k),
+        CKR_OK);
+    akv_kv_key_clear(&k);
+    r = rec_at(f, 2);
+    assert_string_equal(r.path, "/keys/cmk/0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    /* the token was cached */
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+}
+
+static void test_wrap_unwrap(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    uint8_t dek[32];
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    char kid[AKV_KV_KID_MAX];
+    struct akv_secret plain = AKV_SECRET_INIT;
+    struct mock_rec r;
+    char resp[1024];
+    uint8_t wrapped[256];
+    char wrapped_b64[400];
+
+    memset(dek, 7, sizeof(dek));
+    memset(wrapped, 0x5a, sizeof(wrapped));
+    akv_b64url_encode(wrapped, sizeof(wrapped), wrapped_b64,
+                      sizeof(wrapped_b64));
+    snprintf(resp, sizeof(resp),
+             "{\"kid\":\"https://myvault.vault.azure.net/keys/cmk/"
+             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"value\":\"%s\"}",
+             wrapped_b64);
+    mock_push(f->m, "/keys/cmk//wrapkey", 200, resp, NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_OK);
+    assert_int_equal(out_len, 256);
+    assert_memory_equal(out, wrapped, 256);
+    assert_string_equal(kid, "https://myvault.vault.azure.net/keys/cmk/"
+                             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    free(out);
+    r = rec_at(f, 1);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.path, "/keys/cmk//wrapkey");
+    assert_string_equal(r.query, "api-version=7.4");
+    assert_string_equal(r.content_type, "application/json");
+    assert_string_equal(r.body,
+                        "{\"alg\":\"RSA-OAEP-256\",\"value\":"
+                        "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}");
+
+    mock_push(f->m, "/keys/cmk/0b6c/unwrapkey", 200,
+              "{\"kid\":\"https://v/keys/cmk/0b6c\",\"value\":"
+              "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}",
+              NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "0b6c", AKV_KV_ALG_RSA_OAEP,
+                                     wrapped, sizeof(wrapped), &plain),
+                     CKR_OK);
+    assert_int_equal(plain.len, 32);
+    assert_memory_equal(plain.data, dek, 32);
+    akv_secret_clear(&plain);
+    r = rec_at(f, 2);
+    assert_string_equal(r.path, "/keys/cmk/0b6c/unwrapkey");
+    assert_non_null(strstr(r.body, "{\"alg\":\"RSA-OAEP\",\"value\":\"Wlpa"));
+}
+
+static void test_error_mapping(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_secret plain = AKV_SECRET_INIT;
+    uint8_t in[256] = {1};
+    struct akv_kv_key k;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+
+    mock_push(f->m, "/keys/cmk", 400,
+              "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Error "
+              "occurred while decoding OAEP padding.\"}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
+                                     in, sizeof(in), &plain),
+                     CKR_WRAPPED_KEY_INVALID);
+    assert_null(plain.data);
+    mock_push(f->m, "/keys/cmk", 403,
+              "{\"error\":{\"code\":\"Forbidden\",\"message\":\"no\","
+              "\"innererror\":{\"code\":\"AccessDenied\"}}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
+                                     in, sizeof(in), &plain),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    mock_push(f->m, "/keys/cmk", 403,
+              "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
+              "\"KeyDisabled\"}}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256, in,
+                                   32, &out, &out_len, NULL),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    assert_null(out);
+    mock_push(f->m, "/keys/cmk", 404,
+              "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with "
+              "(name/id) cmk was not found in this key vault.\"}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k),
+                     CKR_KEY_HANDLE_INVALID);
+    mock_push(f->m, "/keys/cmk", 405, "", NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_GENERAL_ERROR);
+    /* malformed 200s */
+    mock_push(f->m, "/keys/cmk", 200, "{\"key\":{}}", NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    mock_push(f->m, "/keys/cmk", 200, "<html>", NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
+                                     in, sizeof(in), &plain),
+                     CKR_DEVICE_ERROR);
+    /* none of these were retried */
+    assert_int_equal(mock_count(f->m, "/keys/"), 7);
+}
+
+static void test_answer_checks(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    uint8_t dek[16] = {1};
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    char kid[AKV_KV_KID_MAX] = "untouched";
+    struct akv_kv_key k;
+
+    /* wrap answered for another key, or without a versioned kid */
+    mock_push(f->m, "/keys/cmk", 200,
+              "{\"kid\":\"https://v/keys/other/abc\",\"value\":\"Zg\"}", NULL,
+              0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_DEVICE_ERROR);
+    assert_null(out);
+    assert_string_equal(kid, "untouched");
+    mock_push(f->m, "/keys/cmk", 200, "{\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_DEVICE_ERROR);
+    mock_push(f->m, "/keys/cmk", 200,
+              "{\"kid\":\"https://v/keys/cmk\",\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_DEVICE_ERROR);
+    /* a pinned version must come back as that version */
+    mock_push(f->m, "/keys/cmk", 200,
+              "{\"kid\":\"https://v/keys/cmk/def\",\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_DEVICE_ERROR);
+    mock_push(f->m, "/keys/cmk", 200,
+              "{\"kid\":\"https://v/keys/CMK/ABC\",\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
+                                   dek, sizeof(dek), &out, &out_len, kid),
+                     CKR_OK);
+    assert_int_equal(out_len, 1);
+    assert_string_equal(kid, "https://v/keys/CMK/ABC");
+    free(out);
+
+    /* GET of a pinned version answered with another version; out stays
+     * untouched on failure */
+    memset(&k, 0x5a, sizeof(k));
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", "1111", &k), CKR_DEVICE_ERROR);
+    assert_int_equal(k.kid[0], 0x5a);
+}
+
+static void test_arguments(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    struct akv_secret plain = AKV_SECRET_INIT;
+    uint8_t in[8] = {0};
+    char long_name[200];
+
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    assert_int_equal(kv->ops->get_key(kv, "bad_name", NULL, &k),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(kv->ops->get_key(kv, "", NULL, &k), CKR_ARGUMENTS_BAD);
+    assert_int_equal(kv->ops->get_key(kv, long_name, NULL, &k),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(kv->ops->get_key(kv, "k", "../x", &k), CKR_ARGUMENTS_BAD);
+    assert_int_equal(kv->ops->get_key(kv, "k?x=1", NULL, &k),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(
+        kv->ops->unwrap(kv, "k", NULL, AKV_KV_ALG_COUNT, in, 8, &plain),
+        CKR_ARGUMENTS_BAD);
+    assert_int_equal(
+        kv->ops->unwrap(kv, "k", NULL, AKV_KV_ALG_RSA_OAEP, in, 0, &plain),
+        CKR_ARGUMENTS_BAD);
+    assert_int_equal(
+        kv->ops->unwrap(kv, "k", NULL, AKV_KV_ALG_RSA_OAEP, NULL, 8, &plain),
+        CKR_ARGUMENTS_BAD);
+    /* nothing went on the wire */
+    assert_int_equal(mock_total(f->m), 0);
+}
+
+static void test_retry_5xx_then_ok(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, ",\"retries\":3");
+    struct akv_kv_key k;
+
+    mock_push(f->m, "/keys/cmk", 503, "{}", NULL, 0);
+    mock_push(f->m, "/keys/cmk", 500, "{}", NULL, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 3);
+}
+
+static void test_retries_exhausted(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, ",\"retries\":2");
+    struct akv_kv_key k;
+
+    for (int i = 0; i < 5; i++) {
+        mock_push(f->m, "/keys/cmk", 502, "{}", NULL, 0);
+    }
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    /* first attempt + 2 retries */
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 3);
+}
+
+static void test_retry_after_429(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, ",\"retries\":1");
+    struct akv_kv_key k;
+    int64_t t0;
+    int64_t dt;
+
+    mock_push(f->m, "/keys/cmk", 429, "{\"error\":{\"code\":\"Throttled\"}}",
+              "Retry-After: 1", 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    dt = akv_retry_now_ms() - t0;
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 2);
+    assert_true(dt >= 950);
+    assert_true(dt < 3000);
+}
+
+static void test_retry_after_beyond_budget(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv =
+        make_kv(f, ",\"retries\":3,\"timeout_ms\":500,\"budget_ms\":1000");
+    struct akv_kv_key k;
+    int64_t t0;
+
+    /* asked to wait 30 s with a 1 s budget: give up now, do not sleep */
+    mock_push(f->m, "/keys/cmk", 429, "{}", "Retry-After: 30", 0);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_true(akv_retry_now_ms() - t0 < 500);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+}
+
+static void test_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, ",\"retries\":0,\"timeout_ms\":300");
+    struct akv_kv_key k;
+    int64_t t0;
+    int64_t dt;
+
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 1500);
+    /* get the token first so only the vault call is timed */
+    mock_push(f->m, "/keys/zz", 404, "{}", NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "zz", NULL, &k),
+                     CKR_KEY_HANDLE_INVALID);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    dt = akv_retry_now_ms() - t0;
+    assert_true(dt >= 250);
+    assert_true(dt < 1000);
+}
+
+static void test_budget(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv =
+        make_kv(f, ",\"retries\":10,\"timeout_ms\":300,\"budget_ms\":900");
+    struct akv_kv_key k;
+    int64_t t0;
+    int64_t dt;
+
+    for (int i = 0; i < 12; i++) {
+        mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 2000);
+    }
+    t0 = akv_retry_now_ms();
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    dt = akv_retry_now_ms() - t0;
+    /* 10 retries of 300 ms would take > 3 s; the budget stops it */
+    assert_true(dt < 1100);
+    assert_true(mock_count(f->m, "/keys/cmk") >= 2);
+    assert_true(mock_count(f->m, "/keys/cmk") <= 4);
+}
+
+#define CHALLENGE                                                              \
+    "WWW-Authenticate: Bearer authorization=\"https://login.microsoftonline."  \
+    "com/tenant-1\", resource=\"https://vault.azure.net\""
+
+static void test_challenge_refresh(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    struct mock_rec r;
+
+    mock_push(f->m, "/keys/cmk", 401,
+              "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"AKV10000: "
+              "Request is missing a Bearer or PoP token.\"}}",
+              CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
+    r = rec_at(f, 1);
+    assert_string_equal(r.auth, "Bearer tok-1");
+    r = rec_at(f, 3);
+    assert_string_equal(r.path, "/keys/cmk");
+    assert_string_equal(r.auth, "Bearer tok-2");
+}
+
+static void test_challenge_twice(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+
+    mock_push(f->m, "/keys/cmk", 401, "{}", CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk", 401, "{}", CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 2);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
+}
+
+static void test_401_without_challenge(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+
+    mock_push(f->m, "/keys/cmk", 401, "{}", NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+}
+
+static void test_challenge_resource_verified(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv;
+    struct akv_kv_key k;
+    char json[1024];
+    char err[256];
+
+    /* verify_challenge_resource on: 127.0.0.1 is not *.vault.azure.net */
+    snprintf(json, sizeof(json),
+             "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"%s\","
+             "\"keys\":[\"cmk\"],\"credential\":{\"type\":\"client_secret\","
+             "\"tenant_id\":\"tenant-1\",\"client_id\":\"cid\","
+             "\"client_secret_env\":\"AKV_TEST_SECRET\",\"authority_host\":"
+             "\"%s\"},\"http\":{\"allow_http_loopback\":true}}]}",
+             mock_url(f->m), mock_url(f->m));
+    assert_int_equal(akv_config_parse(json, strlen(json), "t.json", &f->cfg,
+                                      err, sizeof(err)),
+                     0);
+    assert_int_equal(akv_kv_rest_new(&f->cfg->tokens[0], &f->kv), CKR_OK);
+    kv = f->kv;
+    mock_push(f->m, "/keys/cmk", 401, "{}", CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+}
+
+static void test_token_failure(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+
+    mock_push(f->m, "/tenant-1/oauth2", 401,
+              "{\"error\":\"invalid_client\",\"error_description\":"
+              "\"AADSTS7000215: Invalid client secret provided.\"}",
+              NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(mock_count(f->m, "/keys/"), 0);
+    /* a 4xx from the token endpoint is not retried */
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+    /* the next call tries again (no negative caching) and succeeds */
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+}
+
+static void test_oversize_body(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    char *big = malloc(300 * 1024);
+
+    memset(big, ' ', 300 * 1024 - 1);
+    big[0] = '{';
+    big[300 * 1024 - 2] = '}';
+    big[300 * 1024 - 1] = '\0';
+    mock_push(f->m, "/keys/cmk", 200, big, NULL, 0);
+    free(big);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+}
+
+struct thr {
+    struct akv_kv *kv;
+    CK_RV rv;
+};
+
+static void *get_thread(void *arg)
+{
+    struct thr *t = arg;
+    struct akv_kv_key k;
+    t->rv = t->kv->ops->get_key(t->kv, "cmk", NULL, &k);
+    if (t->rv == CKR_OK) {
+        akv_kv_key_clear(&k);
+    }
+    return NULL;
+}
+
+static void test_single_flight(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    pthread_t th[8];
+    struct thr t[8];
+
+    mock_set_token_delay(f->m, 300);
+    for (int i = 0; i < 8; i++) {
+        mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        t[i].kv = kv;
+        pthread_create(&th[i], NULL, get_thread, &t[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].rv, CKR_OK);
+    }
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 8);
+}
+
+struct hammer {
+    struct akv_kv *kv;
+    int ok;
+};
+
+static void *hammer_thread(void *arg)
+{
+    struct hammer *h = arg;
+    uint8_t dek[32];
+    struct akv_secret plain = AKV_SECRET_INIT;
+
+    memset(dek, 3, sizeof(dek));
+    for (int i = 0; i < 20; i++) {
+        uint8_t *out = NULL;
+        size_t out_len = 0;
+        char kid[AKV_KV_KID_MAX];
+        if (h->kv->ops->wrap(h->kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256, dek,
+                             sizeof(dek), &out, &out_len, kid)
+                == CKR_OK
+            && out_len == 1
+            && h->kv->ops->unwrap(h->kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
+                                  out, out_len, &plain)
+                   == CKR_OK) {
+            h->ok++;
+        }
+        free(out);
+        akv_secret_clear(&plain);
+    }
+    return NULL;
+}
+
+/* more threads than pooled handles, one client, one token */
+static void test_hammer(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    pthread_t th[16];
+    struct hammer h[16];
+
+    mock_set_default(f->m, "/keys/cmk", 200,
+                     "{\"kid\":\"https://v/keys/cmk/abc\",\"value\":\"Zg\"}");
+    for (int i = 0; i < 16; i++) {
+        h[i].kv = kv;
+        h[i].ok = 0;
+        pthread_create(&th[i], NULL, hammer_thread, &h[i]);
+    }
+    for (int i = 0; i < 16; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(h[i].ok, 20);
+    }
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+}
+
+static void test_token_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    struct timespec ts = {1, 200000000L};
+
+    /* 2 s lifetime: refreshed after half of it */
+    mock_set_token_lifetime(f->m, 2);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    nanosleep(&ts, NULL);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
+}
+
+static void test_rest_new_refuses(void **state)
+{
+    struct akv_token_config tc;
+    struct akv_kv *kv = NULL;
+    (void)state;
+
+    memset(&tc, 0, sizeof(tc));
+    tc.label = (char *)"x";
+    tc.vault_url = (char *)"http://10.1.2.3";
+    tc.http.allow_http_loopback = true;
+    assert_int_equal(akv_kv_rest_new(&tc, &kv), CKR_GENERAL_ERROR);
+    tc.vault_url = (char *)"http://v.vault.azure.net";
+    tc.http.allow_http_loopback = false;
+    assert_int_equal(akv_kv_rest_new(&tc, &kv), CKR_GENERAL_ERROR);
+    assert_null(kv);
+    assert_int_equal(akv_kv_rest_new(NULL, &kv), CKR_ARGUMENTS_BAD);
+}
+
+int main(void)
+{
+    uint8_t n[256];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_5xx_then_ok, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retries_exhausted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_429, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_beyond_budget, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_refresh, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_401_without_challenge, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_resource_verified, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_token_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversize_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hammer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
+        cmocka_unit_test(test_rest_new_refuses),
+    };
+
+    for (int i = 0; i < 256; i++) {
+        n[i] = (uint8_t)(i + 1);
+    }
+    akv_b64url_encode(n, 256, n_b64, sizeof(n_b64));
+    setenv("AKV_TEST_SECRET", "s&cr=t+ x", 1);
+    akv_log_configure(getenv("AKV_TEST_LOG") != NULL ? AKV_LOG_LEVEL_DEBUG
+                                                     : AKV_LOG_LEVEL_NONE,
+                      NULL);
+    assert_int_equal(akv_kv_global_init(), CKR_OK);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

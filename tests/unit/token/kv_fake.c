@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "kv_fake.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#define MAX_KEYS     4
+#define MAX_VERSIONS 8
+
+struct fake_version {
+    char version[33];
+    EVP_PKEY *rsa;
+    uint8_t aes[32];
+};
+
+struct fake_key {
+    char name[64];
+    enum akv_kv_kty kty;
+    unsigned key_ops;
+    unsigned bits;
+    struct fake_version v[MAX_VERSIONS];
+    int n;
+};
+
+struct kv_fake {
+    struct akv_kv base; /* first member */
+    struct fake_key keys[MAX_KEYS];
+    int n_keys;
+    unsigned fail_ops;
+    CK_RV fail_rv;
+    unsigned calls_get;
+    unsigned calls_wrap;
+    unsigned calls_unwrap;
+};
+
+static struct fake_key *find_key(struct kv_fake *f, const char *name)
+{
+    for (int i = 0; i < f->n_keys; i++) {
+        if (strcmp(f->keys[i].name, name) == 0) {
+            return &f->keys[i];
+        }
+    }
+    return NULL;
+}
+
+static struct fake_version *find_version(struct fake_key *k,
+                                         const char *version)
+{
+    if (k == NULL || k->n == 0) {
+        return NULL;
+    }
+    if (version == NULL || version[0] == '\0') {
+        return &k->v[k->n - 1];
+    }
+    for (int i = 0; i < k->n; i++) {
+        if (strcmp(k->v[i].version, version) == 0) {
+            return &k->v[i];
+        }
+    }
+    return NULL;
+}
+
+static void new_version(struct fake_key *k)
+{
+    struct fake_version *v = &k->v[k->n++];
+    uint8_t r[16];
+
+    RAND_bytes(r, sizeof(r));
+    for (int i = 0; i < 16; i++) {
+        snprintf(v->version + 2 * i, 3, "%02x", r[i]);
+    }
+    if (k->kty == AKV_KV_KTY_RSA) {
+        v->rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    } else {
+        RAND_bytes(v->aes, (int)(k->bits / 8));
+    }
+}
+
+static CK_RV check_fail(struct kv_fake *f, unsigned op)
+{
+    return (f->fail_ops & op) ? f->fail_rv : CKR_OK;
+}
+
+static CK_RV bn_param(EVP_PKEY *pk, const char *name, uint8_t **out,
+                      size_t *len)
+{
+    BIGNUM *bn = NULL;
+
+    if (EVP_PKEY_get_bn_param(pk, name, &bn) != 1) {
+        return CKR_GENERAL_ERROR;
+    }
+    *len = (size_t)BN_num_bytes(bn);
+    *out = malloc(*len);
+    BN_bn2bin(bn, *out);
+    BN_free(bn);
+    return CKR_OK;
+}
+
+static CK_RV fake_get_key(struct akv_kv *kv, const char *name,
+                          const char *version, struct akv_kv_key *out)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_get, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_GET);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->kid, sizeof(out->kid),
+             "https://fake.vault.azure.net/keys/%s/%s", k->name, v->version);
+    snprintf(out->name, sizeof(out->name), "%s", k->name);
+    snprintf(out->version, sizeof(out->version), "%s", v->version);
+    out->kty = k->kty;
+    snprintf(out->kty_name, sizeof(out->kty_name), "%s",
+             k->kty == AKV_KV_KTY_RSA ? "RSA-HSM" : "oct-HSM");
+    out->key_ops = k->key_ops;
+    out->enabled = true;
+    if (k->kty == AKV_KV_KTY_RSA) {
+        bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_N, &out->n, &out->n_len);
+        bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_E, &out->e, &out->e_len);
+    } else {
+        out->oct_bits = k->bits;
+    }
+    return CKR_OK;
+}
+
+static int set_padding(EVP_PKEY_CTX *c, enum akv_kv_alg alg)
+{
+    const char *md = alg == AKV_KV_ALG_RSA_OAEP ? "SHA1" : "SHA256";
+
+    if (alg == AKV_KV_ALG_RSA1_5) {
+        return EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) > 0;
+    }
+    if (alg != AKV_KV_ALG_RSA_OAEP && alg != AKV_KV_ALG_RSA_OAEP_256) {
+        return 0;
+    }
+    return EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) > 0
+           && EVP_PKEY_CTX_set_rsa_oaep_md_name(c, md, NULL) > 0
+           && EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, md, NULL) > 0;
+}
+
+static const char *kw_name(unsigned bits, enum akv_kv_alg alg)
+{
+    bool pad = alg == AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD;
+
+    switch (bits) {
+    case 128:
+        return pad ? "AES-128-WRAP-PAD" : "AES-128-WRAP";
+    case 192:
+        return pad ? "AES-192-WRAP-PAD" : "AES-192-WRAP";
+    default:
+        return pad ? "AES-256-WRAP-PAD" : "AES-256-WRAP";
+    }
+}
+
+static CK_RV aes_kw(struct fake_key *k, struct fake_version *v,
+                    enum akv_kv_alg alg, int enc, const uint8_t *in,
+                    size_t in_len, uint8_t *out, size_t *out_len)
+{
+    EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, kw_name(k->bits, alg), NULL);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int l1 = 0;
+    int l2 = 0;
+    CK_RV rv = enc ? CKR_GENERAL_ERROR : CKR_WRAPPED_KEY_INVALID;
+
+    if (EVP_CipherInit_ex2(ctx, c, v->aes, NULL, enc, NULL) == 1
+        && EVP_CipherUpdate(ctx, out, &l1, in, (int)in_len) == 1
+        && EVP_CipherFinal_ex(ctx, out + l1, &l2) == 1) {
+        *out_len = (size_t)(l1 + l2);
+        rv = CKR_OK;
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(c);
+    return rv;
+}
+
+static CK_RV fake_wrap(struct akv_kv *kv, const char *name, const char *version,
+                       enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
+                       uint8_t **out, size_t *out_len, char *kid_out)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_wrap, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_WRAP);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    if (!(k->key_ops & AKV_KV_OP_WRAPKEY)) {
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    }
+    *out = malloc(in_len + 1024);
+    if (k->kty == AKV_KV_KTY_RSA) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(v->rsa, NULL);
+
+        *out_len = 512;
+        if (EVP_PKEY_encrypt_init(c) != 1 || !set_padding(c, alg)
+            || EVP_PKEY_encrypt(c, *out, out_len, in, in_len) != 1) {
+            rv = CKR_GENERAL_ERROR;
+        }
+        EVP_PKEY_CTX_free(c);
+    } else {
+        rv = aes_kw(k, v, alg, 1, in, in_len, *out, out_len);
+    }
+    if (rv != CKR_OK) {
+        free(*out);
+        *out = NULL;
+        return rv;
+    }
+    if (kid_out != NULL) {
+        snprintf(kid_out, AKV_KV_KID_MAX,
+                 "https://fake.vault.azure.net/keys/%s/%s", k->name,
+                 v->version);
+    }
+    return CKR_OK;
+}
+
+static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
+                         const char *version, enum akv_kv_alg alg,
+                         const uint8_t *in, size_t in_len,
+                         struct akv_secret *out)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    uint8_t buf[1024];
+    size_t len = sizeof(buf);
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_unwrap, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_UNWRAP);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    if (!(k->key_ops & AKV_KV_OP_UNWRAPKEY)) {
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    }
+    if (k->kty == AKV_KV_KTY_RSA) {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(v->rsa, NULL);
+
+        if (EVP_PKEY_decrypt_init(c) != 1 || !set_padding(c, alg)
+            || EVP_PKEY_decrypt(c, buf, &len, in, in_len) != 1) {
+            rv = CKR_WRAPPED_KEY_INVALID; /* the vault's 400 */
+        }
+        EVP_PKEY_CTX_free(c);
+    } else if (in_len > sizeof(buf)) {
+        rv = CKR_WRAPPED_KEY_INVALID;
+    } else {
+        rv = aes_kw(k, v, alg, 0, in, in_len, buf, &len);
+    }
+    if (rv == CKR_OK && akv_secret_set(out, buf, len) != 0) {
+        rv = CKR_HOST_MEMORY;
+    }
+    akv_secret_wipe(buf, sizeof(buf));
+    return rv;
+}
+
+static void fake_destroy(struct akv_kv *kv)
+{
+    /* The test owns the fake (kv_fake_free), so a token can be finalised
+     * and re-created against the same vault. */
+    (void)kv;
+}
+
+void kv_fake_free(struct kv_fake *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    for (int i = 0; i < f->n_keys; i++) {
+        for (int j = 0; j < f->keys[i].n; j++) {
+            EVP_PKEY_free(f->keys[i].v[j].rsa);
+        }
+    }
+    free(f);
+}
+
+static const struct akv_kv_ops fake_ops = {
+    fake_get_key,
+    fake_wrap,
+    fake_unwrap,
+    fake_destroy,
+};
+
+struct kv_fake *kv_fake_new(void)
+{
+    struct kv_fake *f = calloc(1, sizeof(*f));
+
+    f->base.ops = &fake_ops;
+    return f;
+}
+
+struct akv_kv *kv_fake_kv(struct kv_fake *f)
+{
+    return &f->base;
+}
+
+void kv_fake_add_rsa(struct kv_fake *f, const char *name, unsigned key_ops)
+{
+    struct fake_key *k = &f->keys[f->n_keys++];
+
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    k->kty = AKV_KV_KTY_RSA;
+    k->key_ops = key_ops;
+    new_version(k);
+}
+
+void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
+                     unsigned key_ops)
+{
+    struct fake_key *k = &f->keys[f->n_keys++];
+
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    k->kty = AKV_KV_KTY_OCT_HSM;
+    k->key_ops = key_ops;
+    k->bits = bits;
+    new_version(k);
+}
+
+const char *kv_fake_rotate(struct kv_fake *f, const char *name)
+{
+    struct fake_key *k = find_key(f, name);
+
+    new_version(k);
+    return k->v[k->n - 1].version;
+}
+
+const char *kv_fake_version(struct kv_fake *f, const char *name, int i)
+{
+    struct fake_key *k = find_key(f, name);
+
+    return k != NULL && i < k->n ? k->v[i].version : NULL;
+}
+
+void kv_fake_fail(struct kv_fake *f, unsigned ops, CK_RV rv)
+{
+    f->fail_ops = rv == CKR_OK ? 0 : ops;
+    f->fail_rv = rv;
+}
+
+unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)
+{
+    unsigned n = 0;
+
+    n += (ops & KV_FAKE_GET) ? f->calls_get : 0;
+    n += (ops & KV_FAKE_WRAP) ? f->calls_wrap : 0;
+    n += (ops & KV_FAKE_UNWRAP) ? f->calls_unwrap : 0;
+    return n;
+}
+
+void kv_fake_reset_calls(struct kv_fake *f)
+{
+    f->calls_get = 0;
+    f->calls_wrap = 0;
+    f->calls_unwrap = 0;
+}
+
+size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,
+                           const char *version, enum akv_kv_alg alg,
+                           const uint8_t *in, size_t in_len, uint8_t *out)
+{
+    struct fake_version *v = find_version(find_key(f, name), version);
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(v->rsa, NULL);
+    size_t len = 512;
+
+    if (EVP_PKEY_encrypt_init(c) != 1 || !set_padding(c, alg)
+        || EVP_PKEY_encrypt(c, out, &len, in, in_len) != 1) {
+        len = 0;
+    }
+    EVP_PKEY_CTX_free(c);
+    return len;
+}

@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "attr.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../include/pkcs11/akv-pkcs11.h"
+
+#define C  AKV_A_CREATE
+#define G  AKV_A_GENERATE
+#define U  AKV_A_UNWRAP
+#define M  AKV_A_MODIFIABLE
+#define ST AKV_A_STICKY_TRUE
+#define SF AKV_A_STICKY_FALSE
+#define CO AKV_A_COPY_ONLY
+
+/*
+ * The policy table (v3.0 §4.4 common object attributes, §4.7 key objects,
+ * §4.8/4.9 RSA public/private, §4.10 secret keys, §4.5 data objects). Sorted
+ * by type; a unit test checks the order. Attributes the module only ever
+ * produces itself (CKA_LOCAL, CKA_MODULUS_BITS, the vendor attributes, ...)
+ * carry no flag, so any caller template that sets them is
+ * CKR_ATTRIBUTE_READ_ONLY.
+ */
+static const struct akv_attr_policy policy[] = {
+    {CKA_CLASS, AKV_AK_ULONG, C | G | U},
+    {CKA_TOKEN, AKV_AK_BOOL, C | G | U | CO},
+    {CKA_PRIVATE, AKV_AK_BOOL, C | G | U | CO},
+    {CKA_LABEL, AKV_AK_BYTES, C | G | U | M},
+    {CKA_APPLICATION, AKV_AK_BYTES, C | M},
+    {CKA_VALUE, AKV_AK_BYTES, C}, /* fn 4, 6: not gen/unwrap */
+    {CKA_OBJECT_ID, AKV_AK_BYTES, C | M},
+    {CKA_TRUSTED, AKV_AK_BOOL, 0}, /* fn 10: SO only, no SO here */
+    {CKA_CHECK_VALUE, AKV_AK_BYTES, 0},
+    {CKA_KEY_TYPE, AKV_AK_ULONG, C | G | U},
+    {CKA_SUBJECT, AKV_AK_BYTES, C | G | U | M},
+    {CKA_ID, AKV_AK_BYTES, C | G | U | M},
+    {CKA_SENSITIVE, AKV_AK_BOOL, C | G | U | M | ST},
+    {CKA_ENCRYPT, AKV_AK_BOOL, C | G | U | M},
+    {CKA_DECRYPT, AKV_AK_BOOL, C | G | U | M},
+    {CKA_WRAP, AKV_AK_BOOL, C | G | U | M},
+    {CKA_UNWRAP, AKV_AK_BOOL, C | G | U | M},
+    {CKA_SIGN, AKV_AK_BOOL, C | G | U | M},
+    {CKA_SIGN_RECOVER, AKV_AK_BOOL, C | G | U | M},
+    {CKA_VERIFY, AKV_AK_BOOL, C | G | U | M},
+    {CKA_VERIFY_RECOVER, AKV_AK_BOOL, C | G | U | M},
+    {CKA_DERIVE, AKV_AK_BOOL, C | G | U | M},
+    {CKA_START_DATE, AKV_AK_DATE, C | G | U | M},
+    {CKA_END_DATE, AKV_AK_DATE, C | G | U | M},
+    {CKA_MODULUS, AKV_AK_BYTES, 0},
+    {CKA_MODULUS_BITS, AKV_AK_ULONG, 0},
+    {CKA_PUBLIC_EXPONENT, AKV_AK_BYTES, 0},
+    {CKA_PRIVATE_EXPONENT, AKV_AK_BYTES, 0},
+    {CKA_PRIME_1, AKV_AK_BYTES, 0},
+    {CKA_PRIME_2, AKV_AK_BYTES, 0},
+    {CKA_EXPONENT_1, AKV_AK_BYTES, 0},
+    {CKA_EXPONENT_2, AKV_AK_BYTES, 0},
+    {CKA_COEFFICIENT, AKV_AK_BYTES, 0},
+    {CKA_VALUE_LEN, AKV_AK_ULONG, G | U}, /* fn 2: not on create */
+    {CKA_EXTRACTABLE, AKV_AK_BOOL, C | G | U | M | SF},
+    {CKA_LOCAL, AKV_AK_BOOL, 0},
+    {CKA_NEVER_EXTRACTABLE, AKV_AK_BOOL, 0},
+    {CKA_ALWAYS_SENSITIVE, AKV_AK_BOOL, 0},
+    {CKA_KEY_GEN_MECHANISM, AKV_AK_ULONG, 0},
+    {CKA_MODIFIABLE, AKV_AK_BOOL, C | G | U | CO},
+    {CKA_COPYABLE, AKV_AK_BOOL, C | G | U | M | SF},
+    {CKA_DESTROYABLE, AKV_AK_BOOL, C | G | U | CO},
+    {CKA_ALWAYS_AUTHENTICATE, AKV_AK_BOOL, 0},
+    {CKA_WRAP_WITH_TRUSTED, AKV_AK_BOOL, C | G | U | M | ST},
+    {CKA_ALLOWED_MECHANISMS, AKV_AK_MECHS, C | G | U},
+    {CKA_AKV_KID, AKV_AK_BYTES, 0},
+    {CKA_AKV_KEY_NAME, AKV_AK_BYTES, 0},
+    {CKA_AKV_KEY_VERSION, AKV_AK_BYTES, 0},
+    {CKA_AKV_WRAPPING_KID, AKV_AK_BYTES, 0},
+};
+
+#undef C
+#undef G
+#undef U
+#undef M
+#undef ST
+#undef SF
+#undef CO
+
+const struct akv_attr_policy *akv_attr_policy_table(size_t *n)
+{
+    *n = sizeof(policy) / sizeof(policy[0]);
+    return policy;
+}
+
+const struct akv_attr_policy *akv_attr_policy_find(CK_ATTRIBUTE_TYPE type)
+{
+    size_t lo = 0;
+    size_t hi = sizeof(policy) / sizeof(policy[0]);
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (policy[mid].type == type) {
+            return &policy[mid];
+        }
+        if (policy[mid].type < type) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
+}
+
+/* Shape check shared by every template use (v3.0 §5.7: a CK_BBOOL or
+ * CK_ULONG of the wrong size is an invalid value). */
+static CK_RV check_shape(const CK_ATTRIBUTE *at, enum akv_attr_kind kind)
+{
+    if (at->pValue == NULL && at->ulValueLen > 0) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    switch (kind) {
+    case AKV_AK_BOOL:
+        if (at->ulValueLen != sizeof(CK_BBOOL)) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        if (*(const CK_BBOOL *)at->pValue > CK_TRUE) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        break;
+    case AKV_AK_ULONG:
+        if (at->ulValueLen != sizeof(CK_ULONG)) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        break;
+    case AKV_AK_DATE:
+        if (at->ulValueLen != 0 && at->ulValueLen != sizeof(CK_DATE)) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        break;
+    case AKV_AK_MECHS:
+        if (at->ulValueLen % sizeof(CK_MECHANISM_TYPE) != 0) {
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        }
+        break;
+    case AKV_AK_BYTES:
+        break;
+    }
+    return CKR_OK;
+}
+
+static bool same_value(const CK_ATTRIBUTE *a, const CK_ATTRIBUTE *b)
+{
+    if (a->ulValueLen != b->ulValueLen) {
+        return false;
+    }
+    return a->ulValueLen == 0
+           || memcmp(a->pValue, b->pValue, a->ulValueLen) == 0;
+}
+
+static unsigned op_flags(enum akv_attr_op op)
+{
+    switch (op) {
+    case AKV_ATTR_OP_CREATE:
+        return AKV_A_CREATE;
+    case AKV_ATTR_OP_GENERATE:
+        return AKV_A_GENERATE;
+    case AKV_ATTR_OP_UNWRAP:
+        return AKV_A_UNWRAP;
+    case AKV_ATTR_OP_COPY:
+        return AKV_A_MODIFIABLE | AKV_A_COPY_ONLY;
+    case AKV_ATTR_OP_SET:
+        return AKV_A_MODIFIABLE;
+    }
+    return 0;
+}
+
+CK_RV akv_attr_check_template(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                              enum akv_attr_op op)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    unsigned need = op_flags(op);
+
+    if (tmpl == NULL && n > 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    for (CK_ULONG i = 0; i < n; i++) {
+        const struct akv_attr_policy *p = akv_attr_policy_find(tmpl[i].type);
+
+        if (tmpl[i].pValue == NULL && tmpl[i].ulValueLen > 0) {
+            rv = CKR_ATTRIBUTE_VALUE_INVALID;
+            goto out;
+        }
+        if (p == NULL) {
+            rv = CKR_ATTRIBUTE_TYPE_INVALID;
+            goto out;
+        }
+        rv = check_shape(&tmpl[i], p->kind);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        if ((p->flags & need) == 0) {
+            rv = CKR_ATTRIBUTE_READ_ONLY;
+            goto out;
+        }
+        for (CK_ULONG j = 0; j < i; j++) {
+            if (tmpl[j].type == tmpl[i].type
+                && !same_value(&tmpl[j], &tmpl[i])) {
+                rv = CKR_TEMPLATE_INCONSISTENT;
+                goto out;
+            }
+        }
+    }
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
+CK_RV akv_attr_check_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    if (tmpl == NULL && n > 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    for (CK_ULONG i = 0; i < n; i++) {
+        const struct akv_attr_policy *p = akv_attr_policy_find(tmpl[i].type);
+
+        if (tmpl[i].pValue == NULL && tmpl[i].ulValueLen > 0) {
+            rv = CKR_ATTRIBUTE_VALUE_INVALID;
+            goto out;
+        }
+        if (p != NULL && (p->kind == AKV_AK_BOOL || p->kind == AKV_AK_ULONG)) {
+            rv = check_shape(&tmpl[i], p->kind);
+            if (rv != CKR_OK) {
+                goto out;
+            }
+        }
+    }
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
+const CK_ATTRIBUTE *akv_attr_tmpl_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                                       CK_ATTRIBUTE_TYPE type)
+{
+    for (CK_ULONG i = 0; tmpl != NULL && i < n; i++) {
+        if (tmpl[i].type == type) {
+            return &tmpl[i];
+        }
+    }
+    return NULL;
+}
+
+bool akv_attr_tmpl_bool(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                        CK_ATTRIBUTE_TYPE type, CK_BBOOL *out)
+{
+    const CK_ATTRIBUTE *a = akv_attr_tmpl_find(tmpl, n, type);
+
+    if (a == NULL || a->pValue == NULL || a->ulValueLen != sizeof(CK_BBOOL)) {
+        return false;
+    }
+    *out = *(const CK_BBOOL *)a->pValue ? CK_TRUE : CK_FALSE;
+    return true;
+}
+
+bool akv_attr_tmpl_ulong(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                         CK_ATTRIBUTE_TYPE type, CK_ULONG *out)
+{
+    const CK_ATTRIBUTE *a = akv_attr_tmpl_find(tmpl, n, type);
+
+    if (a == NULL || a->pValue == NULL || a->ulValueLen != sizeof(CK_ULONG)) {
+        return false;
+    }
+    memcpy(out, a->pValue, sizeof(CK_ULONG));
+    return true;
+}
+
+const CK_ATTRIBUTE *akv_attrs_find(const struct akv_attrs *a,
+                                   CK_ATTRIBUTE_TYPE type)
+{
+    return akv_attr_tmpl_find(a->v, (CK_ULONG)a->n, type);
+}
+
+CK_BBOOL akv_attrs_bool(const struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
+                        CK_BBOOL dflt)
+{
+    CK_BBOOL v = dflt;
+
+    (void)akv_attr_tmpl_bool(a->v, (CK_ULONG)a->n, type, &v);
+    return v;
+}
+
+bool akv_attrs_ulong(const struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
+                     CK_ULONG *out)
+{
+    return akv_attr_tmpl_ulong(a->v, (CK_ULONG)a->n, type, out);
+}
+
+CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
+                    CK_ULONG len)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    void *copy = NULL;
+
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL) {
+            goto out;
+        }
+        memcpy(copy, p, len);
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->v[i].type == type) {
+            free(a->v[i].pValue);
+            a->v[i].pValue = copy;
+            a->v[i].ulValueLen = len;
+            copy = NULL;
+            rv = CKR_OK;
+            goto out;
+        }
+    }
+    {
+        CK_ATTRIBUTE *nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
+
+        if (nv == NULL) {
+            goto out;
+        }
+        a->v = nv;
+        a->v[a->n].type = type;
+        a->v[a->n].pValue = copy;
+        a->v[a->n].ulValueLen = len;
+        a->n++;
+        copy = NULL;
+    }
+    rv = CKR_OK;
+out:
+    free(copy);
+    return rv;
+}
+
+CK_RV akv_attrs_set_bool(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
+                         CK_BBOOL v)
+{
+    return akv_attrs_set(a, type, &v, sizeof(v));
+}
+
+CK_RV akv_attrs_set_ulong(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
+                          CK_ULONG v)
+{
+    return akv_attrs_set(a, type, &v, sizeof(v));
+}
+
+CK_RV akv_attrs_merge(struct akv_attrs *a, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                      CK_ATTRIBUTE_TYPE skip)
+{
+    CK_RV rv = CKR_OK;
+
+    for (CK_ULONG i = 0; i < n && rv == CKR_OK; i++) {
+        if (tmpl[i].type != skip) {
+            rv = akv_attrs_set(a, tmpl[i].type, tmpl[i].pValue,
+                               tmpl[i].ulValueLen);
+        }
+    }
+    return rv;
+}
+
+void akv_attrs_remove(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->v[i].type == type) {
+            free(a->v[i].pValue);
+            a->v[i] = a->v[a->n - 1];
+            a->n--;
+            return;
+        }
+    }
+}
+
+CK_RV akv_attrs_copy(struct akv_attrs *dst, const struct akv_attrs *src)
+{
+    CK_RV rv = CKR_OK;
+    struct akv_attrs tmp = AKV_ATTRS_INIT;
+
+    for (size_t i = 0; i < src->n && rv == CKR_OK; i++) {
+        rv = akv_attrs_set(&tmp, src->v[i].type, src->v[i].pValue,
+                           src->v[i].ulValueLen);
+    }
+    if (rv != CKR_OK) {
+        akv_attrs_clear(&tmp);
+        goto out;
+    }
+    akv_attrs_clear(dst);
+    *dst = tmp;
+out:
+    return rv;
+}
+
+void akv_attrs_clear(struct akv_attrs *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->v[i].pValue);
+    }
+    free(a->v);
+    a->v = NULL;
+    a->n = 0;
+}
+
+bool akv_attrs_match(const struct akv_attrs *a, const CK_ATTRIBUTE *tmpl,
+                     CK_ULONG n)
+{
+    for (CK_ULONG i = 0; i < n; i++) {
+        const CK_ATTRIBUTE *have = akv_attrs_find(a, tmpl[i].type);
+
+        if (have == NULL || !same_value(have, &tmpl[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+#define TLV_MAGIC     "AKA1"
+#define TLV_MAGIC_LEN 4
+#define TLV_MAX_ATTRS 256u
+#define TLV_MAX_VALUE (64u * 1024u)
+
+size_t akv_attrs_size(const struct akv_attrs *a)
+{
+    size_t sz = TLV_MAGIC_LEN + 4;
+
+    for (size_t i = 0; i < a->n; i++) {
+        sz += 8 + 4 + a->v[i].ulValueLen;
+    }
+    return sz;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < bytes; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+CK_RV akv_attrs_serialise(const struct akv_attrs *a, uint8_t **out,
+                          size_t *out_len)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    size_t len = akv_attrs_size(a);
+    uint8_t *buf = malloc(len);
+    uint8_t *p = buf;
+
+    if (buf == NULL) {
+        goto out;
+    }
+    memcpy(p, TLV_MAGIC, TLV_MAGIC_LEN);
+    p += TLV_MAGIC_LEN;
+    put_le(p, a->n, 4);
+    p += 4;
+    for (size_t i = 0; i < a->n; i++) {
+        put_le(p, a->v[i].type, 8);
+        p += 8;
+        put_le(p, a->v[i].ulValueLen, 4);
+        p += 4;
+        if (a->v[i].ulValueLen > 0) {
+            memcpy(p, a->v[i].pValue, a->v[i].ulValueLen);
+            p += a->v[i].ulValueLen;
+        }
+    }
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rv = CKR_OK;
+out:
+    free(buf);
+    return rv;
+}
+
+CK_RV akv_attrs_parse(const uint8_t *in, size_t len, struct akv_attrs *a)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    struct akv_attrs tmp = AKV_ATTRS_INIT;
+    size_t off = TLV_MAGIC_LEN + 4;
+    uint64_t count;
+
+    if (in == NULL || len < off || memcmp(in, TLV_MAGIC, TLV_MAGIC_LEN) != 0) {
+        goto out;
+    }
+    count = get_le(in + TLV_MAGIC_LEN, 4);
+    if (count > TLV_MAX_ATTRS) {
+        goto out;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t type;
+        uint64_t vlen;
+
+        if (len - off < 12) {
+            goto out;
+        }
+        type = get_le(in + off, 8);
+        vlen = get_le(in + off + 8, 4);
+        off += 12;
+        if (vlen > TLV_MAX_VALUE || vlen > len - off) {
+            goto out;
+        }
+        rv = akv_attrs_set(&tmp, (CK_ATTRIBUTE_TYPE)type, in + off,
+                           (CK_ULONG)vlen);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        rv = CKR_DEVICE_ERROR;
+        off += vlen;
+    }
+    if (off != len) {
+        goto out;
+    }
+    akv_attrs_clear(a);
+    *a = tmp;
+    tmp.v = NULL;
+    tmp.n = 0;
+    rv = CKR_OK;
+out:
+    akv_attrs_clear(&tmp);
+    return rv;
+}
+
+CK_RV akv_attr_get_values(const struct akv_attrs *a,
+                          akv_attr_sensitive_fn is_sensitive, const void *ctx,
+                          CK_ATTRIBUTE *tmpl, CK_ULONG n)
+{
+    bool sensitive = false;
+    bool invalid = false;
+    bool small = false;
+
+    for (CK_ULONG i = 0; i < n; i++) {
+        const CK_ATTRIBUTE *have = NULL;
+
+        /* Case 1: exists but cannot be revealed. */
+        if (is_sensitive != NULL && is_sensitive(ctx, tmpl[i].type)) {
+            tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            sensitive = true;
+            continue;
+        }
+        /* Case 2: not an attribute of this object. */
+        have = akv_attrs_find(a, tmpl[i].type);
+        if (have == NULL) {
+            tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            invalid = true;
+            continue;
+        }
+        /* Case 3: length query. */
+        if (tmpl[i].pValue == NULL) {
+            tmpl[i].ulValueLen = have->ulValueLen;
+            continue;
+        }
+        /* Case 4 / 5. */
+        if (tmpl[i].ulValueLen >= have->ulValueLen) {
+            if (have->ulValueLen > 0) {
+                memcpy(tmpl[i].pValue, have->pValue, have->ulValueLen);
+            }
+            tmpl[i].ulValueLen = have->ulValueLen;
+        } else {
+            tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            small = true;
+        }
+    }
+    if (sensitive) {
+        return CKR_ATTRIBUTE_SENSITIVE;
+    }
+    if (invalid) {
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+    if (small) {
+        return CKR_BUFFER_TOO_SMALL;
+    }
+    return CKR_OK;
+}

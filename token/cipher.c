@@ -1,0 +1,759 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cipher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/secret.h"
+#include "crypto.h"
+#include "mech.h"
+#include "session.h"
+#include "token.h"
+
+#define AES_BLOCK      16
+#define GCM_MAX_IV     256
+#define GCM_MAX_BUFFER (64u * 1024u * 1024u) /* bound on buffered GCM input */
+
+enum akv_op_kind {
+    AKV_OP_ENCRYPT = 1,
+    AKV_OP_DECRYPT,
+};
+
+struct akv_op {
+    enum akv_op_kind kind;
+    CK_MECHANISM_TYPE mech;
+    struct akv_obj *key; /* reference */
+    bool rsa;
+    enum akv_kv_alg alg;      /* RSA: vault / OpenSSL padding */
+    size_t mod_len;           /* RSA modulus bytes */
+    EVP_CIPHER_CTX *ctx;      /* AES */
+    size_t tag_len;           /* GCM tag bytes */
+    bool multi;               /* an Update call was made */
+    size_t pending;           /* bytes held inside the EVP context */
+    struct akv_secret gcm_in; /* GCM decrypt: buffered input */
+    /* A computed result kept for the retry after CKR_BUFFER_TOO_SMALL. */
+    bool have_result;
+    struct akv_secret result;
+    uint8_t *res_in; /* the input it was computed from */
+    size_t res_in_len;
+};
+
+void akv_cipher_op_free(struct akv_op *op)
+{
+    if (op == NULL) {
+        return;
+    }
+    akv_obj_unref(op->key);
+    EVP_CIPHER_CTX_free(op->ctx);
+    akv_secret_clear(&op->gcm_in);
+    akv_secret_clear(&op->result);
+    if (op->res_in != NULL) {
+        akv_secret_wipe(op->res_in, op->res_in_len);
+        free(op->res_in);
+    }
+    free(op);
+}
+
+static void end_op(struct akv_session *s)
+{
+    akv_cipher_op_free(s->op);
+    s->op = NULL;
+}
+
+/* ---- init ---- */
+
+static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
+                       const struct akv_secret *key, int enc)
+{
+    CK_RV rv = CKR_MECHANISM_PARAM_INVALID;
+    EVP_CIPHER *cipher = NULL;
+    const uint8_t *iv = NULL;
+    const CK_GCM_PARAMS *g = NULL;
+    int outl = 0;
+
+    switch (mech->mechanism) {
+    case CKM_AES_ECB:
+        if (mech->pParameter != NULL || mech->ulParameterLen != 0) {
+            goto out;
+        }
+        break;
+    case CKM_AES_CBC:
+    case CKM_AES_CBC_PAD:
+        if (mech->pParameter == NULL || mech->ulParameterLen != AES_BLOCK) {
+            goto out;
+        }
+        iv = mech->pParameter;
+        break;
+    case CKM_AES_GCM:
+        if (mech->pParameter == NULL
+            || mech->ulParameterLen != sizeof(CK_GCM_PARAMS)) {
+            goto out;
+        }
+        g = mech->pParameter;
+        if (g->pIv == NULL || g->ulIvLen == 0 || g->ulIvLen > GCM_MAX_IV
+            || (g->pAAD == NULL && g->ulAADLen > 0) || g->ulTagBits < 32
+            || g->ulTagBits > 128 || g->ulTagBits % 8 != 0) {
+            goto out;
+        }
+        op->tag_len = g->ulTagBits / 8;
+        break;
+    default:
+        rv = CKR_MECHANISM_INVALID;
+        goto out;
+    }
+    rv = CKR_GENERAL_ERROR;
+    cipher = akv_crypto_aes_cipher(mech->mechanism, key->len);
+    op->ctx = EVP_CIPHER_CTX_new();
+    if (cipher == NULL) {
+        rv = CKR_KEY_SIZE_RANGE;
+        goto out;
+    }
+    if (op->ctx == NULL
+        || EVP_CipherInit_ex2(op->ctx, cipher, NULL, NULL, enc, NULL) != 1) {
+        goto out;
+    }
+    if (g != NULL
+        && EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_SET_IVLEN, (int)g->ulIvLen,
+                               NULL)
+               != 1) {
+        rv = CKR_MECHANISM_PARAM_INVALID;
+        goto out;
+    }
+    if (EVP_CipherInit_ex2(op->ctx, NULL, key->data, g != NULL ? g->pIv : iv,
+                           enc, NULL)
+        != 1) {
+        goto out;
+    }
+    EVP_CIPHER_CTX_set_padding(op->ctx,
+                               mech->mechanism == CKM_AES_CBC_PAD ? 1 : 0);
+    if (g != NULL && g->ulAADLen > 0
+        && EVP_CipherUpdate(op->ctx, NULL, &outl, g->pAAD, (int)g->ulAADLen)
+               != 1) {
+        goto out;
+    }
+    rv = CKR_OK;
+out:
+    EVP_CIPHER_free(cipher);
+    return rv;
+}
+
+static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                         CK_OBJECT_HANDLE hkey, enum akv_op_kind kind)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_obj *key = NULL;
+    struct akv_op *op = NULL;
+    struct akv_secret value = AKV_SECRET_INIT;
+    struct akv_token *t = NULL;
+    CK_FLAGS flag = kind == AKV_OP_ENCRYPT ? CKF_ENCRYPT : CKF_DECRYPT;
+    CK_ATTRIBUTE_TYPE use = kind == AKV_OP_ENCRYPT ? CKA_ENCRYPT : CKA_DECRYPT;
+    CK_BBOOL allowed;
+    CK_OBJECT_CLASS cls;
+    CK_KEY_TYPE kt;
+
+    rv = akv_session_claim(h, &s);
+    if (rv != CKR_OK) {
+        s = NULL;
+        goto out;
+    }
+    t = s->token;
+    if (s->op != NULL) {
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    if (akv_token_get_obj(t, hkey, &key) != CKR_OK) {
+        rv = CKR_KEY_HANDLE_INVALID;
+        goto out;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    allowed = akv_attrs_bool(&key->attrs, use, CK_FALSE);
+    pthread_rwlock_unlock(&t->lock);
+    cls = key->cls;
+    kt = key->key_type;
+    rv = akv_mech_check(mech, flag, (CK_KEY_TYPE)-1);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    op->kind = kind;
+    op->mech = mech->mechanism;
+    if (mech->mechanism == CKM_RSA_PKCS
+        || mech->mechanism == CKM_RSA_PKCS_OAEP) {
+        /* Parameters first: they decide whether the vault can do it. */
+        rv = akv_mech_rsa_alg(mech, &op->alg);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        if (kt != CKK_RSA || key->pub == NULL || key->vkey == NULL
+            || cls
+                   != (kind == AKV_OP_ENCRYPT ? CKO_PUBLIC_KEY
+                                              : CKO_PRIVATE_KEY)) {
+            rv = CKR_KEY_TYPE_INCONSISTENT;
+            goto out;
+        }
+        if (!allowed) {
+            rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
+            goto out;
+        }
+        op->rsa = true;
+        op->mod_len = (size_t)EVP_PKEY_get_size(key->pub);
+    } else {
+        if (cls != CKO_SECRET_KEY || kt != CKK_AES
+            || key->origin == AKV_ORIGIN_VAULT) {
+            rv = CKR_KEY_TYPE_INCONSISTENT;
+            goto out;
+        }
+        if (!allowed) {
+            rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
+            goto out;
+        }
+        /* A token object's value comes from the vault (unwrapKey). */
+        rv = akv_token_obj_value(t, key, &value);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        rv = aes_setup(op, mech, &value, kind == AKV_OP_ENCRYPT ? 1 : 0);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+    }
+    op->key = key;
+    key = NULL;
+    s->op = op;
+    op = NULL;
+    rv = CKR_OK;
+out:
+    akv_secret_clear(&value);
+    akv_cipher_op_free(op);
+    akv_obj_unref(key);
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_encrypt_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                              CK_OBJECT_HANDLE key)
+{
+    return cipher_init(h, mech, key, AKV_OP_ENCRYPT);
+}
+
+CK_RV akv_cipher_decrypt_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                              CK_OBJECT_HANDLE key)
+{
+    return cipher_init(h, mech, key, AKV_OP_DECRYPT);
+}
+
+/* Claims the session and checks that an operation of KIND is active. */
+static CK_RV claim_op(CK_SESSION_HANDLE h, enum akv_op_kind kind,
+                      struct akv_session **out)
+{
+    CK_RV rv = akv_session_claim(h, out);
+
+    if (rv != CKR_OK) {
+        *out = NULL;
+        return rv;
+    }
+    if ((*out)->op == NULL || (*out)->op->kind != kind) {
+        akv_session_release(*out);
+        *out = NULL;
+        return CKR_OPERATION_NOT_INITIALIZED;
+    }
+    return CKR_OK;
+}
+
+/* ---- single part ---- */
+
+static bool same_input(const struct akv_op *op, const CK_BYTE *in,
+                       CK_ULONG in_len)
+{
+    return op->have_result && op->res_in_len == in_len
+           && (in_len == 0 || memcmp(op->res_in, in, in_len) == 0);
+}
+
+static CK_RV keep_result(struct akv_op *op, const CK_BYTE *in, CK_ULONG in_len,
+                         struct akv_secret *res)
+{
+    akv_secret_clear(&op->result);
+    if (op->res_in != NULL) {
+        akv_secret_wipe(op->res_in, op->res_in_len);
+        free(op->res_in);
+    }
+    op->res_in = malloc(in_len + 1);
+    if (op->res_in == NULL) {
+        op->have_result = false;
+        return CKR_HOST_MEMORY;
+    }
+    if (in_len > 0) {
+        memcpy(op->res_in, in, in_len);
+    }
+    op->res_in_len = in_len;
+    op->result = *res;
+    memset(res, 0, sizeof(*res));
+    op->have_result = true;
+    return CKR_OK;
+}
+
+/* One-shot AES on a copy of the context (so a retry can recompute). */
+static CK_RV aes_oneshot(struct akv_op *op, const CK_BYTE *in, size_t in_len,
+                         struct akv_secret *res)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    bool enc = op->kind == AKV_OP_ENCRYPT;
+    bool gcm = op->mech == CKM_AES_GCM;
+    size_t data_len = (gcm && !enc) ? in_len - op->tag_len : in_len;
+    int l1 = 0;
+    int l2 = 0;
+
+    if (c == NULL || EVP_CIPHER_CTX_copy(c, op->ctx) != 1) {
+        goto out;
+    }
+    if (akv_secret_alloc(res, in_len + AES_BLOCK + op->tag_len) != 0) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (gcm && !enc
+        && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, (int)op->tag_len,
+                               (void *)(in + data_len))
+               != 1) {
+        goto out;
+    }
+    if (data_len > 0
+        && EVP_CipherUpdate(c, res->data, &l1, in, (int)data_len) != 1) {
+        goto out;
+    }
+    if (EVP_CipherFinal_ex(c, res->data + l1, &l2) != 1) {
+        /* Bad padding or a failed GCM tag check. */
+        rv = enc ? CKR_GENERAL_ERROR : CKR_ENCRYPTED_DATA_INVALID;
+        goto out;
+    }
+    res->len = (size_t)l1 + (size_t)l2;
+    if (gcm && enc) {
+        if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, (int)op->tag_len,
+                                res->data + res->len)
+            != 1) {
+            goto out;
+        }
+        res->len += op->tag_len;
+    }
+    rv = CKR_OK;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return rv;
+}
+
+/* Exact output length of a single-part call, or an upper bound for RSA /
+ * CBC-PAD decryption; input-length errors. */
+static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
+{
+    bool enc = op->kind == AKV_OP_ENCRYPT;
+
+    if (op->rsa) {
+        if (!enc && in_len != op->mod_len) {
+            return CKR_ENCRYPTED_DATA_LEN_RANGE;
+        }
+        *len = op->mod_len;
+        return CKR_OK;
+    }
+    switch (op->mech) {
+    case CKM_AES_ECB:
+    case CKM_AES_CBC:
+        if (in_len % AES_BLOCK != 0) {
+            return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+        }
+        *len = in_len;
+        return CKR_OK;
+    case CKM_AES_CBC_PAD:
+        if (enc) {
+            *len = (in_len / AES_BLOCK + 1) * AES_BLOCK;
+        } else if (in_len == 0 || in_len % AES_BLOCK != 0) {
+            return CKR_ENCRYPTED_DATA_LEN_RANGE;
+        } else {
+            *len = in_len;
+        }
+        return CKR_OK;
+    case CKM_AES_GCM:
+        if (enc) {
+            *len = in_len + op->tag_len;
+        } else if (in_len < op->tag_len) {
+            return CKR_ENCRYPTED_DATA_LEN_RANGE;
+        } else {
+            *len = in_len - op->tag_len;
+        }
+        return CKR_OK;
+    default:
+        return CKR_GENERAL_ERROR;
+    }
+}
+
+static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
+                            CK_ULONG in_len, struct akv_secret *res)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_op *op = s->op;
+    struct akv_token *t = s->token;
+
+    if (!op->rsa) {
+        return aes_oneshot(op, in, in_len, res);
+    }
+    if (op->kind == AKV_OP_ENCRYPT) {
+        size_t olen = 0;
+
+        if (akv_secret_alloc(res, op->mod_len) != 0) {
+            return CKR_HOST_MEMORY;
+        }
+        rv = akv_crypto_rsa_encrypt(op->key->pub, op->alg, in, in_len,
+                                    res->data, &olen);
+        res->len = olen;
+        return rv;
+    }
+    /* RSA decrypt = Key Vault unwrapKey on the handle's bound version; no
+     * lock held (the session is only claimed). */
+    rv = t->kv->ops->unwrap(t->kv, op->key->vkey->name, op->key->vkey->version,
+                            op->alg, in, in_len, res);
+    if (rv == CKR_WRAPPED_KEY_INVALID) {
+        rv = CKR_ENCRYPTED_DATA_INVALID;
+    }
+    return rv;
+}
+
+static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
+                    const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+                    CK_ULONG *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_secret res = AKV_SECRET_INIT;
+    CK_ULONG len = 0;
+    bool end = true;
+
+    rv = claim_op(h, kind, &s);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (s->op->multi) {
+        end = false;
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
+    rv = single_len(s->op, in_len, &len);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (out == NULL) {
+        /* Length query: no computation, no remote call. */
+        *out_len = same_input(s->op, in, in_len) ? s->op->result.len : len;
+        end = false;
+        rv = CKR_OK;
+        goto out;
+    }
+    if (!same_input(s->op, in, in_len)) {
+        rv = compute_single(s, in, in_len, &res);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        rv = keep_result(s->op, in, in_len, &res);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+    }
+    if (*out_len < s->op->result.len) {
+        *out_len = s->op->result.len;
+        end = false;
+        rv = CKR_BUFFER_TOO_SMALL;
+        goto out;
+    }
+    if (s->op->result.len > 0) {
+        memcpy(out, s->op->result.data, s->op->result.len);
+    }
+    *out_len = s->op->result.len;
+    rv = CKR_OK;
+out:
+    akv_secret_clear(&res);
+    if (s != NULL && end) {
+        end_op(s);
+    }
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_encrypt(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                         CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len)
+{
+    return single(h, AKV_OP_ENCRYPT, in, in_len, out, out_len);
+}
+
+CK_RV akv_cipher_decrypt(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                         CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len)
+{
+    return single(h, AKV_OP_DECRYPT, in, in_len, out, out_len);
+}
+
+/* ---- multi part ---- */
+
+/* Bytes an EVP update releases for TOTAL buffered+new bytes. OpenSSL keeps
+ * the last full block back when decrypting with padding. */
+static size_t update_len(const struct akv_op *op, size_t total)
+{
+    size_t full = total - total % AES_BLOCK;
+
+    if (op->mech == CKM_AES_GCM) {
+        return total;
+    }
+    if (op->kind == AKV_OP_DECRYPT && op->mech == CKM_AES_CBC_PAD
+        && total % AES_BLOCK == 0 && full > 0) {
+        full -= AES_BLOCK;
+    }
+    return full;
+}
+
+static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
+                    const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+                    CK_ULONG *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_op *op = NULL;
+    size_t len;
+    int outl = 0;
+    bool end = true;
+
+    rv = claim_op(h, kind, &s);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    op = s->op;
+    if (op->rsa) {
+        rv = CKR_MECHANISM_INVALID;
+        goto out;
+    }
+    if (op->mech == CKM_AES_GCM && kind == AKV_OP_DECRYPT) {
+        /* Buffered until the tag is checked at the final call. */
+        end = false;
+        *out_len = 0;
+        if (out == NULL) {
+            rv = CKR_OK;
+            goto out;
+        }
+        if (akv_secret_append(&op->gcm_in, in, in_len, GCM_MAX_BUFFER) != 0) {
+            end = true;
+            rv = CKR_DATA_LEN_RANGE;
+            goto out;
+        }
+        op->multi = true;
+        rv = CKR_OK;
+        goto out;
+    }
+    len = update_len(op, op->pending + in_len);
+    end = false;
+    if (out == NULL) {
+        *out_len = len;
+        rv = CKR_OK;
+        goto out;
+    }
+    if (*out_len < len) {
+        *out_len = len;
+        rv = CKR_BUFFER_TOO_SMALL;
+        goto out;
+    }
+    end = true;
+    op->multi = true;
+    if (in_len > 0
+        && EVP_CipherUpdate(op->ctx, out, &outl, in, (int)in_len) != 1) {
+        goto out;
+    }
+    if ((size_t)outl != len) {
+        AKV_LOG_ERR("AES update produced %d bytes, expected %zu", outl, len);
+        goto out;
+    }
+    op->pending = op->pending + in_len - len;
+    *out_len = len;
+    end = false;
+    rv = CKR_OK;
+out:
+    if (s != NULL && end) {
+        end_op(s);
+    }
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_encrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                                CK_ULONG in_len, CK_BYTE *out,
+                                CK_ULONG *out_len)
+{
+    return update(h, AKV_OP_ENCRYPT, in, in_len, out, out_len);
+}
+
+CK_RV akv_cipher_decrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                                CK_ULONG in_len, CK_BYTE *out,
+                                CK_ULONG *out_len)
+{
+    return update(h, AKV_OP_DECRYPT, in, in_len, out, out_len);
+}
+
+/* Computes the final block(s) into op->result once. */
+static CK_RV compute_final(struct akv_op *op)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret res = AKV_SECRET_INIT;
+    bool enc = op->kind == AKV_OP_ENCRYPT;
+    int l1 = 0;
+    int l2 = 0;
+
+    if (op->mech == CKM_AES_GCM && !enc) {
+        rv = op->gcm_in.len < op->tag_len
+                 ? CKR_ENCRYPTED_DATA_LEN_RANGE
+                 : aes_oneshot(op, op->gcm_in.data, op->gcm_in.len, &res);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        goto keep;
+    }
+    if ((op->mech == CKM_AES_ECB || op->mech == CKM_AES_CBC)
+        && op->pending != 0) {
+        rv = enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+        goto out;
+    }
+    if (op->mech == CKM_AES_CBC_PAD && !enc && op->pending != AES_BLOCK) {
+        rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
+        goto out;
+    }
+    if (akv_secret_alloc(&res, AES_BLOCK + op->tag_len) != 0) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (EVP_CipherFinal_ex(op->ctx, res.data, &l1) != 1) {
+        rv = enc ? CKR_GENERAL_ERROR : CKR_ENCRYPTED_DATA_INVALID;
+        goto out;
+    }
+    res.len = (size_t)l1;
+    if (op->mech == CKM_AES_GCM) {
+        if (EVP_CIPHER_CTX_ctrl(op->ctx, EVP_CTRL_GCM_GET_TAG, (int)op->tag_len,
+                                res.data + res.len)
+            != 1) {
+            goto out;
+        }
+        res.len += op->tag_len;
+    }
+    (void)l2;
+keep:
+    akv_secret_clear(&op->result);
+    op->result = res;
+    memset(&res, 0, sizeof(res));
+    op->have_result = true;
+    rv = CKR_OK;
+out:
+    akv_secret_clear(&res);
+    return rv;
+}
+
+static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
+                   CK_ULONG *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_op *op = NULL;
+    bool end = true;
+
+    rv = claim_op(h, kind, &s);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    op = s->op;
+    if (op->rsa) {
+        rv = CKR_MECHANISM_INVALID;
+        goto out;
+    }
+    if (out == NULL && !op->have_result) {
+        /* Length query without computing. */
+        end = false;
+        rv = CKR_OK;
+        if (op->mech == CKM_AES_GCM) {
+            *out_len = kind == AKV_OP_ENCRYPT
+                           ? op->tag_len
+                           : (op->gcm_in.len >= op->tag_len
+                                  ? op->gcm_in.len - op->tag_len
+                                  : 0);
+        } else if (op->mech == CKM_AES_CBC_PAD) {
+            *out_len = AES_BLOCK; /* decrypt: upper bound */
+        } else {
+            *out_len = 0;
+        }
+        goto out;
+    }
+    if (!op->have_result) {
+        rv = compute_final(op);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+    }
+    if (out == NULL) {
+        *out_len = op->result.len;
+        end = false;
+        rv = CKR_OK;
+        goto out;
+    }
+    if (*out_len < op->result.len) {
+        *out_len = op->result.len;
+        end = false;
+        rv = CKR_BUFFER_TOO_SMALL;
+        goto out;
+    }
+    if (op->result.len > 0) {
+        memcpy(out, op->result.data, op->result.len);
+    }
+    *out_len = op->result.len;
+    rv = CKR_OK;
+out:
+    if (s != NULL && end) {
+        end_op(s);
+    }
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_encrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
+                               CK_ULONG *out_len)
+{
+    return final(h, AKV_OP_ENCRYPT, out, out_len);
+}
+
+CK_RV akv_cipher_decrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
+                               CK_ULONG *out_len)
+{
+    return final(h, AKV_OP_DECRYPT, out, out_len);
+}
+
+/* ---- random ---- */
+
+CK_RV akv_cipher_random(CK_SESSION_HANDLE h, CK_BYTE *out, CK_ULONG len)
+{
+    struct akv_session *s = NULL;
+    CK_RV rv = akv_session_get(h, &s);
+
+    if (rv == CKR_OK) {
+        rv = akv_crypto_random(out, len);
+        akv_session_put(s);
+    }
+    return rv;
+}
+
+CK_RV akv_cipher_seed(CK_SESSION_HANDLE h, const CK_BYTE *seed, CK_ULONG len)
+{
+    struct akv_session *s = NULL;
+    CK_RV rv = akv_session_get(h, &s);
+
+    (void)seed;
+    (void)len;
+    if (rv == CKR_OK) {
+        rv = CKR_RANDOM_SEED_NOT_SUPPORTED;
+        akv_session_put(s);
+    }
+    return rv;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Encryption and decryption (v3.0 §5.8, §5.9) and random numbers (§5.15).
+ * Local AES (ECB, CBC, CBC-PAD, GCM) on secret keys and RSA encryption with
+ * a vault key's public part run in OpenSSL's private context; RSA
+ * decryption with a vault private key is served by Key Vault unwrapKey.
+ *
+ * Output convention (v3.0 §5.2): a NULL output buffer returns the exact
+ * length (RSA decrypt and CBC-PAD decrypt: an upper bound) and makes no
+ * remote call; a short buffer returns CKR_BUFFER_TOO_SMALL with the exact
+ * length and keeps the operation active (a remote result is cached so the
+ * retry does not ask the vault again); any other failure of a single-part
+ * or final call ends the operation.
+ */
+#ifndef AKV_TOKEN_CIPHER_H
+#define AKV_TOKEN_CIPHER_H
+
+#include <p11-kit/pkcs11.h>
+
+struct akv_op;
+
+/* akv_cipher_op_free - ends an operation (key reference dropped, buffers
+ * wiped). NULL-safe. */
+void akv_cipher_op_free(struct akv_op *op);
+
+/*
+ * C_EncryptInit / C_DecryptInit cores. Validate the mechanism and its
+ * parameters (akv_mech_*) before any network call. Returns CKR_OK,
+ * CKR_OPERATION_ACTIVE, CKR_KEY_HANDLE_INVALID, CKR_MECHANISM_INVALID,
+ * CKR_MECHANISM_PARAM_INVALID, CKR_KEY_TYPE_INCONSISTENT,
+ * CKR_KEY_FUNCTION_NOT_PERMITTED (CKA_ENCRYPT/CKA_DECRYPT false, or the
+ * vault refused to unwrap a token object's value), CKR_DEVICE_ERROR.
+ */
+CK_RV akv_cipher_encrypt_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                              CK_OBJECT_HANDLE key);
+CK_RV akv_cipher_decrypt_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                              CK_OBJECT_HANDLE key);
+
+/* C_Encrypt / C_Decrypt (single part). Decrypt: vault 400 ->
+ * CKR_ENCRYPTED_DATA_INVALID, wrong length -> CKR_ENCRYPTED_DATA_LEN_RANGE.
+ * Encrypt: CKR_DATA_LEN_RANGE. */
+CK_RV akv_cipher_encrypt(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                         CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len);
+CK_RV akv_cipher_decrypt(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                         CK_ULONG in_len, CK_BYTE *out, CK_ULONG *out_len);
+
+/* Multi-part (AES only; RSA -> CKR_MECHANISM_INVALID and the operation
+ * ends). GCM decryption releases plaintext only at the final call, after
+ * the tag is verified. */
+CK_RV akv_cipher_encrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                                CK_ULONG in_len, CK_BYTE *out,
+                                CK_ULONG *out_len);
+CK_RV akv_cipher_encrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
+                               CK_ULONG *out_len);
+CK_RV akv_cipher_decrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
+                                CK_ULONG in_len, CK_BYTE *out,
+                                CK_ULONG *out_len);
+CK_RV akv_cipher_decrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
+                               CK_ULONG *out_len);
+
+/* C_GenerateRandom: CKR_OK, CKR_SESSION_HANDLE_INVALID,
+ * CKR_FUNCTION_FAILED. */
+CK_RV akv_cipher_random(CK_SESSION_HANDLE h, CK_BYTE *out, CK_ULONG len);
+
+/* C_SeedRandom: the private DRBG is seeded by the OS and not mixed with
+ * caller input -> CKR_RANDOM_SEED_NOT_SUPPORTED (v3.0 §5.15.1). */
+CK_RV akv_cipher_seed(CK_SESSION_HANDLE h, const CK_BYTE *seed, CK_ULONG len);
+
+#endif /* AKV_TOKEN_CIPHER_H */

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "crypto.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <openssl/decoder.h>
+#include <openssl/provider.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "../common/log.h"
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static OSSL_LIB_CTX *libctx;
+static OSSL_PROVIDER *defprov;
+
+CK_RV akv_crypto_init(void)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    pthread_mutex_lock(&ctx_lock);
+    if (libctx != NULL) {
+        rv = CKR_OK;
+        goto out;
+    }
+    libctx = OSSL_LIB_CTX_new();
+    if (libctx == NULL) {
+        AKV_LOG_ERR("cannot create the private OpenSSL library context");
+        goto out;
+    }
+    defprov = OSSL_PROVIDER_load(libctx, "default");
+    if (defprov == NULL) {
+        AKV_LOG_ERR("cannot load the OpenSSL default provider");
+        OSSL_LIB_CTX_free(libctx);
+        libctx = NULL;
+        goto out;
+    }
+    rv = CKR_OK;
+out:
+    pthread_mutex_unlock(&ctx_lock);
+    return rv;
+}
+
+void akv_crypto_fini(void)
+{
+    pthread_mutex_lock(&ctx_lock);
+    if (defprov != NULL) {
+        OSSL_PROVIDER_unload(defprov);
+        defprov = NULL;
+    }
+    if (libctx != NULL) {
+        OSSL_LIB_CTX_free(libctx);
+        libctx = NULL;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+}
+
+void akv_crypto_forget(void)
+{
+    /* The parent's context may be mid-use by a thread that no longer
+     * exists in the child; abandon it rather than free it. */
+    pthread_mutex_init(&ctx_lock, NULL);
+    libctx = NULL;
+    defprov = NULL;
+}
+
+OSSL_LIB_CTX *akv_crypto_libctx(void)
+{
+    return libctx;
+}
+
+CK_RV akv_crypto_random(void *buf, size_t len)
+{
+    if (len == 0) {
+        return CKR_OK;
+    }
+    if (RAND_bytes_ex(libctx, buf, len, 0) != 1) {
+        AKV_LOG_ERR("RAND_bytes_ex failed");
+        return CKR_FUNCTION_FAILED;
+    }
+    return CKR_OK;
+}
+
+CK_ULONG akv_crypto_handle(void)
+{
+    uint32_t v = 0;
+
+    while (v == 0) {
+        if (akv_crypto_random(&v, sizeof(v)) != CKR_OK) {
+            /* RAND failing is not expected; fall back on a counter so a
+             * handle is still unique. */
+            static uint32_t ctr = 0x1000;
+
+            v = __atomic_add_fetch(&ctr, 1, __ATOMIC_RELAXED);
+        }
+        v &= 0x7fffffffu;
+    }
+    return (CK_ULONG)v;
+}
+
+/* Appends a DER length (X.690 §8.1.3). */
+static size_t der_len(uint8_t *p, size_t len)
+{
+    if (len < 0x80) {
+        p[0] = (uint8_t)len;
+        return 1;
+    }
+    if (len < 0x100) {
+        p[0] = 0x81;
+        p[1] = (uint8_t)len;
+        return 2;
+    }
+    p[0] = 0x82;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    return 3;
+}
+
+/* Appends a DER INTEGER of the unsigned big-endian value V. */
+static size_t der_uint(uint8_t *p, const uint8_t *v, size_t len)
+{
+    size_t off = 0;
+    bool pad;
+
+    while (len > 1 && v[0] == 0) {
+        v++;
+        len--;
+    }
+    pad = len > 0 && (v[0] & 0x80) != 0;
+    p[off++] = 0x02;
+    off += der_len(p + off, len + (pad ? 1 : 0));
+    if (pad) {
+        p[off++] = 0;
+    }
+    memcpy(p + off, v, len);
+    return off + len;
+}
+
+CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
+                         size_t e_len, EVP_PKEY **out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    uint8_t *der = NULL;
+    uint8_t *body = NULL;
+    size_t blen = 0;
+    size_t dlen = 0;
+    const unsigned char *p = NULL;
+    size_t plen = 0;
+    OSSL_DECODER_CTX *dctx = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    /* The key is decoded from an RSAPublicKey (RFC 8017 A.1.1) through
+     * OpenSSL's provider decoders: EVP_PKEY_CTX_new_from_name would pick a
+     * host ENGINE's RSA method (e.g. libp11's) over our private context. */
+    if (n_len == 0 || e_len == 0 || n_len > 1024 || e_len > 16) {
+        goto out;
+    }
+    body = malloc(n_len + e_len + 16);
+    der = malloc(n_len + e_len + 32);
+    if (body == NULL || der == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    blen = der_uint(body, n, n_len);
+    blen += der_uint(body + blen, e, e_len);
+    der[0] = 0x30;
+    dlen = 1 + der_len(der + 1, blen);
+    memcpy(der + dlen, body, blen);
+    dlen += blen;
+    dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "type-specific", "RSA",
+                                         EVP_PKEY_PUBLIC_KEY, libctx, NULL);
+    p = der;
+    plen = dlen;
+    if (dctx == NULL || OSSL_DECODER_from_data(dctx, &p, &plen) != 1
+        || pkey == NULL) {
+        AKV_LOG_ERR("cannot build an RSA public key from the JWK");
+        goto out;
+    }
+    *out = pkey;
+    pkey = NULL;
+    rv = CKR_OK;
+out:
+    EVP_PKEY_free(pkey);
+    OSSL_DECODER_CTX_free(dctx);
+    free(body);
+    free(der);
+    return rv;
+}
+
+CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
+                             const uint8_t *in, size_t in_len, uint8_t *out,
+                             size_t *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    size_t k = (size_t)EVP_PKEY_get_size(pkey);
+    size_t max_in = 0;
+    size_t olen = k;
+
+    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0) {
+        goto out;
+    }
+    /* RFC 8017 §7.1.1 / §7.2.1 input bounds, checked here so the caller
+     * gets CKR_DATA_LEN_RANGE rather than a generic failure. */
+    switch (alg) {
+    case AKV_KV_ALG_RSA1_5:
+        max_in = k > 11 ? k - 11 : 0;
+        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
+            goto out;
+        }
+        break;
+    case AKV_KV_ALG_RSA_OAEP:
+    case AKV_KV_ALG_RSA_OAEP_256: {
+        const char *md = alg == AKV_KV_ALG_RSA_OAEP ? "SHA1" : "SHA256";
+        size_t hlen = alg == AKV_KV_ALG_RSA_OAEP ? 20 : 32;
+
+        max_in = k > 2 * hlen + 2 ? k - 2 * hlen - 2 : 0;
+        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0
+            || EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL) <= 0
+            || EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL) <= 0) {
+            goto out;
+        }
+        break;
+    }
+    default:
+        rv = CKR_MECHANISM_INVALID;
+        goto out;
+    }
+    if (in_len > max_in) {
+        rv = CKR_DATA_LEN_RANGE;
+        goto out;
+    }
+    if (EVP_PKEY_encrypt(ctx, out, &olen, in, in_len) <= 0) {
+        goto out;
+    }
+    *out_len = olen;
+    rv = CKR_OK;
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
+EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
+{
+    const char *mode = NULL;
+    char name[32];
+
+    switch (mech) {
+    case CKM_AES_ECB:
+        mode = "ECB";
+        break;
+    case CKM_AES_CBC:
+    case CKM_AES_CBC_PAD:
+        mode = "CBC";
+        break;
+    case CKM_AES_GCM:
+        mode = "GCM";
+        break;
+    default:
+        return NULL;
+    }
+    if (key_len != 16 && key_len != 24 && key_len != 32) {
+        return NULL;
+    }
+    (void)snprintf(name, sizeof(name), "AES-%zu-%s", key_len * 8, mode);
+    return EVP_CIPHER_fetch(libctx, name, NULL);
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Local cryptography in a private OpenSSL library context (style.md §9.7):
+ * a host openssl.cnf that loads a PKCS#11 provider pointing back at this
+ * module cannot recurse into us, and we never touch the host's default
+ * context, OPENSSL_cleanup or the secure heap.
+ */
+#ifndef AKV_TOKEN_CRYPTO_H
+#define AKV_TOKEN_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>
+
+#include "../keyvault/kv.h"
+
+/* akv_crypto_init - creates the private OSSL_LIB_CTX with the default
+ * provider (idempotent). CKR_OK or CKR_GENERAL_ERROR (logged). */
+CK_RV akv_crypto_init(void);
+
+/* akv_crypto_fini - frees the context (C_Finalize). */
+void akv_crypto_fini(void);
+
+/* akv_crypto_forget - fork child: drop the reference without freeing. */
+void akv_crypto_forget(void);
+
+/* akv_crypto_libctx - the private context (NULL before init). */
+OSSL_LIB_CTX *akv_crypto_libctx(void);
+
+/* akv_crypto_random - LEN random bytes (RAND_bytes_ex on the private
+ * context). CKR_OK or CKR_FUNCTION_FAILED. */
+CK_RV akv_crypto_random(void *buf, size_t len);
+
+/* akv_crypto_handle - a random non-zero handle below 2^31 (apps that keep
+ * handles in an int must not be broken). */
+CK_ULONG akv_crypto_handle(void);
+
+/* akv_crypto_rsa_pub - RSA public key from big-endian n/e (RFC 8017 §3.1).
+ * CKR_OK (*out owned by caller, EVP_PKEY_free), CKR_HOST_MEMORY,
+ * CKR_GENERAL_ERROR. */
+CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
+                         size_t e_len, EVP_PKEY **out);
+
+/*
+ * akv_crypto_rsa_encrypt - RSAES-OAEP / PKCS1-v1_5 encryption (RFC 8017
+ * §7) with the padding of ALG (RSA-OAEP, RSA-OAEP-256, RSA1_5). OUT must
+ * hold EVP_PKEY_get_size(pkey) bytes; *out_len receives the length.
+ * CKR_OK, CKR_DATA_LEN_RANGE (input too long), CKR_GENERAL_ERROR.
+ */
+CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
+                             const uint8_t *in, size_t in_len, uint8_t *out,
+                             size_t *out_len);
+
+/* akv_crypto_aes_cipher - fetches the EVP cipher for an AES mechanism
+ * (CKM_AES_ECB/CBC/CBC_PAD/GCM) and key length 16/24/32 from the private
+ * context; caller EVP_CIPHER_free()s. NULL when unsupported. */
+EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len);
+
+#endif /* AKV_TOKEN_CRYPTO_H */

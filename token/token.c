@@ -1,0 +1,1141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "../common/log.h"
+#include "../include/pkcs11/akv-pkcs11.h"
+#include "crypto.h"
+
+int64_t akv_token_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* ---- objects ---- */
+
+struct akv_obj *akv_obj_new(enum akv_obj_origin origin, CK_OBJECT_CLASS cls,
+                            CK_KEY_TYPE key_type)
+{
+    struct akv_obj *o = calloc(1, sizeof(*o));
+
+    if (o == NULL) {
+        return NULL;
+    }
+    o->magic = AKV_OBJ_MAGIC;
+    o->refs = 1;
+    o->origin = origin;
+    o->cls = cls;
+    o->key_type = key_type;
+    return o;
+}
+
+void akv_obj_ref(struct akv_obj *o)
+{
+    if (o != NULL) {
+        __atomic_add_fetch(&o->refs, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+void akv_obj_unref(struct akv_obj *o)
+{
+    if (o == NULL) {
+        return;
+    }
+    if (__atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) != 0) {
+        return;
+    }
+    akv_secret_clear(&o->value);
+    akv_attrs_clear(&o->attrs);
+    if (o->vkey != NULL) {
+        akv_kv_key_clear(o->vkey);
+        free(o->vkey);
+    }
+    EVP_PKEY_free(o->pub);
+    akv_store_record_clear(&o->rec);
+    o->magic = 0;
+    free(o);
+}
+
+/* ---- helpers ---- */
+
+bool akv_token_version_from_id(const uint8_t *id, size_t len,
+                               char out[AKV_KV_VERSION_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (len == 16) {
+        for (size_t i = 0; i < 16; i++) {
+            out[2 * i] = hex[id[i] >> 4];
+            out[2 * i + 1] = hex[id[i] & 0xf];
+        }
+        out[32] = '\0';
+        return true;
+    }
+    if (len == 0 || len >= AKV_KV_VERSION_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)id[i];
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+              || (c >= 'A' && c <= 'Z'))) {
+            return false;
+        }
+        out[i] = c;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+/* The CKA_ID of a key version: the 32 hex digits as 16 bytes, else the raw
+ * version text (design.md "Object model"). */
+static size_t id_from_version(const char *version, uint8_t out[64])
+{
+    size_t len = strlen(version);
+
+    if (len == 32) {
+        bool ok = true;
+
+        for (size_t i = 0; i < 16 && ok; i++) {
+            unsigned v = 0;
+
+            if (sscanf(version + 2 * i, "%2x", &v) != 1
+                || !((version[2 * i] >= '0' && version[2 * i] <= '9')
+                     || (version[2 * i] >= 'a' && version[2 * i] <= 'f')
+                     || (version[2 * i] >= 'A' && version[2 * i] <= 'F'))
+                || !((version[2 * i + 1] >= '0' && version[2 * i + 1] <= '9')
+                     || (version[2 * i + 1] >= 'a' && version[2 * i + 1] <= 'f')
+                     || (version[2 * i + 1] >= 'A'
+                         && version[2 * i + 1] <= 'F'))) {
+                ok = false;
+            }
+            out[i] = (uint8_t)v;
+        }
+        if (ok) {
+            return 16;
+        }
+    }
+    if (len > 64) {
+        len = 64;
+    }
+    memcpy(out, version, len);
+    return len;
+}
+
+bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
+                         char version[AKV_KV_VERSION_MAX])
+{
+    const char *k = kid != NULL ? strstr(kid, "/keys/") : NULL;
+    const char *slash = NULL;
+    const char *end = NULL;
+    size_t nlen;
+    size_t vlen;
+
+    if (k == NULL) {
+        return false;
+    }
+    k += strlen("/keys/");
+    slash = strchr(k, '/');
+    if (slash == NULL) {
+        return false;
+    }
+    end = slash + 1 + strcspn(slash + 1, "/?#");
+    nlen = (size_t)(slash - k);
+    vlen = (size_t)(end - (slash + 1));
+    if (nlen == 0 || nlen >= AKV_KV_NAME_MAX || vlen == 0
+        || vlen >= AKV_KV_VERSION_MAX) {
+        return false;
+    }
+    memcpy(name, k, nlen);
+    name[nlen] = '\0';
+    memcpy(version, slash + 1, vlen);
+    version[vlen] = '\0';
+    return true;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static uint64_t rec_sum(const struct akv_store_record *r)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    h = fnv(h, r->attrs, r->attrs_len);
+    h = fnv(h, r->kid, r->kid != NULL ? strlen(r->kid) : 0);
+    h = fnv(h, "|", 1);
+    h = fnv(h, r->alg, r->alg != NULL ? strlen(r->alg) : 0);
+    h = fnv(h, r->wrapped, r->wrapped_len);
+    return h;
+}
+
+bool akv_obj_is_sensitive(const void *ctx, CK_ATTRIBUTE_TYPE type)
+{
+    const struct akv_obj *o = ctx;
+
+    if (o->cls == CKO_PRIVATE_KEY) {
+        switch (type) {
+        case CKA_PRIVATE_EXPONENT:
+        case CKA_PRIME_1:
+        case CKA_PRIME_2:
+        case CKA_EXPONENT_1:
+        case CKA_EXPONENT_2:
+        case CKA_COEFFICIENT:
+            return true;
+        default:
+            return false;
+        }
+    }
+    if (o->cls == CKO_SECRET_KEY && type == CKA_VALUE) {
+        return akv_attrs_bool(&o->attrs, CKA_SENSITIVE, CK_TRUE)
+               || !akv_attrs_bool(&o->attrs, CKA_EXTRACTABLE, CK_FALSE);
+    }
+    return false;
+}
+
+/* ---- token lifetime ---- */
+
+CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
+                    struct akv_kv *kv, struct akv_token **out)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_token *t = calloc(1, sizeof(*t));
+    uint8_t md[SHA256_DIGEST_LENGTH];
+
+    if (t == NULL) {
+        goto out;
+    }
+    t->slot_id = slot_id;
+    t->cfg = tc;
+    t->kv = kv;
+    kv = NULL;
+    pthread_rwlock_init(&t->lock, NULL);
+    /* Serial number: stable per vault, 16 hex chars (CK_TOKEN_INFO). */
+    SHA256((const unsigned char *)(tc->vault_url != NULL ? tc->vault_url : ""),
+           tc->vault_url != NULL ? strlen(tc->vault_url) : 0, md);
+    for (int i = 0; i < 8; i++) {
+        (void)snprintf(t->serial + 2 * i, 3, "%02X", md[i]);
+    }
+    if (tc->n_keys > 0) {
+        t->keys = calloc(tc->n_keys, sizeof(*t->keys));
+        if (t->keys == NULL) {
+            goto out;
+        }
+    }
+    t->n_keys = tc->n_keys;
+    for (size_t i = 0; i < tc->n_keys; i++) {
+        t->keys[i].cfg = &tc->keys[i];
+    }
+    if (tc->store_dir != NULL) {
+        rv = akv_store_open(tc->store_dir, &t->store);
+        if (rv != CKR_OK) {
+            AKV_LOG_ERR("token '%s': cannot open store_dir %s", tc->label,
+                        tc->store_dir);
+            goto out;
+        }
+    }
+    *out = t;
+    t = NULL;
+    rv = CKR_OK;
+out:
+    if (kv != NULL) {
+        kv->ops->destroy(kv);
+    }
+    akv_token_free(t);
+    return rv;
+}
+
+void akv_token_free(struct akv_token *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < t->n_objs; i++) {
+        t->objs[i]->dead = true;
+        akv_obj_unref(t->objs[i]);
+    }
+    free(t->objs);
+    free(t->keys);
+    if (t->store != NULL) {
+        akv_store_close(t->store);
+    }
+    if (t->kv != NULL) {
+        t->kv->ops->destroy(t->kv);
+    }
+    pthread_rwlock_destroy(&t->lock);
+    free(t);
+}
+
+/* ---- object table ---- */
+
+static struct akv_obj *find_handle_locked(struct akv_token *t,
+                                          CK_OBJECT_HANDLE h)
+{
+    for (size_t i = 0; i < t->n_objs; i++) {
+        if (t->objs[i]->handle == h) {
+            return t->objs[i];
+        }
+    }
+    return NULL;
+}
+
+CK_RV akv_token_get_obj(struct akv_token *t, CK_OBJECT_HANDLE h,
+                        struct akv_obj **out)
+{
+    CK_RV rv = CKR_OBJECT_HANDLE_INVALID;
+    struct akv_obj *o = NULL;
+
+    pthread_rwlock_rdlock(&t->lock);
+    o = h != CK_INVALID_HANDLE ? find_handle_locked(t, h) : NULL;
+    if (o != NULL && !o->dead) {
+        akv_obj_ref(o);
+        *out = o;
+        rv = CKR_OK;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return rv;
+}
+
+CK_RV akv_token_add_obj_locked(struct akv_token *t, struct akv_obj *o)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    CK_OBJECT_HANDLE h;
+
+    if (t->n_objs >= AKV_TOKEN_MAX_OBJECTS) {
+        AKV_LOG_ERR("token '%s': object table full (%d)", t->cfg->label,
+                    AKV_TOKEN_MAX_OBJECTS);
+        rv = CKR_DEVICE_MEMORY;
+        goto out;
+    }
+    if (t->n_objs == t->cap_objs) {
+        size_t cap = t->cap_objs == 0 ? 16 : t->cap_objs * 2;
+        struct akv_obj **n = realloc(t->objs, cap * sizeof(*n));
+
+        if (n == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        t->objs = n;
+        t->cap_objs = cap;
+    }
+    do {
+        h = akv_crypto_handle();
+    } while (find_handle_locked(t, h) != NULL);
+    o->handle = h;
+    akv_obj_ref(o);
+    t->objs[t->n_objs++] = o;
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
+void akv_token_remove_obj_locked(struct akv_token *t, struct akv_obj *o)
+{
+    for (size_t i = 0; i < t->n_objs; i++) {
+        if (t->objs[i] == o) {
+            t->objs[i] = t->objs[t->n_objs - 1];
+            t->n_objs--;
+            o->dead = true;
+            akv_obj_unref(o);
+            return;
+        }
+    }
+}
+
+void akv_token_drop_session_objs(struct akv_token *t, CK_SESSION_HANDLE h)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t i = 0; i < t->n_objs;) {
+        struct akv_obj *o = t->objs[i];
+
+        if (o->origin == AKV_ORIGIN_SESSION && o->owner == h) {
+            akv_token_remove_obj_locked(t, o);
+            continue; /* slot i now holds the former last object */
+        }
+        i++;
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- vault key objects ---- */
+
+static CK_RV set_common_key_attrs(struct akv_attrs *a, CK_OBJECT_CLASS cls,
+                                  CK_KEY_TYPE kt, const struct akv_kv_key *k)
+{
+    CK_RV rv = CKR_OK;
+    uint8_t id[64];
+    size_t id_len = id_from_version(k->version, id);
+    CK_BBOOL f = CK_FALSE;
+    CK_BBOOL tr = CK_TRUE;
+
+    rv |= akv_attrs_set_ulong(a, CKA_CLASS, cls);
+    rv |= akv_attrs_set_ulong(a, CKA_KEY_TYPE, kt);
+    rv |= akv_attrs_set_bool(a, CKA_TOKEN, tr);
+    rv |= akv_attrs_set_bool(a, CKA_PRIVATE, f);
+    rv |= akv_attrs_set_bool(a, CKA_MODIFIABLE, f);
+    rv |= akv_attrs_set_bool(a, CKA_COPYABLE, f);
+    rv |= akv_attrs_set_bool(a, CKA_DESTROYABLE, f);
+    rv |= akv_attrs_set(a, CKA_LABEL, k->name, strlen(k->name));
+    rv |= akv_attrs_set(a, CKA_ID, id, id_len);
+    rv |= akv_attrs_set(a, CKA_START_DATE, NULL, 0);
+    rv |= akv_attrs_set(a, CKA_END_DATE, NULL, 0);
+    rv |= akv_attrs_set_bool(a, CKA_DERIVE, f);
+    /* Key Vault does not say whether a key was generated in the vault or
+     * imported, so CKA_LOCAL does not claim it. */
+    rv |= akv_attrs_set_bool(a, CKA_LOCAL, f);
+    rv |= akv_attrs_set_ulong(a, CKA_KEY_GEN_MECHANISM,
+                              CK_UNAVAILABLE_INFORMATION);
+    rv |= akv_attrs_set(a, CKA_AKV_KID, k->kid, strlen(k->kid));
+    rv |= akv_attrs_set(a, CKA_AKV_KEY_NAME, k->name, strlen(k->name));
+    rv |= akv_attrs_set(a, CKA_AKV_KEY_VERSION, k->version, strlen(k->version));
+    return rv == CKR_OK ? CKR_OK : CKR_HOST_MEMORY;
+}
+
+static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
+                            CK_KEY_TYPE kt, EVP_PKEY *pub, struct akv_obj **out)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_obj *o = akv_obj_new(AKV_ORIGIN_VAULT, cls, kt);
+    struct akv_attrs *a = NULL;
+    unsigned ops = k->key_ops;
+    CK_BBOOL f = CK_FALSE;
+    CK_BBOOL tr = CK_TRUE;
+    CK_RV r = CKR_OK;
+
+    if (o == NULL) {
+        goto out;
+    }
+    a = &o->attrs;
+    o->vkey = calloc(1, sizeof(*o->vkey));
+    if (o->vkey == NULL || akv_kv_key_copy(o->vkey, k) != CKR_OK) {
+        goto out;
+    }
+    if (set_common_key_attrs(a, cls, kt, k) != CKR_OK) {
+        goto out;
+    }
+    if (pub != NULL) {
+        unsigned char *der = NULL;
+        int der_len;
+
+        if (EVP_PKEY_up_ref(pub) != 1) {
+            goto out;
+        }
+        o->pub = pub;
+        der_len = i2d_PUBKEY(pub, &der);
+        if (der_len > 0) {
+            r |= akv_attrs_set(a, CKA_PUBLIC_KEY_INFO, der, (CK_ULONG)der_len);
+            OPENSSL_free(der);
+        }
+    }
+    if (kt == CKK_RSA) {
+        r |= akv_attrs_set(a, CKA_MODULUS, k->n, k->n_len);
+        r |= akv_attrs_set(a, CKA_PUBLIC_EXPONENT, k->e, k->e_len);
+        r |= akv_attrs_set(a, CKA_SUBJECT, NULL, 0);
+    }
+    /* Signing is not offered by this module (only get/wrap/unwrap
+     * permissions are assumed), so CKA_SIGN/CKA_VERIFY stay FALSE. */
+    if (kt == CKK_RSA) {
+        /* Also on the private key: tools (libp11, p11tool) read the key
+         * size from whichever object they hold. */
+        r |= akv_attrs_set_ulong(a, CKA_MODULUS_BITS, k->n_len * 8);
+    }
+    if (cls == CKO_PUBLIC_KEY) {
+        r |= akv_attrs_set_bool(
+            a, CKA_ENCRYPT,
+            (ops & (AKV_KV_OP_ENCRYPT | AKV_KV_OP_WRAPKEY)) ? tr : f);
+        r |=
+            akv_attrs_set_bool(a, CKA_WRAP, (ops & AKV_KV_OP_WRAPKEY) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_VERIFY, f);
+        r |= akv_attrs_set_bool(a, CKA_VERIFY_RECOVER, f);
+        r |= akv_attrs_set_bool(a, CKA_TRUSTED, f);
+        /* Not public-key attributes in v3.0, but Java SunPKCS11 reads
+         * CKA_TOKEN/CKA_SENSITIVE/CKA_EXTRACTABLE together from every key
+         * and fails on CKR_ATTRIBUTE_TYPE_INVALID (consumers.md). */
+        r |= akv_attrs_set_bool(a, CKA_SENSITIVE, f);
+        r |= akv_attrs_set_bool(a, CKA_EXTRACTABLE, tr);
+    } else if (cls == CKO_PRIVATE_KEY) {
+        /* C_Decrypt is served by unwrapKey (same RSA operation). */
+        r |= akv_attrs_set_bool(
+            a, CKA_DECRYPT,
+            (ops & (AKV_KV_OP_DECRYPT | AKV_KV_OP_UNWRAPKEY)) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_UNWRAP,
+                                (ops & AKV_KV_OP_UNWRAPKEY) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_SIGN, f);
+        r |= akv_attrs_set_bool(a, CKA_SIGN_RECOVER, f);
+        r |= akv_attrs_set_bool(a, CKA_ALWAYS_AUTHENTICATE, f);
+    } else {
+        r |= akv_attrs_set_ulong(a, CKA_VALUE_LEN, k->oct_bits / 8);
+        r |= akv_attrs_set_bool(a, CKA_ENCRYPT, f);
+        r |= akv_attrs_set_bool(a, CKA_DECRYPT, f);
+        r |= akv_attrs_set_bool(a, CKA_SIGN, f);
+        r |= akv_attrs_set_bool(a, CKA_VERIFY, f);
+        r |=
+            akv_attrs_set_bool(a, CKA_WRAP, (ops & AKV_KV_OP_WRAPKEY) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_UNWRAP,
+                                (ops & AKV_KV_OP_UNWRAPKEY) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_TRUSTED, f);
+    }
+    if (cls != CKO_PUBLIC_KEY) {
+        r |= akv_attrs_set_bool(a, CKA_SENSITIVE, tr);
+        r |= akv_attrs_set_bool(a, CKA_EXTRACTABLE, f);
+        r |= akv_attrs_set_bool(a, CKA_ALWAYS_SENSITIVE, tr);
+        r |= akv_attrs_set_bool(a, CKA_NEVER_EXTRACTABLE, tr);
+        r |= akv_attrs_set_bool(a, CKA_WRAP_WITH_TRUSTED, f);
+    }
+    if (r != CKR_OK) {
+        goto out;
+    }
+    *out = o;
+    o = NULL;
+    rv = CKR_OK;
+out:
+    akv_obj_unref(o);
+    return rv;
+}
+
+/* Builds the objects of one key version off-lock: RSA -> public +
+ * private; oct-HSM -> one secret key; other key types -> none. */
+static CK_RV build_vault_objs(const struct akv_kv_key *k,
+                              struct akv_obj *objs[2], size_t *n)
+{
+    CK_RV rv = CKR_OK;
+    EVP_PKEY *pub = NULL;
+
+    *n = 0;
+    if (k->kty == AKV_KV_KTY_RSA) {
+        rv = akv_crypto_rsa_pub(k->n, k->n_len, k->e, k->e_len, &pub);
+        if (rv == CKR_OK) {
+            rv = make_vault_obj(k, CKO_PUBLIC_KEY, CKK_RSA, pub, &objs[0]);
+        }
+        if (rv == CKR_OK) {
+            *n = 1;
+            rv = make_vault_obj(k, CKO_PRIVATE_KEY, CKK_RSA, pub, &objs[1]);
+        }
+        if (rv == CKR_OK) {
+            *n = 2;
+        }
+    } else if (k->kty == AKV_KV_KTY_OCT_HSM) {
+        rv = make_vault_obj(k, CKO_SECRET_KEY, CKK_AES, NULL, &objs[0]);
+        if (rv == CKR_OK) {
+            *n = 1;
+        }
+    } else {
+        AKV_LOG_INFO("key %s/%s: key type %s is not usable through this "
+                     "module; not shown",
+                     k->name, k->version, k->kty_name);
+    }
+    EVP_PKEY_free(pub);
+    if (rv != CKR_OK) {
+        for (size_t i = 0; i < *n; i++) {
+            akv_obj_unref(objs[i]);
+        }
+        *n = 0;
+    }
+    return rv;
+}
+
+static bool vault_obj_is(const struct akv_obj *o, const char *name,
+                         const char *version)
+{
+    return o->origin == AKV_ORIGIN_VAULT && o->vkey != NULL
+           && strcmp(o->vkey->name, name) == 0
+           && (version == NULL || strcasecmp(o->vkey->version, version) == 0);
+}
+
+static bool version_pinned(const struct akv_token *t, const char *name,
+                           const char *version)
+{
+    for (size_t i = 0; i < t->n_keys; i++) {
+        const struct akv_key_config *kc = t->keys[i].cfg;
+
+        if (kc->version != NULL && strcmp(kc->name, name) == 0
+            && strcasecmp(kc->version, version) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Installs the built objects of key version K unless the version is already
+ * known; LISTED marks the version as shown by templates without CKA_ID. */
+static CK_RV install_locked(struct akv_token *t, const struct akv_kv_key *k,
+                            struct akv_obj *objs[2], size_t n, bool listed)
+{
+    CK_RV rv = CKR_OK;
+    bool known = false;
+
+    for (size_t i = 0; i < t->n_objs; i++) {
+        if (vault_obj_is(t->objs[i], k->name, k->version)) {
+            known = true;
+            t->objs[i]->listed = t->objs[i]->listed || listed;
+        }
+    }
+    if (known) {
+        goto out;
+    }
+    for (size_t i = 0; i < n && rv == CKR_OK; i++) {
+        objs[i]->listed = listed;
+        rv = akv_token_add_obj_locked(t, objs[i]);
+    }
+out:
+    return rv;
+}
+
+static CK_RV fetch_and_install(struct akv_token *t, const char *name,
+                               const char *version, bool listed,
+                               struct akv_kv_key *key)
+{
+    CK_RV rv = t->kv->ops->get_key(t->kv, name, version, key);
+    struct akv_obj *objs[2] = {NULL, NULL};
+    size_t n = 0;
+
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = build_vault_objs(key, objs, &n);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    rv = install_locked(t, key, objs, n, listed);
+    pthread_rwlock_unlock(&t->lock);
+out:
+    for (size_t i = 0; i < n; i++) {
+        akv_obj_unref(objs[i]);
+    }
+    return rv;
+}
+
+/* Re-GETs configured keys whose cache is stale. */
+static CK_RV refresh_keys(struct akv_token *t)
+{
+    CK_RV result = CKR_OK;
+    int64_t now = akv_token_now();
+    long ttl = t->cfg->key_refresh_s;
+
+    for (size_t i = 0; i < t->n_keys; i++) {
+        struct akv_keyslot *ks = &t->keys[i];
+        const struct akv_key_config *kc = ks->cfg;
+        struct akv_kv_key key;
+        bool stale;
+        CK_RV rv;
+
+        memset(&key, 0, sizeof(key));
+        pthread_rwlock_rdlock(&t->lock);
+        stale = !ks->ever || ttl <= 0 || now - ks->fetched >= ttl;
+        pthread_rwlock_unlock(&t->lock);
+        if (!stale) {
+            continue;
+        }
+        rv = fetch_and_install(t, kc->name, kc->version, true, &key);
+        pthread_rwlock_wrlock(&t->lock);
+        if (rv == CKR_OK) {
+            if (kc->version == NULL && ks->ever
+                && strcasecmp(ks->current, key.version) != 0) {
+                /* Rotation: the old current version keeps its handles
+                 * (bound forever) but is only found by its CKA_ID now. */
+                for (size_t j = 0; j < t->n_objs; j++) {
+                    struct akv_obj *o = t->objs[j];
+
+                    if (vault_obj_is(o, kc->name, ks->current)
+                        && !version_pinned(t, kc->name, ks->current)) {
+                        o->listed = false;
+                    }
+                }
+                AKV_LOG_INFO("key %s rotated: %s -> %s", kc->name, ks->current,
+                             key.version);
+            }
+            (void)snprintf(ks->current, sizeof(ks->current), "%s", key.version);
+            (void)snprintf(ks->kid, sizeof(ks->kid), "%s", key.kid);
+            ks->kty = key.kty;
+            ks->ever = true;
+            ks->fetched = now;
+        } else if (ks->ever) {
+            /* Keep serving the cached version; retry after the TTL. */
+            ks->fetched = now;
+            AKV_LOG_WARN("key %s: refresh failed (rv 0x%lx); using the "
+                         "cached version %s",
+                         kc->name, (unsigned long)rv, ks->current);
+        } else if (rv == CKR_KEY_HANDLE_INVALID) {
+            AKV_LOG_ERR("key %s%s%s: not found in %s; not shown", kc->name,
+                        kc->version != NULL ? "/" : "",
+                        kc->version != NULL ? kc->version : "",
+                        t->cfg->vault_url);
+        } else {
+            AKV_LOG_ERR("key %s: cannot be fetched from %s (rv 0x%lx)",
+                        kc->name, t->cfg->vault_url, (unsigned long)rv);
+            result = rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;
+        }
+        pthread_rwlock_unlock(&t->lock);
+        akv_kv_key_clear(&key);
+    }
+    return result;
+}
+
+static bool id_known_locked(struct akv_token *t, const CK_ATTRIBUTE *id)
+{
+    for (size_t i = 0; i < t->n_objs; i++) {
+        if (akv_attrs_match(&t->objs[i]->attrs, id, 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A CKA_ID that named no version of any configured key within the last
+ * key_refresh_s: not asked again (bounded, like every cache). */
+static bool recent_miss_locked(const struct akv_token *t, const char *version)
+{
+    long ttl = t->cfg->key_refresh_s;
+    int64_t now = akv_token_now();
+
+    for (size_t i = 0; ttl > 0 && i < AKV_TOKEN_MISSES; i++) {
+        if (t->misses[i].version[0] != '\0'
+            && strcmp(t->misses[i].version, version) == 0
+            && now - t->misses[i].at < ttl) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* design.md: a CKA_ID naming a version the token has not seen makes one
+ * GET /keys/{name}/{version} per configured key name. */
+static CK_RV fetch_id_on_demand(struct akv_token *t, const CK_ATTRIBUTE *id)
+{
+    char version[AKV_KV_VERSION_MAX];
+    bool known;
+
+    if (id == NULL || id->ulValueLen == 0 || id->pValue == NULL
+        || !akv_token_version_from_id(id->pValue, id->ulValueLen, version)) {
+        return CKR_OK;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    known = id_known_locked(t, id) || recent_miss_locked(t, version);
+    pthread_rwlock_unlock(&t->lock);
+    if (known) {
+        return CKR_OK;
+    }
+    for (size_t i = 0; i < t->n_keys; i++) {
+        const char *name = t->keys[i].cfg->name;
+        bool dup = false;
+        struct akv_kv_key key;
+        CK_RV rv;
+
+        for (size_t j = 0; j < i && !dup; j++) {
+            dup = strcmp(t->keys[j].cfg->name, name) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        memset(&key, 0, sizeof(key));
+        rv = fetch_and_install(t, name, version, false, &key);
+        akv_kv_key_clear(&key);
+        if (rv == CKR_OK) {
+            break;
+        }
+        if (rv != CKR_KEY_HANDLE_INVALID) {
+            AKV_LOG_WARN("key %s/%s: on-demand fetch failed (rv 0x%lx)", name,
+                         version, (unsigned long)rv);
+            return CKR_OK; /* not a proven miss: do not remember it */
+        }
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    if (!id_known_locked(t, id)) {
+        struct akv_miss *m = &t->misses[t->next_miss];
+
+        (void)snprintf(m->version, sizeof(m->version), "%s", version);
+        m->at = akv_token_now();
+        t->next_miss = (t->next_miss + 1) % AKV_TOKEN_MISSES;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return CKR_OK;
+}
+
+static CK_RV obj_from_record(struct akv_store_record *r, struct akv_obj **out)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    struct akv_attrs a = AKV_ATTRS_INIT;
+    CK_ULONG cls = CKO_SECRET_KEY;
+    CK_ULONG kt = (CK_ULONG)-1;
+    struct akv_obj *o = NULL;
+
+    rv = akv_attrs_parse(r->attrs, r->attrs_len, &a);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("store record %s: malformed attributes; skipped", r->id);
+        goto out;
+    }
+    (void)akv_attrs_ulong(&a, CKA_CLASS, &cls);
+    (void)akv_attrs_ulong(&a, CKA_KEY_TYPE, &kt);
+    o = akv_obj_new(AKV_ORIGIN_STORE, cls, kt);
+    if (o == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    o->attrs = a;
+    a.v = NULL;
+    a.n = 0;
+    if (r->kid != NULL
+        && akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, r->kid,
+                         strlen(r->kid))
+               != CKR_OK) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    o->rec_sum = rec_sum(r);
+    /* Take the record's buffers; the attrs blob is not kept. */
+    o->rec = *r;
+    free(o->rec.attrs);
+    o->rec.attrs = NULL;
+    o->rec.attrs_len = 0;
+    memset(r, 0, sizeof(*r));
+    *out = o;
+    o = NULL;
+    rv = CKR_OK;
+out:
+    akv_attrs_clear(&a);
+    akv_obj_unref(o);
+    return rv;
+}
+
+static CK_RV reload_store(struct akv_token *t)
+{
+    CK_RV rv = CKR_OK;
+    uint64_t stamp;
+    bool need;
+    struct akv_store_record *recs = NULL;
+    size_t n = 0;
+
+    if (t->store == NULL) {
+        goto out;
+    }
+    stamp = akv_store_stamp(t->store);
+    pthread_rwlock_rdlock(&t->lock);
+    need = !t->store_loaded || stamp != t->store_stamp;
+    pthread_rwlock_unlock(&t->lock);
+    if (!need) {
+        goto out;
+    }
+    rv = akv_store_list(t->store, &recs, &n);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token '%s': store not readable; token objects not "
+                     "refreshed",
+                     t->cfg->label);
+        rv = CKR_OK;
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    /* Drop objects whose record vanished (another process destroyed it). */
+    for (size_t i = 0; i < t->n_objs;) {
+        struct akv_obj *o = t->objs[i];
+        bool present = false;
+
+        for (size_t j = 0; o->origin == AKV_ORIGIN_STORE && j < n; j++) {
+            present = strcmp(recs[j].id, o->rec.id) == 0;
+            if (present) {
+                break;
+            }
+        }
+        if (o->origin == AKV_ORIGIN_STORE && !present) {
+            akv_token_remove_obj_locked(t, o);
+            continue;
+        }
+        i++;
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct akv_obj *have = NULL;
+        struct akv_obj *o = NULL;
+
+        for (size_t i = 0; i < t->n_objs && have == NULL; i++) {
+            if (t->objs[i]->origin == AKV_ORIGIN_STORE
+                && strcmp(t->objs[i]->rec.id, recs[j].id) == 0) {
+                have = t->objs[i];
+            }
+        }
+        if (have != NULL && have->rec_sum == rec_sum(&recs[j])) {
+            continue;
+        }
+        if (obj_from_record(&recs[j], &o) != CKR_OK) {
+            continue;
+        }
+        if (have != NULL) {
+            /* Changed by another process: same handle, new content. */
+            akv_attrs_clear(&have->attrs);
+            have->attrs = o->attrs;
+            o->attrs.v = NULL;
+            o->attrs.n = 0;
+            akv_store_record_clear(&have->rec);
+            have->rec = o->rec;
+            memset(&o->rec, 0, sizeof(o->rec));
+            have->rec_sum = o->rec_sum;
+            have->cls = o->cls;
+            have->key_type = o->key_type;
+            akv_secret_clear(&have->value);
+            akv_obj_unref(o);
+        } else {
+            if (akv_token_add_obj_locked(t, o) != CKR_OK) {
+                AKV_LOG_WARN("token '%s': store object %s not loaded",
+                             t->cfg->label, o->rec.id);
+            }
+            akv_obj_unref(o);
+        }
+    }
+    t->store_stamp = stamp;
+    t->store_loaded = true;
+    pthread_rwlock_unlock(&t->lock);
+out:
+    akv_store_records_free(recs, n);
+    return rv;
+}
+
+CK_RV akv_token_refresh(struct akv_token *t, const CK_ATTRIBUTE *tmpl,
+                        CK_ULONG n)
+{
+    CK_RV rv = refresh_keys(t);
+    CK_RV rv2 = CKR_OK;
+
+    if (rv == CKR_OK) {
+        rv = fetch_id_on_demand(t, akv_attr_tmpl_find(tmpl, n, CKA_ID));
+    }
+    rv2 = reload_store(t);
+    return rv != CKR_OK ? rv : rv2;
+}
+
+/* ---- values of secret keys ---- */
+
+CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
+                          struct akv_secret *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    char *kid = NULL;
+    char *alg_name = NULL;
+    uint8_t *wrapped = NULL;
+    size_t wrapped_len = 0;
+    char name[AKV_KV_NAME_MAX];
+    char version[AKV_KV_VERSION_MAX];
+    int alg;
+    struct akv_secret plain = AKV_SECRET_INIT;
+    long ttl = t->cfg->dek_cache_ttl_s;
+
+    if (o->origin == AKV_ORIGIN_SESSION) {
+        if (o->value.data == NULL) {
+            rv = CKR_KEY_HANDLE_INVALID;
+            goto out;
+        }
+        rv = akv_secret_set(out, o->value.data, o->value.len) == 0
+                 ? CKR_OK
+                 : CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (o->origin != AKV_ORIGIN_STORE) {
+        rv = CKR_KEY_HANDLE_INVALID;
+        goto out;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    if (ttl > 0 && o->value.data != NULL && akv_token_now() < o->value_expiry) {
+        rv = akv_secret_set(out, o->value.data, o->value.len) == 0
+                 ? CKR_OK
+                 : CKR_HOST_MEMORY;
+        pthread_rwlock_unlock(&t->lock);
+        goto out;
+    }
+    kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
+    alg_name = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
+    if (o->rec.wrapped_len > 0) {
+        wrapped = malloc(o->rec.wrapped_len);
+        if (wrapped != NULL) {
+            memcpy(wrapped, o->rec.wrapped, o->rec.wrapped_len);
+            wrapped_len = o->rec.wrapped_len;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (kid == NULL || alg_name == NULL || wrapped == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    alg = akv_kv_alg_parse(alg_name);
+    if (!akv_token_kid_split(kid, name, version) || alg < 0) {
+        AKV_LOG_ERR("store record: unusable kid/alg; value not readable");
+        rv = CKR_KEY_HANDLE_INVALID;
+        goto out;
+    }
+    /* No lock held: this is a network call. */
+    rv = t->kv->ops->unwrap(t->kv, name, version, (enum akv_kv_alg)alg, wrapped,
+                            wrapped_len, &plain);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token object value: unwrap with %s/%s failed (rv "
+                     "0x%lx)",
+                     name, version, (unsigned long)rv);
+        goto out;
+    }
+    if (ttl > 0) {
+        pthread_rwlock_wrlock(&t->lock);
+        if (akv_secret_set(&o->value, plain.data, plain.len) == 0) {
+            o->value_expiry = akv_token_now() + ttl;
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    *out = plain;
+    plain.data = NULL;
+    plain.len = 0;
+    plain.cap = 0;
+    rv = CKR_OK;
+out:
+    akv_secret_clear(&plain);
+    free(kid);
+    free(alg_name);
+    free(wrapped);
+    return rv;
+}
+
+/* Serialises O's attributes without the vendor attribute that is derived
+ * from the record itself. */
+static CK_RV serialise_attrs(const struct akv_attrs *src, uint8_t **out,
+                             size_t *out_len)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_attrs tmp = AKV_ATTRS_INIT;
+
+    rv = akv_attrs_copy(&tmp, src);
+    if (rv == CKR_OK) {
+        akv_attrs_remove(&tmp, CKA_AKV_WRAPPING_KID);
+        akv_attrs_remove(&tmp, CKA_VALUE);
+        rv = akv_attrs_serialise(&tmp, out, out_len);
+    }
+    akv_attrs_clear(&tmp);
+    return rv;
+}
+
+CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
+                        const struct akv_secret *value)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    char name[AKV_KV_NAME_MAX] = "";
+    char version[AKV_KV_VERSION_MAX] = "";
+    char kid[AKV_KV_KID_MAX] = "";
+    char kid_out[AKV_KV_KID_MAX] = "";
+    enum akv_kv_alg alg = AKV_KV_ALG_RSA_OAEP_256;
+    struct akv_store_record rec;
+    bool found = false;
+
+    memset(&rec, 0, sizeof(rec));
+    if (t->store == NULL) {
+        AKV_LOG_ERR("token '%s': CKA_TOKEN=TRUE needs store_dir in the "
+                    "configuration",
+                    t->cfg->label);
+        rv = CKR_TEMPLATE_INCONSISTENT;
+        goto out;
+    }
+    rv = refresh_keys(t);
+    pthread_rwlock_rdlock(&t->lock);
+    for (int pass = 0; pass < 2 && !found; pass++) {
+        for (size_t i = 0; i < t->n_keys && !found; i++) {
+            const struct akv_keyslot *ks = &t->keys[i];
+
+            if (!ks->ever) {
+                continue;
+            }
+            if ((pass == 0 && ks->kty == AKV_KV_KTY_RSA)
+                || (pass == 1 && ks->kty == AKV_KV_KTY_OCT_HSM)) {
+                (void)snprintf(name, sizeof(name), "%s", ks->cfg->name);
+                (void)snprintf(version, sizeof(version), "%s", ks->current);
+                (void)snprintf(kid, sizeof(kid), "%s", ks->kid);
+                alg = pass == 0 ? AKV_KV_ALG_RSA_OAEP_256
+                                : AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD;
+                found = true;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (!found) {
+        AKV_LOG_ERR("token '%s': no usable vault key to wrap token objects",
+                    t->cfg->label);
+        rv = rv != CKR_OK ? rv : CKR_TEMPLATE_INCONSISTENT;
+        goto out;
+    }
+    rv = t->kv->ops->wrap(t->kv, name, version, alg, value->data, value->len,
+                          &rec.wrapped, &rec.wrapped_len, kid_out);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rec.kid = strdup(kid_out[0] != '\0' ? kid_out : kid);
+    rec.alg = strdup(akv_kv_alg_name(alg));
+    if (rec.kid == NULL || rec.alg == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    rv = serialise_attrs(&o->attrs, &rec.attrs, &rec.attrs_len);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_store_put(t->store, &rec);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    o->rec_sum = rec_sum(&rec);
+    free(rec.attrs);
+    rec.attrs = NULL;
+    rec.attrs_len = 0;
+    akv_store_record_clear(&o->rec);
+    o->rec = rec;
+    memset(&rec, 0, sizeof(rec));
+    rv = akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, o->rec.kid,
+                       strlen(o->rec.kid));
+out:
+    akv_store_record_clear(&rec);
+    return rv;
+}
+
+CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
+                              const struct akv_attrs *attrs)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_store_record rec;
+
+    memset(&rec, 0, sizeof(rec));
+    pthread_rwlock_rdlock(&t->lock);
+    memcpy(rec.id, o->rec.id, sizeof(rec.id));
+    rec.kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
+    rec.alg = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
+    rec.wrapped = malloc(o->rec.wrapped_len + 1);
+    if (rec.wrapped != NULL && o->rec.wrapped_len > 0) {
+        memcpy(rec.wrapped, o->rec.wrapped, o->rec.wrapped_len);
+    }
+    rec.wrapped_len = o->rec.wrapped_len;
+    pthread_rwlock_unlock(&t->lock);
+    if (rec.kid == NULL || rec.alg == NULL || rec.wrapped == NULL) {
+        goto out;
+    }
+    rv = serialise_attrs(attrs, &rec.attrs, &rec.attrs_len);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_store_put(t->store, &rec);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    o->rec_sum = rec_sum(&rec);
+    pthread_rwlock_unlock(&t->lock);
+out:
+    akv_store_record_clear(&rec);
+    return rv;
+}

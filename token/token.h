@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One token (one slot, one configured tokens[] entry): its Key Vault client,
+ * its store of token objects, its object table, the cache of vault key
+ * versions, and the object model of design.md "Object model".
+ *
+ * Locking (docs: lock hierarchy global -> token -> session): t->lock is a
+ * rwlock over the object table, every object's attribute list and the
+ * store/DEK caches. Readers: find, GetAttributeValue; writers: refresh,
+ * create, destroy, SetAttributeValue. It is never held across a kv or store
+ * call: I/O runs off-lock and the result is installed under the write lock.
+ * Objects are reference-counted, so a call keeps using an object after it
+ * has released the lock.
+ */
+#ifndef AKV_TOKEN_TOKEN_H
+#define AKV_TOKEN_TOKEN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <p11-kit/pkcs11.h>
+
+#include "../common/config.h"
+#include "../common/secret.h"
+#include "../keyvault/kv.h"
+#include "attr.h"
+#include "store.h"
+
+#define AKV_OBJ_MAGIC         0x414b4f42u /* "AKOB" */
+#define AKV_TOKEN_MAX_OBJECTS 4096        /* bound on the object table */
+
+enum akv_obj_origin {
+    AKV_ORIGIN_VAULT = 0, /* a Key Vault key version (read-only) */
+    AKV_ORIGIN_STORE,     /* token object persisted in store_dir */
+    AKV_ORIGIN_SESSION,   /* session object (CKA_TOKEN FALSE) */
+};
+
+struct akv_obj {
+    uint32_t magic;
+    unsigned refs; /* atomic */
+    CK_OBJECT_HANDLE handle;
+    enum akv_obj_origin origin;
+    CK_SESSION_HANDLE owner; /* session objects: the creating session */
+    CK_OBJECT_CLASS cls;
+    CK_KEY_TYPE key_type;   /* (CK_KEY_TYPE)-1 for non-keys */
+    struct akv_attrs attrs; /* under token lock; never CKA_VALUE of keys */
+    bool dead;              /* destroyed: no longer in the table */
+    bool listed;            /* vault: shown without a CKA_ID in the template */
+    /* Vault objects: the bound key version (immutable). */
+    struct akv_kv_key *vkey;
+    EVP_PKEY *pub; /* RSA public key (vault RSA objects), immutable */
+    /* Secret value: session/local keys (immutable after creation); store
+     * objects: the DEK cache (under token lock). */
+    struct akv_secret value;
+    int64_t value_expiry; /* monotonic s; store DEK cache */
+    /* Store objects: the record (attrs not kept; under token lock). */
+    struct akv_store_record rec;
+    uint64_t rec_sum; /* cheap fingerprint of the record, for reloads */
+};
+
+/* One configured key (config keys[] entry) and what the token knows. */
+struct akv_keyslot {
+    const struct akv_key_config *cfg;
+    char current[AKV_KV_VERSION_MAX]; /* last version fetched */
+    char kid[AKV_KV_KID_MAX];         /* its versioned kid */
+    enum akv_kv_kty kty;
+    int64_t fetched; /* monotonic s of the last successful GET */
+    bool ever;       /* fetched at least once */
+};
+
+#define AKV_TOKEN_MISSES 16 /* remembered CKA_ID versions that do not exist */
+
+struct akv_miss {
+    char version[AKV_KV_VERSION_MAX];
+    int64_t at; /* monotonic s */
+};
+
+struct akv_token {
+    CK_SLOT_ID slot_id;
+    const struct akv_token_config *cfg; /* owned by the global config */
+    struct akv_kv *kv;
+    struct akv_store *store; /* NULL when store_dir is not set */
+    char serial[17];         /* 16 hex chars of SHA-256(vault_url) */
+    pthread_rwlock_t lock;
+    struct akv_obj **objs; /* live objects */
+    size_t n_objs;
+    size_t cap_objs;
+    struct akv_keyslot *keys;
+    size_t n_keys;
+    uint64_t store_stamp;
+    bool store_loaded;
+    struct akv_miss misses[AKV_TOKEN_MISSES];
+    size_t next_miss;
+    /* Under the global mutex (slot.c): login is per token for the whole
+     * application (v3.0 §5.6 C_Login), session counts for token info. */
+    bool logged_in;
+    CK_ULONG n_sessions;
+    CK_ULONG n_rw_sessions;
+};
+
+/* akv_token_now - monotonic seconds. */
+int64_t akv_token_now(void);
+
+/*
+ * akv_token_new - a token for configuration TC as slot SLOT_ID, taking
+ * ownership of KV (destroyed on failure too). Opens the store when
+ * store_dir is set (a local folder; no network). CKR_OK, CKR_HOST_MEMORY,
+ * CKR_DEVICE_ERROR (store folder unusable).
+ */
+CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
+                    struct akv_kv *kv, struct akv_token **out);
+
+/* akv_token_free - drops every object (values wiped), closes store and kv.
+ * NULL-safe. No other thread may use the token. */
+void akv_token_free(struct akv_token *t);
+
+/* akv_obj_ref / akv_obj_unref - reference counting; the last unref wipes
+ * and frees. NULL-safe. */
+void akv_obj_ref(struct akv_obj *o);
+void akv_obj_unref(struct akv_obj *o);
+
+/* akv_obj_new - a zeroed object with one reference. NULL on ENOMEM. */
+struct akv_obj *akv_obj_new(enum akv_obj_origin origin, CK_OBJECT_CLASS cls,
+                            CK_KEY_TYPE key_type);
+
+/* akv_token_get_obj - looks up a live object and takes a reference.
+ * CKR_OK or CKR_OBJECT_HANDLE_INVALID. Takes the read lock. */
+CK_RV akv_token_get_obj(struct akv_token *t, CK_OBJECT_HANDLE h,
+                        struct akv_obj **out);
+
+/* akv_token_add_obj_locked - gives O a fresh random handle and inserts it
+ * (the table takes its own reference). Caller holds the write lock.
+ * CKR_OK, CKR_HOST_MEMORY, CKR_DEVICE_MEMORY (table full). */
+CK_RV akv_token_add_obj_locked(struct akv_token *t, struct akv_obj *o);
+
+/* akv_token_remove_obj_locked - marks O dead and drops the table's
+ * reference. Caller holds the write lock. */
+void akv_token_remove_obj_locked(struct akv_token *t, struct akv_obj *o);
+
+/* akv_token_drop_session_objs - destroys every session object owned by
+ * session H (C_CloseSession). Takes the write lock. */
+void akv_token_drop_session_objs(struct akv_token *t, CK_SESSION_HANDLE h);
+
+/*
+ * akv_token_refresh - brings the object table up to date before a find
+ * (design.md: the vault is first asked in C_FindObjectsInit): re-GETs each
+ * configured key whose cache is older than key_refresh_s, fetches the
+ * version named by a CKA_ID in TMPL that no object has yet (404 = no
+ * match), and reloads the store when its stamp changed. No lock is held
+ * during I/O. A failed refresh of a key already known keeps the cached
+ * objects (logged). Returns CKR_OK, CKR_HOST_MEMORY, or CKR_DEVICE_ERROR
+ * when a configured key was never fetched and the vault did not answer
+ * (a 404 for such a key is logged and skipped).
+ */
+CK_RV akv_token_refresh(struct akv_token *t, const CK_ATTRIBUTE *tmpl,
+                        CK_ULONG n);
+
+/*
+ * akv_token_obj_value - a copy of a secret key's value into OUT (wiped by
+ * the caller). Session objects: local copy. Store objects: unwrapped by the
+ * vault key version that wrapped it (kv unwrap; no lock held), cached for
+ * dek_cache_ttl_s. Returns CKR_OK, CKR_HOST_MEMORY, CKR_KEY_HANDLE_INVALID
+ * (no value), or the kv errors (CKR_KEY_FUNCTION_NOT_PERMITTED when the
+ * vault key is revoked, CKR_DEVICE_ERROR, ...).
+ */
+CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
+                          struct akv_secret *out);
+
+/*
+ * akv_token_persist - wraps VALUE with the token's current vault key
+ * version (first configured RSA key with RSA-OAEP-256, else an oct-HSM key
+ * with CKM_AES_KEY_WRAP_PAD) and writes O (attributes + wrapped value) to
+ * the store, filling o->rec. O must not be in the table yet (or the caller
+ * must own it exclusively). Returns CKR_OK, CKR_TEMPLATE_INCONSISTENT (no
+ * store_dir / no usable vault key), CKR_HOST_MEMORY, kv or store errors.
+ */
+CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
+                        const struct akv_secret *value);
+
+/* akv_token_rewrite_attrs - rewrites the store record of O after a
+ * C_SetAttributeValue (value stays wrapped as is). CKR_OK or store errors. */
+CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
+                              const struct akv_attrs *attrs);
+
+/* akv_token_version_from_id - CKA_ID bytes -> version text: 16 bytes ->
+ * 32 lower-case hex digits; otherwise the raw bytes when they are 1..64
+ * characters of [0-9A-Za-z]. Returns false when not a possible version. */
+bool akv_token_version_from_id(const uint8_t *id, size_t len,
+                               char out[AKV_KV_VERSION_MAX]);
+
+/* akv_token_kid_split - "https://host/keys/NAME/VERSION" -> NAME, VERSION.
+ * Returns false when the kid has another shape. */
+bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
+                         char version[AKV_KV_VERSION_MAX]);
+
+/* akv_obj_is_sensitive - C_GetAttributeValue case 1 predicate (ctx is the
+ * struct akv_obj; caller holds the token lock). */
+bool akv_obj_is_sensitive(const void *ctx, CK_ATTRIBUTE_TYPE type);
+
+#endif /* AKV_TOKEN_TOKEN_H */

@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Rewrap, tally and probe for akv-pkcs11-tool (admin.h).
+ *
+ * Why rewrap is safe to kill at any instant (docs/STORE.md has the long
+ * form): each record is replaced by one akv_store_put_if, which is one
+ * rename(2) of a complete temp file, so every record on disk is at all times
+ * either the old-version record or the new-version record, with the same id
+ * and attributes. Nothing is created or deleted, so nothing can be duplicated
+ * or lost; a second run simply skips records already under the target.
+ */
+#include "admin.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "common/secret.h"
+
+static bool copy_segment(const char *p, size_t len, char *out, size_t cap,
+                         bool version)
+{
+    if (len == 0 || len >= cap) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!isalnum(c) && (version || c != '-')) {
+            return false;
+        }
+        out[i] = version ? (char)tolower(c) : (char)c;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+CK_RV akv_admin_parse_kid(const char *kid, char *name, char *version)
+{
+    CK_RV rv = CKR_ARGUMENTS_BAD;
+    const char *h = NULL, *p = NULL, *n = NULL, *v = NULL;
+
+    if (name == NULL || version == NULL) {
+        goto out;
+    }
+    name[0] = '\0';
+    version[0] = '\0';
+    if (kid == NULL) {
+        goto out;
+    }
+    if (strncasecmp(kid, "https://", 8) == 0) {
+        h = kid + 8;
+    } else if (strncasecmp(kid, "http://", 7) == 0) {
+        h = kid + 7;
+    } else {
+        goto out;
+    }
+    p = strchr(h, '/'); /* end of host[:port] */
+    if (p == NULL || p == h || strncasecmp(p, "/keys/", 6) != 0) {
+        goto out;
+    }
+    n = p + 6;
+    v = strchr(n, '/');
+    if (v == NULL) {
+        goto out;
+    }
+    if (!copy_segment(n, (size_t)(v - n), name, AKV_KV_NAME_MAX, false)
+        || !copy_segment(v + 1, strlen(v + 1), version, AKV_KV_VERSION_MAX,
+                         true)) {
+        name[0] = '\0';
+        version[0] = '\0';
+        goto out;
+    }
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
+bool akv_admin_needs_rewrap(const struct akv_store_record *rec,
+                            const char *name, const char *version)
+{
+    char n[AKV_KV_NAME_MAX], v[AKV_KV_VERSION_MAX];
+
+    if (akv_admin_parse_kid(rec->kid, n, v) != CKR_OK) {
+        return true;
+    }
+    return strcasecmp(n, name) != 0 || strcasecmp(v, version) != 0;
+}
+
+static void say(const struct akv_rewrap_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void say(const struct akv_rewrap_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o == NULL || o->out == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vfprintf(o->out, fmt, ap);
+    va_end(ap);
+    fflush(o->out);
+}
+
+enum outcome {
+    OUT_REWRAPPED,
+    OUT_CURRENT,
+    OUT_FAILED,
+    OUT_CONFLICT,
+    OUT_VANISHED,
+};
+
+/* One attempt on one record: unwrap with its kid, wrap with TARGET,
+ * compare-and-swap. Prints the failure reason; the caller prints success. */
+static enum outcome rewrap_one(struct akv_kv *kv, struct akv_store *store,
+                               const struct akv_kv_key *target,
+                               const struct akv_store_record *rec,
+                               const struct akv_rewrap_opts *o, char *old_ver)
+{
+    enum outcome res = OUT_FAILED;
+    char name[AKV_KV_NAME_MAX], tn[AKV_KV_NAME_MAX];
+    char tv[AKV_KV_VERSION_MAX];
+    char kid_out[AKV_KV_KID_MAX];
+    struct akv_secret plain = AKV_SECRET_INIT;
+    struct akv_store_record next;
+    uint8_t *wrapped = NULL;
+    size_t wrapped_len = 0;
+    int alg = -1;
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    memset(&next, 0, sizeof(next));
+    kid_out[0] = '\0';
+    if (akv_admin_parse_kid(rec->kid, name, old_ver) != CKR_OK) {
+        say(o, "%s: failed: stored kid is not a versioned key identifier\n",
+            rec->id);
+        goto out;
+    }
+    if (!akv_admin_needs_rewrap(rec, target->name, target->version)) {
+        res = OUT_CURRENT;
+        goto out;
+    }
+    alg = akv_kv_alg_parse(rec->alg);
+    if (alg < 0) {
+        say(o, "%s: failed: unknown algorithm \"%s\"\n", rec->id, rec->alg);
+        goto out;
+    }
+    rv = kv->ops->unwrap(kv, name, old_ver, (enum akv_kv_alg)alg, rec->wrapped,
+                         rec->wrapped_len, &plain);
+    if (rv != CKR_OK) {
+        say(o, "%s: failed: unwrapKey with %s/%s: %s\n", rec->id, name, old_ver,
+            akv_admin_rv_name(rv));
+        goto out;
+    }
+    rv = kv->ops->wrap(kv, target->name, target->version, (enum akv_kv_alg)alg,
+                       plain.data, plain.len, &wrapped, &wrapped_len, kid_out);
+    if (rv != CKR_OK) {
+        say(o, "%s: failed: wrapKey with %s/%s: %s\n", rec->id, target->name,
+            target->version, akv_admin_rv_name(rv));
+        goto out;
+    }
+    if (kid_out[0] == '\0') {
+        snprintf(kid_out, sizeof(kid_out), "%s", target->kid);
+    }
+    /* The record must name the version that really wrapped it, or it could
+     * never be unwrapped again. */
+    if (akv_admin_parse_kid(kid_out, tn, tv) != CKR_OK
+        || strcasecmp(tv, target->version) != 0
+        || strcasecmp(tn, target->name) != 0) {
+        say(o, "%s: failed: wrapKey answered with an unexpected kid\n",
+            rec->id);
+        goto out;
+    }
+    memcpy(next.id, rec->id, sizeof(next.id));
+    next.attrs = rec->attrs;
+    next.attrs_len = rec->attrs_len;
+    next.kid = kid_out;
+    next.alg = rec->alg;
+    next.wrapped = wrapped;
+    next.wrapped_len = wrapped_len;
+    rv = akv_store_put_if(store, rec, &next);
+    if (rv == CKR_FUNCTION_FAILED) {
+        res = OUT_CONFLICT;
+        goto out;
+    }
+    if (rv != CKR_OK) {
+        say(o, "%s: failed: store write: %s\n", rec->id, akv_admin_rv_name(rv));
+        goto out;
+    }
+    res = OUT_REWRAPPED;
+out:
+    akv_secret_clear(&plain);
+    if (wrapped != NULL) {
+        OPENSSL_cleanse(wrapped, wrapped_len);
+    }
+    free(wrapped);
+    return res;
+}
+
+CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
+                       const struct akv_kv_key *target,
+                       const struct akv_rewrap_opts *opts,
+                       struct akv_rewrap_stats *stats)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_store_record *recs = NULL;
+    size_t n = 0;
+    long writes = 0;
+
+    if (kv == NULL || store == NULL || target == NULL || stats == NULL
+        || target->name[0] == '\0' || target->version[0] == '\0') {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    memset(stats, 0, sizeof(*stats));
+    rv = akv_store_list(store, &recs, &n);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct akv_store_record fresh;
+        const struct akv_store_record *rec = &recs[i];
+        char old_ver[AKV_KV_VERSION_MAX] = "";
+        enum outcome res = OUT_FAILED;
+
+        memset(&fresh, 0, sizeof(fresh));
+        for (int attempt = 0; attempt < 2; attempt++) {
+            res = rewrap_one(kv, store, target, rec, opts, old_ver);
+            if (res != OUT_CONFLICT) {
+                break;
+            }
+            /* Another process changed the record since we listed it:
+             * start again from what is on disk now, once. */
+            akv_store_record_clear(&fresh);
+            rv = akv_store_get(store, recs[i].id, &fresh);
+            if (rv == CKR_OBJECT_HANDLE_INVALID) {
+                res = OUT_VANISHED;
+                break;
+            }
+            if (rv != CKR_OK) {
+                res = OUT_FAILED;
+                say(opts,
+                    "%s: failed: changed concurrently and now "
+                    "unreadable\n",
+                    recs[i].id);
+                break;
+            }
+            rec = &fresh;
+        }
+        switch (res) {
+        case OUT_REWRAPPED:
+            stats->rewrapped++;
+            say(opts, "%s: rewrapped %s -> %s\n", rec->id, old_ver,
+                target->version);
+            writes++;
+            if (opts != NULL && opts->kill_after_writes > 0
+                && writes >= opts->kill_after_writes) {
+                raise(SIGKILL);
+            }
+            break;
+        case OUT_CURRENT:
+            stats->current++;
+            say(opts, "%s: already current (%s)\n", rec->id, old_ver);
+            break;
+        case OUT_VANISHED:
+            stats->vanished++;
+            say(opts, "%s: deleted by another process, skipped\n", recs[i].id);
+            break;
+        case OUT_CONFLICT:
+            stats->failed++;
+            say(opts,
+                "%s: failed: changed by another process twice, "
+                "skipped (run rewrap again)\n",
+                recs[i].id);
+            break;
+        case OUT_FAILED:
+            stats->failed++;
+            break;
+        }
+        akv_store_record_clear(&fresh);
+    }
+    rv = CKR_OK;
+out:
+    akv_store_records_free(recs, n);
+    return rv;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const struct akv_tally_row *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c != 0 ? c : strcmp(x->version, y->version);
+}
+
+CK_RV akv_admin_tally(const struct akv_store_record *recs, size_t n,
+                      struct akv_tally_row **rows, size_t *n_rows)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_tally_row *r = NULL;
+    size_t used = 0;
+
+    if ((recs == NULL && n > 0) || rows == NULL || n_rows == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    r = calloc(n > 0 ? n : 1, sizeof(*r));
+    if (r == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char name[AKV_KV_NAME_MAX], ver[AKV_KV_VERSION_MAX];
+        size_t j = 0;
+        if (akv_admin_parse_kid(recs[i].kid, name, ver) != CKR_OK) {
+            snprintf(name, sizeof(name), "(unparsable kid)");
+            ver[0] = '\0';
+        }
+        for (j = 0; j < used; j++) {
+            if (strcasecmp(r[j].name, name) == 0
+                && strcmp(r[j].version, ver) == 0) {
+                break;
+            }
+        }
+        if (j == used) {
+            memcpy(r[j].name, name, sizeof(name));
+            memcpy(r[j].version, ver, sizeof(ver));
+            used++;
+        }
+        r[j].count++;
+    }
+    if (used > 1) {
+        qsort(r, used, sizeof(*r), cmp_row);
+    }
+    *rows = r;
+    *n_rows = used;
+    r = NULL;
+    rv = CKR_OK;
+out:
+    free(r);
+    return rv;
+}
+
+CK_RV akv_admin_probe(struct akv_kv *kv, const char *name, const char *version,
+                      struct akv_probe *out)
+{
+    uint8_t probe[32];
+    uint8_t *wrapped = NULL;
+    size_t wrapped_len = 0;
+    char kid[AKV_KV_KID_MAX];
+    char wn[AKV_KV_NAME_MAX], wv[AKV_KV_VERSION_MAX];
+    struct akv_secret plain = AKV_SECRET_INIT;
+    enum akv_kv_alg alg = AKV_KV_ALG_RSA_OAEP_256;
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    if (out == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    memset(out, 0, sizeof(*out));
+    if (kv == NULL || name == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        out->step = "get";
+        goto out;
+    }
+    out->step = "get";
+    rv = kv->ops->get_key(kv, name, version, &out->key);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    out->get_ok = true;
+    out->step = "wrapKey";
+    if (out->key.kty == AKV_KV_KTY_OCT_HSM) {
+        alg = out->key.oct_bits == 128   ? AKV_KV_ALG_A128KW
+              : out->key.oct_bits == 192 ? AKV_KV_ALG_A192KW
+                                         : AKV_KV_ALG_A256KW;
+    } else if (out->key.kty != AKV_KV_KTY_RSA) {
+        rv = CKR_KEY_TYPE_INCONSISTENT;
+        goto out;
+    }
+    out->alg = akv_kv_alg_name(alg);
+    if (getrandom(probe, sizeof(probe), 0) != (ssize_t)sizeof(probe)) {
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+    kid[0] = '\0';
+    rv = kv->ops->wrap(kv, out->key.name, out->key.version, alg, probe,
+                       sizeof(probe), &wrapped, &wrapped_len, kid);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    out->wrap_ok = true;
+    out->step = "unwrapKey";
+    if (akv_admin_parse_kid(kid, wn, wv) != CKR_OK) {
+        memcpy(wv, out->key.version, sizeof(wv));
+    }
+    rv = kv->ops->unwrap(kv, out->key.name, wv, alg, wrapped, wrapped_len,
+                         &plain);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (plain.len != sizeof(probe)
+        || CRYPTO_memcmp(plain.data, probe, sizeof(probe)) != 0) {
+        rv = CKR_FUNCTION_FAILED;
+        goto out;
+    }
+    out->unwrap_ok = true;
+    out->step = NULL;
+    rv = CKR_OK;
+out:
+    out->rv = rv;
+    OPENSSL_cleanse(probe, sizeof(probe));
+    akv_secret_clear(&plain);
+    free(wrapped);
+    return rv;
+}
+
+const char *akv_admin_rv_name(CK_RV rv)
+{
+    static const struct {
+        CK_RV rv;
+        const char *name;
+    } names[] = {
+        {CKR_OK, "CKR_OK"},
+        {CKR_HOST_MEMORY, "CKR_HOST_MEMORY"},
+        {CKR_GENERAL_ERROR, "CKR_GENERAL_ERROR"},
+        {CKR_FUNCTION_FAILED, "CKR_FUNCTION_FAILED"},
+        {CKR_ARGUMENTS_BAD, "CKR_ARGUMENTS_BAD"},
+        {CKR_DEVICE_ERROR, "CKR_DEVICE_ERROR"},
+        {CKR_ENCRYPTED_DATA_INVALID, "CKR_ENCRYPTED_DATA_INVALID"},
+        {CKR_KEY_HANDLE_INVALID, "CKR_KEY_HANDLE_INVALID"},
+        {CKR_KEY_TYPE_INCONSISTENT, "CKR_KEY_TYPE_INCONSISTENT"},
+        {CKR_KEY_FUNCTION_NOT_PERMITTED, "CKR_KEY_FUNCTION_NOT_PERMITTED"},
+        {CKR_OBJECT_HANDLE_INVALID, "CKR_OBJECT_HANDLE_INVALID"},
+        {CKR_WRAPPED_KEY_INVALID, "CKR_WRAPPED_KEY_INVALID"},
+        {CKR_FUNCTION_NOT_SUPPORTED, "CKR_FUNCTION_NOT_SUPPORTED"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].rv == rv) {
+            return names[i].name;
+        }
+    }
+    return "CKR_(other)";
+}

@@ -23,7 +23,7 @@
 
 #include "log.h"
 
-#define CONFIG_MAX_BYTES   (1024 * 1024)
+#define CONFIG_MAX_BYTES   1048576 /* 1 MiB */
 #define LABEL_MAX          32
 #define DEFAULT_PATH       "/etc/akv-pkcs11/config.json"
 #define DEFAULT_AUTHORITY  "https://login.microsoftonline.com"

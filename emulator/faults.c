@@ -233,7 +233,7 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
         const char *a = arg(argv, i), *v = arg(argv, i + 1);
 
         if (!a) {
-            goto bad;
+            goto out;
         }
         if (strcmp(a, "--hang") == 0) {
             r->hit.kind = EMU_FAULT_HANG;
@@ -244,13 +244,13 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
             continue;
         }
         if (!v) {
-            goto bad;
+            goto out;
         }
         i++;
         if (strcmp(a, "--op") == 0) {
             r->op = emu_opname_parse(v);
             if (r->op < 0) {
-                goto bad;
+                goto out;
             }
         } else if (strcmp(a, "--path") == 0) {
             free(r->path);
@@ -258,18 +258,18 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
         } else if (strcmp(a, "--count") == 0) {
             r->count = strtol(v, NULL, 10);
             if (r->count <= 0) {
-                goto bad;
+                goto out;
             }
         } else if (strcmp(a, "--fraction") == 0) {
             r->fraction = strtod(v, NULL);
             if (!(r->fraction > 0.0 && r->fraction <= 1.0)) {
-                goto bad;
+                goto out;
             }
         } else if (strcmp(a, "--status") == 0) {
             r->hit.kind = EMU_FAULT_STATUS;
             r->hit.status = (int)strtol(v, NULL, 10);
             if (r->hit.status < 100 || r->hit.status > 599) {
-                goto bad;
+                goto out;
             }
         } else if (strcmp(a, "--retry-after") == 0) {
             r->hit.retry_after = (int)strtol(v, NULL, 10);
@@ -277,21 +277,21 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
             r->hit.kind = EMU_FAULT_DELAY;
             r->hit.delay_ms = (int)strtol(v, NULL, 10);
             if (r->hit.delay_ms < 0 || r->hit.delay_ms > 600000) {
-                goto bad;
+                goto out;
             }
         } else if (strcmp(a, "--malformed") == 0) {
             if (strcmp(v, "truncated") != 0 && strcmp(v, "bad-base64") != 0
                 && strcmp(v, "wrong-length") != 0) {
-                goto bad;
+                goto out;
             }
             r->hit.kind = EMU_FAULT_MALFORMED;
             snprintf(r->hit.malformed, sizeof(r->hit.malformed), "%s", v);
         } else {
-            goto bad;
+            goto out;
         }
     }
     if (r->hit.kind == EMU_FAULT_NONE || (r->op < 0 && !r->path)) {
-        goto bad;
+        goto out;
     }
     pthread_mutex_lock(&fault_mu);
     {
@@ -308,7 +308,7 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
     *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return 200;
-bad:
+out:
     free(r->path);
     free(r);
     *out = err_json("usage: fault add (--op OP | --path SUBSTRING) [--count N "

@@ -157,12 +157,12 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err)
         if (bits != 2048 && bits != 3072 && bits != 4096) {
             *err = "The specified key size is not supported for the key "
                    "type.";
-            goto fail;
+            goto out;
         }
         kv->pkey = emu_rsa_generate(bits);
         if (!kv->pkey || emu_rsa_public_b64(kv->pkey, &kv->n_b64, &kv->e_b64)) {
             *err = "Internal error.";
-            goto fail;
+            goto out;
         }
         kv->ops = EMU_OP_ENCRYPT | EMU_OP_DECRYPT | EMU_OP_SIGN | EMU_OP_VERIFY
                   | EMU_OP_WRAPKEY | EMU_OP_UNWRAPKEY;
@@ -174,14 +174,14 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err)
         if (bits != 128 && bits != 192 && bits != 256) {
             *err = "The specified key size is not supported for the key "
                    "type.";
-            goto fail;
+            goto out;
         }
         RAND_priv_bytes(kv->oct, bits / 8);
         kv->ops =
             EMU_OP_ENCRYPT | EMU_OP_DECRYPT | EMU_OP_WRAPKEY | EMU_OP_UNWRAPKEY;
     } else {
         *err = "The specified key type is not supported.";
-        goto fail;
+        goto out;
     }
     snprintf(kv->kty, sizeof(kv->kty), "%s", kty);
     kv->bits = bits;
@@ -189,7 +189,7 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err)
     kv->enabled = 1;
     kv->created = kv->updated = emu_now();
     return kv;
-fail:
+out:
     emu_keyver_free(kv);
     return NULL;
 }
@@ -310,11 +310,11 @@ static struct emu_key *load_key(const char *path)
     OPENSSL_cleanse(text, strlen(text));
     free(text);
     if (!root || !jstr(root, "name")) {
-        goto fail;
+        goto out;
     }
     k = calloc(1, sizeof(*k));
     if (!k) {
-        goto fail;
+        goto out;
     }
     snprintf(k->name, sizeof(k->name), "%s", jstr(root, "name"));
     k->deleted = cJSON_IsTrue(cJSON_GetObjectItem(root, "deleted"));
@@ -327,7 +327,7 @@ static struct emu_key *load_key(const char *path)
         cJSON *op;
 
         if (!kv) {
-            goto fail;
+            goto out;
         }
         snprintf(kv->id, sizeof(kv->id), "%s",
                  jstr(o, "id") ? jstr(o, "id") : "");
@@ -339,7 +339,7 @@ static struct emu_key *load_key(const char *path)
             if (!kv->pkey
                 || emu_rsa_public_b64(kv->pkey, &kv->n_b64, &kv->e_b64)) {
                 emu_keyver_free(kv);
-                goto fail;
+                goto out;
             }
         } else if (jstr(o, "k")) {
             size_t kl = 0;
@@ -348,7 +348,7 @@ static struct emu_key *load_key(const char *path)
             if (!kb || kl != (size_t)kv->bits / 8 || kl > sizeof(kv->oct)) {
                 free(kb);
                 emu_keyver_free(kv);
-                goto fail;
+                goto out;
             }
             memcpy(kv->oct, kb, kl);
             OPENSSL_cleanse(kb, kl);
@@ -371,14 +371,14 @@ static struct emu_key *load_key(const char *path)
         nv = realloc(k->vers, (k->nvers + 1) * sizeof(*nv));
         if (!nv) {
             emu_keyver_free(kv);
-            goto fail;
+            goto out;
         }
         k->vers = nv;
         k->vers[k->nvers++] = kv;
     }
     cJSON_Delete(root);
     return k;
-fail:
+out:
     fprintf(stderr, "akv-emulator: cannot load key file %s\n", path);
     cJSON_Delete(root);
     emu_key_free(k);
@@ -662,24 +662,24 @@ struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
         kty = cJSON_IsString(x) ? x->valuestring : NULL;
         if (!kty) {
             *err = "Property 'kty' is required.";
-            goto fail;
+            goto out;
         }
     }
     if (pem || emu_strcaseeq(kty, "RSA") || emu_strcaseeq(kty, "RSA-HSM")) {
         kv->pkey = pem ? emu_pkey_from_pem(pem) : emu_rsa_from_jwk(jwk);
         if (!kv->pkey || !EVP_PKEY_is_a(kv->pkey, "RSA")) {
             *err = "The key is not a valid RSA private key.";
-            goto fail;
+            goto out;
         }
         kv->bits = EVP_PKEY_get_bits(kv->pkey);
         if (kv->bits != 2048 && kv->bits != 3072 && kv->bits != 4096) {
             *err = "The specified key size is not supported for the key "
                    "type.";
-            goto fail;
+            goto out;
         }
         if (emu_rsa_public_b64(kv->pkey, &kv->n_b64, &kv->e_b64) != 0) {
             *err = "Internal error.";
-            goto fail;
+            goto out;
         }
         snprintf(kv->kty, sizeof(kv->kty), "%s",
                  hsm || emu_strcaseeq(kty, "RSA-HSM") ? "RSA-HSM" : "RSA");
@@ -699,7 +699,7 @@ struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
             }
             free(raw);
             *err = "Property 'k' must be a 128, 192 or 256-bit key.";
-            goto fail;
+            goto out;
         }
         memcpy(kv->oct, raw, len);
         OPENSSL_cleanse(raw, len);
@@ -710,7 +710,7 @@ struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
             EMU_OP_ENCRYPT | EMU_OP_DECRYPT | EMU_OP_WRAPKEY | EMU_OP_UNWRAPKEY;
     } else {
         *err = "The specified key type is not supported.";
-        goto fail;
+        goto out;
     }
     if (jwk) {
         x = cJSON_GetObjectItemCaseSensitive(jwk, "key_ops");
@@ -725,7 +725,7 @@ struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
 
                 if (!b) {
                     *err = "Invalid key operation in 'key_ops'.";
-                    goto fail;
+                    goto out;
                 }
                 m |= b;
             }
@@ -736,7 +736,7 @@ struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
     kv->enabled = 1;
     kv->created = kv->updated = emu_now();
     return kv;
-fail:
+out:
     emu_keyver_free(kv);
     return NULL;
 }

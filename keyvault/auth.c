@@ -23,8 +23,8 @@
 #include "retry.h"
 
 #define SECRET_FILE_MAX 4096
-#define FED_TOKEN_MAX   (16 * 1024)
-#define FED_REREAD_MS   (5 * 60 * 1000)
+#define FED_TOKEN_MAX   16384   /* bytes */
+#define FED_REREAD_MS   300000L /* 5 min */
 #define IMDS_API        "2018-02-01"
 #define APPSVC_API      "2019-08-01"
 #define ASSERTION_TYPE  "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -659,8 +659,10 @@ static CK_RV token_call(struct akv_auth *a, struct akv_http_req *req,
                 "%s credential: %s: no answer after %d "
                 "attempt(s): %s",
                 a->type_name, req->log_path, attempts,
-                rv == CKR_ARGUMENTS_BAD ? "URL refused"
-                                        : akv_http_strerror(resp.curl_code));
+                rv == CKR_ARGUMENTS_BAD
+                    ? "URL refused (https only; http only to loopback with "
+                      "http.allow_http_loopback)"
+                    : akv_http_strerror(resp.curl_code));
         rv = CKR_DEVICE_ERROR;
         goto out;
     }
@@ -776,6 +778,7 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
     char url[768];
     EVP_PKEY *key = NULL;
     uint8_t x5t[20];
+    char detail[200] = "";
     int n;
 
     if (tenant == NULL || tenant[0] == '\0') {
@@ -828,10 +831,10 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
     case EFF_CERT:
         /* reloaded on every token request (about hourly): a renewed
          * certificate is picked up without a restart */
-        rv = akv_jwt_load_pem(a->libctx, a->cert_file, &key, x5t);
+        rv = akv_jwt_load_pem(a->libctx, a->cert_file, &key, x5t, detail,
+                              sizeof(detail));
         if (rv != CKR_OK) {
-            set_why(why, why_len, "%s credential: cannot use certificate %s",
-                    a->type_name, a->cert_file);
+            set_why(why, why_len, "%s credential: %s", a->type_name, detail);
             goto out;
         }
         rv = akv_jwt_assertion(a->libctx, key, x5t, a->client_id, url,

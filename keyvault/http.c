@@ -304,7 +304,7 @@ static CK_RV check_target(const struct akv_http_req *req)
     if (curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK
         || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
         || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-        AKV_LOG_ERR("refusing malformed URL for %s", req->log_path);
+        AKV_LOG_DEBUG("refusing malformed URL for %s", req->log_path);
         goto out;
     }
     if (strcasecmp(scheme, "https") == 0) {
@@ -315,12 +315,12 @@ static CK_RV check_target(const struct akv_http_req *req)
                 && akv_http_host_is_loopback(host))) {
             rv = CKR_OK;
         } else {
-            AKV_LOG_ERR("refusing http:// to %s for %s: https is required "
-                        "(http only to loopback with allow_http_loopback)",
-                        host, req->log_path);
+            AKV_LOG_DEBUG("refusing http:// to %s for %s: https is required "
+                          "(http only to loopback with allow_http_loopback)",
+                          host, req->log_path);
         }
     } else {
-        AKV_LOG_ERR("refusing scheme %s for %s", scheme, req->log_path);
+        AKV_LOG_DEBUG("refusing scheme %s for %s", scheme, req->log_path);
     }
 out:
     curl_free(scheme);

@@ -20,7 +20,7 @@
 
 #include "../common/secret.h"
 
-#define AKV_HTTP_BODY_MAX (256 * 1024) /* bytes; larger answers fail */
+#define AKV_HTTP_BODY_MAX 262144 /* bytes (256 KiB); larger answers fail */
 
 enum akv_http_scheme {
     AKV_HTTP_HTTPS_ONLY = 0, /* https:// only */

@@ -11,10 +11,11 @@
 
 #include "../common/b64url.h"
 
-#define RSA_N_MAX    1024 /* 8192-bit modulus */
-#define RSA_E_MAX    8
-#define OP_VALUE_MAX 65536
-#define INTDATE_MAX  253402300799.0 /* 9999-12-31T23:59:59Z */
+#define RSA_N_MAX      1024 /* 8192-bit modulus */
+#define RSA_E_MAX      8
+#define OP_VALUE_MAX   65536
+#define TOKEN_LIFE_MAX 604800         /* s (7 days): anything longer is bogus */
+#define INTDATE_MAX    253402300799.0 /* 9999-12-31T23:59:59Z */
 
 static cJSON *parse(const char *buf, size_t len)
 {
@@ -202,7 +203,8 @@ int akv_json_parse_kid(const char *kid, char *name, char *version)
     }
     for (size_t i = 0; i < vn; i++) {
         char ch = seg[i];
-        version[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+        /* ASCII only (checked above): tolower without the locale */
+        version[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
     }
     version[vn] = '\0';
     return 0;
@@ -393,7 +395,7 @@ CK_RV akv_json_parse_key_op_result(const char *buf, size_t len, char *kid_out,
         }
     }
     n = strlen(val->valuestring);
-    if (n == 0 || n > (OP_VALUE_MAX / 3 + 1) * 4) {
+    if (n == 0 || n > (size_t)(OP_VALUE_MAX / 3 + 1) * 4) {
         goto out;
     }
     if (akv_secret_alloc(value, n) != 0) {
@@ -512,13 +514,13 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
     ein = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
     eon = cJSON_GetObjectItemCaseSensitive(root, "expires_on");
     if (ein != NULL && !cJSON_IsNull(ein)) {
-        if (get_int(ein, 1, 1, 7 * 86400, &life) != 0) {
+        if (get_int(ein, 1, 1, (double)TOKEN_LIFE_MAX, &life) != 0) {
             goto out;
         }
     } else if (eon != NULL && !cJSON_IsNull(eon)) {
         int64_t when = 0;
         if (get_int(eon, 1, 1, INTDATE_MAX, &when) != 0 || when <= now
-            || when - now > 7 * 86400) {
+            || when - now > TOKEN_LIFE_MAX) {
             goto out;
         }
         life = when - now;

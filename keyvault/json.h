@@ -20,8 +20,8 @@
 #include "../common/secret.h"
 #include "kv.h"
 
-#define AKV_JSON_MAX_BYTES (256 * 1024) /* same cap as HTTP bodies */
-#define AKV_JSON_TOKEN_MAX (16 * 1024)  /* access token length cap */
+#define AKV_JSON_MAX_BYTES 262144 /* 256 KiB, same cap as HTTP bodies */
+#define AKV_JSON_TOKEN_MAX 16384  /* access token length cap */
 
 /* Key Vault error envelope, or an OAuth2 error (code = "error" string). */
 struct akv_json_error {

@@ -26,12 +26,13 @@
  * akv_jwt_load_pem - reads PATH (PEM holding the certificate and its RSA
  * private key, in any order; refused when world-readable) into *KEY (caller
  * frees with EVP_PKEY_free) and X5T (SHA-1 of the certificate DER, 20
- * bytes). Checks that the key matches the certificate. Returns CKR_OK,
- * CKR_DEVICE_ERROR (unreadable, malformed, mismatched, not RSA; logged),
- * CKR_HOST_MEMORY.
+ * bytes). Checks that the key matches the certificate. WHY (WHY_LEN bytes,
+ * may be NULL) receives a one-line reason on failure (nothing is logged
+ * here: the caller logs once). Returns CKR_OK, CKR_DEVICE_ERROR
+ * (unreadable, malformed, mismatched, not RSA), CKR_HOST_MEMORY.
  */
 CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
-                       uint8_t x5t[20]);
+                       uint8_t x5t[20], char *why, size_t why_len);
 
 /*
  * akv_jwt_assertion - builds and signs the assertion into OUT

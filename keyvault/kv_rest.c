@@ -171,8 +171,10 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
                 "key %s op %s: no answer from the vault after %d "
                 "attempt(s) in %lld ms: %s",
                 c->name, op, attempts, (long long)(akv_retry_now_ms() - t0),
-                rv == CKR_ARGUMENTS_BAD ? "URL refused"
-                                        : akv_http_strerror(resp->curl_code));
+                rv == CKR_ARGUMENTS_BAD
+                    ? "URL refused (https only; http only to loopback with "
+                      "http.allow_http_loopback)"
+                    : akv_http_strerror(resp->curl_code));
             rv = rv == CKR_ARGUMENTS_BAD ? CKR_GENERAL_ERROR : CKR_DEVICE_ERROR;
             goto out;
         }

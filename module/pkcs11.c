@@ -8,12 +8,27 @@
  */
 #include <p11-kit/pkcs11.h>
 
+#include "../common/log.h"
 #include "../token/cipher.h"
 #include "../token/object.h"
 #include "../token/session.h"
 #include "../token/slot.h"
 #include "../token/wrap.h"
 #include "module.h"
+
+/* The end of every call: the in-flight count drops, and the result is
+ * logged by name of the entry point (DEBUG; WARN for the two codes that
+ * mean "look at the log"). Returns RV unchanged. */
+static CK_RV end_call(const char *fn, CK_RV rv)
+{
+    akv_slot_end();
+    if (rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR) {
+        AKV_LOG_WARN("%s: rv 0x%lx", fn, (unsigned long)rv);
+    } else if (rv != CKR_OK) {
+        AKV_LOG_DEBUG("%s: rv 0x%lx", fn, (unsigned long)rv);
+    }
+    return rv;
+}
 
 /* Functions this token does not offer (v3.0 §5: CKR_FUNCTION_NOT_SUPPORTED),
  * after the usual initialisation check. */
@@ -23,7 +38,7 @@ static CK_RV unsupported(void)
 
     if (rv == CKR_OK) {
         rv = CKR_FUNCTION_NOT_SUPPORTED;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -34,7 +49,7 @@ CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 
     if (rv == CKR_OK) {
         rv = pInfo != NULL ? akv_slot_get_info(pInfo) : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -57,7 +72,7 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList,
         rv = pulCount != NULL
                  ? akv_slot_get_list(tokenPresent, pSlotList, pulCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -69,7 +84,7 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
     if (rv == CKR_OK) {
         rv = pInfo != NULL ? akv_slot_get_slot_info(slotID, pInfo)
                            : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -81,7 +96,7 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
     if (rv == CKR_OK) {
         rv = pInfo != NULL ? akv_slot_get_token_info(slotID, pInfo)
                            : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -96,7 +111,7 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID,
         rv = pulCount != NULL
                  ? akv_slot_get_mech_list(slotID, pMechanismList, pulCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -109,7 +124,7 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type,
     if (rv == CKR_OK) {
         rv = pInfo != NULL ? akv_slot_get_mech_info(slotID, type, pInfo)
                            : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -141,7 +156,7 @@ CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication,
     if (rv == CKR_OK) {
         rv = phSession != NULL ? akv_session_open(slotID, flags, phSession)
                                : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -152,7 +167,7 @@ CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
 
     if (rv == CKR_OK) {
         rv = akv_session_close(hSession);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -163,7 +178,7 @@ CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
 
     if (rv == CKR_OK) {
         rv = akv_session_close_all(slotID);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -175,7 +190,7 @@ CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
     if (rv == CKR_OK) {
         rv = pInfo != NULL ? akv_session_get_info(hSession, pInfo)
                            : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -203,7 +218,7 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
 
     if (rv == CKR_OK) {
         rv = akv_session_login(hSession, userType, pPin, ulPinLen);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -214,7 +229,7 @@ CK_RV C_Logout(CK_SESSION_HANDLE hSession)
 
     if (rv == CKR_OK) {
         rv = akv_session_logout(hSession);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -228,7 +243,7 @@ CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
         rv = phObject != NULL && (pTemplate != NULL || ulCount == 0)
                  ? akv_object_create(hSession, pTemplate, ulCount, phObject)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -244,7 +259,7 @@ CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                  ? akv_object_copy(hSession, hObject, pTemplate, ulCount,
                                    phNewObject)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -255,7 +270,7 @@ CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 
     if (rv == CKR_OK) {
         rv = akv_object_destroy(hSession, hObject);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -268,7 +283,7 @@ CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
     if (rv == CKR_OK) {
         rv = pulSize != NULL ? akv_object_get_size(hSession, hObject, pulSize)
                              : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -282,7 +297,7 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = pTemplate != NULL || ulCount == 0
                  ? akv_object_get_attrs(hSession, hObject, pTemplate, ulCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -296,7 +311,7 @@ CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         rv = pTemplate != NULL || ulCount == 0
                  ? akv_object_set_attrs(hSession, hObject, pTemplate, ulCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -310,7 +325,7 @@ CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
         rv = pTemplate != NULL || ulCount == 0
                  ? akv_object_find_init(hSession, pTemplate, ulCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -326,7 +341,7 @@ CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
                  ? akv_object_find(hSession, phObject, ulMaxObjectCount,
                                    pulObjectCount)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -337,7 +352,7 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
 
     if (rv == CKR_OK) {
         rv = akv_object_find_final(hSession);
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -351,7 +366,7 @@ CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = pMechanism != NULL
                  ? akv_cipher_encrypt_init(hSession, pMechanism, hKey)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -367,7 +382,7 @@ CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
                  ? akv_cipher_encrypt(hSession, pData, ulDataLen,
                                       pEncryptedData, pulEncryptedDataLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -384,7 +399,7 @@ CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
                 ? akv_cipher_encrypt_update(hSession, pPart, ulPartLen,
                                             pEncryptedPart, pulEncryptedPartLen)
                 : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -398,7 +413,7 @@ CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart,
         rv = pulLastEncryptedPartLen != NULL ? akv_cipher_encrypt_final(
                  hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
                                              : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -412,7 +427,7 @@ CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
         rv = pMechanism != NULL
                  ? akv_cipher_decrypt_init(hSession, pMechanism, hKey)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -429,7 +444,7 @@ CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
                  ? akv_cipher_decrypt(hSession, pEncryptedData,
                                       ulEncryptedDataLen, pData, pulDataLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -447,7 +462,7 @@ CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
                                              ulEncryptedPartLen, pPart,
                                              pulPartLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -461,7 +476,7 @@ CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
         rv = pulLastPartLen != NULL
                  ? akv_cipher_decrypt_final(hSession, pLastPart, pulLastPartLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -612,7 +627,7 @@ CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                  ? akv_object_generate_key(hSession, pMechanism, pTemplate,
                                            ulCount, phKey)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -639,7 +654,7 @@ CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                  ? akv_wrap_key(hSession, pMechanism, hWrappingKey, hKey,
                                 pWrappedKey, pulWrappedKeyLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -659,7 +674,7 @@ CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                                    pWrappedKey, ulWrappedKeyLen, pTemplate,
                                    ulAttributeCount, phKey)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -680,7 +695,7 @@ CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed,
         rv = pSeed != NULL || ulSeedLen == 0
                  ? akv_cipher_seed(hSession, pSeed, ulSeedLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -694,7 +709,7 @@ CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData,
         rv = RandomData != NULL || ulRandomLen == 0
                  ? akv_cipher_random(hSession, RandomData, ulRandomLen)
                  : CKR_ARGUMENTS_BAD;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -706,7 +721,7 @@ CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
     /* Legacy (v3.0 §5.17): parallel functions do not exist. */
     if (rv == CKR_OK) {
         rv = CKR_FUNCTION_NOT_PARALLEL;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }
@@ -717,7 +732,7 @@ CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
 
     if (rv == CKR_OK) {
         rv = CKR_FUNCTION_NOT_PARALLEL;
-        akv_slot_end();
+        rv = end_call(__func__, rv);
     }
     return rv;
 }

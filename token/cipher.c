@@ -11,9 +11,10 @@
 #include "session.h"
 #include "token.h"
 
-#define AES_BLOCK      16
-#define GCM_MAX_IV     256
-#define GCM_MAX_BUFFER (64u * 1024u * 1024u) /* bound on buffered GCM input */
+#define AES_BLOCK            16
+#define GCM_MAX_IV           256
+#define GCM_MAX_BUFFER       (64u * 1024u * 1024u) /* bound on buffered GCM input */
+#define AKV_CIPHER_MAX_INPUT (256ul * 1024ul * 1024ul) /* per call, bytes */
 
 enum akv_op_kind {
     AKV_OP_ENCRYPT = 1,
@@ -353,6 +354,10 @@ static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
 {
     bool enc = op->kind == AKV_OP_ENCRYPT;
 
+    /* EVP takes int lengths. */
+    if (in_len > AKV_CIPHER_MAX_INPUT) {
+        return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+    }
     if (op->rsa) {
         if (!enc && in_len != op->mod_len) {
             return CKR_ENCRYPTED_DATA_LEN_RANGE;
@@ -547,6 +552,11 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         }
         op->multi = true;
         rv = CKR_OK;
+        goto out;
+    }
+    if (in_len > AKV_CIPHER_MAX_INPUT) {
+        rv = kind == AKV_OP_ENCRYPT ? CKR_DATA_LEN_RANGE
+                                    : CKR_ENCRYPTED_DATA_LEN_RANGE;
         goto out;
     }
     len = update_len(op, op->pending + in_len);

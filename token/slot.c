@@ -21,8 +21,13 @@ struct akv_state {
 /* Level 1 of the lock hierarchy. Re-initialised in the fork child. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_idle = PTHREAD_COND_INITIALIZER;
-static struct akv_state *g_state;
+static struct akv_state *g_state; /* NULL = new calls are refused */
+/* The state calls in flight use: stays set while C_Finalize waits for them,
+ * so they never see it vanish half-way. */
+static struct akv_state *g_live;
 static unsigned long g_active; /* calls between begin and end */
+/* Serialises C_Initialize against C_Finalize (taken before g_lock). */
+static pthread_mutex_t g_life = PTHREAD_MUTEX_INITIALIZER;
 
 void akv_slot_lock(void)
 {
@@ -68,6 +73,7 @@ CK_RV akv_slot_init(struct akv_config *cfg, akv_slot_kv_factory factory)
     if (factory == NULL) {
         factory = akv_kv_rest_new;
     }
+    pthread_mutex_lock(&g_life);
     pthread_mutex_lock(&g_lock);
     if (g_state != NULL) {
         rv = CKR_CRYPTOKI_ALREADY_INITIALIZED;
@@ -109,13 +115,14 @@ CK_RV akv_slot_init(struct akv_config *cfg, akv_slot_kv_factory factory)
         }
         st->n_tokens++;
     }
-    akv_session_forget();
     g_state = st;
+    g_live = st;
     g_active = 0;
     st = NULL;
     rv = CKR_OK;
 out:
     pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&g_life);
     state_free(st);
     akv_config_free(cfg);
     return rv;
@@ -126,9 +133,11 @@ CK_RV akv_slot_finalize(void)
     CK_RV rv = CKR_CRYPTOKI_NOT_INITIALIZED;
     struct akv_state *st = NULL;
 
+    pthread_mutex_lock(&g_life);
     pthread_mutex_lock(&g_lock);
     if (g_state == NULL) {
         pthread_mutex_unlock(&g_lock);
+        pthread_mutex_unlock(&g_life);
         goto out;
     }
     /* New calls now fail; wait for the ones in flight (each is bounded by
@@ -140,8 +149,10 @@ CK_RV akv_slot_finalize(void)
     }
     pthread_mutex_unlock(&g_lock);
     akv_session_close_everything();
+    g_live = NULL;
     state_free(st);
     akv_crypto_fini();
+    pthread_mutex_unlock(&g_life);
     rv = CKR_OK;
 out:
     return rv;
@@ -152,8 +163,10 @@ void akv_slot_fork_child(void)
     /* Locks may be held by threads that do not exist in the child; the
      * state references the parent's curl handles. Abandon both. */
     pthread_mutex_init(&g_lock, NULL);
+    pthread_mutex_init(&g_life, NULL);
     pthread_cond_init(&g_idle, NULL);
     g_state = NULL;
+    g_live = NULL;
     g_active = 0;
     akv_session_forget();
     akv_crypto_forget();
@@ -186,9 +199,9 @@ void akv_slot_end(void)
 
 struct akv_token *akv_slot_token(CK_SLOT_ID slot_id)
 {
-    struct akv_state *st = g_state;
+    struct akv_state *st = g_live;
 
-    /* g_state cannot be freed while a call holds begin (finalize waits). */
+    /* g_live cannot change while a call holds begin (finalize waits). */
     if (st == NULL || slot_id >= st->n_tokens) {
         return NULL;
     }
@@ -214,7 +227,7 @@ CK_RV akv_slot_get_list(CK_BBOOL token_present, CK_SLOT_ID *list,
                         CK_ULONG *count)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    struct akv_state *st = g_state;
+    struct akv_state *st = g_live;
     CK_ULONG n = st != NULL ? (CK_ULONG)st->n_tokens : 0;
 
     (void)token_present; /* every slot always holds its token */

@@ -22,13 +22,13 @@ esac
 expect_ok "encrypt with the public key (openssl)" \
     openssl pkeyutl -encrypt -pubin -inkey "$T_TMP/pub.pem" "${opts[@]}" -in "$T_TMP/msg" -out "$T_TMP/ct"
 URI="pkcs11:token=$TOKEN_LABEL;object=$KEY_NAME;type=private"
-expect_ok "decrypt via engine + pkcs11: URI" env PKCS11_MODULE_PATH="$AKV_MODULE" \
+expect_ok "decrypt via engine + pkcs11: URI" withmod env PKCS11_MODULE_PATH="$AKV_MODULE" \
     openssl pkeyutl -engine pkcs11 -keyform engine -decrypt -inkey "$URI" "${opts[@]}" \
     -in "$T_TMP/ct" -out "$T_TMP/back"
 expect_ok "plaintext recovered" cmp "$T_TMP/msg" "$T_TMP/back"
 # A corrupted ciphertext must fail cleanly (no output, non-zero exit).
 cp "$T_TMP/ct" "$T_TMP/bad"; printf '\x00\x01\x02' | dd of="$T_TMP/bad" bs=1 seek=100 conv=notrunc 2>/dev/null
-expect_fail "corrupted ciphertext refused" env PKCS11_MODULE_PATH="$AKV_MODULE" \
+expect_fail "corrupted ciphertext refused" withmod env PKCS11_MODULE_PATH="$AKV_MODULE" \
     openssl pkeyutl -engine pkcs11 -keyform engine -decrypt -inkey "$URI" "${opts[@]}" \
     -in "$T_TMP/bad" -out "$T_TMP/back2"
 t_finish

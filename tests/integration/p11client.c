@@ -537,11 +537,48 @@ static int cmd_threads(const char *label, int nthreads, int iters)
     return failures ? 1 : 0;
 }
 
+/* encrypt-id: AES-CBC-PAD encrypt 16 bytes with the secret key whose CKA_ID
+ * is IDHEX (a token object: its value comes from the vault's unwrapKey or
+ * the DEK cache). Prints "ok" or "RV <name>". */
+static void cmd_encrypt_id(const char *idhex)
+{
+    CK_SESSION_HANDLE s = open_session();
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_BYTE id[64], iv[16] = {0}, pt[16] = {1}, ct[64];
+    CK_ULONG ctl = sizeof(ct), n = 0;
+    int idl = hex_to_bytes(idhex, id, sizeof(id));
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_ID, id, idl > 0 ? (CK_ULONG)idl : 0}};
+    CK_MECHANISM m = {CKM_AES_CBC_PAD, iv, sizeof(iv)};
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_RV rv = p11->C_FindObjectsInit(s, t, 2);
+    if (rv == CKR_OK) {
+        rv = p11->C_FindObjects(s, &h, 1, &n);
+        (void)p11->C_FindObjectsFinal(s);
+    }
+    if (rv == CKR_OK && n != 1) {
+        rv = CKR_KEY_HANDLE_INVALID;
+    }
+    if (rv == CKR_OK) {
+        rv = p11->C_EncryptInit(s, &m, h);
+    }
+    if (rv == CKR_OK) {
+        rv = p11->C_Encrypt(s, pt, sizeof(pt), ct, &ctl);
+    }
+    if (rv == CKR_OK) {
+        printf("ok\n");
+    } else {
+        printf("RV %s\n", rv_name(rv));
+    }
+    close_session(s);
+}
+
 /* repl: one process, one session, commands from stdin, one answer line per
  * command (so a test can revoke and restore access in between and check
  * that the SAME session recovers without C_Finalize):
  *   unwrap LABEL FILE IDHEX HASH   -> hex value, or "RV <CKR name>"
  *   wrap LABEL FILE HASH           -> "<idhex> <valuehex>" or "RV ..."
+ *   encrypt IDHEX                  -> "ok" or "RV ..." (secret key by CKA_ID)
  *   quit
  */
 static int cmd_repl(void)
@@ -558,10 +595,11 @@ static int cmd_repl(void)
             break;
         } else if (n == 5 && strcmp(a[0], "unwrap") == 0) {
             (void)cmd_unwrap_file(a[1], a[2], a[3], a[4]);
+        } else if (n == 2 && strcmp(a[0], "encrypt") == 0) {
+            cmd_encrypt_id(a[1]);
         } else if (n == 4 && strcmp(a[0], "wrap") == 0) {
-            if (cmd_wrap_file(a[1], a[2], a[3]) != 0) {
-                printf("RV wrap failed\n");
-            }
+            /* prints exactly one line: the result or "RV <name>" */
+            (void)cmd_wrap_file(a[1], a[2], a[3]);
         } else {
             printf("ERR unknown command\n");
         }

@@ -20,7 +20,8 @@ write_module() {
 p11kit() {
     unshare -m bash -c 'mount --bind "$1" /usr/share/p11-kit/modules &&
         { [ ! -d /etc/pkcs11/modules ] || mount --bind "$1" /etc/pkcs11/modules; } &&
-        shift && exec timeout 60 p11-kit "$@"' _ "$MODDIR" "$@"
+        shift && { [ -z "${AKV_ASAN_PRELOAD:-}" ] || export LD_PRELOAD="$AKV_ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:exitcode=86; } &&
+        exec timeout 60 p11-kit "$@"' _ "$MODDIR" "$@"
 }
 case "$CASE" in
 list)

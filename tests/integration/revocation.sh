@@ -4,7 +4,7 @@
 # policy removal, a disabled key, a deleted key each block unwrap with the
 # mapped CKR and a log line naming key, operation, status and code;
 # restoring access makes the same call work again without C_Finalize.
-# Usage: revocation.sh policy|disable|delete
+# Usage: revocation.sh policy|disable|delete|expired|not-yet-valid
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_P11CLIENT:?}"
 t_begin
@@ -51,6 +51,20 @@ delete)
     esac
     expect_grep "log names key, op, 404 and KeyNotFound" "$KEY_NAME.*(unwrapkey|get).*404.*KeyNotFound" "$LOG"
     emu_cli keyvault key recover --vault-name "$VAULT_NAME" --name "$KEY_NAME" >/dev/null
+    ;;
+expired|not-yet-valid)
+    # Outside nbf/exp the service refuses wrapKey (new data) but still
+    # serves unwrapKey (old data stays readable), and so must the module.
+    if [ "$CASE" = expired ]; then opt=(--expires "$(( $(date +%s) - 60 ))"); else opt=(--not-before "$(( $(date +%s) + 3600 ))"); fi
+    emu_cli keyvault key set-attributes --vault-name "$VAULT_NAME" --name "$KEY_NAME" "${opt[@]}" >/dev/null
+    r=$(ask wrap "$KEY_NAME" "$T_TMP/w2" sha256)
+    expect_eq "$CASE: wrap refused" "$r" "RV CKR_KEY_FUNCTION_NOT_PERMITTED"
+    expect_eq "$CASE: old data still unwraps" "$(ask unwrap "$KEY_NAME" "$T_TMP/w" "$id" sha256)" "$val"
+    if [ "$CASE" = expired ]; then opt=(--expires "$(( $(date +%s) + 86400 ))"); else opt=(--not-before "$(( $(date +%s) - 60 ))"); fi
+    emu_cli keyvault key set-attributes --vault-name "$VAULT_NAME" --name "$KEY_NAME" "${opt[@]}" >/dev/null
+    sleep 1.1
+    read -r id2 _ <<<"$(ask wrap "$KEY_NAME" "$T_TMP/w2" sha256)"
+    expect_eq "$CASE lifted: wrap works again" "$id2" "$id"
     ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

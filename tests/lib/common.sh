@@ -87,8 +87,19 @@ t_begin() {
     emu_setup_basic "${1:-cmk}"
 }
 
+# withmod CMD... - run a program that loads the module; in the ASan build
+# the uninstrumented program needs the sanitizer runtimes preloaded.
+withmod() {
+    if [ -n "${AKV_ASAN_PRELOAD:-}" ]; then
+        LD_PRELOAD="$AKV_ASAN_PRELOAD" \
+            ASAN_OPTIONS="detect_leaks=0:exitcode=86" "$@"
+    else
+        "$@"
+    fi
+}
+
 # p11 ARGS... - pkcs11-tool on our module (never logs in: no PIN needed).
-p11() { pkcs11-tool --module "$AKV_MODULE" "$@"; }
+p11() { withmod pkcs11-tool --module "$AKV_MODULE" "$@"; }
 
 # ver_id VERSION - a key version (32 hex) as the CKA_ID hex string.
 ver_id() { printf '%s' "$1" | tr 'A-F' 'a-f'; }

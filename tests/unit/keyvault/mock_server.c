@@ -58,7 +58,7 @@ static void sleep_ms(struct mock_server *m, int ms)
 
 static void copy(char *dst, size_t n, const char *src)
 {
-    snprintf(dst, n, "%s", src != NULL ? src : "");
+    (void)snprintf(dst, n, "%s", src != NULL ? src : "");
 }
 
 static enum MHD_Result on_req(void *cls, struct MHD_Connection *c,
@@ -128,7 +128,7 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *c,
         && strncmp(url, m->def_prefix, strlen(m->def_prefix)) == 0) {
         memset(&pick, 0, sizeof(pick));
         pick.status = m->def_status;
-        snprintf(tok, sizeof(tok), "%s", m->def_body);
+        (void)snprintf(tok, sizeof(tok), "%s", m->def_body);
         pick.body = tok;
         found = 3;
     }
@@ -142,17 +142,18 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *c,
         pick.status = 200;
         pick.delay_ms = m->token_delay;
         if (strstr(url, "/oauth2/v2.0/token") != NULL) {
-            snprintf(tok, sizeof(tok),
-                     "{\"token_type\":\"Bearer\",\"expires_in\":%d,"
-                     "\"ext_expires_in\":%d,\"access_token\":\"tok-%d\"}",
-                     life, life, m->token_n);
+            (void)snprintf(tok, sizeof(tok),
+                           "{\"token_type\":\"Bearer\",\"expires_in\":%d,"
+                           "\"ext_expires_in\":%d,\"access_token\":\"tok-%d\"}",
+                           life, life, m->token_n);
         } else {
-            snprintf(tok, sizeof(tok),
-                     "{\"access_token\":\"tok-%d\",\"refresh_token\":\"\","
-                     "\"expires_in\":\"%d\",\"expires_on\":\"%ld\","
-                     "\"resource\":\"https://vault.azure.net\","
-                     "\"token_type\":\"Bearer\"}",
-                     m->token_n, life, (long)time(NULL) + life);
+            (void)snprintf(
+                tok, sizeof(tok),
+                "{\"access_token\":\"tok-%d\",\"refresh_token\":\"\","
+                "\"expires_in\":\"%d\",\"expires_on\":\"%ld\","
+                "\"resource\":\"https://vault.azure.net\","
+                "\"token_type\":\"Bearer\"}",
+                m->token_n, life, (long)time(NULL) + life);
         }
         pick.body = tok;
         found = 2;
@@ -220,7 +221,7 @@ struct mock_server *mock_start(void)
     }
     di = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
     m->port = di->port;
-    snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->port);
+    (void)snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->port);
     return m;
 }
 

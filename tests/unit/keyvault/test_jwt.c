@@ -121,7 +121,7 @@ static void test_assertion(void **state)
     EVP_MD_CTX *m;
     (void)state;
 
-    assert_int_equal(akv_jwt_load_pem(lib, pem_path, &k, x5t), CKR_OK);
+    assert_int_equal(akv_jwt_load_pem(lib, pem_path, &k, x5t, NULL, 0), CKR_OK);
     X509_digest(cert, EVP_sha1(), want, &wl);
     assert_int_equal(wl, 20);
     assert_memory_equal(x5t, want, 20);
@@ -205,17 +205,24 @@ static void test_load_refusals(void **state)
     OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
     EVP_PKEY *k = NULL;
     uint8_t x5t[20];
+    char why[256] = "";
     (void)state;
 
-    assert_int_equal(akv_jwt_load_pem(lib, pem_world, &k, x5t),
-                     CKR_DEVICE_ERROR);
+    assert_int_equal(
+        akv_jwt_load_pem(lib, pem_world, &k, x5t, why, sizeof(why)),
+        CKR_DEVICE_ERROR);
+    assert_non_null(strstr(why, "world-readable (mode 0644)"));
     assert_null(k);
-    assert_int_equal(akv_jwt_load_pem(lib, pem_mismatch, &k, x5t),
-                     CKR_DEVICE_ERROR);
+    assert_int_equal(
+        akv_jwt_load_pem(lib, pem_mismatch, &k, x5t, why, sizeof(why)),
+        CKR_DEVICE_ERROR);
+    assert_non_null(strstr(why, "does not match the certificate"));
     assert_null(k);
-    assert_int_equal(akv_jwt_load_pem(lib, "/nonexistent.pem", &k, x5t),
-                     CKR_DEVICE_ERROR);
-    assert_int_equal(akv_jwt_load_pem(lib, NULL, &k, x5t), CKR_ARGUMENTS_BAD);
+    assert_int_equal(
+        akv_jwt_load_pem(lib, "/nonexistent.pem", &k, x5t, why, sizeof(why)),
+        CKR_DEVICE_ERROR);
+    assert_int_equal(akv_jwt_load_pem(lib, NULL, &k, x5t, NULL, 0),
+                     CKR_ARGUMENTS_BAD);
     OSSL_LIB_CTX_free(lib);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -373,6 +374,31 @@ static void test_retry_after_429(void **state)
     assert_true(dt < 3000);
 }
 
+static void test_retry_after_http_date(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, ",\"retries\":1,\"budget_ms\":6000");
+    struct akv_kv_key k;
+    char hdr[80];
+    struct tm tm;
+    time_t when = time(NULL) + 2;
+    int64_t t0;
+    int64_t dt;
+
+    gmtime_r(&when, &tm);
+    strftime(hdr, sizeof(hdr), "Retry-After: %a, %d %b %Y %H:%M:%S GMT", &tm);
+    mock_push(f->m, "/keys/cmk", 503, "{}", hdr, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    dt = akv_retry_now_ms() - t0;
+    akv_kv_key_clear(&k);
+    /* 2 s ahead at one-second resolution: between 1 and 2 s of waiting */
+    assert_true(dt >= 900);
+    assert_true(dt < 3000);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 2);
+}
+
 static void test_retry_after_beyond_budget(void **state)
 {
     struct fx *f = *state;
@@ -690,6 +716,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retries_exhausted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_429, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after_http_date, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_beyond_budget, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -28,24 +28,25 @@ enum akv_wrap_mode {
 
 struct akv_cred_config {
     enum akv_cred_type type;
-    char *client_id;          /* user-assigned MI, or the app's client id */
-    char *object_id;          /* MI by object id (IMDS object_id) */
-    char *resource_id;        /* MI by ARM resource id (IMDS msi_res_id) */
-    char *tenant_id;          /* Entra tenant (GUID or domain) */
-    char *client_secret_file; /* file holding the client secret */
-    char *client_secret_env;  /* or: name of an env var holding it */
-    char *certificate_file;   /* PEM: certificate + private key */
+    char *client_id;            /* user-assigned MI, or the app's client id */
+    char *object_id;            /* MI by object id (IMDS object_id) */
+    char *resource_id;          /* MI by ARM resource id (IMDS msi_res_id) */
+    char *tenant_id;            /* Entra tenant (GUID or domain) */
+    char *client_secret_file;   /* file holding the client secret */
+    char *client_secret_env;    /* or: name of an env var holding it */
+    char *certificate_file;     /* PEM: certificate + private key */
     char *federated_token_file; /* workload identity token file */
-    char *authority_host;     /* default https://login.microsoftonline.com */
-    char *imds_endpoint;      /* full IMDS token URL; default
-                                 http://169.254.169.254/metadata/identity/oauth2/token */
+    char *authority_host;       /* default https://login.microsoftonline.com */
+    char *imds_endpoint;        /* full IMDS token URL; default
+                                   http://169.254.169.254/metadata/identity/oauth2/token
+                                 */
 };
 
 struct akv_http_config {
-    long timeout_ms;      /* one attempt (connect + transfer); default 10000 */
-    long budget_ms;       /* whole call incl. retries; default 30000 */
-    int retries;          /* extra attempts after the first; default 4 */
-    char *ca_file;        /* PEM bundle; NULL = system store */
+    long timeout_ms; /* one attempt (connect + transfer); default 10000 */
+    long budget_ms;  /* whole call incl. retries; default 30000 */
+    int retries;     /* extra attempts after the first; default 4 */
+    char *ca_file;   /* PEM bundle; NULL = system store */
     bool allow_http_loopback; /* permit http:// to 127.0.0.0/8, ::1 only */
     bool verify_challenge_resource; /* challenge resource must match host;
                                        default true */
@@ -57,24 +58,24 @@ struct akv_key_config {
 };
 
 struct akv_token_config {
-    char *label;     /* token label, <= 32 bytes */
-    char *vault_url; /* https://NAME.vault.azure.net (no trailing slash) */
+    char *label;       /* token label, <= 32 bytes */
+    char *vault_url;   /* https://NAME.vault.azure.net (no trailing slash) */
     char *api_version; /* default "7.4" */
-    char *scope;     /* default derived: https://vault.azure.net/.default */
+    char *scope;       /* default derived: https://vault.azure.net/.default */
     struct akv_key_config *keys;
     size_t n_keys;
     struct akv_cred_config cred;
     struct akv_http_config http;
-    char *store_dir;          /* token objects; NULL = no token objects */
+    char *store_dir; /* token objects; NULL = no token objects */
     enum akv_wrap_mode wrap;
-    long key_refresh_s;       /* GET key cache lifetime; default 60 */
-    long dek_cache_ttl_s;     /* unwrapped token-object cache; 0 = none */
+    long key_refresh_s;   /* GET key cache lifetime; default 60 */
+    long dek_cache_ttl_s; /* unwrapped token-object cache; 0 = none */
 };
 
 struct akv_config {
-    char *path;        /* the file it was read from */
-    int log_level;     /* enum akv_log_level */
-    char *log_target;  /* "stderr", "syslog" or a file path */
+    char *path;       /* the file it was read from */
+    int log_level;    /* enum akv_log_level */
+    char *log_target; /* "stderr", "syslog" or a file path */
     struct akv_token_config *tokens;
     size_t n_tokens;
 };

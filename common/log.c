@@ -14,13 +14,13 @@
 /* One sink for the process; written under a mutex so lines never interleave. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static int log_level = AKV_LOG_LEVEL_ERROR;
-static FILE *log_file;     /* NULL means stderr */
+static FILE *log_file; /* NULL means stderr */
 static int log_syslog;
 
 int akv_log_level_parse(const char *s)
 {
-    static const char *const names[] = {"none",  "error", "warn",
-                                        "info",  "debug", "trace"};
+    static const char *const names[] = {"none", "error", "warn",
+                                        "info", "debug", "trace"};
     if (s == NULL) {
         return -1;
     }
@@ -94,8 +94,8 @@ void akv_log_close(void)
 void akv_log_write(int level, const char *file, int line, const char *func,
                    const char *fmt, ...)
 {
-    static const char *const tags[] = {"-",     "ERROR", "WARN",
-                                       "INFO",  "DEBUG", "TRACE"};
+    static const char *const tags[] = {"-",    "ERROR", "WARN",
+                                       "INFO", "DEBUG", "TRACE"};
     char msg[1024];
     char stamp[32];
     struct timespec ts;
@@ -115,7 +115,7 @@ void akv_log_write(int level, const char *file, int line, const char *func,
 
     pthread_mutex_lock(&log_lock);
     if (log_syslog) {
-        syslog(level <= AKV_LOG_LEVEL_ERROR ? LOG_ERR
+        syslog(level <= AKV_LOG_LEVEL_ERROR  ? LOG_ERR
                : level == AKV_LOG_LEVEL_WARN ? LOG_WARNING
                                              : LOG_DEBUG,
                "akv-pkcs11: %s %s: %s", tags[level], func, msg);

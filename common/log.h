@@ -42,8 +42,7 @@ void akv_log_close(void);
 /* akv_log_write - printf-style; prefer the AKV_LOG_* macros. Adds time, pid,
  * thread id, level, file:line and function. One line per call. */
 void akv_log_write(int level, const char *file, int line, const char *func,
-                   const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define AKV_LOG_AT(lvl, ...)                                                   \
     do {                                                                       \

@@ -18,7 +18,10 @@ struct akv_secret {
     size_t cap;    /* bytes allocated, excluding the terminating NUL */
 };
 
-#define AKV_SECRET_INIT {NULL, 0, 0}
+#define AKV_SECRET_INIT                                                        \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* akv_secret_alloc - makes S hold LEN zero bytes (old content wiped).
  * Returns 0, or -1 on allocation failure (S is then empty). */

@@ -62,10 +62,10 @@ enum akv_kv_kty {
 
 /* JsonWebKeyEncryptionAlgorithm values used by this module. */
 enum akv_kv_alg {
-    AKV_KV_ALG_RSA_OAEP = 0,   /* "RSA-OAEP": SHA-1, MGF1-SHA1, no label */
-    AKV_KV_ALG_RSA_OAEP_256,   /* "RSA-OAEP-256": SHA-256, MGF1-SHA256 */
-    AKV_KV_ALG_RSA1_5,         /* "RSA1_5": PKCS#1 v1.5 */
-    AKV_KV_ALG_A128KW,         /* RFC 3394, Managed HSM */
+    AKV_KV_ALG_RSA_OAEP = 0, /* "RSA-OAEP": SHA-1, MGF1-SHA1, no label */
+    AKV_KV_ALG_RSA_OAEP_256, /* "RSA-OAEP-256": SHA-256, MGF1-SHA256 */
+    AKV_KV_ALG_RSA1_5,       /* "RSA1_5": PKCS#1 v1.5 */
+    AKV_KV_ALG_A128KW,       /* RFC 3394, Managed HSM */
     AKV_KV_ALG_A192KW,
     AKV_KV_ALG_A256KW,
     AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD, /* RFC 5649, Managed HSM, 7.6+ */
@@ -78,18 +78,18 @@ struct akv_kv_key {
     char name[AKV_KV_NAME_MAX];       /* parsed from kid */
     char version[AKV_KV_VERSION_MAX]; /* parsed from kid (lower-case) */
     enum akv_kv_kty kty;
-    char kty_name[16];   /* as sent: "RSA", "RSA-HSM", "oct-HSM", "EC" ... */
-    unsigned key_ops;    /* AKV_KV_OP_* bits */
-    uint8_t *n;          /* RSA modulus, minimal big-endian (malloc) */
-    size_t n_len;        /* bytes */
-    uint8_t *e;          /* RSA public exponent, big-endian (malloc) */
-    size_t e_len;        /* bytes */
-    size_t oct_bits;     /* oct-HSM key size in bits (from key_size), or 0 */
-    bool enabled;        /* attributes.enabled (absent = true) */
-    int64_t nbf;         /* attributes.nbf, s since epoch; 0 = absent */
-    int64_t exp;         /* attributes.exp, s since epoch; 0 = absent */
-    int64_t created;     /* s since epoch; 0 = absent */
-    int64_t updated;     /* s since epoch; 0 = absent */
+    char kty_name[16]; /* as sent: "RSA", "RSA-HSM", "oct-HSM", "EC" ... */
+    unsigned key_ops;  /* AKV_KV_OP_* bits */
+    uint8_t *n;        /* RSA modulus, minimal big-endian (malloc) */
+    size_t n_len;      /* bytes */
+    uint8_t *e;        /* RSA public exponent, big-endian (malloc) */
+    size_t e_len;      /* bytes */
+    size_t oct_bits;   /* oct-HSM key size in bits (from key_size), or 0 */
+    bool enabled;      /* attributes.enabled (absent = true) */
+    int64_t nbf;       /* attributes.nbf, s since epoch; 0 = absent */
+    int64_t exp;       /* attributes.exp, s since epoch; 0 = absent */
+    int64_t created;   /* s since epoch; 0 = absent */
+    int64_t updated;   /* s since epoch; 0 = absent */
 };
 
 /* akv_kv_key_clear - frees n/e and zeroes the struct. NULL-safe. */
@@ -113,8 +113,9 @@ struct akv_kv_ops {
      * out: filled on CKR_OK (caller clears with akv_kv_key_clear); untouched
      * otherwise.
      */
-    CK_RV (*get_key)(struct akv_kv *kv, const char *name, const char *version,
-                     struct akv_kv_key *out);
+    CK_RV (*get_key)
+    (struct akv_kv *kv, const char *name, const char *version,
+     struct akv_kv_key *out);
     /*
      * wrap - POST {vault}/keys/{name}/{version}/wrapkey ("Wrap Key").
      * in: the key bytes to wrap (in_len bytes). On CKR_OK *out is a malloc'd
@@ -122,18 +123,20 @@ struct akv_kv_ops {
      * (AKV_KV_KID_MAX bytes, may be NULL) receives the versioned kid the
      * service used.
      */
-    CK_RV (*wrap)(struct akv_kv *kv, const char *name, const char *version,
-                  enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
-                  uint8_t **out, size_t *out_len, char *kid_out);
+    CK_RV (*wrap)
+    (struct akv_kv *kv, const char *name, const char *version,
+     enum akv_kv_alg alg, const uint8_t *in, size_t in_len, uint8_t **out,
+     size_t *out_len, char *kid_out);
     /*
      * unwrap - POST {vault}/keys/{name}/{version}/unwrapkey ("Unwrap Key").
      * in: wrapped bytes. On CKR_OK out holds the plaintext key bytes (a
      * secret; caller clears). Also serves C_Decrypt on vault RSA keys: it is
      * the same RSA private-key operation and needs only unwrapKey.
      */
-    CK_RV (*unwrap)(struct akv_kv *kv, const char *name, const char *version,
-                    enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
-                    struct akv_secret *out);
+    CK_RV (*unwrap)
+    (struct akv_kv *kv, const char *name, const char *version,
+     enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
+     struct akv_secret *out);
     /* destroy - frees the client and all its resources. NULL-safe. */
     void (*destroy)(struct akv_kv *kv);
 };

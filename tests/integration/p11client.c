@@ -141,8 +141,8 @@ static CK_SESSION_HANDLE open_session(void)
                (unsigned long)n);
         exit(1);
     }
-    rv = p11->C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                            NULL, NULL, &s);
+    rv = p11->C_OpenSession(slots[0], CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                            NULL, &s);
     if (rv != CKR_OK) {
         printf("FAIL: C_OpenSession: %s\n", rv_name(rv));
         exit(1);
@@ -212,8 +212,8 @@ static CK_OBJECT_HANDLE gen_aes(CK_SESSION_HANDLE s, CK_ULONG len)
     return h;
 }
 
-static CK_ULONG get_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
-                          CK_BYTE *buf, CK_ULONG max)
+static CK_ULONG get_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_BYTE *buf,
+                          CK_ULONG max)
 {
     CK_ATTRIBUTE a = {CKA_VALUE, buf, max};
     CK_RV rv = p11->C_GetAttributeValue(s, h, &a, 1);
@@ -238,9 +238,9 @@ static int cmd_roundtrip(const char *label, const char *hash)
     CK_ULONG vlen = 32;
     CK_BBOOL f = CK_FALSE, t = CK_TRUE;
     CK_ATTRIBUTE ut[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},      {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_CLASS, &cls, sizeof(cls)},       {CKA_KEY_TYPE, &kt, sizeof(kt)},
         {CKA_VALUE_LEN, &vlen, sizeof(vlen)}, {CKA_TOKEN, &f, sizeof(f)},
-        {CKA_SENSITIVE, &f, sizeof(f)},      {CKA_EXTRACTABLE, &t, sizeof(t)},
+        {CKA_SENSITIVE, &f, sizeof(f)},       {CKA_EXTRACTABLE, &t, sizeof(t)},
         {CKA_DECRYPT, &t, sizeof(t)},
     };
 
@@ -319,9 +319,11 @@ static int cmd_bad_params(const char *label)
         CK_RSA_PKCS_OAEP_PARAMS p;
         CK_ULONG len;
     } cases[] = {
-        {"label", {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, lab, 5},
+        {"label",
+         {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, lab, 5},
          sizeof(CK_RSA_PKCS_OAEP_PARAMS)},
-        {"sha384", {CKM_SHA384, CKG_MGF1_SHA384, CKZ_DATA_SPECIFIED, NULL, 0},
+        {"sha384",
+         {CKM_SHA384, CKG_MGF1_SHA384, CKZ_DATA_SPECIFIED, NULL, 0},
          sizeof(CK_RSA_PKCS_OAEP_PARAMS)},
         {"mgf mismatch",
          {CKM_SHA256, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0},
@@ -446,8 +448,8 @@ static int cmd_unwrap_file(const char *label, const char *file,
     CK_KEY_TYPE kt = CKK_AES;
     CK_BBOOL f = CK_FALSE, t = CK_TRUE;
     CK_ATTRIBUTE ut[] = {
-        {CKA_CLASS, &cls, sizeof(cls)}, {CKA_KEY_TYPE, &kt, sizeof(kt)},
-        {CKA_TOKEN, &f, sizeof(f)},     {CKA_SENSITIVE, &f, sizeof(f)},
+        {CKA_CLASS, &cls, sizeof(cls)},   {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_TOKEN, &f, sizeof(f)},       {CKA_SENSITIVE, &f, sizeof(f)},
         {CKA_EXTRACTABLE, &t, sizeof(t)},
     };
     size_t bl;

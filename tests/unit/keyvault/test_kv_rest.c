@@ -677,8 +677,13 @@ static void test_token_expiry(void **state)
     mock_set_token_lifetime(f->m, 2);
     mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
     mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
     assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
     akv_kv_key_clear(&k);
+    /* reused while fresh */
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
     nanosleep(&ts, NULL);
     assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
     akv_kv_key_clear(&k);
@@ -727,6 +732,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oversize_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hammer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
         cmocka_unit_test(test_rest_new_refuses),
     };
 #else
@@ -742,7 +748,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
     };
 #endif
 

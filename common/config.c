@@ -1128,6 +1128,13 @@ int akv_config_load(const char *path, struct akv_config **out, char *err,
         fail(&c, "", "not a regular file");
         goto out;
     }
+    /* whoever can write the file can point authority_host or vault_url at
+     * themselves and collect the credential */
+    if ((st.st_mode & S_IWOTH) != 0) {
+        fail(&c, "", "is world-writable (mode %04o); chmod o-w it",
+             (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
     if (st.st_size > CONFIG_MAX_BYTES) {
         fail(&c, "", "larger than %d bytes", CONFIG_MAX_BYTES);
         goto out;

@@ -713,7 +713,9 @@ static int cmd_key(struct args *a, const char *sub, char **out)
                 kv = a->pregen;
                 a->pregen = NULL;
             } else {
-                kv = emu_keyver_new(kty && *kty ? kty : "RSA", bits, &err);
+                kv = emu_keyver_new(
+                    kty && *kty ? kty : "RSA", bits,
+                    sub[0] == 'r' ? cur->crv : opt(a, "--curve"), &err);
             }
         }
         if (!kv) {
@@ -849,7 +851,7 @@ static struct emu_keyver *pregenerate(const struct args *a, int rotate)
     const char *kty = opt(a, "--kty"), *size = opt(a, "--size");
     const char *vname = opt(a, "--vault-name"), *name = opt(a, "--name");
     const char *err = NULL;
-    char kbuf[8] = "RSA";
+    char kbuf[8] = "RSA", cbuf[8] = "";
     int bits = size ? atoi(size) : 0;
 
     if (rotate) {
@@ -863,6 +865,7 @@ static struct emu_keyver *pregenerate(const struct args *a, int rotate)
         cur = k && !k->deleted ? emu_find_version(k, NULL) : NULL;
         if (cur) {
             snprintf(kbuf, sizeof(kbuf), "%s", cur->kty);
+            snprintf(cbuf, sizeof(cbuf), "%s", cur->crv);
             bits = cur->bits;
         }
         pthread_rwlock_unlock(&emu.lock);
@@ -871,8 +874,11 @@ static struct emu_keyver *pregenerate(const struct args *a, int rotate)
         }
     } else if (kty && *kty) {
         snprintf(kbuf, sizeof(kbuf), "%s", kty);
+        if (opt(a, "--curve")) {
+            snprintf(cbuf, sizeof(cbuf), "%s", opt(a, "--curve"));
+        }
     }
-    return emu_keyver_new(kbuf, bits, &err);
+    return emu_keyver_new(kbuf, bits, cbuf, &err);
 }
 
 int emu_admin_run(cJSON *argv, char **out)

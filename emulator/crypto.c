@@ -16,6 +16,7 @@
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
 #include <openssl/err.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -426,10 +427,314 @@ int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
                   const unsigned char *in, size_t inlen, unsigned char **out,
                   size_t *outlen, const char **err)
 {
+    if (kv->crv[0]) {
+        /* EC keys only sign and verify. */
+        *err = "Invalid algorithm for the key type.";
+        return -1;
+    }
     if (kv->pkey) {
         return rsa_crypt(kv->pkey, decrypt, alg, in, inlen, out, outlen, err);
     }
     return aes_kw(kv, decrypt, alg, in, inlen, out, outlen, err);
+}
+
+/* Maps a JWS signature alg to its hash and padding; -1 when unknown. */
+static int sign_alg(const char *alg, const EVP_MD **md, int *pad)
+{
+    static const struct {
+        const char *name;
+        int pad;
+        int bits;
+    } t[] = {
+        {"RS256", RSA_PKCS1_PADDING, 256},
+        {"RS384", RSA_PKCS1_PADDING, 384},
+        {"RS512", RSA_PKCS1_PADDING, 512},
+        {"PS256", RSA_PKCS1_PSS_PADDING, 256},
+        {"PS384", RSA_PKCS1_PSS_PADDING, 384},
+        {"PS512", RSA_PKCS1_PSS_PADDING, 512},
+        {"RSNULL", RSA_PKCS1_PADDING, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (strcmp(alg, t[i].name) == 0) {
+            *pad = t[i].pad;
+            *md = t[i].bits == 256   ? EVP_sha256()
+                  : t[i].bits == 384 ? EVP_sha384()
+                  : t[i].bits == 512 ? EVP_sha512()
+                                     : NULL;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* JWK curve name <-> OpenSSL group name. */
+static const struct {
+    const char *jwk, *group, *alg;
+    size_t dlen;
+} curves[] = {
+    {"P-256", "P-256", "ES256", 32},
+    {"P-384", "P-384", "ES384", 48},
+    {"P-521", "P-521", "ES512", 64},
+    {"P-256K", "secp256k1", "ES256K", 32},
+};
+
+EVP_PKEY *emu_ec_generate(const char *crv)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(crv, curves[i].jwk) == 0) {
+            return EVP_PKEY_Q_keygen(NULL, NULL, "EC", curves[i].group);
+        }
+    }
+    return NULL;
+}
+
+int emu_ec_public_b64(EVP_PKEY *k, char crv[8], char **x_b64, char **y_b64)
+{
+    char group[64];
+    unsigned char pt[1 + 2 * 66];
+    size_t len = 0, clen, i;
+
+    *x_b64 = *y_b64 = NULL;
+    if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                        sizeof(group), NULL)) {
+        return -1;
+    }
+    crv[0] = 0;
+    for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(group, curves[i].group) == 0
+            || (strcmp(curves[i].group, "P-256") == 0
+                && strcmp(group, "prime256v1") == 0)
+            || (strcmp(curves[i].group, "P-384") == 0
+                && strcmp(group, "secp384r1") == 0)
+            || (strcmp(curves[i].group, "P-521") == 0
+                && strcmp(group, "secp521r1") == 0)) {
+            snprintf(crv, 8, "%s", curves[i].jwk);
+        }
+    }
+    /* The encoded public key is the uncompressed point 04 || X || Y. */
+    if (!crv[0]
+        || !EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt,
+                                            sizeof(pt), &len)
+        || len < 3 || pt[0] != 0x04 || (len - 1) % 2 != 0) {
+        return -1;
+    }
+    clen = (len - 1) / 2;
+    *x_b64 = emu_b64url_encode(pt + 1, clen);
+    *y_b64 = emu_b64url_encode(pt + 1 + clen, clen);
+    return *x_b64 && *y_b64 ? 0 : -1;
+}
+
+/* Checks ALG and the digest length for an EC key; coordinate length in
+ * *clen. */
+static int ec_check(const struct emu_keyver *kv, const char *alg, size_t dlen,
+                    size_t *clen, const char **err)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(kv->crv, curves[i].jwk) == 0) {
+            if (strcmp(alg, curves[i].alg) != 0) {
+                *err = "Invalid algorithm for the key type.";
+                return -1;
+            }
+            if (dlen != curves[i].dlen) {
+                *err = "Invalid length of the digest for the algorithm.";
+                return -1;
+            }
+            *clen = ((size_t)EVP_PKEY_get_bits(kv->pkey) + 7) / 8;
+            return 0;
+        }
+    }
+    *err = "Invalid algorithm for the key type.";
+    return -1;
+}
+
+static int ec_sign(const struct emu_keyver *kv, const char *alg,
+                   const unsigned char *digest, size_t dlen,
+                   unsigned char **sig, size_t *siglen, const char **err)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    ECDSA_SIG *es = NULL;
+    unsigned char *der = NULL, *raw = NULL;
+    const unsigned char *p;
+    const BIGNUM *r, *s;
+    size_t clen = 0, dl = 0;
+    int rc = -1;
+
+    if (ec_check(kv, alg, dlen, &clen, err) != 0) {
+        return -1;
+    }
+    *err = "Internal error.";
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kv->pkey, NULL);
+    if (!ctx || EVP_PKEY_sign_init(ctx) <= 0
+        || EVP_PKEY_sign(ctx, NULL, &dl, digest, dlen) <= 0) {
+        goto out;
+    }
+    der = malloc(dl);
+    if (!der || EVP_PKEY_sign(ctx, der, &dl, digest, dlen) <= 0) {
+        goto out;
+    }
+    /* JWS wants r || s, each left-padded to the coordinate length. */
+    p = der;
+    es = d2i_ECDSA_SIG(NULL, &p, (long)dl);
+    raw = malloc(2 * clen);
+    if (!es || !raw) {
+        goto out;
+    }
+    ECDSA_SIG_get0(es, &r, &s);
+    if (BN_bn2binpad(r, raw, (int)clen) < 0
+        || BN_bn2binpad(s, raw + clen, (int)clen) < 0) {
+        goto out;
+    }
+    *sig = raw;
+    *siglen = 2 * clen;
+    raw = NULL;
+    rc = 0;
+out:
+    ERR_clear_error();
+    free(raw);
+    free(der);
+    ECDSA_SIG_free(es);
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+static int ec_verify(const struct emu_keyver *kv, const char *alg,
+                     const unsigned char *digest, size_t dlen,
+                     const unsigned char *sig, size_t siglen, int *ok,
+                     const char **err)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    ECDSA_SIG *es = NULL;
+    BIGNUM *r = NULL, *s = NULL;
+    unsigned char *der = NULL;
+    size_t clen = 0;
+    int dl, rc = -1;
+
+    if (ec_check(kv, alg, dlen, &clen, err) != 0) {
+        return -1;
+    }
+    *ok = 0;
+    if (siglen != 2 * clen) {
+        return 0; /* a malformed signature simply does not verify */
+    }
+    *err = "Internal error.";
+    es = ECDSA_SIG_new();
+    r = BN_bin2bn(sig, (int)clen, NULL);
+    s = BN_bin2bn(sig + clen, (int)clen, NULL);
+    if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
+        BN_free(r);
+        BN_free(s);
+        goto out;
+    }
+    dl = i2d_ECDSA_SIG(es, &der);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kv->pkey, NULL);
+    if (dl <= 0 || !ctx || EVP_PKEY_verify_init(ctx) <= 0) {
+        goto out;
+    }
+    *ok = EVP_PKEY_verify(ctx, der, (size_t)dl, digest, dlen) == 1;
+    rc = 0;
+out:
+    ERR_clear_error();
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+/* A signing context for KV/ALG checked against the digest length. */
+static EVP_PKEY_CTX *sign_ctx(const struct emu_keyver *kv, const char *alg,
+                              size_t dlen, int verify, const char **err)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    const EVP_MD *md = NULL;
+    int pad = 0;
+
+    if (!kv->pkey) {
+        *err = "Invalid algorithm for the key type.";
+        return NULL;
+    }
+    if (sign_alg(alg, &md, &pad) != 0) {
+        *err = "Invalid algorithm for the key type.";
+        return NULL;
+    }
+    if (md ? dlen != (size_t)EVP_MD_get_size(md)
+           : (dlen == 0 || dlen + 11 > (size_t)EVP_PKEY_get_size(kv->pkey))) {
+        *err = "Invalid length of the digest for the algorithm.";
+        return NULL;
+    }
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, kv->pkey, NULL);
+    if (!ctx
+        || (verify ? EVP_PKEY_verify_init(ctx) : EVP_PKEY_sign_init(ctx)) <= 0
+        || EVP_PKEY_CTX_set_rsa_padding(ctx, pad) <= 0
+        || (md && EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0)
+        || (pad == RSA_PKCS1_PSS_PADDING
+            && (EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) <= 0
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST)
+                       <= 0))) {
+        ERR_clear_error();
+        EVP_PKEY_CTX_free(ctx);
+        *err = "Internal error.";
+        return NULL;
+    }
+    return ctx;
+}
+
+int emu_key_sign(const struct emu_keyver *kv, const char *alg,
+                 const unsigned char *digest, size_t dlen, unsigned char **sig,
+                 size_t *siglen, const char **err)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (kv->crv[0]) {
+        return ec_sign(kv, alg, digest, dlen, sig, siglen, err);
+    }
+    ctx = sign_ctx(kv, alg, dlen, 0, err);
+    if (!ctx) {
+        goto out;
+    }
+    len = (size_t)EVP_PKEY_get_size(kv->pkey);
+    buf = malloc(len);
+    if (!buf || EVP_PKEY_sign(ctx, buf, &len, digest, dlen) <= 0) {
+        ERR_clear_error();
+        *err = "Internal error.";
+        goto out;
+    }
+    *sig = buf;
+    *siglen = len;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+int emu_key_verify(const struct emu_keyver *kv, const char *alg,
+                   const unsigned char *digest, size_t dlen,
+                   const unsigned char *sig, size_t siglen, int *ok,
+                   const char **err)
+{
+    EVP_PKEY_CTX *ctx = NULL;
+
+    if (kv->crv[0]) {
+        return ec_verify(kv, alg, digest, dlen, sig, siglen, ok, err);
+    }
+    ctx = sign_ctx(kv, alg, dlen, 1, err);
+    if (!ctx) {
+        return -1;
+    }
+    *ok = EVP_PKEY_verify(ctx, sig, siglen, digest, dlen) == 1;
+    ERR_clear_error();
+    EVP_PKEY_CTX_free(ctx);
+    return 0;
 }
 
 char *emu_make_client_cert(const char *cn, char **cert_only)

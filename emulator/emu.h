@@ -76,6 +76,8 @@ enum emu_opname {
     EMU_OPN_LIST,
     EMU_OPN_GETDELETED,
     EMU_OPN_IMPORT,
+    EMU_OPN_SIGN,
+    EMU_OPN_VERIFY,
     EMU_OPN_OTHER,
     EMU_OPN_COUNT
 };
@@ -100,12 +102,14 @@ struct emu_policy {
 
 struct emu_keyver {
     char id[EMU_VERSION_ID + 1];
-    char kty[8]; /* RSA, RSA-HSM, oct-HSM */
-    int bits;
-    EVP_PKEY *pkey;        /* RSA */
+    char kty[8];    /* RSA, RSA-HSM, EC, EC-HSM, oct-HSM */
+    int bits;       /* RSA modulus, AES key or EC field size (256/384/521) */
+    char crv[8];    /* EC: P-256, P-384, P-521, P-256K; else empty */
+    EVP_PKEY *pkey; /* RSA or EC */
     unsigned char oct[32]; /* oct-HSM */
     char *n_b64;           /* RSA public modulus, minimal, b64url */
     char *e_b64;
+    char *x_b64, *y_b64; /* EC public point, fixed-size coordinates */
     unsigned ops;
     int enabled;
     long long nbf, exp; /* 0 = unset */
@@ -230,6 +234,31 @@ int emu_rsa_public_b64(EVP_PKEY *k, char **n_b64, char **e_b64);
 int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
                   const unsigned char *in, size_t inlen, unsigned char **out,
                   size_t *outlen, const char **err);
+/* emu_ec_generate - new EC key on CRV (JWK name: P-256, P-384, P-521,
+ * P-256K); NULL when the curve is unknown. */
+EVP_PKEY *emu_ec_generate(const char *crv);
+/* emu_ec_public_b64 - the public point of an EC key as JWK x and y
+ * (RFC 7518 6.2.1.2: fixed coordinate length), unpadded base64url,
+ * malloc'ed; also its JWK curve name into CRV. 0 or -1. */
+int emu_ec_public_b64(EVP_PKEY *k, char crv[8], char **x_b64, char **y_b64);
+/* emu_key_sign - Key Vault sign: DIGEST (already hashed by the caller, the
+ * service does not hash) signed with ALG = RS256/384/512 (PKCS#1 v1.5 with
+ * DigestInfo), PS256/384/512 (PSS, MGF1 same hash, salt = hash length) or
+ * RSNULL (PKCS#1 v1.5 over the raw digest bytes) on an RSA key, ES256 /
+ * ES384 / ES512 / ES256K on the matching EC curve, signature as r || s
+ * (RFC 7518 3.4) (protocol.md 1.8; RFC 8017 8.1, 8.2). Returns 0 with a
+ * malloc'ed *sig of *siglen bytes, or -1 with *err = the 400 BadParameter
+ * message (wrong digest length, alg not for this key). */
+int emu_key_sign(const struct emu_keyver *kv, const char *alg,
+                 const unsigned char *digest, size_t dlen, unsigned char **sig,
+                 size_t *siglen, const char **err);
+/* emu_key_verify - Key Vault verify of SIG over DIGEST with ALG as for
+ * emu_key_sign. Returns 0 with *ok = 1 (valid) or 0 (invalid signature), or
+ * -1 with *err = the 400 BadParameter message. */
+int emu_key_verify(const struct emu_keyver *kv, const char *alg,
+                   const unsigned char *digest, size_t dlen,
+                   const unsigned char *sig, size_t siglen, int *ok,
+                   const char **err);
 /* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d
  * and optionally p, q, dp, dq, qi (RFC 7518 6.3.2); NULL when a member is
  * missing or not base64url, or the key does not check. */
@@ -295,9 +324,12 @@ struct emu_keyver *emu_find_version(struct emu_key *k, const char *ver);
 void emu_keyver_free(struct emu_keyver *kv);
 void emu_key_free(struct emu_key *k);
 /* emu_keyver_new - new version of KTY (RSA, RSA-HSM: 2048/3072/4096,
- * default 2048; oct-HSM/oct: 128/192/256, default 256) with the default
- * key_ops, enabled, new 32-hex id. NULL with *err (400 message). */
-struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err);
+ * default 2048; oct-HSM/oct: 128/192/256, default 256; EC, EC-HSM: curve
+ * CRV P-256 (default), P-384, P-521, P-256K, or from BITS 256/384/521 when
+ * CRV is NULL) with the default key_ops, enabled, new 32-hex id. NULL with
+ * *err (400 message). */
+struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
+                                  const char **err);
 
 /* emu_keyver_import - new version from an imported key: a JWK (RSA with
  * private members, or oct with k) or, when JWK is NULL, PEM (PKCS#8 / PKCS#1

@@ -15,9 +15,10 @@
 #include "http.h"
 
 static const char *const opnames[EMU_OPN_COUNT] = {
-    "token",   "imds",   "get",        "wrapkey", "unwrapkey", "encrypt",
-    "decrypt", "create", "rotate",     "update",  "delete",    "recover",
-    "purge",   "list",   "getdeleted", "import",  "other",
+    "token",   "imds",    "get",    "wrapkey", "unwrapkey",
+    "encrypt", "decrypt", "create", "rotate",  "update",
+    "delete",  "recover", "purge",  "list",    "getdeleted",
+    "import",  "sign",    "verify", "other",
 };
 
 const char *emu_opname_str(int op)

@@ -50,6 +50,13 @@ static void add_common_headers(struct MHD_Response *r, const char *ctype)
     MHD_add_response_header(r, "x-ms-request-id", rid);
     MHD_add_response_header(r, "x-ms-keyvault-service-version", "1.9.2773.1");
     MHD_add_response_header(r, "x-ms-keyvault-region", "local");
+    /* Present on every real Key Vault answer (protocol.md 1.1); the peer is
+     * always loopback here. */
+    MHD_add_response_header(r, "x-ms-keyvault-network-info",
+                            "conn_type=Ipv4;addr=127.0.0.1;"
+                            "act_addr_fam=InterNetwork;");
+    MHD_add_response_header(r, "Strict-Transport-Security",
+                            "max-age=31536000;includeSubDomains");
 }
 
 struct partial {
@@ -255,7 +262,10 @@ void emu_http_release_hung(void)
     pthread_mutex_unlock(&hung_mu);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd hands us its own format strings. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls,
+                                                          const char *fmt,
+                                                          va_list ap)
 {
     vfprintf(stderr, fmt, ap);
 }

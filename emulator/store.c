@@ -123,6 +123,8 @@ void emu_keyver_free(struct emu_keyver *kv)
     OPENSSL_cleanse(kv->oct, sizeof(kv->oct));
     free(kv->n_b64);
     free(kv->e_b64);
+    free(kv->x_b64);
+    free(kv->y_b64);
     cJSON_Delete(kv->tags);
     free(kv);
 }
@@ -141,7 +143,8 @@ void emu_key_free(struct emu_key *k)
     free(k);
 }
 
-struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err)
+struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
+                                  const char **err)
 {
     struct emu_keyver *kv = calloc(1, sizeof(*kv));
     int rsa = strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0;
@@ -166,6 +169,21 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char **err)
         }
         kv->ops = EMU_OP_ENCRYPT | EMU_OP_DECRYPT | EMU_OP_SIGN | EMU_OP_VERIFY
                   | EMU_OP_WRAPKEY | EMU_OP_UNWRAPKEY;
+    } else if (strcmp(kty, "EC") == 0 || strcmp(kty, "EC-HSM") == 0) {
+        if (!crv || !*crv) {
+            crv = bits == 384 ? "P-384" : bits == 521 ? "P-521" : "P-256";
+        }
+        kv->pkey = emu_ec_generate(crv);
+        if (!kv->pkey) {
+            *err = "The specified curve is not supported.";
+            goto out;
+        }
+        if (emu_ec_public_b64(kv->pkey, kv->crv, &kv->x_b64, &kv->y_b64)) {
+            *err = "Internal error.";
+            goto out;
+        }
+        bits = EVP_PKEY_get_bits(kv->pkey);
+        kv->ops = EMU_OP_SIGN | EMU_OP_VERIFY;
     } else if (strcmp(kty, "oct-HSM") == 0 || strcmp(kty, "oct") == 0) {
         kty = "oct-HSM";
         if (bits == 0) {
@@ -337,7 +355,11 @@ static struct emu_key *load_key(const char *path)
         if (jstr(o, "pem")) {
             kv->pkey = emu_pkey_from_pem(jstr(o, "pem"));
             if (!kv->pkey
-                || emu_rsa_public_b64(kv->pkey, &kv->n_b64, &kv->e_b64)) {
+                || (EVP_PKEY_is_a(kv->pkey, "EC")
+                        ? emu_ec_public_b64(kv->pkey, kv->crv, &kv->x_b64,
+                                            &kv->y_b64)
+                        : emu_rsa_public_b64(kv->pkey, &kv->n_b64,
+                                             &kv->e_b64))) {
                 emu_keyver_free(kv);
                 goto out;
             }

@@ -175,6 +175,12 @@ static int route(const char *method, char **s, int n, struct route *rt)
             } else if (emu_strcaseeq(s[3], "decrypt")) {
                 rt->op = EMU_OPN_DECRYPT;
                 rt->perm = EMU_P_DECRYPT;
+            } else if (emu_strcaseeq(s[3], "sign")) {
+                rt->op = EMU_OPN_SIGN;
+                rt->perm = EMU_P_SIGN;
+            } else if (emu_strcaseeq(s[3], "verify")) {
+                rt->op = EMU_OPN_VERIFY;
+                rt->perm = EMU_P_VERIFY;
             } else {
                 return 404;
             }
@@ -261,7 +267,11 @@ cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
     cJSON_AddStringToObject(key, "kid", kid);
     cJSON_AddStringToObject(key, "kty", kv->kty);
     cJSON_AddItemToObject(key, "key_ops", emu_keyops_json(kv->ops));
-    if (kv->pkey) {
+    if (kv->crv[0]) {
+        cJSON_AddStringToObject(key, "crv", kv->crv);
+        cJSON_AddStringToObject(key, "x", kv->x_b64);
+        cJSON_AddStringToObject(key, "y", kv->y_b64);
+    } else if (kv->pkey) {
         cJSON_AddStringToObject(key, "n", kv->n_b64);
         cJSON_AddStringToObject(key, "e", kv->e_b64);
     }
@@ -497,6 +507,7 @@ static void op_create(struct call *c, int mode)
     int rotate = mode == 1;
     cJSON *body = NULL, *x;
     const char *kty = NULL, *err = NULL;
+    char crv[8] = "";
     int bits = 0;
     struct emu_keyver *kv = NULL;
     struct emu_key *k;
@@ -540,6 +551,14 @@ static void op_create(struct call *c, int mode)
             bad_param(c->rs, "Property 'key_size' is not valid.");
             goto out;
         }
+        x = cJSON_GetObjectItemCaseSensitive(body, "crv");
+        if (cJSON_IsString(x)) {
+            if (strlen(x->valuestring) >= sizeof(crv)) {
+                bad_param(c->rs, "The specified curve is not supported.");
+                goto out;
+            }
+            snprintf(crv, sizeof(crv), "%s", x->valuestring);
+        }
     } else {
         struct emu_keyver *cur;
 
@@ -550,8 +569,11 @@ static void op_create(struct call *c, int mode)
             /* Literals only: the key may be purged after the unlock. */
             kty = strcmp(cur->kty, "RSA-HSM") == 0   ? "RSA-HSM"
                   : strcmp(cur->kty, "oct-HSM") == 0 ? "oct-HSM"
+                  : strcmp(cur->kty, "EC") == 0      ? "EC"
+                  : strcmp(cur->kty, "EC-HSM") == 0  ? "EC-HSM"
                                                      : "RSA";
             bits = cur->bits;
+            snprintf(crv, sizeof(crv), "%s", cur->crv);
         }
         pthread_rwlock_unlock(&emu.lock);
         if (!kty) {
@@ -561,7 +583,7 @@ static void op_create(struct call *c, int mode)
     }
     /* Key generation outside the lock: RSA-4096 may take a second. */
     if (!kv) {
-        kv = emu_keyver_new(kty, bits, &err);
+        kv = emu_keyver_new(kty, bits, crv, &err);
     }
     if (!kv) {
         bad_param(c->rs, err);
@@ -847,6 +869,10 @@ static const char *op_display(int op)
         return "unwrapKey";
     case EMU_OPN_ENCRYPT:
         return "encrypt";
+    case EMU_OPN_SIGN:
+        return "sign";
+    case EMU_OPN_VERIFY:
+        return "verify";
     default:
         return "decrypt";
     }
@@ -857,18 +883,24 @@ static void op_crypt(struct call *c)
     cJSON *body = parse_body(c), *alg, *val, *res = NULL;
     int op = c->rt.op;
     int decrypt = op == EMU_OPN_UNWRAPKEY || op == EMU_OPN_DECRYPT;
+    /* Outside nbf/exp only the operations that recover old data (unwrap,
+     * decrypt, verify) still work (protocol.md 7). */
+    int lenient = decrypt || op == EMU_OPN_VERIFY;
     unsigned need = op == EMU_OPN_WRAPKEY     ? EMU_OP_WRAPKEY
                     : op == EMU_OPN_UNWRAPKEY ? EMU_OP_UNWRAPKEY
                     : op == EMU_OPN_ENCRYPT   ? EMU_OP_ENCRYPT
+                    : op == EMU_OPN_SIGN      ? EMU_OP_SIGN
+                    : op == EMU_OPN_VERIFY    ? EMU_OP_VERIFY
                                               : EMU_OP_DECRYPT;
-    unsigned char *in = NULL, *out = NULL;
-    size_t inlen = 0, outlen = 0;
+    unsigned char *in = NULL, *out = NULL, *dig = NULL;
+    size_t inlen = 0, outlen = 0, diglen = 0;
+    int verified = 0;
     struct emu_key *k;
     struct emu_keyver *kv;
     const char *err = NULL;
     char msg[800], kid[700];
     long long now = emu_now();
-    int locked = 0;
+    int locked = 0, rc = -1;
 
     if (!body) {
         goto out;
@@ -888,6 +920,20 @@ static void op_crypt(struct call *c)
         bad_param(c->rs, "Content of 'value' is not base64url.");
         goto out;
     }
+    if (op == EMU_OPN_VERIFY) {
+        /* KeyVerifyParameters: digest + value (the signature). */
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(body, "digest");
+
+        if (!cJSON_IsString(d) || !d->valuestring[0]) {
+            bad_param(c->rs, "Property 'digest' is required.");
+            goto out;
+        }
+        dig = emu_b64url_decode(d->valuestring, &diglen);
+        if (!dig) {
+            bad_param(c->rs, "Content of 'digest' is not base64url.");
+            goto out;
+        }
+    }
     pthread_rwlock_rdlock(&emu.lock);
     locked = 1;
     k = emu_find_key(c->v, c->rt.name);
@@ -904,7 +950,7 @@ static void op_crypt(struct call *c)
         emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "KeyDisabled");
         goto out;
     }
-    if (!decrypt && kv->nbf && kv->nbf > now) {
+    if (!lenient && kv->nbf && kv->nbf > now) {
         snprintf(msg, sizeof(msg),
                  "Operation %s is not allowed on a key that is not yet valid "
                  "(nbf).",
@@ -912,7 +958,7 @@ static void op_crypt(struct call *c)
         emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "KeyNotYetValid");
         goto out;
     }
-    if (!decrypt && kv->exp && kv->exp <= now) {
+    if (!lenient && kv->exp && kv->exp <= now) {
         snprintf(msg, sizeof(msg),
                  "Operation %s is not allowed on an expired key.",
                  op_display(op));
@@ -941,15 +987,28 @@ static void op_crypt(struct call *c)
             goto out;
         }
     }
-    if (emu_key_crypt(kv, decrypt, alg->valuestring, in, inlen, &out, &outlen,
-                      &err)
-        != 0) {
+    if (op == EMU_OPN_SIGN) {
+        rc = emu_key_sign(kv, alg->valuestring, in, inlen, &out, &outlen, &err);
+    } else if (op == EMU_OPN_VERIFY) {
+        rc = emu_key_verify(kv, alg->valuestring, dig, diglen, in, inlen,
+                            &verified, &err);
+    } else {
+        rc = emu_key_crypt(kv, decrypt, alg->valuestring, in, inlen, &out,
+                           &outlen, &err);
+    }
+    if (rc != 0) {
         bad_param(c->rs, err);
         goto out;
     }
     pthread_rwlock_unlock(&emu.lock);
     locked = 0;
     res = cJSON_CreateObject();
+    if (op == EMU_OPN_VERIFY) {
+        /* KeyVerifyResult carries only the boolean. */
+        cJSON_AddBoolToObject(res, "value", verified);
+        emu_resp_json(c->rs, 200, res);
+        goto out;
+    }
     cJSON_AddStringToObject(res, "kid", kid);
     {
         char *ob = emu_b64url_encode(out, outlen);
@@ -976,6 +1035,7 @@ out:
         OPENSSL_cleanse(in, inlen);
     }
     free(in);
+    free(dig);
     if (out) {
         OPENSSL_cleanse(out, outlen);
     }
@@ -1117,7 +1177,8 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
     }
     if (emu.throttle_on && c.rt.op != EMU_OPN_WRAPKEY
         && c.rt.op != EMU_OPN_UNWRAPKEY && c.rt.op != EMU_OPN_ENCRYPT
-        && c.rt.op != EMU_OPN_DECRYPT) {
+        && c.rt.op != EMU_OPN_DECRYPT && c.rt.op != EMU_OPN_SIGN
+        && c.rt.op != EMU_OPN_VERIFY) {
         int ra = emu_throttle_take(c.v, c.rt.op, NULL);
 
         if (ra > 0) {

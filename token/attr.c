@@ -213,6 +213,46 @@ out:
     return rv;
 }
 
+/* True when TYPE is an attribute of class CLS that a caller may name. */
+static bool class_allows(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
+{
+    switch (type) {
+    case CKA_CLASS:
+    case CKA_TOKEN:
+    case CKA_PRIVATE:
+    case CKA_LABEL:
+    case CKA_MODIFIABLE:
+    case CKA_COPYABLE:
+    case CKA_DESTROYABLE:
+        return true; /* common storage attributes (§4.4) */
+    case CKA_APPLICATION:
+    case CKA_OBJECT_ID:
+        return cls == CKO_DATA; /* §4.5 only */
+    case CKA_VALUE:
+        return cls == CKO_DATA || cls == CKO_SECRET_KEY;
+    default:
+        /* Key attributes: the policy table already limits them to
+         * what a key of this module can hold. */
+        return cls != CKO_DATA;
+    }
+}
+
+CK_RV akv_attr_check_class(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                           CK_OBJECT_CLASS cls)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    for (CK_ULONG i = 0; tmpl != NULL && i < n; i++) {
+        if (!class_allows(cls, tmpl[i].type)) {
+            rv = CKR_ATTRIBUTE_TYPE_INVALID;
+            goto out;
+        }
+    }
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
 CK_RV akv_attr_check_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
     CK_RV rv = CKR_GENERAL_ERROR;

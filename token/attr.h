@@ -83,6 +83,18 @@ const struct akv_attr_policy *akv_attr_policy_table(size_t *n);
 CK_RV akv_attr_check_template(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                               enum akv_attr_op op);
 
+/*
+ * akv_attr_check_class - the attributes a caller may give an object of
+ * class CLS (v3.0 §4.4-§4.5 data objects, §4.7/§4.10 secret keys). Data
+ * objects take only the common storage attributes plus CKA_APPLICATION,
+ * CKA_OBJECT_ID and CKA_VALUE; secret keys refuse the data-object ones
+ * (CKA_APPLICATION, CKA_OBJECT_ID). Anything else ->
+ * CKR_ATTRIBUTE_TYPE_INVALID ("not a valid attribute for this object"),
+ * CKR_OK otherwise. Call after akv_attr_check_template (shape is known).
+ */
+CK_RV akv_attr_check_class(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                           CK_OBJECT_CLASS cls);
+
 /* akv_attr_check_find - find templates: only malformed entries are errors
  * (CKR_ATTRIBUTE_VALUE_INVALID); unknown types simply match nothing. */
 CK_RV akv_attr_check_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n);

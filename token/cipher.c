@@ -30,7 +30,8 @@ struct akv_op {
     size_t mod_len;           /* RSA modulus bytes */
     EVP_CIPHER_CTX *ctx;      /* AES */
     size_t tag_len;           /* GCM tag bytes */
-    bool multi;               /* an Update call was made */
+    bool multi;               /* an Update or Final call was made */
+    bool single;              /* a single-part call kept a result */
     size_t pending;           /* bytes held inside the EVP context */
     struct akv_secret gcm_in; /* GCM decrypt: buffered input */
     /* A computed result kept for the retry after CKR_BUFFER_TOO_SMALL. */
@@ -164,7 +165,9 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
-    if (akv_token_get_obj(t, hkey, &key) != CKR_OK) {
+    /* v3.0 §5.1: a handle of an object that is not a key is
+     * CKR_KEY_HANDLE_INVALID too. */
+    if (akv_token_get_obj(t, hkey, &key) != CKR_OK || !akv_obj_is_key(key)) {
         rv = CKR_KEY_HANDLE_INVALID;
         goto out;
     }
@@ -348,6 +351,17 @@ out:
     return rv;
 }
 
+/* Largest RSA plaintext for the padding of OP (RFC 8017 §7.1.1: k - 2hLen
+ * - 2 for OAEP, §7.2.1: k - 11 for PKCS #1 v1.5). */
+static size_t rsa_max_in(const struct akv_op *op)
+{
+    size_t over = op->alg == AKV_KV_ALG_RSA1_5      ? 11
+                  : op->alg == AKV_KV_ALG_RSA_OAEP ? 2 * 20 + 2
+                                                    : 2 * 32 + 2;
+
+    return op->mod_len > over ? op->mod_len - over : 0;
+}
+
 /* Exact output length of a single-part call, or an upper bound for RSA /
  * CBC-PAD decryption; input-length errors. */
 static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
@@ -361,6 +375,10 @@ static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
     if (op->rsa) {
         if (!enc && in_len != op->mod_len) {
             return CKR_ENCRYPTED_DATA_LEN_RANGE;
+        }
+        /* RFC 8017 §7.1.1 / §7.2.1: also refused on a length query. */
+        if (enc && in_len > rsa_max_in(op)) {
+            return CKR_DATA_LEN_RANGE;
         }
         *len = op->mod_len;
         return CKR_OK;
@@ -466,6 +484,7 @@ static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         if (rv != CKR_OK) {
             goto out;
         }
+        s->op->single = true;
     }
     if (*out_len < s->op->result.len) {
         *out_len = s->op->result.len;
@@ -533,6 +552,14 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         goto out;
     }
     op = s->op;
+    if (op->single) {
+        /* A single-part call is waiting for its retry with a larger
+         * buffer; switching to multi-part now would mix the two (the
+         * final call would hand back the single-part result). */
+        end = false;
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
     if (op->rsa) {
         rv = CKR_MECHANISM_INVALID;
         goto out;
@@ -676,10 +703,19 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
         goto out;
     }
     op = s->op;
+    if (op->single) {
+        /* See update(): the kept result is a single-part one. */
+        end = false;
+        rv = CKR_OPERATION_ACTIVE;
+        goto out;
+    }
     if (op->rsa) {
         rv = CKR_MECHANISM_INVALID;
         goto out;
     }
+    /* From here on this is a multi-part operation: a single-part call
+     * must not pick up the final block kept for a retry. */
+    op->multi = true;
     if (out == NULL && !op->have_result) {
         /* Length query without computing. */
         end = false;

@@ -164,6 +164,10 @@ CK_RV akv_object_check_secret_template(struct akv_session *s,
         rv = CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
+    rv = akv_attr_check_class(tmpl, n, CKO_SECRET_KEY);
+    if (rv != CKR_OK) {
+        goto out;
+    }
     if (!akv_attr_tmpl_ulong(tmpl, n, CKA_KEY_TYPE, &k)
         && k == (CK_KEY_TYPE)-1) {
         rv = CKR_TEMPLATE_INCOMPLETE;
@@ -364,6 +368,10 @@ static CK_RV create_data(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
     CK_BBOOL tok = CK_FALSE;
     CK_RV r = CKR_OK;
 
+    rv = akv_attr_check_class(tmpl, n, CKO_DATA);
+    if (rv != CKR_OK) {
+        goto out;
+    }
     (void)akv_attr_tmpl_bool(tmpl, n, CKA_TOKEN, &tok);
     if (tok) {
         /* The store holds wrapped secrets only; data objects live for
@@ -509,6 +517,9 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
         goto out;
     }
     rv = akv_attr_check_template(tmpl, n, AKV_ATTR_OP_COPY);
+    if (rv == CKR_OK) {
+        rv = akv_attr_check_class(tmpl, n, src->cls);
+    }
     if (rv != CKR_OK) {
         goto out;
     }
@@ -762,6 +773,9 @@ CK_RV akv_object_set_attrs(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
         rv = CKR_SESSION_READ_ONLY;
     } else {
         rv = akv_attr_check_template(tmpl, n, AKV_ATTR_OP_SET);
+    }
+    if (rv == CKR_OK) {
+        rv = akv_attr_check_class(tmpl, n, o->cls);
     }
     if (rv == CKR_OK) {
         rv = check_sticky(&o->attrs, tmpl, n);

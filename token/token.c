@@ -187,6 +187,13 @@ static uint64_t rec_sum(const struct akv_store_record *r)
     return h;
 }
 
+bool akv_obj_is_key(const struct akv_obj *o)
+{
+    /* cls never changes after creation: no lock needed. */
+    return o->cls == CKO_SECRET_KEY || o->cls == CKO_PUBLIC_KEY
+           || o->cls == CKO_PRIVATE_KEY;
+}
+
 bool akv_obj_is_sensitive(const void *ctx, CK_ATTRIBUTE_TYPE type)
 {
     const struct akv_obj *o = ctx;

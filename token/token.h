@@ -195,6 +195,10 @@ bool akv_token_version_from_id(const uint8_t *id, size_t len,
 bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
                          char version[AKV_KV_VERSION_MAX]);
 
+/* akv_obj_is_key - true for secret, public and private keys: the objects a
+ * key handle may name (v3.0 §5.1 CKR_KEY_HANDLE_INVALID). */
+bool akv_obj_is_key(const struct akv_obj *o);
+
 /* akv_obj_is_sensitive - C_GetAttributeValue case 1 predicate (ctx is the
  * struct akv_obj; caller holds the token lock). */
 bool akv_obj_is_sensitive(const void *ctx, CK_ATTRIBUTE_TYPE type);

@@ -97,6 +97,9 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     CK_ULONG vlen = 0;
     CK_ULONG need = 0;
     CK_BBOOL extractable;
+    CK_BBOOL can_wrap;
+    CK_BBOOL trusted;
+    CK_BBOOL need_trusted;
     uint8_t *wrapped = NULL;
     size_t wlen = 0;
 
@@ -110,11 +113,12 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     if (rv != CKR_OK) {
         goto out;
     }
-    if (akv_token_get_obj(t, wrapping, &wk) != CKR_OK) {
+    /* v3.0 §5.1: a handle of a non-key object is an invalid key handle. */
+    if (akv_token_get_obj(t, wrapping, &wk) != CKR_OK || !akv_obj_is_key(wk)) {
         rv = CKR_WRAPPING_KEY_HANDLE_INVALID;
         goto out;
     }
-    if (akv_token_get_obj(t, key, &k) != CKR_OK) {
+    if (akv_token_get_obj(t, key, &k) != CKR_OK || !akv_obj_is_key(k)) {
         rv = CKR_KEY_HANDLE_INVALID;
         goto out;
     }
@@ -122,7 +126,17 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     if (rv != CKR_OK) {
         goto out;
     }
-    if ((wk->vkey->key_ops & AKV_KV_OP_WRAPKEY) == 0) {
+    pthread_rwlock_rdlock(&t->lock);
+    /* v3.0 §5.18.3: the wrapping key needs CKA_WRAP TRUE (the private key
+     * object has none, so it cannot wrap); a key with
+     * CKA_WRAP_WITH_TRUSTED needs a CKA_TRUSTED wrapping key (§4.10). */
+    can_wrap = akv_attrs_bool(&wk->attrs, CKA_WRAP, CK_FALSE);
+    trusted = akv_attrs_bool(&wk->attrs, CKA_TRUSTED, CK_FALSE);
+    extractable = akv_attrs_bool(&k->attrs, CKA_EXTRACTABLE, CK_FALSE);
+    need_trusted = akv_attrs_bool(&k->attrs, CKA_WRAP_WITH_TRUSTED, CK_FALSE);
+    (void)akv_attrs_ulong(&k->attrs, CKA_VALUE_LEN, &vlen);
+    pthread_rwlock_unlock(&t->lock);
+    if ((wk->vkey->key_ops & AKV_KV_OP_WRAPKEY) == 0 || !can_wrap) {
         rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
         goto out;
     }
@@ -130,12 +144,12 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         rv = CKR_KEY_NOT_WRAPPABLE;
         goto out;
     }
-    pthread_rwlock_rdlock(&t->lock);
-    extractable = akv_attrs_bool(&k->attrs, CKA_EXTRACTABLE, CK_FALSE);
-    (void)akv_attrs_ulong(&k->attrs, CKA_VALUE_LEN, &vlen);
-    pthread_rwlock_unlock(&t->lock);
     if (!extractable) {
         rv = CKR_KEY_UNEXTRACTABLE;
+        goto out;
+    }
+    if (need_trusted && !trusted) {
+        rv = CKR_KEY_NOT_WRAPPABLE;
         goto out;
     }
     rv = wrapped_len(wk, alg, vlen, &need);
@@ -215,7 +229,8 @@ CK_RV akv_wrap_unwrap(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     if (rv != CKR_OK) {
         goto out;
     }
-    if (akv_token_get_obj(t, unwrapping, &uk) != CKR_OK) {
+    if (akv_token_get_obj(t, unwrapping, &uk) != CKR_OK
+        || !akv_obj_is_key(uk)) {
         rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
         goto out;
     }

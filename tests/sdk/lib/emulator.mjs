@@ -104,16 +104,27 @@ export async function startEmulator({ args = [], dir = null, seed = process.env.
         });
       });
     },
+    /** SIGTERM and wait; rejects when the emulator did not exit 0 (a crash,
+     * or a sanitizer report at exit), with the end of its stderr. */
     async stop({ keepDir = false } = {}) {
+      let killed = false;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+        const t = setTimeout(() => {
+          killed = true;
+          child.kill("SIGKILL");
+        }, 10000);
         await exited;
         clearTimeout(t);
       }
       live.delete(child);
+      const code = child.exitCode;
+      const why = code === 0 ? null : `akv-emulator exited ${code ?? child.signalCode}${killed ? " (SIGKILL after 10 s)" : ""}: ${tail(dir)}`;
       if (ownDir && !keepDir && process.env.AKV_KEEP_TMP !== "1") {
         rmSync(dir, { recursive: true, force: true });
+      }
+      if (why) {
+        throw new Error(why);
       }
     },
   };

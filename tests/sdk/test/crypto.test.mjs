@@ -302,3 +302,141 @@ describe("key attributes on the service side", () => {
     assert.equal(r.json.error.code, "KeyNotFound");
   });
 });
+
+describe("sign / verify (remote), cross-checked with node:crypto", () => {
+  const HASH = { 256: "sha256", 384: "sha384", 512: "sha512" };
+  for (const alg of ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]) {
+    it(`${alg}: service signature verifies locally; local check of tampering; service verify`, async () => {
+      const k = keys[2048];
+      const cc = cryptoClient(k.id, adminCred);
+      const bits = Number(alg.slice(2));
+      const data = crypto.randomBytes(100);
+      const digest = crypto.createHash(HASH[bits]).update(data).digest();
+      const s = await cc.sign(alg, digest);
+      assert.equal(s.result.length, 256);
+      const pad = alg.startsWith("PS")
+        ? { padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: bits / 8 }
+        : { padding: crypto.constants.RSA_PKCS1_PADDING };
+      const pub = (await import("../lib/rsa.mjs")).publicKeyOf(k.key);
+      assert.equal(crypto.verify(HASH[bits], data, { key: pub, ...pad }, Buffer.from(s.result)), true);
+      // service verify (remote: the signing client has `get`, but verify is remote in the SDK)
+      assert.equal((await cc.verify(alg, digest, s.result)).result, true);
+      const bad = Buffer.from(s.result);
+      bad[10] ^= 1;
+      assert.equal((await cc.verify(alg, digest, bad)).result, false);
+      // a signature made locally with the stored private key verifies on the service
+      const pem = storedPrivatePem(emu.dir, VAULT, k.name, k.properties.version);
+      const local = crypto.sign(HASH[bits], data, { key: pem, ...pad });
+      assert.equal((await cc.verify(alg, digest, local)).result, true);
+    });
+  }
+
+  it("wrong digest length or algorithm is 400 BadParameter; missing sign permission is 403", async () => {
+    const cc = cryptoClient(keys[2048].id, adminCred);
+    await expectRest(cc.sign("RS256", crypto.randomBytes(20)), 400, "BadParameter");
+    await expectRest(cc.sign("ES256", crypto.randomBytes(32)), 400, "BadParameter");
+    await expectRest(cryptoClient(keys[2048].id, remoteCred).sign("RS256", crypto.randomBytes(32)), 403, "Forbidden");
+  });
+
+  it("expired key: sign refused (403), verify still works", async () => {
+    const k = await kc.createRsaKey("expsign", { keySize: 2048 });
+    const p = `expsign/${k.properties.version}`;
+    const digest = crypto.randomBytes(32);
+    const s = await raw("sign", p, { alg: "PS256", value: b64u(digest) });
+    assert.equal(s.status, 200);
+    await kc.updateKeyProperties("expsign", k.properties.version, { expiresOn: new Date(Date.now() - 60000) });
+    const s2 = await raw("sign", p, { alg: "PS256", value: b64u(digest) });
+    assert.equal(s2.status, 403);
+    assert.equal(s2.json.error.code, "Forbidden");
+    const v = await raw("verify", p, { alg: "PS256", digest: b64u(digest), value: s.json.value });
+    assert.equal(v.status, 200);
+    assert.deepEqual(v.json, { value: true });
+  });
+});
+
+describe("importKey with a local private key", () => {
+  it("imports an RSA-2048 JWK; service results check against the local private key", async () => {
+    const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const j = privateKey.export({ format: "jwk" });
+    const jwk = { kty: "RSA", keyOps: ["wrapKey", "unwrapKey", "sign", "verify"] };
+    for (const f of ["n", "e", "d", "p", "q", "dp", "dq", "qi"]) {
+      jwk[f] = Buffer.from(j[f], "base64url");
+    }
+    const imp = await kc.importKey("imported", jwk, { tags: { src: "local" } });
+    assert.equal(imp.keyType, "RSA");
+    assert.deepEqual(Buffer.from(imp.key.n), Buffer.from(j.n, "base64url"));
+    assert.equal(imp.key.d, undefined, "private material is not returned");
+    assert.deepEqual([...imp.keyOperations].sort(), ["sign", "unwrapKey", "verify", "wrapKey"]);
+    assert.deepEqual(imp.properties.tags, { src: "local" });
+    const cc = cryptoClient(imp.id, remoteCred);
+    const cek = crypto.randomBytes(32);
+    const w = await cc.wrapKey("RSA-OAEP-256", cek);
+    const mine = crypto.privateDecrypt({ key: privateKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, Buffer.from(w.result));
+    assert.deepEqual(mine, cek);
+    const local = crypto.publicEncrypt({ key: privateKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, cek);
+    assert.deepEqual(Buffer.from((await cc.unwrapKey("RSA-OAEP", local)).result), cek);
+    // key_ops from the import are enforced
+    await expectRest(cc.encrypt({ algorithm: "RSA-OAEP-256", plaintext: cek }), 403, "Forbidden");
+    // importing again adds a version
+    const again = await kc.importKey("imported", jwk);
+    assert.notEqual(again.properties.version, imp.properties.version);
+  });
+
+  it("a public-only JWK is refused with 400 BadParameter", async () => {
+    const { publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const j = publicKey.export({ format: "jwk" });
+    await expectRest(kc.importKey("pubonly", { kty: "RSA", n: Buffer.from(j.n, "base64url"), e: Buffer.from(j.e, "base64url") }), 400, "BadParameter");
+  });
+});
+
+describe("EC keys: create, sign/verify cross-checked with node:crypto", () => {
+  const CURVES = [
+    { crv: "P-256", alg: "ES256", hash: "sha256", clen: 32, node: "P-256" },
+    { crv: "P-384", alg: "ES384", hash: "sha384", clen: 48, node: "P-384" },
+    { crv: "P-521", alg: "ES512", hash: "sha512", clen: 66, node: "P-521" },
+    { crv: "P-256K", alg: "ES256K", hash: "sha256", clen: 32, node: "secp256k1" },
+  ];
+  for (const c of CURVES) {
+    it(`${c.crv}: createEcKey, ${c.alg} both directions, rotate keeps the curve`, async () => {
+      const name = `ec-${c.crv.toLowerCase()}`;
+      const k = await kc.createEcKey(name, { curve: c.crv });
+      assert.equal(k.keyType, "EC");
+      assert.equal(k.key.crv, c.crv);
+      assert.equal(k.key.x.length, c.clen);
+      assert.equal(k.key.y.length, c.clen);
+      assert.equal(k.key.n, undefined);
+      assert.deepEqual([...k.keyOperations].sort(), ["sign", "verify"]);
+      const pub = crypto.createPublicKey({
+        key: { kty: "EC", crv: c.node, x: Buffer.from(k.key.x).toString("base64url"), y: Buffer.from(k.key.y).toString("base64url") },
+        format: "jwk",
+      });
+      const cc = cryptoClient(k.id, adminCred);
+      const data = crypto.randomBytes(64);
+      const digest = crypto.createHash(c.hash).update(data).digest();
+      const s = await cc.sign(c.alg, digest);
+      assert.equal(s.result.length, 2 * c.clen, "JWS r || s");
+      assert.equal(crypto.verify(c.hash, data, { key: pub, dsaEncoding: "ieee-p1363" }, Buffer.from(s.result)), true);
+      assert.equal((await cc.verify(c.alg, digest, s.result)).result, true);
+      const bad = Buffer.from(s.result);
+      bad[5] ^= 1;
+      assert.equal((await cc.verify(c.alg, digest, bad)).result, false);
+      const pem = storedPrivatePem(emu.dir, VAULT, name, k.properties.version);
+      const local = crypto.sign(c.hash, data, { key: pem, dsaEncoding: "ieee-p1363" });
+      assert.equal((await cc.verify(c.alg, digest, local)).result, true);
+      const r = await kc.rotateKey(name);
+      assert.equal(r.key.crv, c.crv);
+      assert.notDeepEqual(Buffer.from(r.key.x), Buffer.from(k.key.x));
+    });
+  }
+
+  it("EC: wrong alg for the curve / digest length is 400; no wrapKey on EC", async () => {
+    const k = await kc.createEcKey("ec-misc", { curve: "P-256" });
+    const cc = cryptoClient(k.id, adminCred);
+    await expectRest(cc.sign("ES384", crypto.randomBytes(48)), 400, "BadParameter");
+    await expectRest(cc.sign("ES256", crypto.randomBytes(48)), 400, "BadParameter");
+    await expectRest(cc.sign("RS256", crypto.randomBytes(32)), 400, "BadParameter");
+    const w = await raw("wrapkey", `ec-misc/${k.properties.version}`, { alg: "RSA-OAEP-256", value: b64u(crypto.randomBytes(32)) });
+    assert.equal(w.status, 403, "key_ops of an EC key do not include wrapKey");
+    await expectRest(kc.createEcKey("ec-bad", { curve: "P-192" }), 400, "BadParameter");
+  });
+});

@@ -295,7 +295,12 @@ describe("KeyClient", () => {
     const enc = await rawRequest("GET", `${vaultUrl}keys/multi/?api%2Dversion=7.4`, { headers: auth });
     assert.equal(enc.status, 200);
     assert.equal(enc.headers["content-type"], "application/json; charset=utf-8");
-    assert.ok(enc.headers["x-ms-request-id"], "x-ms-request-id header");
+    assert.match(enc.headers["x-ms-request-id"], /^[0-9a-f-]{36}$/);
+    assert.equal(enc.headers["cache-control"], "no-cache");
+    assert.match(enc.headers["strict-transport-security"], /^max-age=\d+/);
+    assert.match(enc.headers["x-ms-keyvault-network-info"], /addr=127\.0\.0\.1/);
+    assert.ok(enc.headers["x-ms-keyvault-service-version"]);
+    assert.ok(enc.headers["x-ms-keyvault-region"]);
   });
 
   it("kid in responses uses the request host (localhost works as well as 127.0.0.1)", async () => {

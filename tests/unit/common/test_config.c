@@ -380,6 +380,15 @@ static void test_load_file(void **state)
                              "file or directory");
     assert_int_equal(akv_config_load("/tmp", &cfg, err, sizeof(err)), -1);
     assert_string_equal(err, "/tmp: not a regular file");
+
+    f = fopen(path, "w");
+    fputs("{}", f);
+    fclose(f);
+    chmod(path, 0666);
+    assert_int_equal(akv_config_load(path, &cfg, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, ": is world-writable (mode 0666); chmod o-w "
+                                "it"));
+    unlink(path);
 }
 
 /* the shipped example must stay loadable */

@@ -1,0 +1,1434 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * abuse - hostile PKCS#11 client for the integration tests: NULL pointers,
+ * stale and foreign handles, malformed templates, mechanism and operation
+ * state abuse, every CKA_* in C_GetAttributeValue, threads sharing one
+ * session, and bad configuration files. It uses the module's function list
+ * only (dlopen + C_GetFunctionList), like a real consumer, and asserts the
+ * exact CK_RV the PKCS#11 v3.0 base specification (§5) gives for each case.
+ *
+ * Usage: abuse MODULE GROUP [KEYNAME]
+ *   GROUP: null | handles | templates | mech | opstate | getattr | threads
+ *          | init-fail (C_Initialize must give CKR_GENERAL_ERROR)
+ * Exit status: 0 when every check passed, 1 when one failed (printed as
+ * "FAIL: ..."), 2 for bad usage or a module that does not load.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdbool.h>
+
+#include <p11-kit/pkcs11.h>
+
+static CK_FUNCTION_LIST *p11;
+static int failures;
+static int checks;
+static const char *key_name = "cmk";
+
+#define EXPECT(call, want)                                                     \
+    do {                                                                       \
+        CK_RV got_ = (call);                                                   \
+        checks++;                                                              \
+        if (got_ != (CK_RV)(want)) {                                           \
+            failures++;                                                        \
+            printf("FAIL: %s:%d: %s: got 0x%lx, want %s (0x%lx)\n", __func__,  \
+                   __LINE__, #call, (unsigned long)got_, #want,                \
+                   (unsigned long)(want));                                     \
+        }                                                                      \
+    } while (0)
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        checks++;                                                              \
+        if (!(cond)) {                                                         \
+            failures++;                                                        \
+            printf("FAIL: %s:%d: ", __func__, __LINE__);                       \
+            printf(__VA_ARGS__);                                               \
+            printf("\n");                                                      \
+        }                                                                      \
+    } while (0)
+
+/* Every CKA_* defined in p11-kit's pkcs11.h (generated from the header). */
+static const CK_ATTRIBUTE_TYPE all_attrs[] = {
+    CKA_AC_ISSUER, CKA_ALLOWED_MECHANISMS, CKA_ALWAYS_AUTHENTICATE, 
+    CKA_ALWAYS_SENSITIVE, CKA_APPLICATION, CKA_ATTR_TYPES, CKA_AUTH_PIN_FLAGS, 
+    CKA_BASE, CKA_BITS_PER_PIXEL, CKA_CERTIFICATE_CATEGORY, 
+    CKA_CERTIFICATE_TYPE, CKA_CHAR_COLUMNS, CKA_CHAR_ROWS, CKA_CHAR_SETS, 
+    CKA_CHECK_VALUE, CKA_CLASS, CKA_COEFFICIENT, CKA_COLOR, CKA_COPYABLE, 
+    CKA_DECRYPT, CKA_DEFAULT_CMS_ATTRIBUTES, CKA_DERIVE, CKA_DERIVE_TEMPLATE, 
+    CKA_DESTROYABLE, CKA_ECDSA_PARAMS, CKA_EC_PARAMS, CKA_EC_POINT, 
+    CKA_ENCODING_METHODS, CKA_ENCRYPT, CKA_END_DATE, CKA_EXPONENT_1, 
+    CKA_EXPONENT_2, CKA_EXTRACTABLE, CKA_GOST28147_PARAMS, 
+    CKA_GOSTR3410_PARAMS, CKA_GOSTR3411_PARAMS, CKA_HASH_OF_ISSUER_PUBLIC_KEY, 
+    CKA_HASH_OF_SUBJECT_PUBLIC_KEY, CKA_HAS_RESET, CKA_HW_FEATURE_TYPE, CKA_ID, 
+    CKA_ISSUER, CKA_JAVA_MIDP_SECURITY_DOMAIN, CKA_KEY_GEN_MECHANISM, 
+    CKA_KEY_TYPE, CKA_LABEL, CKA_LOCAL, CKA_MECHANISM_TYPE, CKA_MIME_TYPES, 
+    CKA_MODIFIABLE, CKA_MODULUS, CKA_MODULUS_BITS, CKA_NAME_HASH_ALGORITHM, 
+    CKA_NEVER_EXTRACTABLE, CKA_OBJECT_ID, CKA_OTP_CHALLENGE_REQUIREMENT, 
+    CKA_OTP_COUNTER, CKA_OTP_COUNTER_REQUIREMENT, CKA_OTP_FORMAT, 
+    CKA_OTP_LENGTH, CKA_OTP_PIN_REQUIREMENT, CKA_OTP_SERVICE_IDENTIFIER, 
+    CKA_OTP_SERVICE_LOGO, CKA_OTP_SERVICE_LOGO_TYPE, CKA_OTP_TIME, 
+    CKA_OTP_TIME_INTERVAL, CKA_OTP_TIME_REQUIREMENT, 
+    CKA_OTP_USER_FRIENDLY_MODE, CKA_OTP_USER_IDENTIFIER, CKA_OWNER, 
+    CKA_PIXEL_X, CKA_PIXEL_Y, CKA_PRIME, CKA_PRIME_1, CKA_PRIME_2, 
+    CKA_PRIME_BITS, CKA_PRIVATE, CKA_PRIVATE_EXPONENT, CKA_PUBLIC_EXPONENT, 
+    CKA_PUBLIC_KEY_INFO, CKA_REQUIRED_CMS_ATTRIBUTES, CKA_RESET_ON_INIT, 
+    CKA_RESOLUTION, CKA_SECONDARY_AUTH, CKA_SENSITIVE, CKA_SERIAL_NUMBER, 
+    CKA_SIGN, CKA_SIGN_RECOVER, CKA_START_DATE, CKA_SUBJECT, CKA_SUBPRIME, 
+    CKA_SUB_PRIME_BITS, CKA_SUPPORTED_CMS_ATTRIBUTES, CKA_TOKEN, CKA_TRUSTED, 
+    CKA_UNWRAP, CKA_UNWRAP_TEMPLATE, CKA_URL, CKA_VALUE, CKA_VALUE_BITS, 
+    CKA_VALUE_LEN, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKA_WRAP_TEMPLATE, 
+    CKA_WRAP_WITH_TRUSTED, 
+    0x80000000UL, 0xffffffffUL, 0x7fffffffUL,
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static CK_SLOT_ID slot0;
+
+static void init_or_die(void)
+{
+    CK_SLOT_ID slots[8];
+    CK_ULONG n = 8;
+    CK_RV rv = p11->C_Initialize(NULL);
+
+    if (rv != CKR_OK) {
+        printf("FAIL: C_Initialize: 0x%lx\n", (unsigned long)rv);
+        exit(1);
+    }
+    rv = p11->C_GetSlotList(CK_TRUE, slots, &n);
+    if (rv != CKR_OK || n == 0) {
+        printf("FAIL: C_GetSlotList: 0x%lx, %lu slots\n", (unsigned long)rv,
+               (unsigned long)n);
+        exit(1);
+    }
+    slot0 = slots[0];
+}
+
+static CK_SESSION_HANDLE open_rw(void)
+{
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_RV rv = p11->C_OpenSession(slot0, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                  NULL, NULL, &s);
+
+    if (rv != CKR_OK) {
+        printf("FAIL: C_OpenSession: 0x%lx\n", (unsigned long)rv);
+        exit(1);
+    }
+    return s;
+}
+
+static CK_OBJECT_HANDLE find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls)
+{
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)key_name, strlen(key_name)},
+    };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_ULONG n = 0;
+
+    if (p11->C_FindObjectsInit(s, t, 2) == CKR_OK) {
+        (void)p11->C_FindObjects(s, &h, 1, &n);
+        (void)p11->C_FindObjectsFinal(s);
+    }
+    if (n != 1) {
+        printf("FAIL: vault key %s class %lu not found\n", key_name,
+               (unsigned long)cls);
+        exit(1);
+    }
+    return h;
+}
+
+/* An AES key of LEN bytes; EXTRACTABLE and WRAP as given. */
+static CK_OBJECT_HANDLE gen_aes_ex(CK_SESSION_HANDLE s, CK_ULONG len,
+                                   CK_BBOOL extractable, CK_BBOOL sensitive)
+{
+    CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_BBOOL t = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+        {CKA_SENSITIVE, &sensitive, sizeof(sensitive)},
+        {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+        {CKA_ENCRYPT, &t, sizeof(t)},
+        {CKA_DECRYPT, &t, sizeof(t)},
+    };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+    EXPECT(p11->C_GenerateKey(s, &m, tmpl, NELEM(tmpl), &h), CKR_OK);
+    return h;
+}
+
+static CK_OBJECT_HANDLE gen_aes(CK_SESSION_HANDLE s)
+{
+    return gen_aes_ex(s, 32, CK_TRUE, CK_FALSE);
+}
+
+static CK_OBJECT_HANDLE make_data(CK_SESSION_HANDLE s)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BYTE v[] = "payload";
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_VALUE, v, sizeof(v)},
+    };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+    EXPECT(p11->C_CreateObject(s, t, 2, &h), CKR_OK);
+    return h;
+}
+
+/* ---- group null: every pointer argument (v3.0 §5.1: CKR_ARGUMENTS_BAD) */
+
+static int group_null(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE pub, priv, dek, h = 0;
+    CK_ULONG n = 0, len = 0;
+    CK_BYTE buf[512];
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                  CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+    CK_C_INITIALIZE_ARGS half = {0};
+    CK_FUNCTION_LIST *fl = NULL;
+
+    EXPECT(p11->C_GetFunctionList(NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetFunctionList(&fl), CKR_OK);
+    /* Some but not all mutex callbacks: v3.0 §5.4 */
+    half.CreateMutex = (CK_CREATEMUTEX)(void *)1;
+    EXPECT(p11->C_Initialize(&half), CKR_ARGUMENTS_BAD);
+    init_or_die();
+    EXPECT(p11->C_Initialize(NULL), CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    EXPECT(p11->C_GetInfo(NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetSlotList(CK_TRUE, NULL, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetSlotList(CK_FALSE, (CK_SLOT_ID *)buf, NULL),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetSlotInfo(slot0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetTokenInfo(slot0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetMechanismList(slot0, NULL, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetMechanismInfo(slot0, CKM_AES_GCM, NULL),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, NULL),
+           CKR_ARGUMENTS_BAD);
+    s = open_rw();
+    pub = find_one(s, CKO_PUBLIC_KEY);
+    priv = find_one(s, CKO_PRIVATE_KEY);
+    dek = gen_aes(s);
+    EXPECT(p11->C_GetSessionInfo(s, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Login(s, CKU_USER, NULL, 4), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CreateObject(s, NULL, 2, &h), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CreateObject(s, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CopyObject(s, dek, NULL, 1, &h), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CopyObject(s, dek, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetObjectSize(s, dek, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GetAttributeValue(s, dek, NULL, 1), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_SetAttributeValue(s, dek, NULL, 1), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 3), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_FindObjects(s, NULL, 5, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_FindObjects(s, &h, 1, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+    EXPECT(p11->C_EncryptInit(s, NULL, dek), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DecryptInit(s, NULL, dek), CKR_ARGUMENTS_BAD);
+    /* A bad argument does not start or end an operation. */
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
+    EXPECT(p11->C_Encrypt(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Encrypt(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_EncryptUpdate(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_EncryptUpdate(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_EncryptFinal(s, buf, NULL), CKR_ARGUMENTS_BAD);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 16, buf + 16, &len), CKR_OK);
+    CHECK(len == 16, "ECB encrypt length %lu", (unsigned long)len);
+    EXPECT(p11->C_DecryptInit(s, &ecb, dek), CKR_OK);
+    EXPECT(p11->C_Decrypt(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Decrypt(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DecryptUpdate(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DecryptUpdate(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DecryptFinal(s, buf, NULL), CKR_ARGUMENTS_BAD);
+    len = sizeof(buf);
+    EXPECT(p11->C_Decrypt(s, buf + 16, 16, buf + 64, &len), CKR_OK);
+    CHECK(len == 16 && memcmp(buf, buf + 64, 16) == 0,
+          "ECB round trip after bad arguments");
+    EXPECT(p11->C_GenerateKey(s, NULL, NULL, 0, &h), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKey(s, &gen, NULL, 2, &h), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKey(s, &gen, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_WrapKey(s, NULL, pub, dek, buf, &len), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, dek, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, dek, NULL, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_UnwrapKey(s, NULL, priv, buf, 256, NULL, 0, &h),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, priv, NULL, 256, NULL, 0, &h),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, NULL, 3, &h),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, NULL, 0, NULL),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateRandom(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_SeedRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Finalize(buf), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group handles ---- */
+
+static int group_handles(void)
+{
+    CK_SESSION_HANDLE s, s2, closed;
+    CK_OBJECT_HANDLE pub, priv, dek, data, h = 0;
+    CK_INFO info;
+    CK_SLOT_INFO si;
+    CK_TOKEN_INFO ti;
+    CK_SESSION_INFO sinfo;
+    CK_MECHANISM_INFO mi;
+    CK_ULONG n = 4, len = 0;
+    CK_BYTE buf[512];
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                  CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG vl = 32;
+    CK_ATTRIBUTE gt[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)}};
+    CK_ATTRIBUTE lab = {CKA_LABEL, buf, sizeof(buf)};
+    const CK_SESSION_HANDLE bad_sessions[] = {0, 1, 0x7fffffff, 0xdeadbeef,
+                                              (CK_SESSION_HANDLE)-1};
+
+    /* Before C_Initialize (v3.0 §5.4: CKR_CRYPTOKI_NOT_INITIALIZED). */
+    EXPECT(p11->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_GetSlotList(CK_TRUE, NULL, &n),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &s),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_CloseSession(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_EncryptInit(1, &ecb, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+    init_or_die();
+
+    /* Slot ids (CKR_SLOT_ID_INVALID). */
+    for (CK_SLOT_ID bad = slot0 + 1; bad < slot0 + 4; bad++) {
+        EXPECT(p11->C_GetSlotInfo(bad, &si), CKR_SLOT_ID_INVALID);
+        EXPECT(p11->C_GetTokenInfo(bad, &ti), CKR_SLOT_ID_INVALID);
+        EXPECT(p11->C_GetMechanismList(bad, NULL, &n), CKR_SLOT_ID_INVALID);
+        EXPECT(p11->C_GetMechanismInfo(bad, CKM_AES_GCM, &mi),
+               CKR_SLOT_ID_INVALID);
+        EXPECT(p11->C_OpenSession(bad, CKF_SERIAL_SESSION, NULL, NULL, &s),
+               CKR_SLOT_ID_INVALID);
+        EXPECT(p11->C_CloseAllSessions(bad), CKR_SLOT_ID_INVALID);
+    }
+    EXPECT(p11->C_GetSlotInfo((CK_SLOT_ID)-1, &si), CKR_SLOT_ID_INVALID);
+    EXPECT(p11->C_GetMechanismInfo(slot0, 0x7777UL, &mi),
+           CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_OpenSession(slot0, 0, NULL, NULL, &s),
+           CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+
+    s = open_rw();
+    s2 = open_rw();
+    closed = open_rw();
+    EXPECT(p11->C_CloseSession(closed), CKR_OK);
+    pub = find_one(s, CKO_PUBLIC_KEY);
+    priv = find_one(s, CKO_PRIVATE_KEY);
+    dek = gen_aes(s);
+    data = make_data(s);
+
+    for (size_t i = 0; i < NELEM(bad_sessions) + 1; i++) {
+        CK_SESSION_HANDLE b = i < NELEM(bad_sessions) ? bad_sessions[i] : closed;
+
+        if (b == s || b == s2) {
+            continue;
+        }
+        EXPECT(p11->C_CloseSession(b), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_GetSessionInfo(b, &sinfo), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_Login(b, CKU_USER, NULL, 0), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_Logout(b), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_FindObjectsInit(b, NULL, 0), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_FindObjects(b, &h, 1, &n), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_FindObjectsFinal(b), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_GetAttributeValue(b, dek, &lab, 1),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_SetAttributeValue(b, dek, &lab, 1),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_GetObjectSize(b, dek, &n), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_DestroyObject(b, data), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_CopyObject(b, dek, NULL, 0, &h),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_CreateObject(b, NULL, 0, &h), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_EncryptInit(b, &ecb, dek), CKR_SESSION_HANDLE_INVALID);
+        len = sizeof(buf);
+        EXPECT(p11->C_Encrypt(b, buf, 16, buf, &len),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_EncryptUpdate(b, buf, 16, buf, &len),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_EncryptFinal(b, buf, &len), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_DecryptInit(b, &ecb, dek), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_Decrypt(b, buf, 16, buf, &len),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_DecryptUpdate(b, buf, 16, buf, &len),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_DecryptFinal(b, buf, &len), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_GenerateKey(b, &gen, gt, 1, &h),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_WrapKey(b, &oaep, pub, dek, NULL, &len),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_UnwrapKey(b, &oaep, priv, buf, 256, NULL, 0, &h),
+               CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_GenerateRandom(b, buf, 8), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_SeedRandom(b, buf, 8), CKR_SESSION_HANDLE_INVALID);
+    }
+
+    /* Object handles (CKR_OBJECT_HANDLE_INVALID and the key variants). */
+    {
+        const CK_OBJECT_HANDLE bad_objs[] = {0, 1, 0x7ffffffe, 0xdeadbeef,
+                                             (CK_OBJECT_HANDLE)-1};
+        for (size_t i = 0; i < NELEM(bad_objs); i++) {
+            CK_OBJECT_HANDLE b = bad_objs[i];
+
+            if (b == pub || b == priv || b == dek || b == data) {
+                continue;
+            }
+            EXPECT(p11->C_GetAttributeValue(s, b, &lab, 1),
+                   CKR_OBJECT_HANDLE_INVALID);
+            EXPECT(p11->C_SetAttributeValue(s, b, &lab, 1),
+                   CKR_OBJECT_HANDLE_INVALID);
+            EXPECT(p11->C_GetObjectSize(s, b, &n), CKR_OBJECT_HANDLE_INVALID);
+            EXPECT(p11->C_DestroyObject(s, b), CKR_OBJECT_HANDLE_INVALID);
+            EXPECT(p11->C_CopyObject(s, b, NULL, 0, &h),
+                   CKR_OBJECT_HANDLE_INVALID);
+            EXPECT(p11->C_EncryptInit(s, &ecb, b), CKR_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_DecryptInit(s, &ecb, b), CKR_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_WrapKey(s, &oaep, b, dek, NULL, &len),
+                   CKR_WRAPPING_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_WrapKey(s, &oaep, pub, b, NULL, &len),
+                   CKR_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_UnwrapKey(s, &oaep, b, buf, 256, NULL, 0, &h),
+                   CKR_UNWRAPPING_KEY_HANDLE_INVALID);
+        }
+    }
+    /* A data object is not a key (v3.0 §5.1 CKR_KEY_HANDLE_INVALID: "a
+     * valid handle for an object which is not a key"). */
+    EXPECT(p11->C_EncryptInit(s, &ecb, data), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_WrapKey(s, &oaep, data, dek, NULL, &len),
+           CKR_WRAPPING_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, data, NULL, &len),
+           CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, data, buf, 256, NULL, 0, &h),
+           CKR_UNWRAPPING_KEY_HANDLE_INVALID);
+    /* Session objects are visible to the other session of the same
+     * application; once destroyed, the handle is dead in both. */
+    lab.pValue = NULL;
+    EXPECT(p11->C_GetAttributeValue(s2, dek, &lab, 1), CKR_OK);
+    EXPECT(p11->C_DestroyObject(s2, data), CKR_OK);
+    EXPECT(p11->C_DestroyObject(s, data), CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_DestroyObject(s, pub), CKR_ACTION_PROHIBITED);
+    /* Objects of a closed session are gone (v3.0 §5.6.3). */
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    EXPECT(p11->C_CloseSession(s), CKR_SESSION_HANDLE_INVALID);
+    lab.ulValueLen = 0;
+    EXPECT(p11->C_GetAttributeValue(s2, dek, &lab, 1),
+           CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_GetAttributeValue(s2, pub, &lab, 1), CKR_OK);
+    /* C_CloseAllSessions then old handles are invalid. */
+    EXPECT(p11->C_CloseAllSessions(slot0), CKR_OK);
+    EXPECT(p11->C_GetSessionInfo(s2, &sinfo), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    /* After C_Finalize, and a second C_Finalize. */
+    EXPECT(p11->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_GetSessionInfo(s2, &sinfo), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_CloseAllSessions(slot0), CKR_CRYPTOKI_NOT_INITIALIZED);
+    /* Re-initialise: fresh state, old handles still invalid. */
+    init_or_die();
+    EXPECT(p11->C_GetSessionInfo(s2, &sinfo), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group templates ---- */
+
+static int group_templates(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE pub, priv, dek, h = CK_INVALID_HANDLE;
+    CK_OBJECT_CLASS sk = CKO_SECRET_KEY, pk = CKO_PRIVATE_KEY,
+                    pubc = CKO_PUBLIC_KEY, data = CKO_DATA;
+    CK_KEY_TYPE aes = CKK_AES, rsa = CKK_RSA;
+    CK_BBOOL t = CK_TRUE, f = CK_FALSE;
+    CK_BYTE junk[16] = {0}, key16[16] = {1, 2, 3};
+    CK_ULONG four = 4, count_before = 0, count_after = 0;
+    CK_BYTE bool4[4] = {1, 0, 0, 0};
+    CK_BYTE two = 2;
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_MECHANISM ggen = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
+    CK_OBJECT_HANDLE all[64];
+
+    init_or_die();
+    s = open_rw();
+    pub = find_one(s, CKO_PUBLIC_KEY);
+    priv = find_one(s, CKO_PRIVATE_KEY);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_FindObjects(s, all, NELEM(all), &count_before), CKR_OK);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+
+    /* CKA_CLASS of 3 bytes; CK_BBOOL of 4 bytes; NULL value with a length;
+     * a CK_BBOOL that is neither 0 nor 1 (v3.0 §5.7: invalid value). */
+    {
+        CK_ATTRIBUTE a[] = {{CKA_CLASS, &sk, 3},
+                            {CKA_VALUE, key16, sizeof(key16)},
+                            {CKA_KEY_TYPE, &aes, sizeof(aes)}};
+        EXPECT(p11->C_CreateObject(s, a, 3, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_FindObjectsInit(s, a, 1), CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+    {
+        CK_ATTRIBUTE a[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                            {CKA_KEY_TYPE, &aes, sizeof(aes)},
+                            {CKA_VALUE, key16, sizeof(key16)},
+                            {CKA_ENCRYPT, bool4, 4}};
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[3].pValue = &two;
+        a[3].ulValueLen = 1;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[3].pValue = NULL;
+        a[3].ulValueLen = 16;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_FindObjectsInit(s, &a[3], 1),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        /* Duplicate attributes with conflicting values. */
+        a[3].type = CKA_KEY_TYPE;
+        a[3].pValue = &rsa;
+        a[3].ulValueLen = sizeof(rsa);
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_TEMPLATE_INCONSISTENT);
+        /* The same duplicate with the same value is harmless. */
+        a[3].pValue = &aes;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_OK);
+        EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+        /* Unknown attribute type. */
+        a[3].type = 0x7fff1234UL;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_TYPE_INVALID);
+        /* Read-only attributes (v3.0 §4 table 10 fn 4/6). */
+        a[3].type = CKA_LOCAL;
+        a[3].pValue = &t;
+        a[3].ulValueLen = 1;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a[3].type = CKA_NEVER_EXTRACTABLE;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a[3].type = CKA_ALWAYS_SENSITIVE;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a[3].type = CKA_MODULUS;
+        a[3].pValue = junk;
+        a[3].ulValueLen = sizeof(junk);
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a[3].type = CKA_VALUE_LEN; /* fn 2: not on C_CreateObject */
+        a[3].pValue = &four;
+        a[3].ulValueLen = sizeof(four);
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        /* An AES value that is not 16/24/32 bytes. */
+        a[2].ulValueLen = 15;
+        EXPECT(p11->C_CreateObject(s, a, 3, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[2].ulValueLen = 0;
+        EXPECT(p11->C_CreateObject(s, a, 3, &h), CKR_TEMPLATE_INCOMPLETE);
+    }
+    /* Classes that cannot be created here (token/README.md). */
+    {
+        CK_ATTRIBUTE a[] = {{CKA_CLASS, &pk, sizeof(pk)},
+                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)}};
+        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[0].pValue = &pubc;
+        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_CreateObject(s, a, 0, &h), CKR_TEMPLATE_INCOMPLETE);
+    }
+    /* Key attributes on a data object are not attributes of that class
+     * (v3.0 §5.7: CKR_ATTRIBUTE_TYPE_INVALID). */
+    {
+        CK_ATTRIBUTE a[] = {{CKA_CLASS, &data, sizeof(data)},
+                            {CKA_SENSITIVE, &t, 1}};
+        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_TYPE_INVALID);
+        a[1].type = CKA_KEY_TYPE;
+        a[1].pValue = &aes;
+        a[1].ulValueLen = sizeof(aes);
+        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_TYPE_INVALID);
+    }
+    /* C_GenerateKey: CKA_VALUE_LEN 0, 7, 1000000, missing, and CKA_VALUE. */
+    {
+        CK_ULONG vl = 0;
+        CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_VALUE, key16, sizeof(key16)}};
+        const CK_ULONG bad[] = {0, 7, 1000000, 15, 33};
+
+        for (size_t i = 0; i < NELEM(bad); i++) {
+            vl = bad[i];
+            EXPECT(p11->C_GenerateKey(s, &gen, a, 1, &h),
+                   CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        vl = 0;
+        EXPECT(p11->C_GenerateKey(s, &ggen, a, 1, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        vl = 1000000;
+        EXPECT(p11->C_GenerateKey(s, &ggen, a, 1, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_GenerateKey(s, &gen, NULL, 0, &h),
+               CKR_TEMPLATE_INCOMPLETE);
+        vl = 16;
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a[0].ulValueLen = 4;
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 1, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        a[0].ulValueLen = sizeof(vl);
+        /* A class or key type that contradicts the mechanism. */
+        a[1].type = CKA_KEY_TYPE;
+        a[1].pValue = &rsa;
+        a[1].ulValueLen = sizeof(rsa);
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &h),
+               CKR_TEMPLATE_INCONSISTENT);
+        a[1].type = CKA_CLASS;
+        a[1].pValue = &data;
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &h),
+               CKR_TEMPLATE_INCONSISTENT);
+    }
+    /* Sticky attributes (v3.0 §4.7 table 25 fn 11/12). */
+    dek = gen_aes_ex(s, 16, CK_FALSE, CK_TRUE);
+    {
+        CK_ATTRIBUTE a = {CKA_SENSITIVE, &f, 1};
+        CK_BBOOL got = 0xAA;
+        CK_ATTRIBUTE q = {CKA_SENSITIVE, &got, 1};
+
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        EXPECT(p11->C_GetAttributeValue(s, dek, &q, 1), CKR_OK);
+        CHECK(got == CK_TRUE, "CKA_SENSITIVE changed to %u", got);
+        a.type = CKA_EXTRACTABLE;
+        a.pValue = &t;
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        q.type = CKA_EXTRACTABLE;
+        EXPECT(p11->C_GetAttributeValue(s, dek, &q, 1), CKR_OK);
+        CHECK(got == CK_FALSE, "CKA_EXTRACTABLE changed to %u", got);
+        /* The other direction is allowed. */
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 0), CKR_OK);
+        /* And through C_CopyObject neither. */
+        EXPECT(p11->C_CopyObject(s, dek, &a, 1, &h), CKR_ATTRIBUTE_READ_ONLY);
+        a.type = CKA_SENSITIVE;
+        a.pValue = &f;
+        EXPECT(p11->C_CopyObject(s, dek, &a, 1, &h), CKR_ATTRIBUTE_READ_ONLY);
+        /* Read-only attributes via C_SetAttributeValue. */
+        a.type = CKA_LOCAL;
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        a.type = CKA_NEVER_EXTRACTABLE;
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        a.type = CKA_CLASS;
+        a.pValue = &data;
+        a.ulValueLen = sizeof(data);
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        a.type = CKA_VALUE;
+        a.pValue = key16;
+        a.ulValueLen = 16;
+        EXPECT(p11->C_SetAttributeValue(s, dek, &a, 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        /* A failing template changes nothing (all or nothing). */
+        {
+            CK_BYTE lbl[] = "changed";
+            CK_ATTRIBUTE two_a[] = {{CKA_LABEL, lbl, 7}, {CKA_LOCAL, &f, 1}};
+            CK_ULONG ll = 0;
+            CK_ATTRIBUTE lq = {CKA_LABEL, NULL, 0};
+
+            EXPECT(p11->C_SetAttributeValue(s, dek, two_a, 2),
+                   CKR_ATTRIBUTE_READ_ONLY);
+            EXPECT(p11->C_GetAttributeValue(s, dek, &lq, 1), CKR_OK);
+            ll = lq.ulValueLen;
+            CHECK(ll == 0, "label set by a failed template (%lu)",
+                  (unsigned long)ll);
+        }
+    }
+    /* Vault key objects are not modifiable (v3.0 §4.4 CKA_MODIFIABLE). */
+    {
+        CK_ATTRIBUTE a = {CKA_MODULUS, junk, sizeof(junk)};
+        CK_BBOOL got = 0xAA;
+        CK_ATTRIBUTE q = {CKA_MODIFIABLE, &got, 1};
+
+        EXPECT(p11->C_GetAttributeValue(s, pub, &q, 1), CKR_OK);
+        CHECK(got == CK_FALSE, "vault public key CKA_MODIFIABLE %u", got);
+        EXPECT(p11->C_SetAttributeValue(s, pub, &a, 1), CKR_ACTION_PROHIBITED);
+        a.type = CKA_SENSITIVE;
+        a.pValue = &f;
+        a.ulValueLen = 1;
+        EXPECT(p11->C_SetAttributeValue(s, priv, &a, 1),
+               CKR_ACTION_PROHIBITED);
+        EXPECT(p11->C_CopyObject(s, priv, NULL, 0, &h),
+               CKR_ACTION_PROHIBITED);
+        EXPECT(p11->C_DestroyObject(s, priv), CKR_ACTION_PROHIBITED);
+    }
+    /* Token objects need a R/W session (v3.0 §5.7.1). */
+    {
+        CK_SESSION_HANDLE ro = CK_INVALID_HANDLE;
+        CK_ULONG vl = 16;
+        CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_TOKEN, &t, 1}};
+
+        EXPECT(p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, &ro),
+               CKR_OK);
+        EXPECT(p11->C_GenerateKey(ro, &gen, a, 2, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_CloseSession(ro), CKR_OK);
+    }
+    /* Nothing was created by any refused call. */
+    EXPECT(p11->C_DestroyObject(s, dek), CKR_OK);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_FindObjects(s, all, NELEM(all), &count_after), CKR_OK);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+    CHECK(count_after == count_before, "objects before %lu, after %lu",
+          (unsigned long)count_before, (unsigned long)count_after);
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group mech ---- */
+
+static int group_mech(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE pub, priv, dek, dek_ne, dek_nowrap, data;
+    CK_BYTE buf[1024], iv15[15] = {0}, iv16[16] = {0}, gcm_iv[12] = {0};
+    CK_ULONG len;
+    CK_MECHANISM unknown = {0x7777UL, NULL, 0};
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_MECHANISM cbc15 = {CKM_AES_CBC, iv15, sizeof(iv15)};
+    CK_MECHANISM cbcnull = {CKM_AES_CBC, NULL, 16};
+    CK_MECHANISM cbc = {CKM_AES_CBC, iv16, sizeof(iv16)};
+    CK_GCM_PARAMS gp = {gcm_iv, sizeof(gcm_iv), 96, NULL, 0, 128};
+    CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+    CK_MECHANISM gcm_null = {CKM_AES_GCM, NULL, 0};
+    CK_MECHANISM gcm_short = {CKM_AES_GCM, &gp, sizeof(gp) - 1};
+    CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                  CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+    CK_MECHANISM pkcs = {CKM_RSA_PKCS, NULL, 0};
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+
+    init_or_die();
+    s = open_rw();
+    pub = find_one(s, CKO_PUBLIC_KEY);
+    priv = find_one(s, CKO_PRIVATE_KEY);
+    dek = gen_aes(s);
+    dek_ne = gen_aes_ex(s, 32, CK_FALSE, CK_TRUE);
+    data = make_data(s);
+    memset(buf, 0x5a, sizeof(buf));
+
+    EXPECT(p11->C_EncryptInit(s, &unknown, dek), CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_DecryptInit(s, &unknown, dek), CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_EncryptInit(s, &sha, dek), CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_WrapKey(s, &unknown, pub, dek, NULL, &len),
+           CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_WrapKey(s, &ecb, pub, dek, NULL, &len),
+           CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_UnwrapKey(s, &unknown, priv, buf, 256, NULL, 0, &len),
+           CKR_MECHANISM_INVALID);
+    {
+        CK_ULONG vl = 16;
+        CK_ATTRIBUTE a = {CKA_VALUE_LEN, &vl, sizeof(vl)};
+        CK_OBJECT_HANDLE h;
+        CK_MECHANISM genp = {CKM_AES_KEY_GEN, buf, 4};
+
+        EXPECT(p11->C_GenerateKey(s, &unknown, &a, 1, &h),
+               CKR_MECHANISM_INVALID);
+        EXPECT(p11->C_GenerateKey(s, &ecb, &a, 1, &h), CKR_MECHANISM_INVALID);
+        EXPECT(p11->C_GenerateKey(s, &genp, &a, 1, &h),
+               CKR_MECHANISM_PARAM_INVALID);
+    }
+    /* AES-GCM parameters (v3.0 Current Mechanisms §2.12.3). */
+    EXPECT(p11->C_EncryptInit(s, &gcm_null, dek), CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_EncryptInit(s, &gcm_short, dek),
+           CKR_MECHANISM_PARAM_INVALID);
+    gp.ulIvLen = 0;
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_MECHANISM_PARAM_INVALID);
+    gp.ulIvLen = 12;
+    gp.pIv = NULL;
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_MECHANISM_PARAM_INVALID);
+    gp.pIv = gcm_iv;
+    gp.ulTagBits = 129;
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_MECHANISM_PARAM_INVALID);
+    gp.ulTagBits = 1024;
+    EXPECT(p11->C_DecryptInit(s, &gcm, dek), CKR_MECHANISM_PARAM_INVALID);
+    gp.ulTagBits = 128;
+    gp.ulAADLen = 5;
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_MECHANISM_PARAM_INVALID);
+    gp.ulAADLen = 0;
+    /* CBC IV of 15 bytes, or none. */
+    EXPECT(p11->C_EncryptInit(s, &cbc15, dek), CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_DecryptInit(s, &cbcnull, dek), CKR_MECHANISM_PARAM_INVALID);
+    /* ECB with a parameter. */
+    {
+        CK_MECHANISM ecbp = {CKM_AES_ECB, iv16, 16};
+        EXPECT(p11->C_EncryptInit(s, &ecbp, dek), CKR_MECHANISM_PARAM_INVALID);
+    }
+    /* No refused init left an operation behind. */
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 10, buf + 100, &len), CKR_OK);
+    CHECK(len == 26, "GCM ciphertext length %lu", (unsigned long)len);
+    /* ECB / CBC with non-block-multiple input. */
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 15, buf + 100, &len), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_Encrypt(s, buf, 16, buf + 100, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DecryptInit(s, &ecb, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Decrypt(s, buf, 17, buf + 100, &len),
+           CKR_ENCRYPTED_DATA_LEN_RANGE);
+    EXPECT(p11->C_EncryptInit(s, &cbc, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_EncryptUpdate(s, buf, 7, buf + 100, &len), CKR_OK);
+    CHECK(len == 0, "CBC update of 7 bytes gave %lu", (unsigned long)len);
+    len = sizeof(buf);
+    EXPECT(p11->C_EncryptFinal(s, buf + 100, &len), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_DecryptInit(s, &cbc, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_DecryptUpdate(s, buf, 20, buf + 100, &len), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_DecryptFinal(s, buf + 100, &len),
+           CKR_ENCRYPTED_DATA_LEN_RANGE);
+    /* GCM decrypt shorter than the tag. */
+    EXPECT(p11->C_DecryptInit(s, &gcm, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Decrypt(s, buf, 15, buf + 100, &len),
+           CKR_ENCRYPTED_DATA_LEN_RANGE);
+    /* GCM decrypt with a bad tag. */
+    EXPECT(p11->C_DecryptInit(s, &gcm, dek), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Decrypt(s, buf, 40, buf + 100, &len),
+           CKR_ENCRYPTED_DATA_INVALID);
+
+    /* RSA: OAEP-256 takes at most k - 66 bytes (RFC 8017 §7.1.1); checked
+     * locally, for the length query too. */
+    EXPECT(p11->C_EncryptInit(s, &oaep, pub), CKR_OK);
+    len = 0;
+    EXPECT(p11->C_Encrypt(s, buf, 256 - 65, NULL, &len), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_EncryptInit(s, &oaep, pub), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 256 - 65, buf + 300, &len),
+           CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_EncryptInit(s, &oaep, pub), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 256 - 66, buf + 300, &len), CKR_OK);
+    CHECK(len == 256, "OAEP ciphertext length %lu", (unsigned long)len);
+    EXPECT(p11->C_EncryptInit(s, &pkcs, pub), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Encrypt(s, buf, 256 - 10, buf + 300, &len),
+           CKR_DATA_LEN_RANGE);
+    /* RSA decrypt of a wrong-size ciphertext never reaches the vault. */
+    EXPECT(p11->C_DecryptInit(s, &oaep, priv), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_Decrypt(s, buf, 255, buf + 300, &len),
+           CKR_ENCRYPTED_DATA_LEN_RANGE);
+    /* Multi-part RSA is not offered (token/README.md). */
+    EXPECT(p11->C_EncryptInit(s, &oaep, pub), CKR_OK);
+    len = sizeof(buf);
+    EXPECT(p11->C_EncryptUpdate(s, buf, 10, buf + 300, &len),
+           CKR_MECHANISM_INVALID);
+
+    /* Wrong key for the mechanism / usage. */
+    EXPECT(p11->C_DecryptInit(s, &oaep, pub), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_EncryptInit(s, &oaep, priv), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_EncryptInit(s, &oaep, dek), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_EncryptInit(s, &gcm, pub), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_DecryptInit(s, &ecb, priv), CKR_KEY_TYPE_INCONSISTENT);
+    {
+        CK_BBOOL f = CK_FALSE;
+        CK_ATTRIBUTE noenc = {CKA_ENCRYPT, &f, 1};
+        CK_OBJECT_HANDLE k2 = gen_aes(s);
+
+        EXPECT(p11->C_SetAttributeValue(s, k2, &noenc, 1), CKR_OK);
+        EXPECT(p11->C_EncryptInit(s, &ecb, k2),
+               CKR_KEY_FUNCTION_NOT_PERMITTED);
+        EXPECT(p11->C_DecryptInit(s, &ecb, k2), CKR_OK);
+        len = sizeof(buf);
+        EXPECT(p11->C_Decrypt(s, buf, 16, buf + 100, &len), CKR_OK);
+        EXPECT(p11->C_DestroyObject(s, k2), CKR_OK);
+    }
+    /* C_WrapKey of a non-extractable key; of a data object; of a vault
+     * key; with a wrapping key whose CKA_WRAP is FALSE (the private key
+     * object has none), with an AES session key (not a vault key). */
+    len = 0;
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, dek_ne, NULL, &len),
+           CKR_KEY_UNEXTRACTABLE);
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, priv, NULL, &len),
+           CKR_KEY_NOT_WRAPPABLE);
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, data, NULL, &len),
+           CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_WrapKey(s, &oaep, priv, dek, NULL, &len),
+           CKR_KEY_FUNCTION_NOT_PERMITTED);
+    EXPECT(p11->C_WrapKey(s, &kw, dek, dek_ne, NULL, &len),
+           CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_WrapKey(s, &kw, pub, dek, NULL, &len),
+           CKR_WRAPPING_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, pub, buf, 256, NULL, 0, &len),
+           CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 255, NULL, 0, &len),
+           CKR_WRAPPED_KEY_LEN_RANGE);
+    /* A key that must only be wrapped by a trusted key: none is trusted
+     * here (no SO), so it is never wrappable (v3.0 §4.10). */
+    {
+        CK_BBOOL t = CK_TRUE;
+        CK_ULONG vl = 16;
+        CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_WRAP_WITH_TRUSTED, &t, 1},
+                            {CKA_EXTRACTABLE, &t, 1}};
+        CK_OBJECT_HANDLE k3 = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 3, &k3), CKR_OK);
+        EXPECT(p11->C_WrapKey(s, &oaep, pub, k3, NULL, &len),
+               CKR_KEY_NOT_WRAPPABLE);
+    }
+    /* The session still works. */
+    len = 0;
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, dek, NULL, &len), CKR_OK);
+    CHECK(len == 256, "wrap length %lu", (unsigned long)len);
+    (void)dek_nowrap;
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group opstate ---- */
+
+static int group_opstate(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE dek, h;
+    CK_BYTE pt[64], ct[128], out[128], iv16[16] = {9};
+    CK_BYTE gcm_iv[12] = {7};
+    CK_ULONG len, n;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_MECHANISM cbcpad = {CKM_AES_CBC_PAD, iv16, sizeof(iv16)};
+    CK_GCM_PARAMS gp = {gcm_iv, sizeof(gcm_iv), 96, NULL, 0, 128};
+    CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+
+    init_or_die();
+    s = open_rw();
+    dek = gen_aes(s);
+    for (size_t i = 0; i < sizeof(pt); i++) {
+        pt[i] = (CK_BYTE)i;
+    }
+    /* Without Init (v3.0 §5.8: CKR_OPERATION_NOT_INITIALIZED). */
+    len = sizeof(ct);
+    EXPECT(p11->C_Encrypt(s, pt, 16, ct, &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_EncryptUpdate(s, pt, 16, ct, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_EncryptFinal(s, ct, &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_Decrypt(s, pt, 16, ct, &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DecryptUpdate(s, pt, 16, ct, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DecryptFinal(s, ct, &len), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_FindObjects(s, &h, 1, &n), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OPERATION_NOT_INITIALIZED);
+    /* Init twice. */
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OPERATION_ACTIVE);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OPERATION_ACTIVE);
+    /* Encrypt active: decrypt is another operation (one at a time here). */
+    EXPECT(p11->C_DecryptInit(s, &ecb, dek), CKR_OPERATION_ACTIVE);
+    EXPECT(p11->C_Decrypt(s, pt, 16, ct, &len), CKR_OPERATION_NOT_INITIALIZED);
+    /* NULL output: the length, operation stays active. */
+    len = 0;
+    EXPECT(p11->C_Encrypt(s, pt, 32, NULL, &len), CKR_OK);
+    CHECK(len == 32, "ECB length query %lu", (unsigned long)len);
+    /* Short buffer: exact length, operation stays active. */
+    len = 31;
+    EXPECT(p11->C_Encrypt(s, pt, 32, ct, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 32, "ECB short buffer length %lu", (unsigned long)len);
+    /* Mixing single- and multi-part after a short buffer is refused and
+     * does not end the operation. */
+    len = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, pt, 16, out, &len), CKR_OPERATION_ACTIVE);
+    len = sizeof(out);
+    EXPECT(p11->C_EncryptFinal(s, out, &len), CKR_OPERATION_ACTIVE);
+    len = 32;
+    EXPECT(p11->C_Encrypt(s, pt, 32, ct, &len), CKR_OK);
+    CHECK(len == 32, "ECB encrypt %lu", (unsigned long)len);
+    /* After single-part C_Encrypt the operation is over. */
+    len = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, pt, 16, out, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_Encrypt(s, pt, 16, out, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    /* After C_EncryptUpdate, single-part C_Encrypt is refused. */
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
+    len = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, pt, 16, out, &len), CKR_OK);
+    len = sizeof(out);
+    EXPECT(p11->C_Encrypt(s, pt, 16, out + 16, &len), CKR_OPERATION_ACTIVE);
+    len = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, pt + 16, 16, out + 16, &len), CKR_OK);
+    /* Final: NULL gives the length, short buffer keeps it active. */
+    len = 99;
+    EXPECT(p11->C_EncryptFinal(s, NULL, &len), CKR_OK);
+    CHECK(len == 0, "ECB final length %lu", (unsigned long)len);
+    len = 0;
+    EXPECT(p11->C_EncryptFinal(s, out + 32, &len), CKR_OK);
+    CHECK(memcmp(out, ct, 32) == 0, "multi-part ECB differs from single");
+    EXPECT(p11->C_EncryptFinal(s, out + 32, &len),
+           CKR_OPERATION_NOT_INITIALIZED);
+    /* CBC-PAD: update short buffer, final short buffer. */
+    EXPECT(p11->C_EncryptInit(s, &cbcpad, dek), CKR_OK);
+    len = 15;
+    EXPECT(p11->C_EncryptUpdate(s, pt, 20, out, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 16, "CBC-PAD update needs %lu", (unsigned long)len);
+    len = 16;
+    EXPECT(p11->C_EncryptUpdate(s, pt, 20, out, &len), CKR_OK);
+    len = 0;
+    EXPECT(p11->C_EncryptFinal(s, NULL, &len), CKR_OK);
+    CHECK(len == 16, "CBC-PAD final length %lu", (unsigned long)len);
+    len = 3;
+    EXPECT(p11->C_EncryptFinal(s, out + 16, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 16, "CBC-PAD final short buffer %lu", (unsigned long)len);
+    EXPECT(p11->C_EncryptFinal(s, out + 16, &len), CKR_OK);
+    CHECK(len == 16, "CBC-PAD final %lu", (unsigned long)len);
+    /* The same ciphertext decrypts (short buffer on the way). */
+    EXPECT(p11->C_DecryptInit(s, &cbcpad, dek), CKR_OK);
+    len = 0;
+    EXPECT(p11->C_Decrypt(s, out, 32, NULL, &len), CKR_OK);
+    CHECK(len >= 20, "CBC-PAD decrypt bound %lu", (unsigned long)len);
+    len = 5;
+    EXPECT(p11->C_Decrypt(s, out, 32, ct, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 20, "CBC-PAD decrypt exact %lu", (unsigned long)len);
+    len = 20;
+    EXPECT(p11->C_Decrypt(s, out, 32, ct, &len), CKR_OK);
+    CHECK(len == 20 && memcmp(ct, pt, 20) == 0, "CBC-PAD round trip");
+    /* GCM single part: NULL, short, right. */
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_OK);
+    len = 0;
+    EXPECT(p11->C_Encrypt(s, pt, 33, NULL, &len), CKR_OK);
+    CHECK(len == 49, "GCM length %lu", (unsigned long)len);
+    len = 48;
+    EXPECT(p11->C_Encrypt(s, pt, 33, ct, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 49, "GCM short %lu", (unsigned long)len);
+    EXPECT(p11->C_Encrypt(s, pt, 33, ct, &len), CKR_OK);
+    EXPECT(p11->C_DecryptInit(s, &gcm, dek), CKR_OK);
+    len = sizeof(out);
+    EXPECT(p11->C_DecryptUpdate(s, ct, 20, out, &len), CKR_OK);
+    CHECK(len == 0, "GCM decrypt update released %lu", (unsigned long)len);
+    len = sizeof(out);
+    EXPECT(p11->C_DecryptUpdate(s, ct + 20, 29, out, &len), CKR_OK);
+    len = 1;
+    EXPECT(p11->C_DecryptFinal(s, out, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 33, "GCM decrypt final needs %lu", (unsigned long)len);
+    EXPECT(p11->C_DecryptFinal(s, out, &len), CKR_OK);
+    CHECK(len == 33 && memcmp(out, pt, 33) == 0, "GCM multi-part decrypt");
+    /* Login context-specific with nothing active. */
+    EXPECT(p11->C_Login(s, CKU_CONTEXT_SPECIFIC, NULL, 0),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_Login(s, CKU_SO, NULL, 0), CKR_USER_TYPE_INVALID);
+    EXPECT(p11->C_Login(s, 42, NULL, 0), CKR_USER_TYPE_INVALID);
+    EXPECT(p11->C_Logout(s), CKR_USER_NOT_LOGGED_IN);
+    EXPECT(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR *)"x", 1), CKR_OK);
+    EXPECT(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR *)"x", 1),
+           CKR_USER_ALREADY_LOGGED_IN);
+    EXPECT(p11->C_Logout(s), CKR_OK);
+    /* Closing a session with an active operation frees it (ASan). */
+    EXPECT(p11->C_EncryptInit(s, &gcm, dek), CKR_OK);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    /* And C_Finalize with one active. */
+    s = open_rw();
+    dek = gen_aes(s);
+    EXPECT(p11->C_DecryptInit(s, &cbcpad, dek), CKR_OK);
+    len = sizeof(out);
+    EXPECT(p11->C_DecryptUpdate(s, out, 16, out + 32, &len), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group getattr: every CKA_* on every object ---- */
+
+static size_t fixed_size(CK_ATTRIBUTE_TYPE t)
+{
+    switch (t) {
+    case CKA_TOKEN: case CKA_PRIVATE: case CKA_TRUSTED: case CKA_SENSITIVE:
+    case CKA_ENCRYPT: case CKA_DECRYPT: case CKA_WRAP: case CKA_UNWRAP:
+    case CKA_SIGN: case CKA_SIGN_RECOVER: case CKA_VERIFY:
+    case CKA_VERIFY_RECOVER: case CKA_DERIVE: case CKA_EXTRACTABLE:
+    case CKA_LOCAL: case CKA_NEVER_EXTRACTABLE: case CKA_ALWAYS_SENSITIVE:
+    case CKA_MODIFIABLE: case CKA_COPYABLE: case CKA_DESTROYABLE:
+    case CKA_ALWAYS_AUTHENTICATE: case CKA_WRAP_WITH_TRUSTED:
+        return sizeof(CK_BBOOL);
+    case CKA_CLASS: case CKA_KEY_TYPE: case CKA_MODULUS_BITS:
+    case CKA_VALUE_LEN: case CKA_KEY_GEN_MECHANISM:
+    case CKA_CERTIFICATE_TYPE: case CKA_CERTIFICATE_CATEGORY:
+        return sizeof(CK_ULONG);
+    default:
+        return 0;
+    }
+}
+
+static void getattr_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o)
+{
+    size_t n = NELEM(all_attrs);
+    CK_ATTRIBUTE *t = calloc(n, sizeof(*t));
+    CK_RV rv;
+    size_t avail = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        t[i].type = all_attrs[i];
+    }
+    rv = p11->C_GetAttributeValue(s, o, t, (CK_ULONG)n);
+    CHECK(rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE
+              || rv == CKR_ATTRIBUTE_TYPE_INVALID,
+          "object 0x%lx: length query gave 0x%lx", (unsigned long)o,
+          (unsigned long)rv);
+    for (size_t i = 0; i < n; i++) {
+        size_t fs = fixed_size(t[i].type);
+
+        if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+            continue;
+        }
+        avail++;
+        CHECK(t[i].ulValueLen < 1u << 20, "attr 0x%lx len %lu",
+              (unsigned long)t[i].type, (unsigned long)t[i].ulValueLen);
+        CHECK(fs == 0 || t[i].ulValueLen == fs,
+              "object 0x%lx attr 0x%lx: length %lu, want %zu",
+              (unsigned long)o, (unsigned long)t[i].type,
+              (unsigned long)t[i].ulValueLen, fs);
+    }
+    CHECK(avail >= 8, "object 0x%lx shows only %zu attributes",
+          (unsigned long)o, avail);
+    /* Exact buffers (with a guard byte after each). */
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].ulValueLen != CK_UNAVAILABLE_INFORMATION
+            && t[i].ulValueLen < 1u << 20) {
+            t[i].pValue = malloc(t[i].ulValueLen + 1);
+            ((CK_BYTE *)t[i].pValue)[t[i].ulValueLen] = 0xEE;
+        } else {
+            t[i].pValue = malloc(8);
+            t[i].ulValueLen = 8;
+            memset(t[i].pValue, 0xEE, 8);
+        }
+    }
+    {
+        CK_ULONG *want = calloc(n, sizeof(*want));
+
+        for (size_t i = 0; i < n; i++) {
+            want[i] = t[i].ulValueLen;
+        }
+        rv = p11->C_GetAttributeValue(s, o, t, (CK_ULONG)n);
+        CHECK(rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE
+                  || rv == CKR_ATTRIBUTE_TYPE_INVALID,
+              "object 0x%lx: exact buffers gave 0x%lx", (unsigned long)o,
+              (unsigned long)rv);
+        for (size_t i = 0; i < n; i++) {
+            if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+                CK_BYTE *p = t[i].pValue;
+                CHECK(p[0] == 0xEE && p[7] == 0xEE,
+                      "attr 0x%lx unavailable but written",
+                      (unsigned long)t[i].type);
+                continue;
+            }
+            CHECK(t[i].ulValueLen == want[i],
+                  "attr 0x%lx: length %lu then %lu", (unsigned long)t[i].type,
+                  (unsigned long)want[i], (unsigned long)t[i].ulValueLen);
+            CHECK(((CK_BYTE *)t[i].pValue)[want[i]] == 0xEE,
+                  "attr 0x%lx: wrote past its length",
+                  (unsigned long)t[i].type);
+            if (fixed_size(t[i].type) == sizeof(CK_BBOOL)) {
+                CK_BBOOL b = *(CK_BBOOL *)t[i].pValue;
+                CHECK(b == CK_TRUE || b == CK_FALSE,
+                      "attr 0x%lx: CK_BBOOL %u", (unsigned long)t[i].type, b);
+            }
+        }
+        free(want);
+    }
+    /* Buffers one byte short: CKR_BUFFER_TOO_SMALL (or the stronger code),
+     * each short entry CK_UNAVAILABLE_INFORMATION. */
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].ulValueLen != CK_UNAVAILABLE_INFORMATION
+            && t[i].ulValueLen > 0) {
+            CK_ATTRIBUTE one = {t[i].type, t[i].pValue, t[i].ulValueLen - 1};
+
+            EXPECT(p11->C_GetAttributeValue(s, o, &one, 1),
+                   CKR_BUFFER_TOO_SMALL);
+            CHECK(one.ulValueLen == CK_UNAVAILABLE_INFORMATION,
+                  "attr 0x%lx short: length %lu", (unsigned long)t[i].type,
+                  (unsigned long)one.ulValueLen);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].pValue);
+    }
+    free(t);
+}
+
+static int group_getattr(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE objs[256];
+    CK_ULONG n = 0;
+
+    init_or_die();
+    s = open_rw();
+    (void)find_one(s, CKO_PUBLIC_KEY);
+    (void)gen_aes(s);
+    (void)gen_aes_ex(s, 16, CK_FALSE, CK_TRUE);
+    (void)make_data(s);
+    EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
+    EXPECT(p11->C_FindObjects(s, objs, NELEM(objs), &n), CKR_OK);
+    EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+    CHECK(n >= 5, "only %lu objects", (unsigned long)n);
+    for (CK_ULONG i = 0; i < n; i++) {
+        getattr_object(s, objs[i]);
+    }
+    EXPECT(p11->C_GetAttributeValue(s, objs[0], NULL, 0), CKR_OK);
+    EXPECT(p11->C_CloseSession(s), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    printf("getattr: %lu objects x %zu attributes\n", (unsigned long)n,
+           NELEM(all_attrs));
+    return failures ? 1 : 0;
+}
+
+/* ---- group threads: 8 threads on ONE session ---- */
+
+struct thr {
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE dek;
+    int iters;
+    int bad;
+    int ok;
+    CK_RV bad_rv;
+};
+
+/* Sharing one session between threads is allowed (v3.0 §5.6, the
+ * application serialises); a collision must come back as a clean code,
+ * never a crash. */
+static bool benign(CK_RV rv)
+{
+    return rv == CKR_OK || rv == CKR_OPERATION_ACTIVE
+           || rv == CKR_OPERATION_NOT_INITIALIZED;
+}
+
+static void *thr_main(void *arg)
+{
+    struct thr *t = arg;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE in[32] = {1}, out[64];
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n, len;
+    CK_RV rv;
+
+    for (int i = 0; i < t->iters; i++) {
+        CK_RV rvs[6];
+        int k = 0;
+
+        rvs[k++] = rv = p11->C_FindObjectsInit(t->s, NULL, 0);
+        rvs[k++] = p11->C_FindObjects(t->s, h, 8, &n);
+        rvs[k++] = p11->C_FindObjectsFinal(t->s);
+        rvs[k++] = rv = p11->C_EncryptInit(t->s, &ecb, t->dek);
+        len = sizeof(out);
+        rvs[k++] = rv = p11->C_Encrypt(t->s, in, sizeof(in), out, &len);
+        if (rv == CKR_OK) {
+            t->ok++;
+        }
+        len = sizeof(out);
+        rvs[k++] = p11->C_EncryptUpdate(t->s, in, 16, out, &len);
+        for (int j = 0; j < k; j++) {
+            if (!benign(rvs[j]) && !(j == 5 && rvs[j] == CKR_OK)) {
+                t->bad++;
+                t->bad_rv = rvs[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *closer_main(void *arg)
+{
+    struct thr *t = arg;
+
+    for (int i = 0; i < t->iters; i++) {
+        CK_SESSION_HANDLE x = CK_INVALID_HANDLE;
+
+        if (p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, &x)
+            != CKR_OK) {
+            t->bad++;
+        }
+    }
+    return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    struct thr *t = arg;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE in[16] = {2}, out[32];
+    CK_ULONG len;
+
+    for (int i = 0; i < t->iters; i++) {
+        CK_SESSION_HANDLE x = CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+        CK_ULONG vl = 16;
+        CK_ATTRIBUTE a = {CKA_VALUE_LEN, &vl, sizeof(vl)};
+        CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_RV rv = p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL,
+                                      &x);
+
+        if (rv == CKR_OK) {
+            rv = p11->C_GenerateKey(x, &gen, &a, 1, &k);
+        }
+        if (rv == CKR_OK) {
+            rv = p11->C_EncryptInit(x, &ecb, k);
+        }
+        if (rv == CKR_OK) {
+            len = sizeof(out);
+            rv = p11->C_Encrypt(x, in, 16, out, &len);
+        }
+        /* C_CloseAllSessions from the other thread may close x at any
+         * point: then every later call says so and nothing else. */
+        if (rv != CKR_OK && rv != CKR_SESSION_HANDLE_INVALID
+            && rv != CKR_KEY_HANDLE_INVALID
+            && rv != CKR_OBJECT_HANDLE_INVALID) {
+            t->bad++;
+            t->bad_rv = rv;
+        }
+        (void)p11->C_CloseSession(x);
+    }
+    return NULL;
+}
+
+static int group_threads(void)
+{
+    enum { NT = 8 };
+    pthread_t th[NT];
+    struct thr st[NT];
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE dek;
+    int total_ok = 0;
+
+    init_or_die();
+    s = open_rw();
+    dek = gen_aes(s);
+    for (int i = 0; i < NT; i++) {
+        st[i] = (struct thr){s, dek, 300, 0, 0, CKR_OK};
+        pthread_create(&th[i], NULL, thr_main, &st[i]);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(st[i].bad == 0, "thread %d: %d unexpected codes (last 0x%lx)", i,
+              st[i].bad, (unsigned long)st[i].bad_rv);
+        total_ok += st[i].ok;
+    }
+    CHECK(total_ok > 0, "no thread ever encrypted");
+    /* The session is usable afterwards (nothing left claimed). */
+    {
+        CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+        CK_BYTE in[16] = {0}, out[16];
+        CK_ULONG len = sizeof(out);
+        CK_RV rv = p11->C_EncryptInit(s, &ecb, dek);
+
+        /* A thread may have left an operation initialised. */
+        if (rv == CKR_OPERATION_ACTIVE) {
+            (void)p11->C_Encrypt(s, in, 16, out, &len);
+            len = sizeof(out);
+            rv = p11->C_EncryptInit(s, &ecb, dek);
+        }
+        CHECK(rv == CKR_OK, "EncryptInit after threads: 0x%lx",
+              (unsigned long)rv);
+        EXPECT(p11->C_Encrypt(s, in, 16, out, &len), CKR_OK);
+        rv = p11->C_FindObjectsInit(s, NULL, 0);
+        if (rv == CKR_OPERATION_ACTIVE) {
+            (void)p11->C_FindObjectsFinal(s);
+            rv = p11->C_FindObjectsInit(s, NULL, 0);
+        }
+        CHECK(rv == CKR_OK, "FindObjectsInit after threads: 0x%lx",
+              (unsigned long)rv);
+        EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+    }
+    /* C_CloseAllSessions while other threads work. */
+    for (int i = 0; i < NT; i++) {
+        st[i] = (struct thr){0, 0, 200, 0, 0, CKR_OK};
+        pthread_create(&th[i], NULL, i == 0 ? closer_main : worker_main,
+                       &st[i]);
+    }
+    for (int i = 0; i < 50; i++) {
+        EXPECT(p11->C_CloseAllSessions(slot0), CKR_OK);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(st[i].bad == 0, "worker %d: %d unexpected codes (last 0x%lx)",
+              i, st[i].bad, (unsigned long)st[i].bad_rv);
+    }
+    EXPECT(p11->C_CloseAllSessions(slot0), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* ---- group init-fail: a bad configuration ---- */
+
+static int group_init_fail(void)
+{
+    CK_INFO info;
+
+    EXPECT(p11->C_Initialize(NULL), CKR_GENERAL_ERROR);
+    EXPECT(p11->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+    /* A second attempt fails the same way (nothing half-initialised). */
+    EXPECT(p11->C_Initialize(NULL), CKR_GENERAL_ERROR);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    void *lib;
+    CK_C_GetFunctionList gfl;
+    int rc = 2;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODULE GROUP [KEYNAME]\n", argv[0]);
+        return 2;
+    }
+    if (argc > 3) {
+        key_name = argv[3];
+    }
+    lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return 2;
+    }
+    gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
+    if (gfl == NULL || gfl(&p11) != CKR_OK) {
+        fprintf(stderr, "C_GetFunctionList failed\n");
+        return 2;
+    }
+    if (strcmp(argv[2], "null") == 0) {
+        rc = group_null();
+    } else if (strcmp(argv[2], "handles") == 0) {
+        rc = group_handles();
+    } else if (strcmp(argv[2], "templates") == 0) {
+        rc = group_templates();
+    } else if (strcmp(argv[2], "mech") == 0) {
+        rc = group_mech();
+    } else if (strcmp(argv[2], "opstate") == 0) {
+        rc = group_opstate();
+    } else if (strcmp(argv[2], "getattr") == 0) {
+        rc = group_getattr();
+    } else if (strcmp(argv[2], "threads") == 0) {
+        rc = group_threads();
+    } else if (strcmp(argv[2], "init-fail") == 0) {
+        rc = group_init_fail();
+    } else {
+        fprintf(stderr, "unknown group %s\n", argv[2]);
+        return 2;
+    }
+    printf("%s: %d checks, %d failed\n", argv[2], checks, failures);
+    dlclose(lib);
+    return rc;
+}

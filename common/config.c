@@ -38,7 +38,37 @@ struct ctx {
     char *err;
     size_t err_len;
     int failed;
+    struct akv_config *cfg; /* receives warnings once allocated */
 };
+
+/* Keeps a warning for the caller to log after the log level from this very
+ * file is in force (logging it now would go nowhere: the level is still
+ * the default ERROR). */
+static void __attribute__((format(printf, 2, 3)))
+warn(struct ctx *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    char **w;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    AKV_LOG_DEBUG("%s", msg);
+    if (c->cfg == NULL || c->cfg->n_warnings >= AKV_CONFIG_MAX_WARNINGS) {
+        return;
+    }
+    w = realloc(c->cfg->warnings,
+                (c->cfg->n_warnings + 1) * sizeof(*c->cfg->warnings));
+    if (w == NULL) {
+        return;
+    }
+    c->cfg->warnings = w;
+    w[c->cfg->n_warnings] = strdup(msg);
+    if (w[c->cfg->n_warnings] != NULL) {
+        c->cfg->n_warnings++;
+    }
+}
 
 /* Records the first error only: later ones are usually consequences. */
 static void __attribute__((format(printf, 3, 4)))
@@ -137,7 +167,7 @@ static void check_keys(struct ctx *c, const cJSON *obj, const char *path,
             }
         }
         if (!found) {
-            AKV_LOG_WARN("%s: %s: unknown key ignored", c->name, p);
+            warn(c, "%s: %s: unknown key ignored", c->name, p);
         }
     }
 }
@@ -515,8 +545,8 @@ static void warn_unused(struct ctx *c, const cJSON *cred, const char *path,
 {
     for (size_t i = 0; unused[i] != NULL; i++) {
         if (cJSON_GetObjectItemCaseSensitive(cred, unused[i]) != NULL) {
-            AKV_LOG_WARN("%s: %s.%s: not used by credential type %s", c->name,
-                         path, unused[i], type);
+            warn(c, "%s: %s.%s: not used by credential type %s", c->name, path,
+                 unused[i], type);
         }
     }
 }
@@ -1025,7 +1055,7 @@ static void offset_to_line(const char *json, size_t off, int *line, int *col)
 int akv_config_parse(const char *json, size_t len, const char *name,
                      struct akv_config **out, char *err, size_t err_len)
 {
-    struct ctx c = {name != NULL ? name : "config", err, err_len, 0};
+    struct ctx c = {name != NULL ? name : "config", err, err_len, 0, NULL};
     struct akv_config *cfg = NULL;
     cJSON *root = NULL;
     const char *end = NULL;
@@ -1083,6 +1113,7 @@ int akv_config_parse(const char *json, size_t len, const char *name,
         fail(&c, "", "out of memory");
         goto out;
     }
+    c.cfg = cfg;
     parse_root(&c, root, cfg);
     if (c.failed) {
         goto out;
@@ -1099,7 +1130,7 @@ out:
 int akv_config_load(const char *path, struct akv_config **out, char *err,
                     size_t err_len)
 {
-    struct ctx c = {path != NULL ? path : "(null)", err, err_len, 0};
+    struct ctx c = {path != NULL ? path : "(null)", err, err_len, 0, NULL};
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
@@ -1229,5 +1260,9 @@ void akv_config_free(struct akv_config *cfg)
     free(cfg->tokens);
     free(cfg->path);
     free(cfg->log_target);
+    for (size_t i = 0; i < cfg->n_warnings; i++) {
+        free(cfg->warnings[i]);
+    }
+    free(cfg->warnings);
     free(cfg);
 }

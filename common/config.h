@@ -37,9 +37,10 @@ struct akv_cred_config {
     char *certificate_file;     /* PEM: certificate + private key */
     char *federated_token_file; /* workload identity token file */
     char *authority_host;       /* default https://login.microsoftonline.com */
-    char *imds_endpoint;        /* full IMDS token URL; default
-                                   http://169.254.169.254/metadata/identity/oauth2/token
-                                 */
+    char
+        *imds_endpoint; /* full IMDS token URL; default
+                           http://169.254.169.254/metadata/identity/oauth2/token
+                         */
 };
 
 struct akv_http_config {
@@ -78,7 +79,14 @@ struct akv_config {
     char *log_target; /* "stderr", "syslog" or a file path */
     struct akv_token_config *tokens;
     size_t n_tokens;
+    /* Non-fatal findings (unknown keys, keys unused by the credential
+     * type), kept so the caller can log them once the configured log
+     * level and target are in force; at most AKV_CONFIG_MAX_WARNINGS. */
+    char **warnings;
+    size_t n_warnings;
 };
+
+#define AKV_CONFIG_MAX_WARNINGS 32
 
 /*
  * akv_config_locate - picks the configuration path by the lookup order

@@ -6,6 +6,7 @@
  * RSA1_5 = PKCS#1 v1.5; A*KW = RFC 3394; CKM_AES_KEY_WRAP_PAD = RFC 5649),
  * and client certificates for "ad sp create-for-rbac --create-cert".
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,6 +468,116 @@ static int sign_alg(const char *alg, const EVP_MD **md, int *pad)
         }
     }
     return -1;
+}
+
+#define BACKUP_MAGIC     "AKVB1"
+#define BACKUP_MAGIC_LEN 5
+
+/* The backup key: SHA-256 over a label and the signing key's private DER. */
+static int backup_key(unsigned char key[32])
+{
+    unsigned char *der = NULL;
+    int len = i2d_PrivateKey(emu.signing_key, &der);
+    unsigned int outl = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = -1;
+
+    if (len > 0 && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL)
+        && EVP_DigestUpdate(md, "akv-emulator key backup v1", 26)
+        && EVP_DigestUpdate(md, der, (size_t)len)
+        && EVP_DigestFinal_ex(md, key, &outl) && outl == 32) {
+        rc = 0;
+    }
+    if (der) {
+        OPENSSL_clear_free(der, (size_t)len);
+    }
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* One AES-256-GCM pass; on decrypt TAG is checked. */
+static int backup_gcm(int enc, const unsigned char key[32],
+                      const unsigned char iv[12], const unsigned char *in,
+                      size_t inlen, unsigned char *out, unsigned char tag[16])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int l1 = 0, l2 = 0, rc = -1;
+
+    if (c && inlen <= INT_MAX
+        && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv, enc)
+        && EVP_CipherUpdate(c, out, &l1, in, (int)inlen)
+        && (enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag))
+        && EVP_CipherFinal_ex(c, out + l1, &l2)
+        && (!enc || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, tag))) {
+        rc = 0;
+    }
+    ERR_clear_error();
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+int emu_backup_seal(const unsigned char *in, size_t inlen, unsigned char **out,
+                    size_t *outlen)
+{
+    unsigned char key[32];
+    size_t n = BACKUP_MAGIC_LEN + 12 + inlen + 16;
+    unsigned char *buf = malloc(n);
+    int rc = -1;
+
+    if (!buf || backup_key(key) != 0
+        || RAND_bytes(buf + BACKUP_MAGIC_LEN, 12) != 1) {
+        goto out;
+    }
+    memcpy(buf, BACKUP_MAGIC, BACKUP_MAGIC_LEN);
+    if (backup_gcm(1, key, buf + BACKUP_MAGIC_LEN, in, inlen,
+                   buf + BACKUP_MAGIC_LEN + 12,
+                   buf + BACKUP_MAGIC_LEN + 12 + inlen)
+        != 0) {
+        goto out;
+    }
+    *out = buf;
+    *outlen = n;
+    buf = NULL;
+    rc = 0;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    free(buf);
+    return rc;
+}
+
+int emu_backup_open(const unsigned char *in, size_t inlen, unsigned char **out,
+                    size_t *outlen)
+{
+    unsigned char key[32], tag[16];
+    size_t n;
+    unsigned char *buf = NULL;
+    int rc = -1;
+
+    if (inlen < BACKUP_MAGIC_LEN + 12 + 16 + 1
+        || memcmp(in, BACKUP_MAGIC, BACKUP_MAGIC_LEN) != 0) {
+        return -1;
+    }
+    n = inlen - BACKUP_MAGIC_LEN - 12 - 16;
+    buf = malloc(n + 1);
+    if (!buf || backup_key(key) != 0) {
+        goto out;
+    }
+    memcpy(tag, in + inlen - 16, 16);
+    if (backup_gcm(0, key, in + BACKUP_MAGIC_LEN, in + BACKUP_MAGIC_LEN + 12, n,
+                   buf, tag)
+        != 0) {
+        OPENSSL_cleanse(buf, n);
+        goto out;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *outlen = n;
+    buf = NULL;
+    rc = 0;
+out:
+    OPENSSL_cleanse(key, sizeof(key));
+    free(buf);
+    return rc;
 }
 
 /* JWK curve name <-> OpenSSL group name. */

@@ -78,6 +78,8 @@ enum emu_opname {
     EMU_OPN_IMPORT,
     EMU_OPN_SIGN,
     EMU_OPN_VERIFY,
+    EMU_OPN_BACKUP,
+    EMU_OPN_RESTORE,
     EMU_OPN_OTHER,
     EMU_OPN_COUNT
 };
@@ -234,6 +236,16 @@ int emu_rsa_public_b64(EVP_PKEY *k, char **n_b64, char **e_b64);
 int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
                   const unsigned char *in, size_t inlen, unsigned char **out,
                   size_t *outlen, const char **err);
+/* emu_backup_seal / emu_backup_open - Key Vault key backup blobs: AES-256-GCM
+ * under a key derived from this emulator's token-signing key (so a blob
+ * restores only into the emulator instance, i.e. DIR, that made it, as a
+ * real backup restores only within its geography). Blob = "AKVB1" || 12-byte
+ * IV || ciphertext || 16-byte tag. Both return 0 with a malloc'ed *out of
+ * *outlen bytes, or -1 (open: corrupt or foreign blob). */
+int emu_backup_seal(const unsigned char *in, size_t inlen, unsigned char **out,
+                    size_t *outlen);
+int emu_backup_open(const unsigned char *in, size_t inlen, unsigned char **out,
+                    size_t *outlen);
 /* emu_ec_generate - new EC key on CRV (JWK name: P-256, P-384, P-521,
  * P-256K); NULL when the curve is unknown. */
 EVP_PKEY *emu_ec_generate(const char *crv);
@@ -322,6 +334,12 @@ struct emu_vault *emu_find_vault(const char *name);
 struct emu_key *emu_find_key(struct emu_vault *v, const char *name);
 struct emu_keyver *emu_find_version(struct emu_key *k, const char *ver);
 void emu_keyver_free(struct emu_keyver *kv);
+/* emu_key_to_json - every version of K with private material, as stored in
+ * keys/<vault>/<key>.json (and sealed in backups); NULL on failure. */
+cJSON *emu_key_to_json(const struct emu_key *k);
+/* emu_key_from_json - the inverse; NULL when ROOT is not a valid key with
+ * at least one version. */
+struct emu_key *emu_key_from_json(cJSON *root);
 void emu_key_free(struct emu_key *k);
 /* emu_keyver_new - new version of KTY (RSA, RSA-HSM: 2048/3072/4096,
  * default 2048; oct-HSM/oct: 128/192/256, default 256; EC, EC-HSM: curve

@@ -14,12 +14,15 @@
 #include "emu.h"
 #include "http.h"
 
-static const char *const opnames[EMU_OPN_COUNT] = {
-    "token",   "imds",    "get",    "wrapkey", "unwrapkey",
-    "encrypt", "decrypt", "create", "rotate",  "update",
-    "delete",  "recover", "purge",  "list",    "getdeleted",
-    "import",  "sign",    "verify", "other",
+static const char *const opnames[] = {
+    "token",   "imds",    "get",        "wrapkey", "unwrapkey", "encrypt",
+    "decrypt", "create",  "rotate",     "update",  "delete",    "recover",
+    "purge",   "list",    "getdeleted", "import",  "sign",      "verify",
+    "backup",  "restore", "other",
 };
+
+_Static_assert(sizeof(opnames) / sizeof(opnames[0]) == EMU_OPN_COUNT,
+               "one name per enum emu_opname");
 
 const char *emu_opname_str(int op)
 {

@@ -224,19 +224,14 @@ static void key_path(const struct emu_vault *v, const struct emu_key *k,
     snprintf(out, n, "%s/keys/%s/%s.json", emu.dir, vn, kn);
 }
 
-int emu_store_save_key(const struct emu_vault *v, const struct emu_key *k)
+cJSON *emu_key_to_json(const struct emu_key *k)
 {
-    char path[4400], dir[4400], vn[64];
     cJSON *root = cJSON_CreateObject(), *vers;
-    char *text = NULL;
     size_t i;
-    int rc = -1;
 
-    lower_copy(vn, sizeof(vn), v->name);
-    snprintf(dir, sizeof(dir), "%s/keys", emu.dir);
-    mkdir(dir, 0700);
-    snprintf(dir, sizeof(dir), "%s/keys/%s", emu.dir, vn);
-    mkdir(dir, 0700);
+    if (!root) {
+        return NULL;
+    }
     cJSON_AddStringToObject(root, "name", k->name);
     cJSON_AddBoolToObject(root, "deleted", k->deleted);
     cJSON_AddNumberToObject(root, "deletedDate", (double)k->deleted_date);
@@ -254,7 +249,8 @@ int emu_store_save_key(const struct emu_vault *v, const struct emu_key *k)
             char *pem = emu_pkey_to_pem(kv->pkey);
 
             if (!pem) {
-                goto out;
+                cJSON_Delete(root);
+                return NULL;
             }
             cJSON_AddStringToObject(o, "pem", pem);
             OPENSSL_cleanse(pem, strlen(pem));
@@ -278,7 +274,22 @@ int emu_store_save_key(const struct emu_vault *v, const struct emu_key *k)
             cJSON_AddItemToObject(o, "tags", cJSON_Duplicate(kv->tags, 1));
         }
     }
-    text = cJSON_Print(root);
+    return root;
+}
+
+int emu_store_save_key(const struct emu_vault *v, const struct emu_key *k)
+{
+    char path[4400], dir[4400], vn[64];
+    cJSON *root = emu_key_to_json(k);
+    char *text = NULL;
+    int rc = -1;
+
+    lower_copy(vn, sizeof(vn), v->name);
+    snprintf(dir, sizeof(dir), "%s/keys", emu.dir);
+    mkdir(dir, 0700);
+    snprintf(dir, sizeof(dir), "%s/keys/%s", emu.dir, vn);
+    mkdir(dir, 0700);
+    text = root ? cJSON_Print(root) : NULL;
     if (!text) {
         goto out;
     }
@@ -315,19 +326,13 @@ static const char *jstr(cJSON *o, const char *n)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static struct emu_key *load_key(const char *path)
+struct emu_key *emu_key_from_json(cJSON *root)
 {
-    char *text = emu_read_file(path, NULL);
-    cJSON *root = NULL, *vers, *o;
+    cJSON *vers, *o;
     struct emu_key *k = NULL;
 
-    if (!text) {
-        return NULL;
-    }
-    root = cJSON_Parse(text);
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    if (!root || !jstr(root, "name")) {
+    if (!root || !jstr(root, "name") || strlen(jstr(root, "name")) == 0
+        || strlen(jstr(root, "name")) >= EMU_NAME_MAX) {
         goto out;
     }
     k = calloc(1, sizeof(*k));
@@ -398,13 +403,33 @@ static struct emu_key *load_key(const char *path)
         k->vers = nv;
         k->vers[k->nvers++] = kv;
     }
-    cJSON_Delete(root);
+    if (k->nvers == 0) {
+        goto out;
+    }
     return k;
 out:
-    fprintf(stderr, "akv-emulator: cannot load key file %s\n", path);
-    cJSON_Delete(root);
     emu_key_free(k);
     return NULL;
+}
+
+static struct emu_key *load_key(const char *path)
+{
+    char *text = emu_read_file(path, NULL);
+    cJSON *root;
+    struct emu_key *k;
+
+    if (!text) {
+        return NULL;
+    }
+    root = cJSON_Parse(text);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    k = emu_key_from_json(root);
+    if (!k) {
+        fprintf(stderr, "akv-emulator: cannot load key file %s\n", path);
+    }
+    cJSON_Delete(root);
+    return k;
 }
 
 static void load_vault_keys(struct emu_vault *v)

@@ -121,6 +121,10 @@ static int route(const char *method, char **s, int n, struct route *rt)
                 rt->op = EMU_OPN_IMPORT;
                 rt->perm = EMU_P_IMPORT;
                 rt->is_mutation = 1;
+            } else if (post && n == 2 && strcmp(s[1], "restore") == 0) {
+                rt->op = EMU_OPN_RESTORE;
+                rt->perm = EMU_P_RESTORE;
+                rt->is_mutation = 1;
             } else {
                 return 405;
             }
@@ -138,6 +142,11 @@ static int route(const char *method, char **s, int n, struct route *rt)
                 rt->op = EMU_OPN_CREATE;
                 rt->perm = EMU_P_CREATE;
                 rt->is_mutation = 1;
+                return 0;
+            }
+            if (strcmp(s[2], "backup") == 0 && post) {
+                rt->op = EMU_OPN_BACKUP;
+                rt->perm = EMU_P_BACKUP;
                 return 0;
             }
             if (strcmp(s[2], "rotate") == 0 && post) {
@@ -721,6 +730,118 @@ out:
     pthread_rwlock_unlock(&emu.lock);
 }
 
+/* POST /keys/{n}/backup -> {"value": sealed blob of every version}. */
+static void op_backup(struct call *c)
+{
+    struct emu_key *k;
+    cJSON *j = NULL, *res = NULL;
+    char *text = NULL, *b64 = NULL;
+    unsigned char *blob = NULL;
+    size_t bloblen = 0;
+
+    pthread_rwlock_rdlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    if (!k || k->deleted || !k->nvers) {
+        pthread_rwlock_unlock(&emu.lock);
+        not_found_key(c->rs, c->rt.name, NULL);
+        goto out;
+    }
+    j = emu_key_to_json(k);
+    pthread_rwlock_unlock(&emu.lock);
+    text = j ? cJSON_PrintUnformatted(j) : NULL;
+    if (!text
+        || emu_backup_seal((const unsigned char *)text, strlen(text), &blob,
+                           &bloblen)
+               != 0
+        || !(b64 = emu_b64url_encode(blob, bloblen))) {
+        emu_resp_kv_error(c->rs, 500, "InternalError",
+                          "The backup could not be made.", NULL);
+        goto out;
+    }
+    res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "value", b64);
+    emu_resp_json(c->rs, 200, res);
+out:
+    if (text) {
+        OPENSSL_cleanse(text, strlen(text));
+    }
+    free(text);
+    free(blob);
+    free(b64);
+    cJSON_Delete(res);
+    cJSON_Delete(j);
+}
+
+/* POST /keys/restore {"value": blob} -> KeyBundle of the restored key; 409
+ * when the name is in use (live or soft-deleted). */
+static void op_restore(struct call *c)
+{
+    cJSON *body = parse_body(c), *val, *j = NULL;
+    unsigned char *blob = NULL, *plain = NULL;
+    size_t bloblen = 0, plen = 0;
+    struct emu_key *k = NULL, *have, **nk;
+    char msg[300];
+
+    if (!body) {
+        goto out;
+    }
+    val = cJSON_GetObjectItemCaseSensitive(body, "value");
+    if (!cJSON_IsString(val) || !val->valuestring[0]) {
+        bad_param(c->rs, "Property 'value' is required.");
+        goto out;
+    }
+    blob = emu_b64url_decode(val->valuestring, &bloblen);
+    if (!blob) {
+        bad_param(c->rs, "Content of 'value' is not base64url.");
+        goto out;
+    }
+    if (emu_backup_open(blob, bloblen, &plain, &plen) != 0
+        || !(j = cJSON_ParseWithLength((const char *)plain, plen))
+        || !(k = emu_key_from_json(j))) {
+        bad_param(c->rs, "Backup blob contains invalid or corrupt version.");
+        goto out;
+    }
+    k->deleted = 0;
+    k->deleted_date = k->purge_date = 0;
+    pthread_rwlock_wrlock(&emu.lock);
+    have = emu_find_key(c->v, k->name);
+    if (have && have->deleted) {
+        pthread_rwlock_unlock(&emu.lock);
+        conflict_deleted(c->rs, k->name);
+        goto out;
+    }
+    if (have) {
+        pthread_rwlock_unlock(&emu.lock);
+        snprintf(msg, sizeof(msg),
+                 "There is already a key with the name %.150s in this key "
+                 "vault.",
+                 k->name);
+        emu_resp_kv_error(c->rs, 409, "Conflict", msg, NULL);
+        goto out;
+    }
+    nk = realloc(c->v->keys, (c->v->nkeys + 1) * sizeof(*nk));
+    if (!nk) {
+        pthread_rwlock_unlock(&emu.lock);
+        emu_resp_kv_error(c->rs, 500, "InternalError", "Out of memory.", NULL);
+        goto out;
+    }
+    c->v->keys = nk;
+    c->v->keys[c->v->nkeys++] = k;
+    emu_store_save_key(c->v, k);
+    send_bundle(c, 200, k, emu_find_version(k, NULL), 0);
+    k = NULL;
+    pthread_rwlock_unlock(&emu.lock);
+out:
+    emu_key_free(k);
+    if (plain) {
+        OPENSSL_cleanse(plain, plen);
+    }
+    free(plain);
+    free(blob);
+    cJSON_Delete(j);
+    cJSON_Delete(body);
+}
+
 static void deleted_not_found(struct emu_resp *rs, const char *name)
 {
     char msg[300];
@@ -1206,6 +1327,12 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
         break;
     case EMU_OPN_IMPORT:
         op_create(&c, 2);
+        break;
+    case EMU_OPN_BACKUP:
+        op_backup(&c);
+        break;
+    case EMU_OPN_RESTORE:
+        op_restore(&c);
         break;
     case EMU_OPN_UPDATE:
         op_update(&c);

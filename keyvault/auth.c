@@ -655,10 +655,12 @@ static CK_RV token_call(struct akv_auth *a, struct akv_http_req *req,
         goto out;
     }
     if (rv != CKR_OK) {
+        char origin[256];
+        akv_http_origin(req->url, origin, sizeof(origin));
         set_why(why, why_len,
-                "%s credential: %s: no answer after %d "
+                "%s credential: %s%s: failed after %d "
                 "attempt(s): %s",
-                a->type_name, req->log_path, attempts,
+                a->type_name, origin, req->log_path, attempts,
                 rv == CKR_ARGUMENTS_BAD
                     ? "URL refused (https only; http only to loopback with "
                       "http.allow_http_loopback)"

@@ -215,7 +215,47 @@ bool akv_http_host_is_loopback(const char *host)
 
 const char *akv_http_strerror(int curl_code)
 {
-    return curl_easy_strerror((CURLcode)curl_code);
+    /* The failures a user can fix get a hint naming the setting. */
+    switch ((CURLcode)curl_code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return "TLS certificate not trusted or not for this host "
+               "(check ca_file / the system CA store)";
+    case CURLE_SSL_CACERT_BADFILE:
+        return "ca_file cannot be read or holds no PEM certificate";
+    case CURLE_SSL_CONNECT_ERROR:
+        return "TLS handshake failed (wrong port, or not an HTTPS server?)";
+    case CURLE_COULDNT_CONNECT:
+        return "connection refused or unreachable (is the service up at "
+               "this address and port?)";
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return "host name not found (check the URL)";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timed out (http.timeout_ms / http.budget_ms)";
+    default:
+        return curl_easy_strerror((CURLcode)curl_code);
+    }
+}
+
+void akv_http_origin(const char *url, char *out, size_t out_len)
+{
+    const char *p;
+    size_t n;
+
+    if (out_len == 0) {
+        return;
+    }
+    out[0] = '\0';
+    if (url == NULL) {
+        return;
+    }
+    p = strstr(url, "://");
+    p = p != NULL ? strchr(p + 3, '/') : NULL;
+    n = p != NULL ? (size_t)(p - url) : strcspn(url, "?#");
+    if (n >= out_len) {
+        n = out_len - 1;
+    }
+    memcpy(out, url, n);
+    out[n] = '\0';
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)

@@ -86,6 +86,10 @@ void akv_http_resp_clear(struct akv_http_resp *resp);
 bool akv_http_host_is_loopback(const char *host);
 
 /* akv_http_strerror - text for resp->curl_code (curl_easy_strerror). */
+/* akv_http_origin - "scheme://host[:port]" of URL (no path, no query: safe
+ * to log) into OUT (OUT_LEN bytes, always NUL-terminated). */
+void akv_http_origin(const char *url, char *out, size_t out_len);
+
 const char *akv_http_strerror(int curl_code);
 
 #endif /* AKV_KEYVAULT_HTTP_H */

@@ -113,7 +113,7 @@ struct akv_kv_ops {
      * out: filled on CKR_OK (caller clears with akv_kv_key_clear); untouched
      * otherwise.
      */
-    CK_RV (*get_key)
+    CK_RV(*get_key)
     (struct akv_kv *kv, const char *name, const char *version,
      struct akv_kv_key *out);
     /*
@@ -123,7 +123,7 @@ struct akv_kv_ops {
      * (AKV_KV_KID_MAX bytes, may be NULL) receives the versioned kid the
      * service used.
      */
-    CK_RV (*wrap)
+    CK_RV(*wrap)
     (struct akv_kv *kv, const char *name, const char *version,
      enum akv_kv_alg alg, const uint8_t *in, size_t in_len, uint8_t **out,
      size_t *out_len, char *kid_out);
@@ -133,7 +133,7 @@ struct akv_kv_ops {
      * secret; caller clears). Also serves C_Decrypt on vault RSA keys: it is
      * the same RSA private-key operation and needs only unwrapKey.
      */
-    CK_RV (*unwrap)
+    CK_RV(*unwrap)
     (struct akv_kv *kv, const char *name, const char *version,
      enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
      struct akv_secret *out);

@@ -167,10 +167,13 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
             goto out;
         }
         if (rv != CKR_OK) {
+            char origin[256];
+            akv_http_origin(req.url, origin, sizeof(origin));
             AKV_LOG_ERR(
-                "key %s op %s: no answer from the vault after %d "
+                "key %s op %s: %s failed after %d "
                 "attempt(s) in %lld ms: %s",
-                c->name, op, attempts, (long long)(akv_retry_now_ms() - t0),
+                c->name, op, origin, attempts,
+                (long long)(akv_retry_now_ms() - t0),
                 rv == CKR_ARGUMENTS_BAD
                     ? "URL refused (https only; http only to loopback with "
                       "http.allow_http_loopback)"

@@ -91,7 +91,15 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         rv = CKR_GENERAL_ERROR;
         goto out;
     }
-    (void)akv_log_configure(cfg->log_level, cfg->log_target);
+    if (akv_log_configure(cfg->log_level, cfg->log_target) != 0) {
+        /* Still on stderr: say so rather than drop the log silently. */
+        AKV_LOG_ERR("%s: log.target %s cannot be opened for append; "
+                    "logging to stderr",
+                    path, cfg->log_target);
+    }
+    for (size_t i = 0; i < cfg->n_warnings; i++) {
+        AKV_LOG_WARN("%s", cfg->warnings[i]);
+    }
     rv = akv_kv_global_init();
     if (rv != CKR_OK) {
         goto out;

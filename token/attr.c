@@ -253,6 +253,27 @@ out:
     return rv;
 }
 
+bool akv_attrs_mech_allowed(const struct akv_attrs *a, CK_MECHANISM_TYPE mech)
+{
+    const CK_ATTRIBUTE *list = akv_attrs_find(a, CKA_ALLOWED_MECHANISMS);
+    size_t n = 0;
+
+    if (list == NULL || list->ulValueLen == 0 || list->pValue == NULL) {
+        return true;
+    }
+    n = list->ulValueLen / sizeof(CK_MECHANISM_TYPE);
+    for (size_t i = 0; i < n; i++) {
+        CK_MECHANISM_TYPE m;
+
+        /* The stored copy may be unaligned for CK_ULONG (a TLV slice). */
+        memcpy(&m, (const uint8_t *)list->pValue + i * sizeof(m), sizeof(m));
+        if (m == mech) {
+            return true;
+        }
+    }
+    return false;
+}
+
 CK_RV akv_attr_check_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n)
 {
     CK_RV rv = CKR_GENERAL_ERROR;

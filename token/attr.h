@@ -95,6 +95,11 @@ CK_RV akv_attr_check_template(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
 CK_RV akv_attr_check_class(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                            CK_OBJECT_CLASS cls);
 
+/* akv_attrs_mech_allowed - false when A has a non-empty
+ * CKA_ALLOWED_MECHANISMS list without MECH (v3.0 §4.7); absent or empty
+ * means no restriction. */
+bool akv_attrs_mech_allowed(const struct akv_attrs *a, CK_MECHANISM_TYPE mech);
+
 /* akv_attr_check_find - find templates: only malformed entries are errors
  * (CKR_ATTRIBUTE_VALUE_INVALID); unknown types simply match nothing. */
 CK_RV akv_attr_check_find(const CK_ATTRIBUTE *tmpl, CK_ULONG n);

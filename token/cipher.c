@@ -152,6 +152,7 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     CK_FLAGS flag = kind == AKV_OP_ENCRYPT ? CKF_ENCRYPT : CKF_DECRYPT;
     CK_ATTRIBUTE_TYPE use = kind == AKV_OP_ENCRYPT ? CKA_ENCRYPT : CKA_DECRYPT;
     CK_BBOOL allowed;
+    bool mech_ok;
     CK_OBJECT_CLASS cls;
     CK_KEY_TYPE kt;
 
@@ -173,11 +174,18 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     }
     pthread_rwlock_rdlock(&t->lock);
     allowed = akv_attrs_bool(&key->attrs, use, CK_FALSE);
+    mech_ok = akv_attrs_mech_allowed(&key->attrs, mech->mechanism);
     pthread_rwlock_unlock(&t->lock);
     cls = key->cls;
     kt = key->key_type;
     rv = akv_mech_check(mech, flag, (CK_KEY_TYPE)-1);
     if (rv != CKR_OK) {
+        goto out;
+    }
+    /* v3.0 §4.7 CKA_ALLOWED_MECHANISMS: the key may not be used with any
+     * other mechanism. */
+    if (!mech_ok) {
+        rv = CKR_MECHANISM_INVALID;
         goto out;
     }
     op = calloc(1, sizeof(*op));
@@ -573,8 +581,9 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
             goto out;
         }
         if (akv_secret_append(&op->gcm_in, in, in_len, GCM_MAX_BUFFER) != 0) {
+            /* Ciphertext input: the decrypt-side code (v3.0 §5.2). */
             end = true;
-            rv = CKR_DATA_LEN_RANGE;
+            rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
             goto out;
         }
         op->multi = true;

@@ -39,7 +39,7 @@
 #define STORE_SUFFIX      ".obj"
 #define STORE_LOCK_NAME   ".lock"
 #define STORE_TMP_TAG     ".tmp."
-#define STORE_ATTRS_MAX   ((size_t)64 * 1024) /* bytes */
+#define STORE_ATTRS_MAX   AKV_STORE_ATTRS_MAX /* bytes */
 #define STORE_KID_MAX     511u                /* bytes, without NUL */
 #define STORE_ALG_MAX     31u                 /* bytes, without NUL */
 #define STORE_WRAPPED_MAX 4096u               /* bytes */

@@ -24,6 +24,9 @@
 #include <p11-kit/pkcs11.h>
 
 #define AKV_STORE_ID_LEN 32 /* hex chars of a record id (16 random bytes) */
+/* The largest attribute TLV one record holds, bytes (store.c checks it on
+ * write and on read; token.c refuses larger templates up front). */
+#define AKV_STORE_ATTRS_MAX ((size_t)64 * 1024)
 
 struct akv_store_record {
     char id[AKV_STORE_ID_LEN + 1]; /* file name stem; set by akv_store_put

@@ -1025,7 +1025,12 @@ static CK_RV serialise_attrs(const struct akv_attrs *src, uint8_t **out,
     if (rv == CKR_OK) {
         akv_attrs_remove(&tmp, CKA_AKV_WRAPPING_KID);
         akv_attrs_remove(&tmp, CKA_VALUE);
-        rv = akv_attrs_serialise(&tmp, out, out_len);
+        /* A record the store cannot hold would fail after the vault call
+         * (or, if written, be skipped on reload): refuse it up front as a
+         * value that is too long. */
+        rv = akv_attrs_size(&tmp) > AKV_STORE_ATTRS_MAX
+                 ? CKR_ATTRIBUTE_VALUE_INVALID
+                 : akv_attrs_serialise(&tmp, out, out_len);
     }
     akv_attrs_clear(&tmp);
     return rv;
@@ -1049,6 +1054,12 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
                     "configuration",
                     t->cfg->label);
         rv = CKR_TEMPLATE_INCONSISTENT;
+        goto out;
+    }
+    /* Attributes first: a template the store cannot hold is refused
+     * before any vault call. */
+    rv = serialise_attrs(&o->attrs, &rec.attrs, &rec.attrs_len);
+    if (rv != CKR_OK) {
         goto out;
     }
     rv = refresh_keys(t);
@@ -1087,10 +1098,6 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
     rec.alg = strdup(akv_kv_alg_name(alg));
     if (rec.kid == NULL || rec.alg == NULL) {
         rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    rv = serialise_attrs(&o->attrs, &rec.attrs, &rec.attrs_len);
-    if (rv != CKR_OK) {
         goto out;
     }
     rv = akv_store_put(t->store, &rec);

@@ -133,6 +133,10 @@ static int load_config(const struct cmd_opts *o, struct akv_config **cfg)
         fprintf(stderr, "akv-pkcs11-tool: %s\n", err);
         goto out;
     }
+    /* A typo in an optional key changes behaviour silently otherwise. */
+    for (size_t i = 0; i < (*cfg)->n_warnings; i++) {
+        fprintf(stderr, "akv-pkcs11-tool: warning: %s\n", (*cfg)->warnings[i]);
+    }
     rc = 0;
 out:
     free(path);

@@ -281,7 +281,7 @@ ok "exp / nbf / key_ops"
 req POST "$V/keys/k4/create?api-version=7.4" '{"kty":"RSA","key_size":3072,"key_ops":["wrapKey","unwrapKey"],"attributes":{}}'
 eq "$STATUS" 200 "REST create"
 eq "$(jb .key.n | b64url_dec | wc -c)" 384 "RSA-3072 modulus"
-req POST "$V/keys/k4/create?api-version=7.4" '{"kty":"EC","attributes":{}}'
+req POST "$V/keys/k4/create?api-version=7.4" '{"kty":"DSA","attributes":{}}'
 eq "$STATUS" 400 "unsupported kty"
 req POST "$V/keys/bad_name/create?api-version=7.4" '{"kty":"RSA"}'
 eq "$STATUS" 400 "bad key name"

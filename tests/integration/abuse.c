@@ -678,6 +678,67 @@ static int group_templates(void)
         EXPECT(p11->C_GenerateKey(ro, &gen, a, 2, &h), CKR_SESSION_READ_ONLY);
         EXPECT(p11->C_CloseSession(ro), CKR_OK);
     }
+    /* Token objects: the store keeps at most 64 KiB of attributes per
+     * object (docs/store-format); more is refused before the vault is
+     * asked, and a refused change leaves the stored object as it was. */
+    {
+        CK_ULONG vl = 16;
+        size_t big = 70000;
+        CK_BYTE *lbl = calloc(1, big);
+        CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_TOKEN, &t, 1},
+                            {CKA_LABEL, lbl, (CK_ULONG)big}};
+        CK_OBJECT_HANDLE tk = CK_INVALID_HANDLE;
+        CK_ATTRIBUTE lq = {CKA_LABEL, NULL, 0};
+
+        memset(lbl, 'L', big);
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 3, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        a[2].ulValueLen = 5;
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 3, &tk), CKR_OK);
+        a[2].ulValueLen = (CK_ULONG)big;
+        EXPECT(p11->C_SetAttributeValue(s, tk, &a[2], 1),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_CopyObject(s, tk, &a[1], 2, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_GetAttributeValue(s, tk, &lq, 1), CKR_OK);
+        CHECK(lq.ulValueLen == 5, "token object label length %lu",
+              (unsigned long)lq.ulValueLen);
+        EXPECT(p11->C_DestroyObject(s, tk), CKR_OK);
+        free(lbl);
+    }
+    /* CKA_ALLOWED_MECHANISMS is enforced (v3.0 §4.7). */
+    {
+        CK_ULONG vl = 16;
+        CK_MECHANISM_TYPE only_gcm[] = {CKM_AES_GCM};
+        CK_MECHANISM_TYPE odd[] = {CKM_AES_GCM, CKM_AES_CBC};
+        CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_ALLOWED_MECHANISMS, only_gcm,
+                             sizeof(only_gcm)}};
+        CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+        CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+        CK_BYTE iv[12] = {0};
+        CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, NULL, 0, 128};
+        CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+        CK_BYTE in[16] = {0}, out[64];
+        CK_ULONG len = sizeof(out);
+
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &k), CKR_OK);
+        EXPECT(p11->C_EncryptInit(s, &ecb, k), CKR_MECHANISM_INVALID);
+        EXPECT(p11->C_DecryptInit(s, &ecb, k), CKR_MECHANISM_INVALID);
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_OK);
+        EXPECT(p11->C_Encrypt(s, in, 16, out, &len), CKR_OK);
+        /* Not modifiable afterwards (table 25: no fn 8). */
+        a[1].pValue = odd;
+        a[1].ulValueLen = sizeof(odd);
+        EXPECT(p11->C_SetAttributeValue(s, k, &a[1], 1),
+               CKR_ATTRIBUTE_READ_ONLY);
+        /* A length that is not a whole number of mechanisms. */
+        a[1].ulValueLen = 3;
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_DestroyObject(s, k), CKR_OK);
+    }
     /* Nothing was created by any refused call. */
     EXPECT(p11->C_DestroyObject(s, dek), CKR_OK);
     EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);

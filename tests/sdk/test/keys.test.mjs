@@ -248,6 +248,35 @@ describe("KeyClient", () => {
     assert.equal((await collect(client.listPropertiesOfKeyVersions("del"))).length, 1);
   });
 
+  it("backupKey / restoreKeyBackup: all versions come back; 409 while the name is in use", async () => {
+    const v1 = await client.createRsaKey("bk", { keySize: 2048, tags: { t: "1" } });
+    const v2 = await client.rotateKey("bk");
+    const blob = await client.backupKey("bk");
+    assert.ok(blob instanceof Uint8Array && blob.length > 1000);
+    assert.ok(!Buffer.from(blob).toString("latin1").includes("PRIVATE KEY"), "backup is sealed");
+    await assert.rejects(client.restoreKeyBackup(blob), (e) => e.statusCode === 409 && e.code === "Conflict");
+    await (await client.beginDeleteKey("bk", { intervalInMs: 100 })).pollUntilDone();
+    await assert.rejects(client.restoreKeyBackup(blob), (e) => {
+      assert.equal(e.statusCode, 409);
+      assert.equal(e.details.error.innerError.code, "ObjectIsDeletedButRecoverable");
+      return true;
+    });
+    await client.purgeDeletedKey("bk");
+    const r = await client.restoreKeyBackup(blob);
+    assert.equal(r.id, v2.id);
+    assert.deepEqual(r.key.n, v2.key.n);
+    const old = await client.getKey("bk", { version: v1.properties.version });
+    assert.deepEqual(old.key.n, v1.key.n);
+    assert.deepEqual(old.properties.tags, { t: "1" });
+    assert.equal((await collect(client.listPropertiesOfKeyVersions("bk"))).length, 2);
+    const bad = Buffer.from(blob);
+    bad[bad.length - 3] ^= 1;
+    await client.beginDeleteKey("bk").then((p) => p.pollUntilDone());
+    await client.purgeDeletedKey("bk");
+    await expectRest(client.restoreKeyBackup(bad), 400, "BadParameter");
+    await expectRest(client.backupKey("nosuchbk"), 404, "KeyNotFound");
+  });
+
   it("deleting or recovering an unknown key fails with 404", async () => {
     await expectRest(client.beginDeleteKey("nosuchdel"), 404, "KeyNotFound");
     await expectRest(client.getDeletedKey("nosuchdel"), 404, "KeyNotFound");

@@ -165,6 +165,39 @@ static void test_template_validation(void **state)
                      CKR_ATTRIBUTE_VALUE_INVALID);
 }
 
+
+/* akv_attr_check_class: attributes of another class are not attributes of
+ * the object (v3.0 §4.5, §4.10; found by tests/integration/abuse.c). */
+static void test_class_attributes(void **state)
+{
+    CK_BBOOL tr = CK_TRUE;
+    CK_ULONG kt = CKK_AES;
+    uint8_t v[4] = {1, 2, 3, 4};
+    CK_ATTRIBUTE data_ok[] = {{CKA_LABEL, v, 4},
+                              {CKA_APPLICATION, v, 4},
+                              {CKA_OBJECT_ID, v, 4},
+                              {CKA_VALUE, v, 4},
+                              {CKA_TOKEN, &tr, 1}};
+    CK_ATTRIBUTE key_attr[] = {{CKA_SENSITIVE, &tr, 1},
+                               {CKA_KEY_TYPE, &kt, sizeof(kt)},
+                               {CKA_ENCRYPT, &tr, 1}};
+    CK_ATTRIBUTE app[] = {{CKA_APPLICATION, v, 4}};
+
+    (void)state;
+    assert_int_equal(akv_attr_check_class(data_ok, 5, CKO_DATA), CKR_OK);
+    assert_int_equal(akv_attr_check_class(NULL, 0, CKO_DATA), CKR_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(akv_attr_check_class(&key_attr[i], 1, CKO_DATA),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_int_equal(akv_attr_check_class(&key_attr[i], 1, CKO_SECRET_KEY),
+                         CKR_OK);
+    }
+    assert_int_equal(akv_attr_check_class(app, 1, CKO_SECRET_KEY),
+                     CKR_ATTRIBUTE_TYPE_INVALID);
+    assert_int_equal(akv_attr_check_class(&data_ok[3], 1, CKO_SECRET_KEY),
+                     CKR_OK);
+}
+
 static void test_tlv_roundtrip(void **state)
 {
     struct akv_attrs a = AKV_ATTRS_INIT;
@@ -304,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_policy_sorted),
         cmocka_unit_test(test_get_values_cases),
         cmocka_unit_test(test_template_validation),
+        cmocka_unit_test(test_class_attributes),
         cmocka_unit_test(test_tlv_roundtrip),
         cmocka_unit_test(test_oaep_mapping),
         cmocka_unit_test(test_mech_info_and_kw),

@@ -351,6 +351,17 @@ static void test_wrap_rotate_unwrap(void **state)
     assert_int_equal(find_one(s, CKO_PRIVATE_KEY, id1, 16), priv1);
 }
 
+/* A session data object (not a key). */
+static CK_OBJECT_HANDLE make_data_obj(CK_SESSION_HANDLE s)
+{
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}};
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+    assert_int_equal(akv_object_create(s, t, 1, &h), CKR_OK);
+    return h;
+}
+
 static void test_wrap_length_and_checks(void **state)
 {
     CK_SESSION_HANDLE s;
@@ -391,9 +402,19 @@ static void test_wrap_length_and_checks(void **state)
                      CKR_KEY_NOT_WRAPPABLE);
     assert_int_equal(akv_wrap_key(s, &m, 0x1234, dek, wrapped, &wlen),
                      CKR_WRAPPING_KEY_HANDLE_INVALID);
+    /* The private key object has no CKA_WRAP (v3.0 §5.18.3), and a data
+     * object is not a key at all (§5.1). */
+    assert_int_equal(akv_wrap_key(s, &m, priv, dek, wrapped, &wlen),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    assert_int_equal(akv_wrap_key(s, &m, make_data_obj(s), dek, wrapped,
+                                  &wlen),
+                     CKR_WRAPPING_KEY_HANDLE_INVALID);
+    assert_int_equal(akv_wrap_key(s, &m, pub, make_data_obj(s), wrapped,
+                                  &wlen),
+                     CKR_KEY_HANDLE_INVALID);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
     wlen = sizeof(wrapped);
-    assert_int_equal(akv_wrap_key(s, &m, priv, dek, wrapped, &wlen), CKR_OK);
+    assert_int_equal(akv_wrap_key(s, &m, pub, dek, wrapped, &wlen), CKR_OK);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 1);
     /* CKA_VALUE_LEN mismatch -> CKR_TEMPLATE_INCONSISTENT after unwrap. */
     assert_int_equal(akv_wrap_unwrap(s, &m, priv, wrapped, wlen, ut, 2, &back),
@@ -1245,6 +1266,184 @@ static void test_threads(void **state)
                      HAMMER_THREADS * HAMMER_ROUNDS);
 }
 
+
+/* Regressions found by tests/integration/abuse.c. */
+static void test_abuse_regressions(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE dek;
+    CK_OBJECT_HANDLE pub;
+    CK_OBJECT_HANDLE data;
+    CK_OBJECT_HANDLE h = 0;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &oaep256, sizeof(oaep256)};
+    CK_MECHANISM pkcs = {CKM_RSA_PKCS, NULL, 0};
+    uint8_t in[256] = {1, 2, 3};
+    uint8_t out[512];
+    uint8_t single[32];
+    CK_ULONG len;
+    CK_OBJECT_CLASS dc = CKO_DATA;
+    CK_OBJECT_CLASS sc = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_BBOOL t = CK_TRUE;
+    uint8_t key16[16] = {0};
+    uint8_t app[] = "app";
+
+    (void)state;
+    init_with("");
+    s = open_session(CKF_RW_SESSION);
+    dek = gen_aes(s, 16, CK_FALSE);
+    pub = find_one(s, CKO_PUBLIC_KEY, NULL, 0);
+    data = make_data_obj(s);
+
+    /* 1. C_Encrypt short buffer, then C_EncryptUpdate/Final: refused, the
+     * single-part result is not handed out by the final call. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, dek), CKR_OK);
+    len = 1;
+    assert_int_equal(akv_cipher_encrypt(s, in, 32, single, &len),
+                     CKR_BUFFER_TOO_SMALL);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_update(s, in, 16, out, &len),
+                     CKR_OPERATION_ACTIVE);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len),
+                     CKR_OPERATION_ACTIVE);
+    len = sizeof(single);
+    assert_int_equal(akv_cipher_encrypt(s, in, 32, single, &len), CKR_OK);
+    assert_int_equal(len, 32);
+    /* ... and a final call's kept block is not a single-part answer. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, dek), CKR_OK);
+    len = 0;
+    assert_int_equal(akv_cipher_encrypt_final(s, NULL, &len), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, out, &len),
+                     CKR_OPERATION_ACTIVE);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len), CKR_OK);
+
+    /* 2. RSA encrypt input bound, also on the length query (RFC 8017). */
+    assert_int_equal(akv_cipher_encrypt_init(s, &oaep, pub), CKR_OK);
+    len = 0;
+    assert_int_equal(akv_cipher_encrypt(s, in, 256 - 65, NULL, &len),
+                     CKR_DATA_LEN_RANGE);
+    assert_int_equal(akv_cipher_encrypt_init(s, &oaep, pub), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt(s, in, 256 - 66, NULL, &len), CKR_OK);
+    assert_int_equal(len, 256);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt(s, in, 256 - 66, out, &len), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt_init(s, &pkcs, pub), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt(s, in, 256 - 10, NULL, &len),
+                     CKR_DATA_LEN_RANGE);
+
+    /* 3. A data object is not a key. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, data),
+                     CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(akv_cipher_decrypt_init(s, &ecb, data),
+                     CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(akv_wrap_unwrap(s, &pkcs, data, in, 256, NULL, 0, &h),
+                     CKR_UNWRAPPING_KEY_HANDLE_INVALID);
+
+    /* 4. Attributes of another class (v3.0 §4.5 / §4.10). */
+    {
+        CK_ATTRIBUTE d[] = {{CKA_CLASS, &dc, sizeof(dc)},
+                            {CKA_SENSITIVE, &t, 1}};
+        CK_ATTRIBUTE k[] = {{CKA_CLASS, &sc, sizeof(sc)},
+                            {CKA_KEY_TYPE, &aes, sizeof(aes)},
+                            {CKA_VALUE, key16, sizeof(key16)},
+                            {CKA_APPLICATION, app, 3}};
+
+        assert_int_equal(akv_object_create(s, d, 2, &h),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_int_equal(akv_object_create(s, k, 4, &h),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_int_equal(akv_object_set_attrs(s, data, &d[1], 1),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_int_equal(akv_object_set_attrs(s, dek, &k[3], 1),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        assert_int_equal(akv_object_copy(s, data, &d[1], 1, &h),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+    }
+
+    /* 5. CKA_WRAP_WITH_TRUSTED: no trusted wrapping key exists here. */
+    {
+        CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_ULONG vl = 16;
+        CK_ATTRIBUTE g[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                            {CKA_WRAP_WITH_TRUSTED, &t, 1}};
+        CK_OBJECT_HANDLE k = 0;
+
+        assert_int_equal(akv_object_generate_key(s, &gen, g, 2, &k), CKR_OK);
+        kv_fake_reset_calls(fake);
+        len = 0;
+        assert_int_equal(akv_wrap_key(s, &pkcs, pub, k, NULL, &len),
+                         CKR_KEY_NOT_WRAPPABLE);
+        assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
+    }
+}
+
+
+/* More regressions from tests/integration/abuse.c: CKA_ALLOWED_MECHANISMS
+ * was not enforced; a token object whose attributes exceed the store's
+ * record limit failed only after the vault call; an over-long GCM
+ * ciphertext gave an encrypt-side code. */
+static void test_abuse_regressions_2(void **state)
+{
+    char extra[160];
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k = 0;
+    CK_OBJECT_HANDLE h = 0;
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_MECHANISM_TYPE only_gcm[] = {CKM_AES_GCM};
+    CK_ULONG vl = 16;
+    CK_BBOOL tr = CK_TRUE;
+    CK_ATTRIBUTE am[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                         {CKA_ALLOWED_MECHANISMS, only_gcm, sizeof(only_gcm)}};
+    uint8_t iv[12] = {0};
+    CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, NULL, 0, 128};
+    CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+    size_t big = 70000;
+    uint8_t *lbl = calloc(1, big);
+    CK_ATTRIBUTE tok[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
+                          {CKA_TOKEN, &tr, 1},
+                          {CKA_LABEL, lbl, (CK_ULONG)big}};
+    size_t huge = 64u * 1024u * 1024u + 16u;
+    uint8_t *ct = calloc(1, huge);
+    uint8_t out[16];
+    CK_ULONG len;
+
+    (void)state;
+    assert_non_null(lbl);
+    assert_non_null(ct);
+    snprintf(extra, sizeof(extra),
+             ",\"key_refresh_s\":3600,\"store_dir\":\"%s\"", store_dir);
+    init_with(extra);
+    s = open_session(CKF_RW_SESSION);
+    /* CKA_ALLOWED_MECHANISMS (v3.0 §4.7). */
+    assert_int_equal(akv_object_generate_key(s, &gen, am, 2, &k), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k),
+                     CKR_MECHANISM_INVALID);
+    assert_int_equal(akv_cipher_decrypt_init(s, &ecb, k),
+                     CKR_MECHANISM_INVALID);
+    assert_int_equal(akv_cipher_decrypt_init(s, &gcm, k), CKR_OK);
+    /* GCM decrypt input beyond the buffer bound: ciphertext-side code. */
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, ct, (CK_ULONG)huge, out,
+                                               &len),
+                     CKR_ENCRYPTED_DATA_LEN_RANGE);
+    /* Token object attributes over the store limit: no vault call. */
+    kv_fake_reset_calls(fake);
+    assert_int_equal(akv_object_generate_key(s, &gen, tok, 3, &h),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
+    tok[2].ulValueLen = 4;
+    assert_int_equal(akv_object_generate_key(s, &gen, tok, 3, &h), CKR_OK);
+    tok[2].ulValueLen = (CK_ULONG)big;
+    assert_int_equal(akv_object_set_attrs(s, h, &tok[2], 1),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    free(lbl);
+    free(ct);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1276,6 +1475,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_dek_cache_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abuse_regressions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_abuse_regressions_2, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,7 @@
 # Failures a network service can have, injected with the emulator's fault
 # command; the module must retry what is retryable, give up within its
 # budget, map errors, and recover in the same process once the fault is gone.
-# Usage: failures.sh retry-429|retry-503|retry-500|no-retry-403|close|hang|
+# Usage: failures.sh retry-429|retry-503|retry-500|no-retry-403|close|hang|trickle|
 #        delay|malformed-truncated|malformed-base64|malformed-length|
 #        token-expiry|revoke-tokens|token-endpoint-down|challenge-401
 . "$(dirname "$0")/../lib/common.sh"
@@ -71,6 +71,20 @@ hang)
     expect_ok "the call did not outlive its budget (+1 s slack)" test "$ms" -le 7000
     emu_cli fault clear >/dev/null
     expect_eq "works again once the server answers" "$(unwrap)" "$val"
+    ;;
+trickle)
+    # A server that answers one byte at a time: the per-attempt timeout and
+    # the budget cut it, whatever the trickle rate.
+    if ! emu_cli fault add --op unwrapkey --count 1000 --trickle-ms 300 >/dev/null 2>&1; then
+        echo "SKIP: emulator has no trickle fault"; exit 77
+    fi
+    t0=$(date +%s%N)
+    expect_eq "a trickling answer is a device error" "$(unwrap)" "RV CKR_DEVICE_ERROR"
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "gave up after ${ms} ms (timeout_ms 1500, budget_ms 6000)"
+    expect_ok "the call did not outlive its budget (+1 s slack)" test "$ms" -le 7000
+    emu_cli fault clear >/dev/null
+    expect_eq "works again once the server answers normally" "$(unwrap)" "$val"
     ;;
 malformed-truncated|malformed-base64|malformed-length)
     kind=${CASE#malformed-}; [ "$kind" = base64 ] && kind=bad-base64; [ "$kind" = length ] && kind=wrong-length

@@ -59,6 +59,7 @@ expired|not-yet-valid)
     emu_cli keyvault key set-attributes --vault-name "$VAULT_NAME" --name "$KEY_NAME" "${opt[@]}" >/dev/null
     r=$(ask wrap "$KEY_NAME" "$T_TMP/w2" sha256)
     expect_eq "$CASE: wrap refused" "$r" "RV CKR_KEY_FUNCTION_NOT_PERMITTED"
+    expect_grep "log names key, op, 403 and the reason" "$KEY_NAME.*wrapkey.*403.*(KeyExpired|KeyNotYetValid|Forbidden)" "$LOG"
     expect_eq "$CASE: old data still unwraps" "$(ask unwrap "$KEY_NAME" "$T_TMP/w" "$id" sha256)" "$val"
     if [ "$CASE" = expired ]; then opt=(--expires "$(( $(date +%s) + 86400 ))"); else opt=(--not-before "$(( $(date +%s) - 60 ))"); fi
     emu_cli keyvault key set-attributes --vault-name "$VAULT_NAME" --name "$KEY_NAME" "${opt[@]}" >/dev/null

@@ -9,26 +9,40 @@
  */
 #include <string.h>
 
+#include "../token/slot.h"
 #include "module.h"
 
 /* ---- v3.0-only functions: not supported ---- */
+
+/* Like every other entry point, these say CKR_CRYPTOKI_NOT_INITIALIZED
+ * before C_Initialize (v3.0 §5.4) and CKR_FUNCTION_NOT_SUPPORTED after. */
+static CK_RV not_supported(void)
+{
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        akv_slot_end();
+        rv = CKR_FUNCTION_NOT_SUPPORTED;
+    }
+    return rv;
+}
 
 static CK_RV login_user(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType,
                         CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
                         CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV session_cancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                       CK_OBJECT_HANDLE hKey)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_crypt(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -37,7 +51,7 @@ static CK_RV msg_crypt(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                        CK_ULONG ulInLen, CK_BYTE_PTR pOut,
                        CK_ULONG_PTR pulOutLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_crypt_begin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -45,7 +59,7 @@ static CK_RV msg_crypt_begin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                              CK_BYTE_PTR pAssociatedData,
                              CK_ULONG ulAssociatedDataLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_crypt_next(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -53,12 +67,12 @@ static CK_RV msg_crypt_next(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                             CK_ULONG ulInLen, CK_BYTE_PTR pOut,
                             CK_ULONG_PTR pulOutLen, CK_FLAGS flags)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_final(CK_SESSION_HANDLE hSession)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_sign(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -66,13 +80,13 @@ static CK_RV msg_sign(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                       CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
                       CK_ULONG_PTR pulSignatureLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_sign_begin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                             CK_ULONG ulParameterLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 static CK_RV msg_verify(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -80,7 +94,7 @@ static CK_RV msg_verify(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                         CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
                         CK_ULONG ulSignatureLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return not_supported();
 }
 
 /* ---- the lists ---- */

@@ -57,10 +57,22 @@ void akv_cipher_op_free(struct akv_op *op)
     free(op);
 }
 
+/* The claiming thread owns s->op; the pointer itself is also changed under
+ * s->lock because C_Login(CKU_CONTEXT_SPECIFIC) reads it without claiming
+ * the session (akv_session_login). */
+static void set_op(struct akv_session *s, struct akv_op *op)
+{
+    pthread_mutex_lock(&s->lock);
+    s->op = op;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void end_op(struct akv_session *s)
 {
-    akv_cipher_op_free(s->op);
-    s->op = NULL;
+    struct akv_op *op = s->op;
+
+    set_op(s, NULL);
+    akv_cipher_op_free(op);
 }
 
 /* ---- init ---- */
@@ -237,7 +249,7 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     }
     op->key = key;
     key = NULL;
-    s->op = op;
+    set_op(s, op);
     op = NULL;
     rv = CKR_OK;
 out:
@@ -363,9 +375,9 @@ out:
  * - 2 for OAEP, §7.2.1: k - 11 for PKCS #1 v1.5). */
 static size_t rsa_max_in(const struct akv_op *op)
 {
-    size_t over = op->alg == AKV_KV_ALG_RSA1_5      ? 11
+    size_t over = op->alg == AKV_KV_ALG_RSA1_5     ? 11
                   : op->alg == AKV_KV_ALG_RSA_OAEP ? 2 * 20 + 2
-                                                    : 2 * 32 + 2;
+                                                   : 2 * 32 + 2;
 
     return op->mod_len > over ? op->mod_len - over : 0;
 }

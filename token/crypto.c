@@ -47,16 +47,13 @@ out:
 
 void akv_crypto_fini(void)
 {
-    pthread_mutex_lock(&ctx_lock);
-    if (defprov != NULL) {
-        OSSL_PROVIDER_unload(defprov);
-        defprov = NULL;
-    }
-    if (libctx != NULL) {
-        OSSL_LIB_CTX_free(libctx);
-        libctx = NULL;
-    }
-    pthread_mutex_unlock(&ctx_lock);
+    /* The context is kept for the life of the process (the module is never
+     * unloaded: -z nodelete) and reused by the next C_Initialize. OpenSSL
+     * 3.0 keeps per-thread state (the DRBGs) keyed to the context and
+     * cleans it up when each thread exits: freeing the context here made
+     * any application thread that had called us and outlived C_Finalize
+     * crash on exit (found by tests/integration/abuse.c, group threads).
+     * It holds no key material: values live in akv_secret buffers. */
 }
 
 void akv_crypto_forget(void)

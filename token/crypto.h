@@ -20,7 +20,8 @@
  * provider (idempotent). CKR_OK or CKR_GENERAL_ERROR (logged). */
 CK_RV akv_crypto_init(void);
 
-/* akv_crypto_fini - frees the context (C_Finalize). */
+/* akv_crypto_fini - C_Finalize's hook; keeps the context for the next
+ * C_Initialize (threads that used it may outlive C_Finalize, see crypto.c). */
 void akv_crypto_fini(void);
 
 /* akv_crypto_forget - fork child: drop the reference without freeing. */

@@ -33,9 +33,26 @@ bad_config() {
 cfg() { jq "$1" "$AKV_PKCS11_CONFIG"; }
 
 case "$CASE" in
-null|handles|templates|mech|opstate|getattr|threads)
+handles)
+    # Two tokens (same vault): handles of one slot mean nothing in the other.
+    jq '.tokens += [.tokens[0] | .label = "akv-test-2" | .store_dir += "-2"]' \
+        "$AKV_PKCS11_CONFIG" >"$T_TMP/two.json"
+    AKV_PKCS11_CONFIG="$T_TMP/two.json" expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
+    tail -n 1 "$T_TMP/last.out"
+    ;;
+mech)
+    # Every refusal is local: the vault never sees a wrap or unwrap.
+    emu_cli stats --reset >/dev/null 2>&1 || true
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
-    cat "$T_TMP/last.out" | tail -n 1
+    tail -n 1 "$T_TMP/last.out"
+    if emu_cli stats >"$T_TMP/stats" 2>/dev/null; then
+        expect_eq "no wrapkey call" "$(jq -r '.wrapkey // 0' "$T_TMP/stats")" 0
+        expect_eq "no unwrapkey call" "$(jq -r '.unwrapkey // 0' "$T_TMP/stats")" 0
+    fi
+    ;;
+null|templates|opstate|getattr|threads)
+    expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
+    tail -n 1 "$T_TMP/last.out"
     ;;
 config)
     d="$T_TMP/cfg"

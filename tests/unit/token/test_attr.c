@@ -165,7 +165,6 @@ static void test_template_validation(void **state)
                      CKR_ATTRIBUTE_VALUE_INVALID);
 }
 
-
 /* akv_attr_check_class: attributes of another class are not attributes of
  * the object (v3.0 §4.5, §4.10; found by tests/integration/abuse.c). */
 static void test_class_attributes(void **state)

@@ -406,11 +406,9 @@ static void test_wrap_length_and_checks(void **state)
      * object is not a key at all (§5.1). */
     assert_int_equal(akv_wrap_key(s, &m, priv, dek, wrapped, &wlen),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
-    assert_int_equal(akv_wrap_key(s, &m, make_data_obj(s), dek, wrapped,
-                                  &wlen),
+    assert_int_equal(akv_wrap_key(s, &m, make_data_obj(s), dek, wrapped, &wlen),
                      CKR_WRAPPING_KEY_HANDLE_INVALID);
-    assert_int_equal(akv_wrap_key(s, &m, pub, make_data_obj(s), wrapped,
-                                  &wlen),
+    assert_int_equal(akv_wrap_key(s, &m, pub, make_data_obj(s), wrapped, &wlen),
                      CKR_KEY_HANDLE_INVALID);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
     wlen = sizeof(wrapped);
@@ -1266,7 +1264,6 @@ static void test_threads(void **state)
                      HAMMER_THREADS * HAMMER_ROUNDS);
 }
 
-
 /* Regressions found by tests/integration/abuse.c. */
 static void test_abuse_regressions(void **state)
 {
@@ -1380,7 +1377,6 @@ static void test_abuse_regressions(void **state)
     }
 }
 
-
 /* More regressions from tests/integration/abuse.c: CKA_ALLOWED_MECHANISMS
  * was not enforced; a token object whose attributes exceed the store's
  * record limit failed only after the vault call; an over-long GCM
@@ -1427,9 +1423,9 @@ static void test_abuse_regressions_2(void **state)
     assert_int_equal(akv_cipher_decrypt_init(s, &gcm, k), CKR_OK);
     /* GCM decrypt input beyond the buffer bound: ciphertext-side code. */
     len = sizeof(out);
-    assert_int_equal(akv_cipher_decrypt_update(s, ct, (CK_ULONG)huge, out,
-                                               &len),
-                     CKR_ENCRYPTED_DATA_LEN_RANGE);
+    assert_int_equal(
+        akv_cipher_decrypt_update(s, ct, (CK_ULONG)huge, out, &len),
+        CKR_ENCRYPTED_DATA_LEN_RANGE);
     /* Token object attributes over the store limit: no vault call. */
     kv_fake_reset_calls(fake);
     assert_int_equal(akv_object_generate_key(s, &gen, tok, 3, &h),
@@ -1442,6 +1438,59 @@ static void test_abuse_regressions_2(void **state)
                      CKR_ATTRIBUTE_VALUE_INVALID);
     free(lbl);
     free(ct);
+}
+
+/* A thread that used the token's OpenSSL context and outlives
+ * akv_slot_finalize must exit cleanly (OpenSSL runs per-thread cleanup
+ * for the context at thread exit; the context used to be freed). */
+static pthread_mutex_t surv_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t surv_cv = PTHREAD_COND_INITIALIZER;
+static int surv_stage;
+
+static void *survivor(void *arg)
+{
+    CK_SESSION_HANDLE s = *(CK_SESSION_HANDLE *)arg;
+    uint8_t rnd[32];
+    CK_RV rv = akv_cipher_random(s, rnd, sizeof(rnd));
+
+    pthread_mutex_lock(&surv_mu);
+    surv_stage = 1;
+    pthread_cond_broadcast(&surv_cv);
+    while (surv_stage != 2) {
+        pthread_cond_wait(&surv_cv, &surv_mu);
+    }
+    pthread_mutex_unlock(&surv_mu);
+    return rv == CKR_OK ? NULL : (void *)1;
+}
+
+static void test_thread_outlives_finalize(void **state)
+{
+    CK_SESSION_HANDLE s;
+    pthread_t th;
+    void *r = (void *)2;
+    uint8_t rnd[8];
+
+    (void)state;
+    init_with("");
+    s = open_session(0);
+    surv_stage = 0;
+    assert_int_equal(pthread_create(&th, NULL, survivor, &s), 0);
+    pthread_mutex_lock(&surv_mu);
+    while (surv_stage != 1) {
+        pthread_cond_wait(&surv_cv, &surv_mu);
+    }
+    pthread_mutex_unlock(&surv_mu);
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+    pthread_mutex_lock(&surv_mu);
+    surv_stage = 2;
+    pthread_cond_broadcast(&surv_cv);
+    pthread_mutex_unlock(&surv_mu);
+    assert_int_equal(pthread_join(th, &r), 0);
+    assert_null(r);
+    /* The context is reused by the next initialisation. */
+    init_with("");
+    s = open_session(0);
+    assert_int_equal(akv_cipher_random(s, rnd, sizeof(rnd)), CKR_OK);
 }
 
 int main(void)
@@ -1478,6 +1527,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abuse_regressions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_abuse_regressions_2, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_thread_outlives_finalize, setup,
                                         teardown),
     };
 

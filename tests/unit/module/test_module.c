@@ -191,8 +191,7 @@ static void test_interfaces(void **state)
     assert_int_equal(f3->C_SessionCancel(1, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
     assert_int_equal(f3->C_MessageEncryptInit(1, NULL, 0),
                      CKR_CRYPTOKI_NOT_INITIALIZED);
-    assert_int_equal(f3->C_MessageVerifyFinal(1),
-                     CKR_CRYPTOKI_NOT_INITIALIZED);
+    assert_int_equal(f3->C_MessageVerifyFinal(1), CKR_CRYPTOKI_NOT_INITIALIZED);
     assert_ptr_equal(f3->C_GetInterface, gi);
     assert_ptr_equal(f3->C_Initialize, f->C_Initialize);
     assert_ptr_equal(f3->C_WaitForSlotEvent, f->C_WaitForSlotEvent);

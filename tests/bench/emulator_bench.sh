@@ -34,6 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# No --throttle: measure the server, not the limit model.
+# shellcheck disable=SC2119
 emu_start
 sp=$(emu_cli ad sp create-for-rbac --name bench-app)
 app_id=$(jq -r .appId <<<"$sp")
@@ -53,7 +55,10 @@ token=$(curl -sS --fail --cacert "$EMU_CA" \
     --data-urlencode "client_secret=$secret" \
     --data-urlencode "scope=https://vault.azure.net/.default" \
     "$authority/$EMU_TENANT/oauth2/v2.0/token" | jq -r .access_token)
-[ -n "$token" ] && [ "$token" != null ] || { echo "FAIL: no token"; exit 1; }
+if [ -z "$token" ] || [ "$token" = null ]; then
+    echo "FAIL: no token"
+    exit 1
+fi
 
 get_url="$vault_url/keys/benchkey/$version?api-version=7.4"
 unwrap_url="$vault_url/keys/benchkey/$version/unwrapkey?api-version=7.4"

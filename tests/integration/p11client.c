@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -522,9 +523,12 @@ static int cmd_threads(const char *label, int nthreads, int iters)
     pthread_t th[32];
     struct worker w[32];
     int total = 0;
+    struct timespec t0, t1;
+    double secs;
     if (nthreads < 1 || nthreads > 32) {
         return 2;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < nthreads; i++) {
         w[i] = (struct worker){label, iters, 0};
         pthread_create(&th[i], NULL, worker_main, &w[i]);
@@ -533,9 +537,17 @@ static int cmd_threads(const char *label, int nthreads, int iters)
         pthread_join(th[i], NULL);
         total += w[i].fails;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - t0.tv_sec)
+           + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     CHECK(total == 0, "%d of %d wrap/unwrap rounds failed", total,
           nthreads * iters);
-    printf("threads=%d iterations=%d failures=%d\n", nthreads, iters, total);
+    /* One round = C_GenerateKey + C_WrapKey (vault wrapkey) + C_UnwrapKey
+     * (vault unwrapkey) + two C_DestroyObject. */
+    printf("threads=%d iterations=%d failures=%d seconds=%.3f "
+           "rounds_per_s=%.1f\n",
+           nthreads, iters, total, secs,
+           secs > 0 ? (double)(nthreads * iters) / secs : 0.0);
     return failures ? 1 : 0;
 }
 

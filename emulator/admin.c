@@ -85,22 +85,50 @@ static int opt_list(const struct args *a, const char *name, int *cnt)
     return -1;
 }
 
+__attribute__((format(printf, 4, 0))) static int
+vfail(char **out, int status, int usage, const char *fmt, va_list ap)
+{
+    char msg[512];
+    cJSON *j = cJSON_CreateObject();
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cJSON_AddStringToObject(j, "error", msg);
+    if (usage) {
+        cJSON_AddTrueToObject(j, "usage");
+    }
+    *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return status;
+}
+
 static int fail(char **out, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int fail(char **out, int status, const char *fmt, ...)
 {
-    char msg[512];
-    cJSON *j = cJSON_CreateObject();
     va_list ap;
+    int rc;
 
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    rc = vfail(out, status, 0, fmt, ap);
     va_end(ap);
-    cJSON_AddStringToObject(j, "error", msg);
-    *out = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return status;
+    return rc;
+}
+
+/* A command-line mistake (missing required option, unknown command, bad
+ * option value): 400 with "usage":true so that the CLI exits 2. */
+static int usage_fail(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_fail(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = vfail(out, 400, 1, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int emit(char **out, cJSON *j)
@@ -170,7 +198,7 @@ static int cmd_identity(const struct args *a, const char *sub, char **out)
 
     if (strcmp(sub, "create") == 0) {
         if (!name || !*name || strlen(name) >= EMU_NAME_MAX) {
-            return fail(out, 400, "identity create: --name is required");
+            return usage_fail(out, "identity create: --name is required");
         }
         p = emu_find_principal_name(name, 0);
         if (!p) {
@@ -188,6 +216,14 @@ static int cmd_identity(const struct args *a, const char *sub, char **out)
             emu_store_save_state();
         }
         return emit(out, identity_json(p));
+    }
+    if (!(name && *name) && !(opt(a, "--object-id") && *opt(a, "--object-id"))
+        && !(opt(a, "--client-id") && *opt(a, "--client-id"))) {
+        if (strcmp(sub, "show") != 0 && strcmp(sub, "revoke-tokens") != 0
+            && strcmp(sub, "federated-token") != 0) {
+            return usage_fail(out, "unknown identity command: %s", sub);
+        }
+        return usage_fail(out, "identity %s: --name is required", sub);
     }
     p = principal_by_opts(a, 0);
     if (!p || p->is_sp) {
@@ -229,7 +265,7 @@ static int cmd_identity(const struct args *a, const char *sub, char **out)
         cJSON_Delete(c);
         return *out ? 200 : fail(out, 500, "signing failed");
     }
-    return fail(out, 400, "unknown identity command: %s", sub);
+    return usage_fail(out, "unknown identity command: %s", sub);
 }
 
 static int cmd_sp(const struct args *a, char **out)
@@ -241,7 +277,7 @@ static int cmd_sp(const struct args *a, char **out)
     int created = 0;
 
     if (!name || !*name || strlen(name) >= EMU_NAME_MAX) {
-        return fail(out, 400, "ad sp create-for-rbac: --name is required");
+        return usage_fail(out, "ad sp create-for-rbac: --name is required");
     }
     p = emu_find_principal_name(name, 1);
     if (!p) {
@@ -394,7 +430,7 @@ static const char *policy_oid(const struct args *a, char **out, int *status)
         *status = fail(out, 404, "service principal not found: %s", spn);
         return NULL;
     }
-    *status = fail(out, 400, "--object-id or --spn is required");
+    *status = usage_fail(out, "--object-id or --spn is required");
     return NULL;
 }
 
@@ -414,7 +450,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         return emit(out, arr);
     }
     if (!name || !*name) {
-        return fail(out, 400, "keyvault %s: --name is required", sub);
+        return usage_fail(out, "keyvault %s: --name is required", sub);
     }
     v = emu_find_vault(name);
     if (strcmp(sub, "create") == 0) {
@@ -424,10 +460,11 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
             return emit(out, emu_vault_json(v));
         }
         if (!valid_vault_name(name)) {
-            return fail(out, 400,
-                        "invalid vault name '%s': 3-24 characters of 0-9, "
-                        "a-z, A-Z and '-'",
-                        name);
+            return usage_fail(
+                out,
+                "invalid vault name '%s': 3-24 characters of 0-9, "
+                "a-z, A-Z and '-'",
+                name);
         }
         v = calloc(1, sizeof(*v));
         nv = realloc(emu.vaults, (emu.nvaults + 1) * sizeof(*nv));
@@ -479,8 +516,8 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
             unsigned b = emu_perm_parse(arg_at(a, first + k));
 
             if (!b) {
-                return fail(out, 400, "unknown key permission: %s",
-                            arg_at(a, first + k));
+                return usage_fail(out, "unknown key permission: %s",
+                                  arg_at(a, first + k));
             }
             perms |= b;
         }
@@ -488,7 +525,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
             struct emu_policy *np;
 
             if (strlen(oid) > EMU_GUID_LEN) {
-                return fail(out, 400, "invalid object id: %s", oid);
+                return usage_fail(out, "invalid object id: %s", oid);
             }
             np = realloc(v->policies, (v->npolicies + 1) * sizeof(*np));
             if (!np) {
@@ -503,7 +540,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         emu_store_save_state();
         return emit(out, emu_vault_json(v));
     }
-    return fail(out, 400, "unknown keyvault command: %s", sub);
+    return usage_fail(out, "unknown keyvault command: %s", sub);
 }
 
 static int parse_bool(const char *s, int *out)
@@ -534,12 +571,12 @@ static int apply_key_opts(const struct args *a, struct emu_keyver *kv,
         } else if (parse_bool(s, &b) == 0) {
             kv->enabled = !b;
         } else {
-            return fail(out, 400, "bad --disabled value: %s", s);
+            return usage_fail(out, "bad --disabled value: %s", s);
         }
     }
     if ((s = opt(a, "--enabled")) != NULL) {
         if (parse_bool(s, &b) != 0) {
-            return fail(out, 400, "bad --enabled value: %s", s);
+            return usage_fail(out, "bad --enabled value: %s", s);
         }
         kv->enabled = b;
     }
@@ -547,7 +584,7 @@ static int apply_key_opts(const struct args *a, struct emu_keyver *kv,
         long long t = emu_parse_time(s);
 
         if (t < 0) {
-            return fail(out, 400, "bad --expires value: %s", s);
+            return usage_fail(out, "bad --expires value: %s", s);
         }
         kv->exp = t;
     }
@@ -555,7 +592,7 @@ static int apply_key_opts(const struct args *a, struct emu_keyver *kv,
         long long t = emu_parse_time(s);
 
         if (t < 0) {
-            return fail(out, 400, "bad --not-before value: %s", s);
+            return usage_fail(out, "bad --not-before value: %s", s);
         }
         kv->nbf = t;
     }
@@ -567,8 +604,8 @@ static int apply_key_opts(const struct args *a, struct emu_keyver *kv,
             unsigned o = emu_keyop_parse(arg_at(a, first + k));
 
             if (!o) {
-                return fail(out, 400, "unknown key operation: %s",
-                            arg_at(a, first + k));
+                return usage_fail(out, "unknown key operation: %s",
+                                  arg_at(a, first + k));
             }
             ops |= o;
         }
@@ -633,7 +670,8 @@ static int cmd_key(struct args *a, const char *sub, char **out)
     int rc;
 
     if (!vname || !*vname) {
-        return fail(out, 400, "keyvault key %s: --vault-name is required", sub);
+        return usage_fail(out, "keyvault key %s: --vault-name is required",
+                          sub);
     }
     v = emu_find_vault(vname);
     if (!v) {
@@ -653,7 +691,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         return emit(out, arr);
     }
     if (!name || !*name) {
-        return fail(out, 400, "keyvault key %s: --name is required", sub);
+        return usage_fail(out, "keyvault key %s: --name is required", sub);
     }
     k = emu_find_key(v, name);
     if (strcmp(sub, "create") == 0 || strcmp(sub, "rotate") == 0
@@ -669,11 +707,11 @@ static int cmd_key(struct args *a, const char *sub, char **out)
 
             if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
                   || (c >= '0' && c <= '9') || c == '-')) {
-                return fail(out, 400, "invalid key name: %s", name);
+                return usage_fail(out, "invalid key name: %s", name);
             }
         }
         if (nl == 0 || nl > 127) {
-            return fail(out, 400, "invalid key name: %s", name);
+            return usage_fail(out, "invalid key name: %s", name);
         }
         if (k && k->deleted) {
             return fail(out, 409,
@@ -840,7 +878,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         emu_store_save_key(v, k);
         return emit(out, emu_keybundle_json(base, k, kv, 0));
     }
-    return fail(out, 400, "unknown keyvault key command: %s", sub);
+    return usage_fail(out, "unknown keyvault key command: %s", sub);
 }
 
 /* RSA key generation takes up to seconds (4096 bits): do it before the
@@ -894,7 +932,7 @@ int emu_admin_run(cJSON *argv, char **out)
     c2 = arg_at(&a, 2);
     *out = NULL;
     if (!c0) {
-        return fail(out, 400, "no command");
+        return usage_fail(out, "no command");
     }
     if (strcmp(c0, "fault") == 0) {
         return emu_fault_admin(argv, 1, out);
@@ -904,7 +942,7 @@ int emu_admin_run(cJSON *argv, char **out)
         return emit(out, emu_stats_json(has_flag(&a, "--reset")));
     }
     if (!c1) {
-        return fail(out, 400, "incomplete command: %s", c0);
+        return usage_fail(out, "incomplete command: %s", c0);
     }
     a.pregen = NULL;
     if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "key") == 0 && c2
@@ -927,7 +965,7 @@ int emu_admin_run(cJSON *argv, char **out)
         a.first = 2;
         status = cmd_vault(&a, c1, out);
     } else {
-        status = fail(out, 400, "unknown command: %s", c0);
+        status = usage_fail(out, "unknown command: %s", c0);
     }
     pthread_rwlock_unlock(&emu.lock);
     /* Unused when the command failed or the key type changed meanwhile. */

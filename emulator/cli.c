@@ -15,6 +15,104 @@
 #include "emu.h"
 
 int emu_cli_main(int argc, char **argv, const char *dir);
+void emu_cli_help(FILE *f, int argc, char **argv);
+
+/* One entry per command form. `akv-emulator CMD ... --help` and usage
+ * errors print the entries whose leading words best match CMD. */
+static const char *const help_lines[] = {
+    "serve --dir DIR [--host 127.0.0.1] [--port P] [--imds-port Q]\n"
+    "      [--token-lifetime SECONDS] [--throttle] [--throttle-scale F]\n"
+    "      [--threads N]\n"
+    "      (without --port/--imds-port the ports of DIR's previous start are\n"
+    "      reused when free; 0 = any free port)",
+    "identity create|show|federated-token --name N",
+    "identity revoke-tokens --name N | --object-id OID",
+    "ad sp create-for-rbac --name N [--create-cert]",
+    "keyvault create|show --name V | keyvault list",
+    "keyvault set-policy --name V (--object-id OID | --spn APPID)\n"
+    "      --key-permissions P...",
+    "keyvault delete-policy --name V (--object-id OID | --spn APPID)",
+    "keyvault key create --vault-name V --name K [--kty RSA|RSA-HSM|EC|EC-HSM|"
+    "oct-HSM]\n"
+    "      [--size N] [--curve C] [--ops OP...] [--disabled true|false]\n"
+    "      [--expires EPOCH|ISO] [--not-before EPOCH|ISO] [--tags k=v ...]",
+    "keyvault key import --vault-name V --name K --pem-file F\n"
+    "      [--protection hsm|software] [options as create]",
+    "keyvault key show|rotate|delete|recover|purge|show-deleted|list-versions\n"
+    "      --vault-name V --name K [--version VER]",
+    "keyvault key set-attributes --vault-name V --name K [--version VER]\n"
+    "      [--enabled true|false] [--expires ...] [--not-before ...] "
+    "[--ops ...]\n"
+    "      [--tags ...]",
+    "keyvault key list --vault-name V",
+    "fault add (--op OP | --path SUBSTRING) [--count N | --fraction F]\n"
+    "      (--status S [--retry-after SECONDS] | --delay-ms MS | --hang |\n"
+    "       --close | --malformed truncated|bad-base64|wrong-length)\n"
+    "      [--trickle-ms MS]\n"
+    "      --trickle-ms MS (alone or with --status/--delay-ms/--close/\n"
+    "      --malformed): the answer's body is sent one byte every MS ms\n"
+    "      (1..60000; a trickle ends after 120 s, when the client goes away,\n"
+    "      or at fault clear)",
+    "fault clear | fault list",
+    "stats [--reset]",
+};
+
+/* Depth to which the leading words of LINE match ARGV (each line word is
+ * a '|'-separated list of alternatives). */
+static int help_match(const char *line, int argc, char **argv)
+{
+    int d = 0;
+
+    while (d < argc && argv[d][0] != '-') {
+        size_t wl = strcspn(line, " "), al = strlen(argv[d]);
+        const char *alt = line;
+        int hit = 0;
+
+        while (alt < line + wl) {
+            size_t l = strcspn(alt, "| ");
+
+            if (l == al && strncmp(alt, argv[d], al) == 0) {
+                hit = 1;
+                break;
+            }
+            alt += l + (alt[l] == '|');
+            if (alt[-1] != '|') {
+                break;
+            }
+        }
+        if (!hit) {
+            break;
+        }
+        d++;
+        line += wl;
+        while (*line == ' ') {
+            line++;
+        }
+    }
+    return d;
+}
+
+void emu_cli_help(FILE *f, int argc, char **argv)
+{
+    size_t i, n = sizeof(help_lines) / sizeof(help_lines[0]);
+    int best = 0;
+
+    for (i = 0; i < n; i++) {
+        int d = help_match(help_lines[i], argc, argv);
+
+        best = d > best ? d : best;
+    }
+    fputs("usage:\n", f);
+    for (i = 0; i < n; i++) {
+        const char *l = help_lines[i];
+
+        if (best && help_match(l, argc, argv) < best) {
+            continue;
+        }
+        fprintf(f, "  akv-emulator %s%s\n",
+                strncmp(l, "serve", 5) == 0 ? "" : "--dir DIR ", l);
+    }
+}
 
 struct buf {
     char *p;
@@ -54,6 +152,12 @@ int emu_cli_main(int argc, char **argv, const char *dir)
     struct buf resp = {NULL, 0};
     CURLcode cr;
 
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            emu_cli_help(stdout, argc, argv);
+            return 0;
+        }
+    }
     if (!dir) {
         fprintf(stderr, "akv-emulator: --dir DIR is required\n");
         return 2;
@@ -123,8 +227,14 @@ int emu_cli_main(int argc, char **argv, const char *dir)
         cJSON *ej = resp.p ? cJSON_Parse(resp.p) : NULL;
         const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(ej, "error"));
 
-        fprintf(stderr, "akv-emulator: %s (HTTP %ld)\n",
-                m ? m : (resp.p ? resp.p : "error"), status);
+        if (status == 400 && cJSON_IsTrue(cJSON_GetObjectItem(ej, "usage"))) {
+            fprintf(stderr, "akv-emulator: %s\n", m ? m : "usage error");
+            emu_cli_help(stderr, argc, argv);
+            rc = 2;
+        } else {
+            fprintf(stderr, "akv-emulator: %s (HTTP %ld)\n",
+                    m ? m : (resp.p ? resp.p : "error"), status);
+        }
         cJSON_Delete(ej);
     }
 out:

@@ -369,9 +369,10 @@ cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
 /* emu_vault_json - `az keyvault show` shape of V. */
 cJSON *emu_vault_json(const struct emu_vault *v);
 /* emu_admin_run - run one control command (ARGV = JSON array of strings,
- * without --dir). Returns an HTTP status (200 ok, 400 usage, 404 unknown
- * vault/key/identity, 409 deleted name) and a malloc'ed answer in *out:
- * the az-shaped JSON, or {"error":"message"}. */
+ * without --dir). Returns an HTTP status (200 ok, 400 usage or bad value,
+ * 404 unknown vault/key/identity, 409 deleted name) and a malloc'ed answer
+ * in *out: the az-shaped JSON, or {"error":"message"} plus "usage":true
+ * when the command line itself is wrong (the CLI then exits 2). */
 int emu_admin_run(cJSON *argv, char **out);
 
 /* ---- faults.c (stats, fault injection, throttling) ---- */
@@ -389,6 +390,8 @@ struct emu_fault_hit {
     int retry_after; /* seconds, < 0: no Retry-After */
     int delay_ms;
     char malformed[16]; /* truncated | bad-base64 | wrong-length */
+    int trickle_ms;     /* > 0: send the body one byte per trickle_ms ms;
+                           combines with any kind but hang */
 };
 /* Operation names (token, imds, get, wrapkey, ...) <-> enum emu_opname;
  * parse returns -1 when unknown. */

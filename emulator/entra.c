@@ -459,6 +459,7 @@ static void main_handler(struct emu_req *rq, struct emu_resp *rs)
             return;
         }
         if (emu_fault_match(EMU_OPN_TOKEN, u, &fh)) {
+            rs->trickle_ms = fh.trickle_ms;
             if (fh.kind == EMU_FAULT_HANG) {
                 rs->hang = 1;
                 return;

@@ -136,8 +136,10 @@ static const char *kind_name(int k)
         return "hang";
     case EMU_FAULT_CLOSE:
         return "close";
-    default:
+    case EMU_FAULT_MALFORMED:
         return "malformed";
+    default:
+        return "trickle"; /* --trickle-ms alone */
     }
 }
 
@@ -170,17 +172,24 @@ static cJSON *list_json(void)
         } else if (r->hit.kind == EMU_FAULT_MALFORMED) {
             cJSON_AddStringToObject(o, "malformed", r->hit.malformed);
         }
+        if (r->hit.trickle_ms > 0) {
+            cJSON_AddNumberToObject(o, "trickleMs", r->hit.trickle_ms);
+        }
     }
     pthread_mutex_unlock(&fault_mu);
     return a;
 }
 
-static char *err_json(const char *msg)
+/* USAGE marks a command-line mistake (the CLI then exits 2). */
+static char *err_json(const char *msg, int usage)
 {
     cJSON *j = cJSON_CreateObject();
     char *s;
 
     cJSON_AddStringToObject(j, "error", msg);
+    if (usage) {
+        cJSON_AddTrueToObject(j, "usage");
+    }
     s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -221,12 +230,12 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
         return 200;
     }
     if (!emu_strcaseeq(sub, "add")) {
-        *out = err_json("usage: fault add|clear|list");
+        *out = err_json("unknown fault command (fault add|clear|list)", 1);
         return 400;
     }
     r = calloc(1, sizeof(*r));
     if (!r) {
-        *out = err_json("out of memory");
+        *out = err_json("out of memory", 0);
         return 500;
     }
     r->op = -1;
@@ -283,6 +292,11 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
             if (r->hit.delay_ms < 0 || r->hit.delay_ms > 600000) {
                 goto out;
             }
+        } else if (strcmp(a, "--trickle-ms") == 0) {
+            r->hit.trickle_ms = (int)strtol(v, NULL, 10);
+            if (r->hit.trickle_ms < 1 || r->hit.trickle_ms > 60000) {
+                goto out;
+            }
         } else if (strcmp(a, "--malformed") == 0) {
             if (strcmp(v, "truncated") != 0 && strcmp(v, "bad-base64") != 0
                 && strcmp(v, "wrong-length") != 0) {
@@ -294,7 +308,9 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
             goto out;
         }
     }
-    if (r->hit.kind == EMU_FAULT_NONE || (r->op < 0 && !r->path)) {
+    if ((r->hit.kind == EMU_FAULT_NONE && r->hit.trickle_ms == 0)
+        || (r->hit.kind == EMU_FAULT_HANG && r->hit.trickle_ms > 0)
+        || (r->op < 0 && !r->path)) {
         goto out;
     }
     pthread_mutex_lock(&fault_mu);
@@ -315,10 +331,10 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
 out:
     free(r->path);
     free(r);
-    *out = err_json("usage: fault add (--op OP | --path SUBSTRING) [--count N "
-                    "| --fraction F] (--status S [--retry-after SECONDS] | "
-                    "--delay-ms MS | --hang | --close | --malformed "
-                    "truncated|bad-base64|wrong-length)");
+    *out = err_json("fault add: missing or invalid option (need --op OP or "
+                    "--path SUBSTRING and one of --status, --delay-ms, "
+                    "--hang, --close, --malformed, --trickle-ms)",
+                    1);
     return 400;
 }
 

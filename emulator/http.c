@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "http.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -59,21 +61,84 @@ static void add_common_headers(struct MHD_Response *r, const char *ctype)
                             "max-age=31536000;includeSubDomains");
 }
 
+/* Bumped by emu_http_release_hung (fault clear, shutdown): every trickle
+ * started under an older generation ends at its next byte slice. */
+static unsigned trickle_gen;
+
+/* A trickled body is capped so that a forgotten fault cannot keep a pool
+ * thread forever. */
+#define TRICKLE_MAX_MS   120000
+#define TRICKLE_SLICE_MS 50
+
+/* Body sent by a callback: --close (first half, then a reset) and/or
+ * --trickle-ms (one byte per trickle_ms ms). */
 struct partial {
     char *body;
-    size_t len, sent;
+    size_t len;   /* Content-Length announced */
+    size_t limit; /* bytes actually sent: len, or len / 2 for --close */
+    int trickle_ms;
+    int fd; /* connection socket, watched for the peer going away */
+    unsigned gen;
+    long long deadline_ms;
 };
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps MS in slices on the connection socket; -1 when the peer closed,
+ * the trickle was cancelled or its 120 s cap is reached. Blocking here is
+ * deliberate: MHD's internal polling mode offers no "call me later". */
+static int trickle_wait(struct partial *p)
+{
+    long long end = mono_ms() + p->trickle_ms, now;
+
+    for (;;) {
+        struct pollfd pfd = {.fd = p->fd, .events = POLLRDHUP};
+        long long left;
+
+        if (__atomic_load_n(&trickle_gen, __ATOMIC_RELAXED) != p->gen) {
+            return -1;
+        }
+        now = mono_ms();
+        if (now >= p->deadline_ms) {
+            return -1;
+        }
+        left = end - now;
+        if (left <= 0) {
+            return 0;
+        }
+        if (left > TRICKLE_SLICE_MS) {
+            left = TRICKLE_SLICE_MS;
+        }
+        if (p->fd < 0) {
+            usleep((useconds_t)left * 1000);
+        } else if (poll(&pfd, 1, (int)left) > 0
+                   && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            return -1;
+        }
+    }
+}
 
 static ssize_t partial_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct partial *p = cls;
-    size_t half = p->len / 2;
     size_t n;
 
-    if (pos >= half) {
+    if (pos >= p->limit) {
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    n = half - (size_t)pos;
+    n = p->limit - (size_t)pos;
+    if (p->trickle_ms > 0) {
+        if (trickle_wait(p) != 0) {
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        n = 1;
+    }
     if (n > max) {
         n = max;
     }
@@ -85,6 +150,9 @@ static void partial_free(void *cls)
 {
     struct partial *p = cls;
 
+    if (p->body) {
+        OPENSSL_cleanse(p->body, p->len);
+    }
     free(p->body);
     free(p);
 }
@@ -94,17 +162,27 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct emu_resp *rs)
     struct MHD_Response *r = NULL;
     enum MHD_Result ret = MHD_NO;
 
-    if (rs->close_mid) {
+    if ((rs->close_mid || rs->trickle_ms > 0) && rs->len > 0) {
         struct partial *p = calloc(1, sizeof(*p));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 
         if (!p) {
             goto out;
         }
         p->body = rs->body;
         p->len = rs->len;
+        p->limit = rs->close_mid ? rs->len / 2 : rs->len;
+        p->trickle_ms = rs->trickle_ms;
+        p->fd = ci ? ci->connect_fd : -1;
+        p->gen = __atomic_load_n(&trickle_gen, __ATOMIC_RELAXED);
+        p->deadline_ms = mono_ms() + TRICKLE_MAX_MS;
         rs->body = NULL;
         r = MHD_create_response_from_callback(p->len, 4096, partial_reader, p,
                                               partial_free);
+        if (!r) {
+            partial_free(p);
+        }
     } else {
         r = MHD_create_response_from_buffer(
             rs->len, rs->body ? rs->body : (void *)"", MHD_RESPMEM_MUST_COPY);
@@ -254,6 +332,7 @@ void emu_http_release_hung(void)
 {
     struct conn_ctx *cc;
 
+    __atomic_add_fetch(&trickle_gen, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&hung_mu);
     for (cc = hung_list; cc; cc = cc->next_hung) {
         MHD_resume_connection(cc->conn);
@@ -263,9 +342,8 @@ void emu_http_release_hung(void)
 }
 
 /* libmicrohttpd hands us its own format strings. */
-__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls,
-                                                          const char *fmt,
-                                                          va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+mhd_log(void *cls, const char *fmt, va_list ap)
 {
     vfprintf(stderr, fmt, ap);
 }

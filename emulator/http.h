@@ -3,7 +3,8 @@
  * Thin libmicrohttpd wrapper shared by the vault, Entra/admin and IMDS
  * listeners: body accumulation with a 1 MiB cap (413 above it), one dispatch
  * call per complete request, standard Key Vault response headers, and the
- * fault-injection transport effects (delay, hang, close mid-response).
+ * fault-injection transport effects (delay, hang, close mid-response,
+ * trickled body).
  */
 #ifndef AKV_EMULATOR_HTTP_H
 #define AKV_EMULATOR_HTTP_H
@@ -33,6 +34,7 @@ struct emu_resp {
     int retry_after; /* < 0: none */
     int hang;
     int close_mid;
+    int trickle_ms; /* > 0: one body byte per trickle_ms ms (--trickle-ms) */
 };
 
 typedef void (*emu_handler_fn)(struct emu_req *rq, struct emu_resp *rs);
@@ -43,7 +45,8 @@ struct MHD_Daemon *emu_http_start(const char *host, int port, int tls,
                                   emu_handler_fn fn, void *ctx);
 int emu_http_port(struct MHD_Daemon *d);
 void emu_http_stop(struct MHD_Daemon *d);
-/* Wake every connection parked by a --hang fault so that it is closed. */
+/* Wake every connection parked by a --hang fault so that it is closed, and
+ * end every body being sent by a --trickle-ms fault. */
 void emu_http_release_hung(void);
 
 const char *emu_req_header(struct emu_req *rq, const char *name);

@@ -108,6 +108,7 @@ static void imds_handler(struct emu_req *rq, struct emu_resp *rs)
     }
     emu_stats_count(EMU_OPN_IMDS);
     if (emu_fault_match(EMU_OPN_IMDS, rq->url, &fh)) {
+        rs->trickle_ms = fh.trickle_ms;
         if (fh.kind == EMU_FAULT_HANG) {
             rs->hang = 1;
             return;

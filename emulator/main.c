@@ -11,25 +11,7 @@
 
 int emu_serve_main(int argc, char **argv, const char *dir);
 int emu_cli_main(int argc, char **argv, const char *dir);
-
-static void help(void)
-{
-    fputs("usage:\n"
-          "  akv-emulator serve --dir DIR [--host 127.0.0.1] [--port 0]\n"
-          "      [--imds-port 0] [--token-lifetime SECONDS] [--throttle]\n"
-          "      [--throttle-scale F] [--threads N]\n"
-          "  akv-emulator --dir DIR identity create|show|federated-token|"
-          "revoke-tokens --name N\n"
-          "  akv-emulator --dir DIR ad sp create-for-rbac --name N "
-          "[--create-cert]\n"
-          "  akv-emulator --dir DIR keyvault create|show|list|set-policy|"
-          "delete-policy ...\n"
-          "  akv-emulator --dir DIR keyvault key create|show|rotate|"
-          "set-attributes|delete|recover|purge|list|list-versions|import ...\n"
-          "  akv-emulator --dir DIR fault add|clear|list ...\n"
-          "  akv-emulator --dir DIR stats [--reset]\n",
-          stderr);
-}
+void emu_cli_help(FILE *f, int argc, char **argv);
 
 int main(int argc, char **argv)
 {
@@ -49,7 +31,7 @@ int main(int argc, char **argv)
     }
     if (n == 0 || strcmp(rest[0], "--help") == 0 || strcmp(rest[0], "-h") == 0
         || strcmp(rest[0], "help") == 0) {
-        help();
+        emu_cli_help(stderr, 0, NULL);
         free(rest);
         return n == 0 ? 2 : 0;
     }

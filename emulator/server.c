@@ -4,13 +4,18 @@
  * the main HTTPS listener (Entra ID + control plane), the IMDS listener
  * (plain HTTP) and one HTTPS listener per vault, prints one JSON line with
  * the endpoints on stdout, then waits for SIGTERM/SIGINT and exits 0.
+ * One server per DIR (flock on DIR/serve.lock); main and IMDS ports not
+ * given on the command line are those of DIR's previous start (server.json)
+ * when still free.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,12 +28,98 @@ emu_handler_fn emu_entra_handler(void);
 emu_handler_fn emu_imds_handler(void);
 int emu_serve_main(int argc, char **argv, const char *dir);
 
+void emu_cli_help(FILE *f, int argc, char **argv);
+
+static char *serve_word[] = {"serve"};
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: akv-emulator serve --dir DIR [--host 127.0.0.1] "
-                    "[--port 0] [--imds-port 0] [--token-lifetime SECONDS] "
-                    "[--throttle] [--throttle-scale F] [--threads N]\n");
+    emu_cli_help(stderr, 1, serve_word);
     return 2;
+}
+
+/* The previous start's server.json (NULL when absent or unreadable). */
+static cJSON *read_server_json(const char *dir)
+{
+    char path[4200], *text;
+    cJSON *j;
+
+    snprintf(path, sizeof(path), "%s/server.json", dir);
+    text = emu_read_file(path, NULL);
+    j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return j;
+}
+
+static int json_int(cJSON *j, const char *name)
+{
+    cJSON *x = cJSON_GetObjectItem(j, name);
+
+    return cJSON_IsNumber(x) && x->valuedouble > 0 && x->valuedouble < 65536
+               ? (int)x->valuedouble
+               : 0;
+}
+
+/* One server per DIR: an flock on DIR/serve.lock, held until exit (the
+ * kernel drops it even after SIGKILL, so a stale server.json never blocks
+ * a start). Returns the open lock fd, or -1 after printing why. */
+static int lock_dir(cJSON *prev)
+{
+    char path[4200];
+    int fd, pid;
+
+    snprintf(path, sizeof(path), "%s/serve.lock", emu.dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "akv-emulator: cannot open %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        return fd;
+    }
+    close(fd);
+    pid = json_int(prev, "pid");
+    if (pid > 0 && pid != (int)getpid()
+        && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+        fprintf(stderr, "akv-emulator: %s is already served by pid %d\n",
+                emu.dir, pid);
+    } else {
+        /* The other server has not written its server.json yet. */
+        fprintf(stderr,
+                "akv-emulator: %s is already served by another "
+                "akv-emulator\n",
+                emu.dir);
+    }
+    return -1;
+}
+
+/* Listen on WANT; when the port is not given on the command line
+ * (GIVEN 0) and the previous start's port PREV is taken, fall back to a
+ * free port with a warning (module configurations naming the old port
+ * then need updating). */
+static struct MHD_Daemon *start_listener(int given, int want, int prev, int tls,
+                                         emu_handler_fn fn, const char *what)
+{
+    struct MHD_Daemon *d;
+
+    if (!given && prev > 0) {
+        d = emu_http_start(emu.host, prev, tls, fn, NULL);
+        if (d) {
+            return d;
+        }
+        fprintf(stderr,
+                "akv-emulator: warning: %s port %d of the previous start "
+                "is taken; using a free port\n",
+                what, prev);
+        want = 0;
+    }
+    d = emu_http_start(emu.host, want, tls, fn, NULL);
+    if (!d) {
+        fprintf(stderr, "akv-emulator: cannot listen on %s:%d (%s)\n", emu.host,
+                want, what);
+    }
+    return d;
 }
 
 static int write_server_json(const char *line)
@@ -59,7 +150,9 @@ static int write_server_json(const char *line)
 
 int emu_serve_main(int argc, char **argv, const char *dir)
 {
-    int imds_port = 0, port = 0, i, sig, rc = 1;
+    int imds_port = 0, port = 0, port_given = 0, imds_given = 0;
+    int i, sig, rc = 1, lock_fd = -1;
+    cJSON *prev = NULL;
     struct MHD_Daemon *main_d = NULL, *imds_d = NULL;
     sigset_t set;
     char line[8192], abs[PATH_MAX];
@@ -77,6 +170,10 @@ int emu_serve_main(int argc, char **argv, const char *dir)
             emu.throttle_on = 1;
             continue;
         }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            emu_cli_help(stdout, 1, serve_word);
+            return 0;
+        }
         if (!v) {
             return usage();
         }
@@ -85,8 +182,16 @@ int emu_serve_main(int argc, char **argv, const char *dir)
             snprintf(emu.host, sizeof(emu.host), "%s", v);
         } else if (strcmp(a, "--port") == 0) {
             port = atoi(v);
+            port_given = 1;
+            if (port < 0 || port > 65535) {
+                return usage();
+            }
         } else if (strcmp(a, "--imds-port") == 0) {
             imds_port = atoi(v);
+            imds_given = 1;
+            if (imds_port < 0 || imds_port > 65535) {
+                return usage();
+            }
         } else if (strcmp(a, "--token-lifetime") == 0) {
             emu.token_lifetime = atoll(v);
             if (emu.token_lifetime < 1) {
@@ -116,6 +221,12 @@ int emu_serve_main(int argc, char **argv, const char *dir)
         return 1;
     }
     snprintf(emu.dir, sizeof(emu.dir), "%s", abs);
+    prev = read_server_json(emu.dir);
+    lock_fd = lock_dir(prev);
+    if (lock_fd < 0) {
+        cJSON_Delete(prev);
+        return 1;
+    }
     {
         pthread_rwlockattr_t ra;
 
@@ -132,10 +243,10 @@ int emu_serve_main(int argc, char **argv, const char *dir)
                 "akv-emulator: cannot create the CA / server "
                 "certificate in %s\n",
                 emu.dir);
-        return 1;
+        goto out;
     }
     if (emu_store_load() != 0) {
-        return 1;
+        goto out;
     }
     emu_random_hex(emu.admin_secret, 32);
     /* Signals are taken by sigwait in this thread only; MHD threads inherit
@@ -145,17 +256,17 @@ int emu_serve_main(int argc, char **argv, const char *dir)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    main_d = emu_http_start(emu.host, port, 1, emu_entra_handler(), NULL);
+    /* Without --port / --imds-port the previous start's ports are kept so
+     * that authority_host and imds_endpoint survive a restart. */
+    main_d = start_listener(port_given, port, json_int(prev, "port"), 1,
+                            emu_entra_handler(), "main");
     if (!main_d) {
-        fprintf(stderr, "akv-emulator: cannot listen on %s:%d\n", emu.host,
-                port);
         goto out;
     }
     emu.port = emu_http_port(main_d);
-    imds_d = emu_http_start(emu.host, imds_port, 0, emu_imds_handler(), NULL);
+    imds_d = start_listener(imds_given, imds_port, json_int(prev, "imds_port"),
+                            0, emu_imds_handler(), "IMDS");
     if (!imds_d) {
-        fprintf(stderr, "akv-emulator: cannot listen on %s:%d (IMDS)\n",
-                emu.host, imds_port);
         goto out;
     }
     emu.imds_port = emu_http_port(imds_d);
@@ -201,5 +312,9 @@ out:
     }
     emu_http_stop(imds_d);
     emu_http_stop(main_d);
+    cJSON_Delete(prev);
+    if (lock_fd >= 0) {
+        close(lock_fd);
+    }
     return rc;
 }

@@ -6,6 +6,7 @@
  * body is looked at) -> access policy (403) -> throttle (429) -> body ->
  * key lookup (404) -> key state (403) -> operation.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -910,9 +911,17 @@ static void op_list(struct call *c)
         }
     }
     if (st) {
-        skip = strtol(st, NULL, 10);
-        if (skip < 0) {
-            skip = 0;
+        char *end;
+
+        /* Our nextLinks carry a plain offset; anything else is a token the
+         * service never issued, which it rejects (the message is ours). */
+        errno = 0;
+        skip = strtol(st, &end, 10);
+        if (*st < '0' || *st > '9' || *end || errno == ERANGE
+            || skip > 1000000000L) {
+            bad_param(c->rs, "The skip token is not valid.");
+            cJSON_Delete(root);
+            return;
         }
     }
     arr = cJSON_AddArrayToObject(root, "value");
@@ -1258,6 +1267,7 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
     r = n < 0 ? 404 : route(rq->method, seg, n, &c.rt);
     emu_stats_count(c.rt.op);
     if (emu_fault_match(c.rt.op, rq->url, &c.fault)) {
+        rs->trickle_ms = c.fault.trickle_ms;
         if (c.fault.kind == EMU_FAULT_HANG) {
             rs->hang = 1;
             goto out;

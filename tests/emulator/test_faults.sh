@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # akv-emulator fault injection: fault add (--op/--path, --count/--fraction,
-# --status/--retry-after, --delay-ms, --hang, --close, --malformed ...),
-# fault list, fault clear; and a clean shutdown with a hung connection.
+# --status/--retry-after, --delay-ms, --hang, --close, --malformed ...,
+# --trickle-ms), fault list, fault clear; and a clean shutdown with a hung
+# and a trickling connection.
 EMU=${1:?usage: $0 path/to/akv-emulator}
 . "$(dirname "$0")/lib.sh"
 
@@ -89,6 +90,46 @@ req GET "$KID?api-version=7.4"
 eq "$(jb .key.n | b64url_dec | wc -c)" 255 "wrong-length n"
 ok "malformed"
 
+# trickle: the normal answer, one body byte every 200 ms; the client's
+# --max-time cuts the transfer, stats still count the request
+cli stats --reset > /dev/null
+cli fault add --op unwrapkey --count 1 --trickle-ms 200 > "$WORK/list.json"
+eq "$(jq -r '.[0].action' "$WORK/list.json")" trickle "trickle rule action"
+eq "$(jq -r '.[0].trickleMs' "$WORK/list.json")" 200 "trickle rule trickleMs"
+rc=0; st=$(curl -s -o "$BODY" -w '%{http_code}' --max-time 2 --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' --data-binary "$UNWRAP_BODY" "$KID/unwrapkey?api-version=7.4") || rc=$?
+eq "$rc" 28 "trickled transfer cut by curl --max-time (curl 28)"
+eq "$st" 200 "trickled answer has its normal status"
+got=$(wc -c < "$BODY")
+if [ "$got" -lt 3 ] || [ "$got" -gt 12 ]; then fail "trickle at 200 ms/byte delivered $got bytes in 2 s"; fi
+eq "$(head -c 8 "$BODY")" "$(printf '{"kid":"' | head -c "$got")" "trickled bytes are the start of the answer"
+eq "$(cli stats | jq .unwrapkey)" 1 "stats count the trickled request"
+unwrap; eq "$STATUS" 200 "next unwrap after the trickle"
+# a fast trickle delivers the whole answer, no faster than 2 ms per byte
+cli fault add --op unwrapkey --count 1 --trickle-ms 2 > /dev/null
+t0=$(date +%s%N); unwrap; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+eq "$STATUS" 200 "fast trickle status"
+eq "$(jb .value)" "$CEK" "fast trickle delivers the full answer"
+len=$(wc -c < "$BODY")
+[ "$ms" -ge $(( len * 2 )) ] || fail "trickle of $len bytes at 2 ms took only $ms ms"
+# combined with an injected status
+cli fault add --op unwrapkey --count 1 --status 503 --trickle-ms 1 > /dev/null
+unwrap; eq "$STATUS" 503 "trickled injected status"
+eq "$(jb .error.code)" ServiceUnavailable "trickled injected status body"
+# fault clear ends a trickle in progress
+cli fault add --op unwrapkey --trickle-ms 1000 > /dev/null
+rc=0; t0=$(date +%s%N)
+curl -s -o "$BODY" --max-time 30 --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data-binary "$UNWRAP_BODY" "$KID/unwrapkey?api-version=7.4" &
+CURL_PID=$!
+sleep 1.5
+cli fault clear > /dev/null
+wait "$CURL_PID" || rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+eq "$rc" 18 "trickle ended by fault clear (curl 18: partial transfer)"
+[ "$ms" -lt 5000 ] || fail "fault clear left the trickle running ($ms ms)"
+ok "trickle (full $len-byte answer at 2 ms/byte; fault clear ended a trickle after $ms ms)"
+
 # path match and fraction
 cli fault add --path /keys/k1/ --count 1 --status 500 > /dev/null
 req GET "$KID?api-version=7.4"; eq "$STATUS" 500 "path fault"
@@ -120,20 +161,38 @@ ok "token + imds faults"
 
 # bad fault commands
 for args in "add" "add --op nosuchop --status 500" "add --op get" "add --op get --status 99" \
-    "add --op get --malformed nope" "add --status 500" "bogus"; do
+    "add --op get --malformed nope" "add --status 500" "bogus" \
+    "add --op get --trickle-ms 0" "add --op get --trickle-ms 60001" "add --op get --hang --trickle-ms 5"; do
     # shellcheck disable=SC2086
     if cli fault $args 2> /dev/null; then fail "fault $args accepted"; fi
 done
 ok "fault argument checks"
 
-# shutdown with a hung connection is clean
+# shutdown with a hung and a trickling connection is clean
 cli fault add --op get --hang > /dev/null
+cli fault add --op unwrapkey --trickle-ms 5000 > /dev/null
 curl -s -o /dev/null --max-time 30 --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$KID?api-version=7.4" &
 CURL_PID=$!
+curl -s -o /dev/null --max-time 30 --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data-binary "$UNWRAP_BODY" "$KID/unwrapkey?api-version=7.4" &
+CURL2_PID=$!
 sleep 0.5
 t0=$(date +%s)
 stop_emu
 wait "$CURL_PID" || true
-[ $(( $(date +%s) - t0 )) -lt 10 ] || fail "shutdown waited for the hung client"
-ok "clean shutdown with a hung connection"
+wait "$CURL2_PID" || true
+[ $(( $(date +%s) - t0 )) -lt 10 ] || fail "shutdown waited for the hung or trickling client"
+ok "clean shutdown with a hung and a trickling connection"
+
+# One pool thread per listener: a trickle must give its thread back as soon
+# as the client goes away, not after its next 3 s byte.
+start_emu --threads 1
+TOKEN=$(token_secret "$APPID" "$SECRET")
+cli fault add --op get --count 1 --trickle-ms 3000 > /dev/null
+rc=0; curl -s -o /dev/null --max-time 1 --cacert "$CA" -H "Authorization: Bearer $TOKEN" "$KID?api-version=7.4" || rc=$?
+eq "$rc" 28 "slow trickle cut by the client"
+t0=$(date +%s%N); req GET "$KID?api-version=7.4"; ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+eq "$STATUS" 200 "next GET on the single pool thread"
+[ "$ms" -lt 1500 ] || fail "pool thread still trickling to a closed connection ($ms ms)"
+ok "trickle stops when the client closes (next answer in $ms ms)"
 echo PASS

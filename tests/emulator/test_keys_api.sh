@@ -316,6 +316,22 @@ eq "$(sort -u <<<"$SEEN" | wc -l)" 6 "all keys listed once"
 grep -qx "$V/keys/k1" <<<"$SEEN" || fail "list kid is the base id"
 req GET "$V/keys?api-version=7.4&maxresults=99"
 eq "$STATUS" 400 "maxresults out of range"
+# $skiptoken: our nextLinks carry an offset; a token the service never
+# issued is 400 BadParameter on every list operation
+req GET "$V/keys?api-version=7.4&maxresults=2&%24skiptoken=4"
+eq "$STATUS" 200 "valid skiptoken"
+eq "$(jb '.value|length')" 2 "last page size"
+eq "$(jb .nextLink)" null "last page has no nextLink"
+req GET "$V/keys?api-version=7.4&%24skiptoken=600"
+eq "$STATUS" 200 "skiptoken past the end"
+eq "$(jb '.value|length')" 0 "empty page past the end"
+for tok in abc -5 1x '' '%20' '+3' 0x10 99999999999999999999 eyJOZXh0TWFya2VyIjoiMiJ9; do
+    for path in keys keys/k1/versions deletedkeys; do
+        req GET "$V/$path?api-version=7.4&%24skiptoken=$tok"
+        eq "$STATUS" 400 "skiptoken '$tok' on /$path"
+        eq "$(jb .error.code)" BadParameter "skiptoken '$tok' on /$path code"
+    done
+done
 ok "list keys"
 
 # --- import (CLI --pem-file, REST PUT with RSA and oct JWKs) ---

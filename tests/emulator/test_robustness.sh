@@ -64,7 +64,7 @@ done
 req GET "$V/keys?api-version=7.4&maxresults=abc"
 eq "$STATUS" 400 "maxresults=abc"
 req GET "$V/keys?api-version=7.4&%24skiptoken=-5"
-eq "$STATUS" 200 "negative skiptoken"
+eq "$STATUS" 400 "negative skiptoken"
 
 # token endpoint garbage
 for body in '' 'grant_type' '&&&=&=' 'grant_type=client_credentials' \

@@ -76,6 +76,14 @@ describe("KeyClient", () => {
     });
   }
 
+  it("createKey RSA-HSM: kty RSA-HSM, hsmPlatform \"2\" (api 2025-07-01)", async () => {
+    const k = await client.createKey("hsmkey", "RSA-HSM", { keySize: 3072 });
+    assert.equal(k.keyType, "RSA-HSM");
+    assert.equal(k.key.n.length, 384);
+    assert.equal(k.properties.hsmPlatform, "2");
+    assert.equal(k.properties.exportable, false);
+  });
+
   it("getKey latest and by version; create on an existing name adds a version", async () => {
     const v1 = await client.createRsaKey("multi", { keySize: 2048 });
     const v2 = await client.createRsaKey("multi", { keySize: 2048 });
@@ -134,6 +142,16 @@ describe("KeyClient", () => {
     assert.equal(u2.properties.enabled, true);
     assert.equal(u2.properties.expiresOn.getTime(), exp.getTime());
     assert.deepEqual(u2.properties.tags, { team: "p11", env: "test" });
+  });
+
+  it("updateKeyProperties without a version updates the current version (PATCH /keys/{n}/)", async () => {
+    const v1 = await client.createRsaKey("updlatest", { keySize: 2048 });
+    const v2 = await client.rotateKey("updlatest");
+    const u = await client.updateKeyProperties("updlatest", { tags: { latest: "yes" } });
+    assert.equal(u.properties.version, v2.properties.version);
+    assert.deepEqual(u.properties.tags, { latest: "yes" });
+    const old = await client.getKey("updlatest", { version: v1.properties.version });
+    assert.equal(old.properties.tags, undefined);
   });
 
   it("createRsaKey with enabled:false and tags", async () => {

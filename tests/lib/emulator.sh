@@ -18,11 +18,14 @@ emu_log() { printf '[emu] %s\n' "$*" >&2; }
 # emu_cli ARGS... - a control command against the running emulator.
 emu_cli() { "$AKV_EMULATOR" --dir "$EMU_DIR" "$@"; }
 
-# emu_start [EXTRA SERVE ARGS...] - start on free ports in a new temp dir.
+# emu_start [EXTRA SERVE ARGS...] - start on free ports in a new temp dir
+# (or, with EMU_KEEP_PORTS=1 on an existing one, on the ports it had).
 # Sets EMU_DIR EMU_PID EMU_CA EMU_AUTHORITY EMU_IMDS EMU_TENANT.
 emu_start() {
+    local ports=(--port 0 --imds-port 0)
+    [ "${EMU_KEEP_PORTS:-0}" != 1 ] || ports=()
     EMU_DIR=${EMU_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/akv-emu.XXXXXX")}
-    "$AKV_EMULATOR" serve --dir "$EMU_DIR" --port 0 --imds-port 0 "$@" \
+    "$AKV_EMULATOR" serve --dir "$EMU_DIR" "${ports[@]}" "$@" \
         >"$EMU_DIR/serve.out" 2>"$EMU_DIR/serve.err" &
     EMU_PID=$!
     local i
@@ -47,10 +50,11 @@ emu_start() {
     emu_log "started pid $EMU_PID dir $EMU_DIR authority $EMU_AUTHORITY"
 }
 
-# emu_restart - stop and start again on the same DIR (state must survive).
+# emu_restart - stop and start again on the same DIR: state, vault URLs and
+# the authority/IMDS endpoints must survive.
 emu_restart() {
     emu_stop_keep
-    emu_start
+    EMU_KEEP_PORTS=1 emu_start
 }
 
 emu_stop_keep() {

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "secret.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 void akv_secret_wipe(void *p, size_t len)
 {
@@ -109,6 +111,26 @@ int akv_secret_append(struct akv_secret *s, const void *p, size_t len,
         memcpy(s->data + s->len, p, len);
     }
     s->len = need;
+    s->data[s->len] = '\0';
+    return 0;
+}
+
+int akv_secret_read_fd(struct akv_secret *s, int fd, size_t len)
+{
+    if (akv_secret_alloc(s, len) != 0) {
+        return -1;
+    }
+    s->len = 0;
+    while (s->len < s->cap) {
+        ssize_t r = read(fd, s->data + s->len, s->cap - s->len);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            break;
+        }
+        s->len += (size_t)r;
+    }
     s->data[s->len] = '\0';
     return 0;
 }

@@ -38,6 +38,14 @@ int akv_secret_set(struct akv_secret *s, const void *p, size_t len);
 int akv_secret_append(struct akv_secret *s, const void *p, size_t len,
                       size_t limit);
 
+/* akv_secret_read_fd - makes S hold up to LEN bytes read from FD (old
+ * content wiped), retrying reads interrupted by a signal (EINTR) and
+ * stopping early at end of file or a read error; S->len is then the number
+ * of bytes read and S->data is NUL-terminated. For secret-bearing files
+ * (keys, client secrets) whose size the caller has already checked.
+ * Returns 0, or -1 on allocation failure (S is then empty). */
+int akv_secret_read_fd(struct akv_secret *s, int fd, size_t len);
+
 /* akv_secret_clear - wipes and frees; S becomes empty. NULL-safe. */
 void akv_secret_clear(struct akv_secret *s);
 

@@ -392,24 +392,6 @@ cJSON *emu_vault_json(const struct emu_vault *v)
     return j;
 }
 
-static int valid_vault_name(const char *n)
-{
-    size_t l = strlen(n), i;
-
-    if (l < 3 || l > 24) {
-        return 0;
-    }
-    for (i = 0; i < l; i++) {
-        char c = n[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static const char *policy_oid(const struct args *a, char **out, int *status)
 {
     const char *oid = opt(a, "--object-id");
@@ -459,7 +441,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         if (v) {
             return emit(out, emu_vault_json(v));
         }
-        if (!valid_vault_name(name)) {
+        if (!emu_valid_name(name, 3, 24)) {
             return usage_fail(
                 out,
                 "invalid vault name '%s': 3-24 characters of 0-9, "

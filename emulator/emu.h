@@ -168,10 +168,20 @@ extern struct emu_state emu;
 /* emu_b64url_encode - unpadded base64url (RFC 4648 section 5) of LEN bytes;
  * malloc'ed NUL-terminated string, NULL on allocation failure. */
 char *emu_b64url_encode(const unsigned char *in, size_t len);
-/* emu_b64url_decode - lenient decode: padded or unpadded base64url (the
- * service's clients send both). Returns malloc'ed bytes and *out_len, or
- * NULL when IN holds any other character ('+', '/', ...) or a bad length. */
+/* emu_b64url_decode - padded or unpadded base64url (the service's clients
+ * send both), via akv_b64url_decode (common/b64url.h). Returns malloc'ed
+ * bytes and *out_len, or NULL when IN holds any other character ('+', '/',
+ * ...), a bad length or padding, or non-zero trailing bits. */
 unsigned char *emu_b64url_decode(const char *in, size_t *out_len);
+/* emu_json_str - member NAME of object O (case-sensitive) when it is a
+ * string (owned by O), else NULL. */
+const char *emu_json_str(cJSON *o, const char *name);
+/* emu_json_num - member NAME of object O when it is a number (truncated
+ * to an integer), else DFLT. */
+long long emu_json_num(cJSON *o, const char *name, long long dflt);
+/* emu_valid_name - 1 when N is MIN..MAX characters of [0-9a-zA-Z-] (the
+ * Key Vault rule for key names, 1..127, and vault names, 3..24), else 0. */
+int emu_valid_name(const char *n, size_t min, size_t max);
 /* emu_random_hex - 2*NBYTES lowercase hex chars (NBYTES <= 64) + NUL. */
 void emu_random_hex(char *out, size_t nbytes);
 /* emu_guid - random RFC 4122 version-4 GUID, lowercase. */

@@ -151,20 +151,6 @@ static void jwks(struct emu_resp *rs)
     cJSON_Delete(j);
 }
 
-static const char *str_claim(cJSON *c, const char *name)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long num_claim(cJSON *c, const char *name)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
 /* Checks a client assertion for P. Returns 0 or fills the error. */
 static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
                            const struct emu_principal *p, const char *jwt)
@@ -181,8 +167,8 @@ static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
         goto out;
     }
     if (p->is_sp) {
-        x5t = str_claim(hdr, "x5t");
-        x5t256 = str_claim(hdr, "x5t#S256");
+        x5t = emu_json_str(hdr, "x5t");
+        x5t256 = emu_json_str(hdr, "x5t#S256");
         if (!p->cert_pub
             || !((x5t && strcmp(x5t, p->x5t) == 0)
                  || (x5t256 && strcmp(x5t256, p->x5t256) == 0))) {
@@ -196,7 +182,7 @@ static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
                         "Client assertion failed signature validation.");
             goto out;
         }
-        aud = str_claim(claims, "aud");
+        aud = emu_json_str(claims, "aud");
         host_base(rq, base, sizeof(base));
         snprintf(want, sizeof(want), "%s/%s/oauth2/v2.0/token", base,
                  emu.tenant_id);
@@ -212,8 +198,8 @@ static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
                 goto out;
             }
         }
-        iss = str_claim(claims, "iss");
-        sub = str_claim(claims, "sub");
+        iss = emu_json_str(claims, "iss");
+        sub = emu_json_str(claims, "sub");
         if (!iss || !sub || !emu_strcaseeq(iss, p->client_id)
             || !emu_strcaseeq(sub, p->client_id)) {
             entra_error(rs, 401, "invalid_client", 700021,
@@ -232,8 +218,8 @@ static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
         }
         snprintf(subj, sizeof(subj), "system:serviceaccount:akv-emulator:%s",
                  p->name);
-        aud = str_claim(claims, "aud");
-        sub = str_claim(claims, "sub");
+        aud = emu_json_str(claims, "aud");
+        sub = emu_json_str(claims, "sub");
         if (!aud || strcmp(aud, "api://AzureADTokenExchange") != 0 || !sub
             || strcmp(sub, subj) != 0) {
             entra_error(rs, 400, "invalid_request", 70021,
@@ -242,7 +228,7 @@ static int check_assertion(struct emu_req *rq, struct emu_resp *rs,
             goto out;
         }
     }
-    exp = num_claim(claims, "exp");
+    exp = emu_json_num(claims, "exp", -1);
     if (exp <= now) {
         entra_error(rs, 401, "invalid_client", 700024,
                     "Client assertion is not within its valid time range.");

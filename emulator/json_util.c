@@ -20,99 +20,74 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "common/b64url.h"
 #include "emu.h"
 
-static const char b64u[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/* Thin allocating wrappers: the codec itself is common/b64url.c, shared with
+ * the module so the emulator and the client cannot drift apart. */
 char *emu_b64url_encode(const unsigned char *in, size_t len)
 {
-    char *out = malloc(len / 3 * 4 + 5);
-    size_t i, o = 0;
+    size_t cap = akv_b64url_encoded_len(len) + 1;
+    char *out = malloc(cap);
 
     if (!out) {
         return NULL;
     }
-    for (i = 0; i + 2 < len; i += 3) {
-        unsigned v =
-            (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-
-        out[o++] = b64u[(v >> 18) & 63];
-        out[o++] = b64u[(v >> 12) & 63];
-        out[o++] = b64u[(v >> 6) & 63];
-        out[o++] = b64u[v & 63];
+    if (akv_b64url_encode(in, len, out, cap) < 0) {
+        free(out);
+        return NULL;
     }
-    if (len - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-
-        out[o++] = b64u[(v >> 18) & 63];
-        out[o++] = b64u[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-
-        out[o++] = b64u[(v >> 18) & 63];
-        out[o++] = b64u[(v >> 12) & 63];
-        out[o++] = b64u[(v >> 6) & 63];
-    }
-    out[o] = 0;
     return out;
-}
-
-static int b64u_val(int c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '-') {
-        return 62;
-    }
-    if (c == '_') {
-        return 63;
-    }
-    return -1;
 }
 
 unsigned char *emu_b64url_decode(const char *in, size_t *out_len)
 {
-    size_t len = strlen(in), i, o = 0, pad = 0;
-    unsigned char *out;
-    unsigned acc = 0;
-    int bits = 0;
+    size_t len = strlen(in), cap = len * 3 / 4 + 1;
+    unsigned char *out = malloc(cap);
+    long n;
 
-    while (len > 0 && in[len - 1] == '=' && pad < 2) {
-        len--;
-        pad++;
-    }
-    if (len % 4 == 1 || (pad && (len + pad) % 4 != 0)) {
-        return NULL;
-    }
-    out = malloc(len * 3 / 4 + 1);
     if (!out) {
         return NULL;
     }
-    for (i = 0; i < len; i++) {
-        int v = b64u_val((unsigned char)in[i]);
+    n = akv_b64url_decode(in, len, out, cap);
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)n;
+    return out;
+}
 
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
+const char *emu_json_str(cJSON *o, const char *name)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+long long emu_json_num(cJSON *o, const char *name, long long dflt)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+}
+
+int emu_valid_name(const char *n, size_t min, size_t max)
+{
+    size_t l = strlen(n), i;
+
+    if (l < min || l > max) {
+        return 0;
+    }
+    for (i = 0; i < l; i++) {
+        char c = n[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-')) {
+            return 0;
         }
     }
-    *out_len = o;
-    return out;
+    return 1;
 }
 
 void emu_random_hex(char *out, size_t nbytes)

@@ -237,20 +237,6 @@ void emu_token_cache_clear(void)
     pthread_rwlock_unlock(&cache_lock);
 }
 
-static const char *str_claim(cJSON *c, const char *name)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static long long num_claim(cJSON *c, const char *name)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(c, name);
-
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
-}
-
 /* Full validation of a token not in the cache; fills ENT on success. */
 static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
                         size_t msglen)
@@ -264,7 +250,7 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
         snprintf(msg, msglen, "AKV10031: Invalid token signature.");
         goto out;
     }
-    aud = str_claim(claims, "aud");
+    aud = emu_json_str(claims, "aud");
     if (!aud || strcmp(aud, "https://vault.azure.net") != 0) {
         snprintf(msg, msglen,
                  "AKV10022: Invalid audience. Expected "
@@ -274,7 +260,7 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
     }
     snprintf(want_iss, sizeof(want_iss), "https://sts.windows.net/%s/",
              emu.tenant_id);
-    iss = str_claim(claims, "iss");
+    iss = emu_json_str(claims, "iss");
     if (!iss || strcmp(iss, want_iss) != 0) {
         snprintf(msg, msglen,
                  "AKV10032: Invalid issuer. Expected one of %s, found: "
@@ -282,8 +268,8 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
                  want_iss, iss ? iss : "");
         goto out;
     }
-    oid = str_claim(claims, "oid");
-    appid = str_claim(claims, "appid");
+    oid = emu_json_str(claims, "oid");
+    appid = emu_json_str(claims, "appid");
     if (!oid || !appid || strlen(oid) > EMU_GUID_LEN
         || strlen(appid) > EMU_GUID_LEN) {
         snprintf(msg, msglen,
@@ -293,9 +279,9 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
     }
     snprintf(ent->oid, sizeof(ent->oid), "%s", oid);
     snprintf(ent->appid, sizeof(ent->appid), "%s", appid);
-    ent->nbf = num_claim(claims, "nbf");
-    ent->exp = num_claim(claims, "exp");
-    ent->gen = num_claim(claims, "xms_emu_gen");
+    ent->nbf = emu_json_num(claims, "nbf", -1);
+    ent->exp = emu_json_num(claims, "exp", -1);
+    ent->gen = emu_json_num(claims, "xms_emu_gen", -1);
     rc = 0;
 out:
     cJSON_Delete(claims);

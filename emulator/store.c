@@ -35,41 +35,41 @@ static void lower_copy(char *dst, size_t n, const char *src)
     dst[i] = 0;
 }
 
-struct emu_principal *emu_find_principal_oid(const char *oid)
+enum principal_key { BY_OID, BY_CLIENT_ID, BY_NAME };
+
+/* The first principal whose object ID, client ID or (with kind IS_SP) name
+ * matches WANT, case-insensitively as Entra compares them; NULL if none. */
+static struct emu_principal *find_principal(enum principal_key by,
+                                            const char *want, int is_sp)
 {
     size_t i;
 
     for (i = 0; i < emu.nprincipals; i++) {
-        if (emu_strcaseeq(emu.principals[i]->object_id, oid)) {
-            return emu.principals[i];
+        struct emu_principal *p = emu.principals[i];
+        const char *have = by == BY_OID         ? p->object_id
+                           : by == BY_CLIENT_ID ? p->client_id
+                                                : p->name;
+
+        if ((by != BY_NAME || p->is_sp == is_sp) && emu_strcaseeq(have, want)) {
+            return p;
         }
     }
     return NULL;
+}
+
+struct emu_principal *emu_find_principal_oid(const char *oid)
+{
+    return find_principal(BY_OID, oid, 0);
 }
 
 struct emu_principal *emu_find_principal_client(const char *cid)
 {
-    size_t i;
-
-    for (i = 0; i < emu.nprincipals; i++) {
-        if (emu_strcaseeq(emu.principals[i]->client_id, cid)) {
-            return emu.principals[i];
-        }
-    }
-    return NULL;
+    return find_principal(BY_CLIENT_ID, cid, 0);
 }
 
 struct emu_principal *emu_find_principal_name(const char *name, int is_sp)
 {
-    size_t i;
-
-    for (i = 0; i < emu.nprincipals; i++) {
-        if (emu.principals[i]->is_sp == is_sp
-            && emu_strcaseeq(emu.principals[i]->name, name)) {
-            return emu.principals[i];
-        }
-    }
-    return NULL;
+    return find_principal(BY_NAME, name, is_sp);
 }
 
 struct emu_vault *emu_find_vault(const char *name)
@@ -312,37 +312,24 @@ int emu_store_remove_key(const struct emu_vault *v, const struct emu_key *k)
     return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
-static long long jnum(cJSON *o, const char *n)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, n);
-
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-}
-
-static const char *jstr(cJSON *o, const char *n)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, n);
-
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 struct emu_key *emu_key_from_json(cJSON *root)
 {
     cJSON *vers, *o;
     struct emu_key *k = NULL;
 
-    if (!root || !jstr(root, "name") || strlen(jstr(root, "name")) == 0
-        || strlen(jstr(root, "name")) >= EMU_NAME_MAX) {
+    if (!root || !emu_json_str(root, "name")
+        || strlen(emu_json_str(root, "name")) == 0
+        || strlen(emu_json_str(root, "name")) >= EMU_NAME_MAX) {
         goto out;
     }
     k = calloc(1, sizeof(*k));
     if (!k) {
         goto out;
     }
-    snprintf(k->name, sizeof(k->name), "%s", jstr(root, "name"));
+    snprintf(k->name, sizeof(k->name), "%s", emu_json_str(root, "name"));
     k->deleted = cJSON_IsTrue(cJSON_GetObjectItem(root, "deleted"));
-    k->deleted_date = jnum(root, "deletedDate");
-    k->purge_date = jnum(root, "scheduledPurgeDate");
+    k->deleted_date = emu_json_num(root, "deletedDate", 0);
+    k->purge_date = emu_json_num(root, "scheduledPurgeDate", 0);
     vers = cJSON_GetObjectItem(root, "versions");
     cJSON_ArrayForEach(o, vers)
     {
@@ -353,12 +340,12 @@ struct emu_key *emu_key_from_json(cJSON *root)
             goto out;
         }
         snprintf(kv->id, sizeof(kv->id), "%s",
-                 jstr(o, "id") ? jstr(o, "id") : "");
+                 emu_json_str(o, "id") ? emu_json_str(o, "id") : "");
         snprintf(kv->kty, sizeof(kv->kty), "%s",
-                 jstr(o, "kty") ? jstr(o, "kty") : "");
-        kv->bits = (int)jnum(o, "bits");
-        if (jstr(o, "pem")) {
-            kv->pkey = emu_pkey_from_pem(jstr(o, "pem"));
+                 emu_json_str(o, "kty") ? emu_json_str(o, "kty") : "");
+        kv->bits = (int)emu_json_num(o, "bits", 0);
+        if (emu_json_str(o, "pem")) {
+            kv->pkey = emu_pkey_from_pem(emu_json_str(o, "pem"));
             if (!kv->pkey
                 || (EVP_PKEY_is_a(kv->pkey, "EC")
                         ? emu_ec_public_b64(kv->pkey, kv->crv, &kv->x_b64,
@@ -368,9 +355,9 @@ struct emu_key *emu_key_from_json(cJSON *root)
                 emu_keyver_free(kv);
                 goto out;
             }
-        } else if (jstr(o, "k")) {
+        } else if (emu_json_str(o, "k")) {
             size_t kl = 0;
-            unsigned char *kb = emu_b64url_decode(jstr(o, "k"), &kl);
+            unsigned char *kb = emu_b64url_decode(emu_json_str(o, "k"), &kl);
 
             if (!kb || kl != (size_t)kv->bits / 8 || kl > sizeof(kv->oct)) {
                 free(kb);
@@ -388,10 +375,10 @@ struct emu_key *emu_key_from_json(cJSON *root)
             }
         }
         kv->enabled = cJSON_IsTrue(cJSON_GetObjectItem(o, "enabled"));
-        kv->nbf = jnum(o, "nbf");
-        kv->exp = jnum(o, "exp");
-        kv->created = jnum(o, "created");
-        kv->updated = jnum(o, "updated");
+        kv->nbf = emu_json_num(o, "nbf", 0);
+        kv->exp = emu_json_num(o, "exp", 0);
+        kv->created = emu_json_num(o, "created", 0);
+        kv->updated = emu_json_num(o, "updated", 0);
         if (cJSON_IsObject(cJSON_GetObjectItem(o, "tags"))) {
             kv->tags = cJSON_Duplicate(cJSON_GetObjectItem(o, "tags"), 1);
         }
@@ -604,15 +591,16 @@ int emu_store_load(void)
     }
     root = cJSON_Parse(text);
     free(text);
-    if (!root || !jstr(root, "tenantId")) {
+    if (!root || !emu_json_str(root, "tenantId")) {
         fprintf(stderr, "akv-emulator: %s is corrupt\n", path);
         goto out;
     }
     snprintf(emu.tenant_id, sizeof(emu.tenant_id), "%s",
-             jstr(root, "tenantId"));
+             emu_json_str(root, "tenantId"));
     snprintf(emu.subscription_id, sizeof(emu.subscription_id), "%s",
-             jstr(root, "subscriptionId") ? jstr(root, "subscriptionId")
-                                          : emu.tenant_id);
+             emu_json_str(root, "subscriptionId")
+                 ? emu_json_str(root, "subscriptionId")
+                 : emu.tenant_id);
     cJSON_ArrayForEach(o, cJSON_GetObjectItem(root, "principals"))
     {
         struct emu_principal *p = calloc(1, sizeof(*p)), **np;
@@ -620,23 +608,27 @@ int emu_store_load(void)
         if (!p) {
             goto out;
         }
-        p->is_sp = emu_strcaseeq(jstr(o, "kind"), "sp");
+        p->is_sp = emu_strcaseeq(emu_json_str(o, "kind"), "sp");
         snprintf(p->name, sizeof(p->name), "%s",
-                 jstr(o, "name") ? jstr(o, "name") : "");
+                 emu_json_str(o, "name") ? emu_json_str(o, "name") : "");
         snprintf(p->client_id, sizeof(p->client_id), "%s",
-                 jstr(o, "clientId") ? jstr(o, "clientId") : "");
+                 emu_json_str(o, "clientId") ? emu_json_str(o, "clientId")
+                                             : "");
         snprintf(p->object_id, sizeof(p->object_id), "%s",
-                 jstr(o, "objectId") ? jstr(o, "objectId") : "");
+                 emu_json_str(o, "objectId") ? emu_json_str(o, "objectId")
+                                             : "");
         snprintf(p->secret_sha256, sizeof(p->secret_sha256), "%s",
-                 jstr(o, "secretSha256") ? jstr(o, "secretSha256") : "");
-        if (jstr(o, "certPem")) {
-            p->cert_pem = strdup(jstr(o, "certPem"));
+                 emu_json_str(o, "secretSha256")
+                     ? emu_json_str(o, "secretSha256")
+                     : "");
+        if (emu_json_str(o, "certPem")) {
+            p->cert_pem = strdup(emu_json_str(o, "certPem"));
             if (p->cert_pem) {
                 emu_cert_thumbprints(p->cert_pem, p->x5t, p->x5t256,
                                      &p->cert_pub);
             }
         }
-        p->token_gen = jnum(o, "tokenGen");
+        p->token_gen = emu_json_num(o, "tokenGen", 0);
         np = realloc(emu.principals, (emu.nprincipals + 1) * sizeof(*np));
         if (!np) {
             free(p);
@@ -654,8 +646,8 @@ int emu_store_load(void)
             goto out;
         }
         snprintf(v->name, sizeof(v->name), "%s",
-                 jstr(o, "name") ? jstr(o, "name") : "");
-        v->port = (int)jnum(o, "port");
+                 emu_json_str(o, "name") ? emu_json_str(o, "name") : "");
+        v->port = (int)emu_json_num(o, "port", 0);
         cJSON_ArrayForEach(po, cJSON_GetObjectItem(o, "policies"))
         {
             struct emu_policy *np;
@@ -669,7 +661,8 @@ int emu_store_load(void)
             memset(&np[v->npolicies], 0, sizeof(*np));
             snprintf(np[v->npolicies].object_id,
                      sizeof(np[v->npolicies].object_id), "%s",
-                     jstr(po, "objectId") ? jstr(po, "objectId") : "");
+                     emu_json_str(po, "objectId") ? emu_json_str(po, "objectId")
+                                                  : "");
             cJSON_ArrayForEach(perm, cJSON_GetObjectItem(po, "keys"))
             {
                 if (cJSON_IsString(perm)) {

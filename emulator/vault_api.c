@@ -87,6 +87,16 @@ static int split(char *path, char **seg, int max)
     return -1;
 }
 
+/* Sets the matched operation, the access-policy permission it needs and
+ * whether it changes the vault. Returns 0 (route's "matched"). */
+static int set_op(struct route *rt, int op, unsigned perm, int is_mutation)
+{
+    rt->op = op;
+    rt->perm = perm;
+    rt->is_mutation = is_mutation;
+    return 0;
+}
+
 static int route(const char *method, char **s, int n, struct route *rt)
 {
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
@@ -101,31 +111,20 @@ static int route(const char *method, char **s, int n, struct route *rt)
             if (!get) {
                 return 405;
             }
-            rt->op = EMU_OPN_LIST;
-            rt->perm = EMU_P_LIST;
-            return 0;
+            return set_op(rt, EMU_OPN_LIST, EMU_P_LIST, 0);
         }
         rt->name = s[1];
         if (n == 2 || (n == 3 && !*s[2])) {
             if (get) {
-                rt->op = EMU_OPN_GET;
-                rt->perm = EMU_P_GET;
+                set_op(rt, EMU_OPN_GET, EMU_P_GET, 0);
             } else if (patch) {
-                rt->op = EMU_OPN_UPDATE;
-                rt->perm = EMU_P_UPDATE;
-                rt->is_mutation = 1;
+                set_op(rt, EMU_OPN_UPDATE, EMU_P_UPDATE, 1);
             } else if (del && n == 2) {
-                rt->op = EMU_OPN_DELETE;
-                rt->perm = EMU_P_DELETE;
-                rt->is_mutation = 1;
+                set_op(rt, EMU_OPN_DELETE, EMU_P_DELETE, 1);
             } else if (put && n == 2) {
-                rt->op = EMU_OPN_IMPORT;
-                rt->perm = EMU_P_IMPORT;
-                rt->is_mutation = 1;
+                set_op(rt, EMU_OPN_IMPORT, EMU_P_IMPORT, 1);
             } else if (post && n == 2 && strcmp(s[1], "restore") == 0) {
-                rt->op = EMU_OPN_RESTORE;
-                rt->perm = EMU_P_RESTORE;
-                rt->is_mutation = 1;
+                set_op(rt, EMU_OPN_RESTORE, EMU_P_RESTORE, 1);
             } else {
                 return 405;
             }
@@ -134,39 +133,25 @@ static int route(const char *method, char **s, int n, struct route *rt)
         }
         if (n == 3) {
             if (strcmp(s[2], "versions") == 0 && get) {
-                rt->op = EMU_OPN_LIST;
-                rt->perm = EMU_P_LIST;
+                set_op(rt, EMU_OPN_LIST, EMU_P_LIST, 0);
                 rt->action = "versions";
                 return 0;
             }
             if (strcmp(s[2], "create") == 0 && post) {
-                rt->op = EMU_OPN_CREATE;
-                rt->perm = EMU_P_CREATE;
-                rt->is_mutation = 1;
-                return 0;
+                return set_op(rt, EMU_OPN_CREATE, EMU_P_CREATE, 1);
             }
             if (strcmp(s[2], "backup") == 0 && post) {
-                rt->op = EMU_OPN_BACKUP;
-                rt->perm = EMU_P_BACKUP;
-                return 0;
+                return set_op(rt, EMU_OPN_BACKUP, EMU_P_BACKUP, 0);
             }
             if (strcmp(s[2], "rotate") == 0 && post) {
-                rt->op = EMU_OPN_ROTATE;
-                rt->perm = EMU_P_ROTATE;
-                rt->is_mutation = 1;
-                return 0;
+                return set_op(rt, EMU_OPN_ROTATE, EMU_P_ROTATE, 1);
             }
             rt->version = s[2];
             if (get) {
-                rt->op = EMU_OPN_GET;
-                rt->perm = EMU_P_GET;
-                return 0;
+                return set_op(rt, EMU_OPN_GET, EMU_P_GET, 0);
             }
             if (patch) {
-                rt->op = EMU_OPN_UPDATE;
-                rt->perm = EMU_P_UPDATE;
-                rt->is_mutation = 1;
-                return 0;
+                return set_op(rt, EMU_OPN_UPDATE, EMU_P_UPDATE, 1);
             }
             return 405;
         }
@@ -174,23 +159,17 @@ static int route(const char *method, char **s, int n, struct route *rt)
             rt->version = s[2];
             rt->action = s[3];
             if (emu_strcaseeq(s[3], "wrapkey")) {
-                rt->op = EMU_OPN_WRAPKEY;
-                rt->perm = EMU_P_WRAPKEY;
+                set_op(rt, EMU_OPN_WRAPKEY, EMU_P_WRAPKEY, 0);
             } else if (emu_strcaseeq(s[3], "unwrapkey")) {
-                rt->op = EMU_OPN_UNWRAPKEY;
-                rt->perm = EMU_P_UNWRAPKEY;
+                set_op(rt, EMU_OPN_UNWRAPKEY, EMU_P_UNWRAPKEY, 0);
             } else if (emu_strcaseeq(s[3], "encrypt")) {
-                rt->op = EMU_OPN_ENCRYPT;
-                rt->perm = EMU_P_ENCRYPT;
+                set_op(rt, EMU_OPN_ENCRYPT, EMU_P_ENCRYPT, 0);
             } else if (emu_strcaseeq(s[3], "decrypt")) {
-                rt->op = EMU_OPN_DECRYPT;
-                rt->perm = EMU_P_DECRYPT;
+                set_op(rt, EMU_OPN_DECRYPT, EMU_P_DECRYPT, 0);
             } else if (emu_strcaseeq(s[3], "sign")) {
-                rt->op = EMU_OPN_SIGN;
-                rt->perm = EMU_P_SIGN;
+                set_op(rt, EMU_OPN_SIGN, EMU_P_SIGN, 0);
             } else if (emu_strcaseeq(s[3], "verify")) {
-                rt->op = EMU_OPN_VERIFY;
-                rt->perm = EMU_P_VERIFY;
+                set_op(rt, EMU_OPN_VERIFY, EMU_P_VERIFY, 0);
             } else {
                 return 404;
             }
@@ -204,27 +183,17 @@ static int route(const char *method, char **s, int n, struct route *rt)
             if (!get) {
                 return 405;
             }
-            rt->op = EMU_OPN_LIST;
-            rt->perm = EMU_P_LIST;
-            return 0;
+            return set_op(rt, EMU_OPN_LIST, EMU_P_LIST, 0);
         }
         rt->name = s[1];
         if (n == 2 && get) {
-            rt->op = EMU_OPN_GETDELETED;
-            rt->perm = EMU_P_GET;
-            return 0;
+            return set_op(rt, EMU_OPN_GETDELETED, EMU_P_GET, 0);
         }
         if (n == 2 && del) {
-            rt->op = EMU_OPN_PURGE;
-            rt->perm = EMU_P_PURGE;
-            rt->is_mutation = 1;
-            return 0;
+            return set_op(rt, EMU_OPN_PURGE, EMU_P_PURGE, 1);
         }
         if (n == 3 && post && strcmp(s[2], "recover") == 0) {
-            rt->op = EMU_OPN_RECOVER;
-            rt->perm = EMU_P_RECOVER;
-            rt->is_mutation = 1;
-            return 0;
+            return set_op(rt, EMU_OPN_RECOVER, EMU_P_RECOVER, 1);
         }
         return n <= 3 ? 405 : 404;
     }
@@ -390,24 +359,6 @@ static cJSON *parse_body(struct call *c)
     return j;
 }
 
-static int valid_name(const char *n)
-{
-    size_t l = strlen(n), i;
-
-    if (l < 1 || l > 127) {
-        return 0;
-    }
-    for (i = 0; i < l; i++) {
-        char ch = n[i];
-
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-              || (ch >= '0' && ch <= '9') || ch == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Applies attributes/key_ops/tags from a create or update body. */
 static int apply_attrs(struct call *c, cJSON *body, struct emu_keyver *kv)
 {
@@ -522,7 +473,7 @@ static void op_create(struct call *c, int mode)
     struct emu_keyver *kv = NULL;
     struct emu_key *k;
 
-    if (!valid_name(c->rt.name)) {
+    if (!emu_valid_name(c->rt.name, 1, 127)) {
         bad_param(c->rs, "The key name is not valid: it must be 1-127 "
                          "characters of 0-9, a-z, A-Z and '-'.");
         goto out;

@@ -566,20 +566,9 @@ static CK_RV read_small_file(const char *what, const char *path, size_t max,
                 max);
         goto out;
     }
-    if (akv_secret_alloc(out, (size_t)st.st_size) != 0) {
+    if (akv_secret_read_fd(out, fd, (size_t)st.st_size) != 0) {
         rv = CKR_HOST_MEMORY;
         goto out;
-    }
-    out->len = 0;
-    while (out->len < out->cap) {
-        ssize_t r = read(fd, out->data + out->len, out->cap - out->len);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        out->len += (size_t)r;
     }
     while (out->len > 0
            && (out->data[out->len - 1] == '\n'
@@ -658,9 +647,11 @@ static CK_RV token_call(struct akv_auth *a, struct akv_http_req *req,
         char origin[256];
         akv_http_origin(req->url, origin, sizeof(origin));
         set_why(why, why_len,
-                "%s credential: %s%s: failed after %d "
+                "%s credential: %s%s%s: failed after %d "
                 "attempt(s): %s",
-                a->type_name, origin, req->log_path, attempts,
+                a->type_name, origin,
+                req->log_path != NULL && req->log_path[0] == '/' ? "" : " ",
+                req->log_path != NULL ? req->log_path : "", attempts,
                 rv == CKR_ARGUMENTS_BAD
                     ? "URL refused (https only; http only to loopback with "
                       "http.allow_http_loopback)"

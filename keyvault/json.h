@@ -27,7 +27,7 @@
 struct akv_json_error {
     char code[64];     /* error.code (KV) or error (OAuth2); "" if absent */
     char inner[64];    /* error.innererror.code; "" if absent */
-    char message[256]; /* error.message / error_description, first line */
+    char message[512]; /* error.message / error_description, first line */
 };
 
 /*

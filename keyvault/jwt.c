@@ -63,22 +63,10 @@ static CK_RV read_private_file(const char *path, struct akv_secret *out,
                 path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
-    if (akv_secret_alloc(out, (size_t)st.st_size) != 0) {
+    if (akv_secret_read_fd(out, fd, (size_t)st.st_size) != 0) {
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    out->len = 0;
-    while (out->len < out->cap) {
-        ssize_t r = read(fd, out->data + out->len, out->cap - out->len);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            break;
-        }
-        out->len += (size_t)r;
-    }
-    out->data[out->len] = '\0';
     rv = CKR_OK;
 out:
     if (fd >= 0) {

@@ -128,7 +128,7 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
     uint64_t gen = 0;
     uint64_t stale = 0;
     int attempts = 0;
-    char why[256] = "";
+    char why[512] = "";
     const char *op = akv_errmap_op_name(c->op);
 
     memset(&req, 0, sizeof(req));

@@ -97,8 +97,10 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
                     "logging to stderr",
                     path, cfg->log_target);
     }
+    /* Shown at the default level on purpose: an unknown key is most
+     * often a typo that silently changes behaviour ("stor_dir"). */
     for (size_t i = 0; i < cfg->n_warnings; i++) {
-        AKV_LOG_WARN("%s", cfg->warnings[i]);
+        AKV_LOG_ERR("configuration warning: %s", cfg->warnings[i]);
     }
     rv = akv_kv_global_init();
     if (rv != CKR_OK) {

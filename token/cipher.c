@@ -77,6 +77,16 @@ static void end_op(struct akv_session *s)
 
 /* ---- init ---- */
 
+/* CK_GCM_PARAMS as the PKCS#11 v2.40 document (§2.12.3) defines it, without
+ * the ulIvBits of the v2.40 errata header and of v3.0 (§2.13.3). */
+struct gcm_params_v240 {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+};
+
 static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
                        const struct akv_secret *key, int enc)
 {
@@ -84,6 +94,7 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
     EVP_CIPHER *cipher = NULL;
     const uint8_t *iv = NULL;
     const CK_GCM_PARAMS *g = NULL;
+    CK_GCM_PARAMS g240;
     int outl = 0;
 
     switch (mech->mechanism) {
@@ -100,11 +111,28 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
         iv = mech->pParameter;
         break;
     case CKM_AES_GCM:
-        if (mech->pParameter == NULL
-            || mech->ulParameterLen != sizeof(CK_GCM_PARAMS)) {
+        if (mech->pParameter == NULL) {
             goto out;
         }
-        g = mech->pParameter;
+        if (mech->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+            g = mech->pParameter;
+        } else if (mech->ulParameterLen == sizeof(struct gcm_params_v240)) {
+            /* The v2.40 layout (see struct gcm_params_v240): Java SunPKCS11
+             * sends it first to a module whose version is 2.40, and other
+             * 2.40 callers only know it. The lengths tell the two apart. */
+            const struct gcm_params_v240 *o = mech->pParameter;
+
+            memset(&g240, 0, sizeof(g240));
+            g240.pIv = o->pIv;
+            g240.ulIvLen = o->ulIvLen;
+            g240.ulIvBits = o->ulIvLen * 8;
+            g240.pAAD = o->pAAD;
+            g240.ulAADLen = o->ulAADLen;
+            g240.ulTagBits = o->ulTagBits;
+            g = &g240;
+        } else {
+            goto out;
+        }
         if (g->pIv == NULL || g->ulIvLen == 0 || g->ulIvLen > GCM_MAX_IV
             || (g->pAAD == NULL && g->ulAADLen > 0) || g->ulTagBits < 32
             || g->ulTagBits > 128 || g->ulTagBits % 8 != 0) {
@@ -286,6 +314,23 @@ static CK_RV claim_op(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         akv_session_release(*out);
         *out = NULL;
         return CKR_OPERATION_NOT_INITIALIZED;
+    }
+    return CKR_OK;
+}
+
+/* Whether OP may take a multi-part (update / final) call: not while a
+ * single-part call waits for its retry with a larger buffer (switching now
+ * would mix the two: the final call would hand back the single-part result),
+ * CKR_OPERATION_ACTIVE with *END cleared so the operation stays; not for
+ * RSA, which is single-part only (CKR_MECHANISM_INVALID). CKR_OK otherwise. */
+static CK_RV check_multi_part(const struct akv_op *op, bool *end)
+{
+    if (op->single) {
+        *end = false;
+        return CKR_OPERATION_ACTIVE;
+    }
+    if (op->rsa) {
+        return CKR_MECHANISM_INVALID;
     }
     return CKR_OK;
 }
@@ -572,16 +617,8 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         goto out;
     }
     op = s->op;
-    if (op->single) {
-        /* A single-part call is waiting for its retry with a larger
-         * buffer; switching to multi-part now would mix the two (the
-         * final call would hand back the single-part result). */
-        end = false;
-        rv = CKR_OPERATION_ACTIVE;
-        goto out;
-    }
-    if (op->rsa) {
-        rv = CKR_MECHANISM_INVALID;
+    rv = check_multi_part(op, &end);
+    if (rv != CKR_OK) {
         goto out;
     }
     if (op->mech == CKM_AES_GCM && kind == AKV_OP_DECRYPT) {
@@ -724,14 +761,8 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
         goto out;
     }
     op = s->op;
-    if (op->single) {
-        /* See update(): the kept result is a single-part one. */
-        end = false;
-        rv = CKR_OPERATION_ACTIVE;
-        goto out;
-    }
-    if (op->rsa) {
-        rv = CKR_MECHANISM_INVALID;
+    rv = check_multi_part(op, &end);
+    if (rv != CKR_OK) {
         goto out;
     }
     /* From here on this is a multi-part operation: a single-part call

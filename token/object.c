@@ -494,6 +494,45 @@ static CK_RV check_sticky(const struct akv_attrs *cur, const CK_ATTRIBUTE *tmpl,
     return CKR_OK;
 }
 
+/* Looks up session H and object OBJ of its token, taking a reference on
+ * each; the caller drops them with akv_obj_unref / akv_session_put (both
+ * NULL-safe, and *s / *o stay NULL when their lookup fails). CKR_OK or
+ * the lookup's error (CKR_SESSION_HANDLE_INVALID, ..._CLOSED,
+ * CKR_OBJECT_HANDLE_INVALID). */
+static CK_RV get_session_obj(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
+                             struct akv_session **s, struct akv_obj **o)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    rv = akv_session_get(h, s);
+    if (rv != CKR_OK) {
+        *s = NULL;
+        goto out;
+    }
+    rv = akv_token_get_obj((*s)->token, obj, o);
+out:
+    return rv;
+}
+
+/* Whether session S may change object O (PKCS#11 v3.0 §5.7 C_DestroyObject,
+ * C_SetAttributeValue): never a vault key or an object whose FLAG
+ * (CKA_DESTROYABLE, CKA_MODIFIABLE) is false (CKR_ACTION_PROHIBITED); a
+ * token object only from an R/W session (CKR_SESSION_READ_ONLY). CKR_OK
+ * otherwise. Caller holds the token lock. */
+static CK_RV check_changeable(const struct akv_session *s,
+                              const struct akv_obj *o, CK_ATTRIBUTE_TYPE flag)
+{
+    CK_RV rv = CKR_OK;
+
+    if (o->origin == AKV_ORIGIN_VAULT
+        || !akv_attrs_bool(&o->attrs, flag, CK_TRUE)) {
+        rv = CKR_ACTION_PROHIBITED;
+    } else if (o->origin == AKV_ORIGIN_STORE && !akv_session_is_rw(s)) {
+        rv = CKR_SESSION_READ_ONLY;
+    }
+    return rv;
+}
+
 CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
                       const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                       CK_OBJECT_HANDLE *ph)
@@ -506,16 +545,11 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     struct akv_token *t = NULL;
     bool is_token = false;
 
-    rv = akv_session_get(h, &s);
+    rv = get_session_obj(h, obj, &s, &src);
     if (rv != CKR_OK) {
-        s = NULL;
         goto out;
     }
     t = s->token;
-    rv = akv_token_get_obj(t, obj, &src);
-    if (rv != CKR_OK) {
-        goto out;
-    }
     rv = akv_attr_check_template(tmpl, n, AKV_ATTR_OP_COPY);
     if (rv == CKR_OK) {
         rv = akv_attr_check_class(tmpl, n, src->cls);
@@ -595,23 +629,13 @@ CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
     struct akv_token *t = NULL;
     char id[AKV_STORE_ID_LEN + 1];
 
-    rv = akv_session_get(h, &s);
+    rv = get_session_obj(h, obj, &s, &o);
     if (rv != CKR_OK) {
-        s = NULL;
         goto out;
     }
     t = s->token;
-    rv = akv_token_get_obj(t, obj, &o);
-    if (rv != CKR_OK) {
-        goto out;
-    }
     pthread_rwlock_rdlock(&t->lock);
-    if (o->origin == AKV_ORIGIN_VAULT
-        || !akv_attrs_bool(&o->attrs, CKA_DESTROYABLE, CK_TRUE)) {
-        rv = CKR_ACTION_PROHIBITED;
-    } else if (o->origin == AKV_ORIGIN_STORE && !akv_session_is_rw(s)) {
-        rv = CKR_SESSION_READ_ONLY;
-    }
+    rv = check_changeable(s, o, CKA_DESTROYABLE);
     memcpy(id, o->rec.id, sizeof(id));
     pthread_rwlock_unlock(&t->lock);
     if (rv != CKR_OK) {
@@ -642,12 +666,7 @@ CK_RV akv_object_get_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     struct akv_session *s = NULL;
     struct akv_obj *o = NULL;
 
-    rv = akv_session_get(h, &s);
-    if (rv != CKR_OK) {
-        s = NULL;
-        goto out;
-    }
-    rv = akv_token_get_obj(s->token, obj, &o);
+    rv = get_session_obj(h, obj, &s, &o);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -684,16 +703,11 @@ CK_RV akv_object_get_attrs(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     struct akv_attrs view = AKV_ATTRS_INIT;
     bool want_value = false;
 
-    rv = akv_session_get(h, &s);
+    rv = get_session_obj(h, obj, &s, &o);
     if (rv != CKR_OK) {
-        s = NULL;
         goto out;
     }
     t = s->token;
-    rv = akv_token_get_obj(t, obj, &o);
-    if (rv != CKR_OK) {
-        goto out;
-    }
     pthread_rwlock_rdlock(&t->lock);
     want_value = o->cls == CKO_SECRET_KEY
                  && akv_attr_tmpl_find(tmpl, n, CKA_VALUE) != NULL
@@ -755,23 +769,14 @@ CK_RV akv_object_set_attrs(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     struct akv_token *t = NULL;
     struct akv_attrs next = AKV_ATTRS_INIT;
 
-    rv = akv_session_get(h, &s);
+    rv = get_session_obj(h, obj, &s, &o);
     if (rv != CKR_OK) {
-        s = NULL;
         goto out;
     }
     t = s->token;
-    rv = akv_token_get_obj(t, obj, &o);
-    if (rv != CKR_OK) {
-        goto out;
-    }
     pthread_rwlock_rdlock(&t->lock);
-    if (o->origin == AKV_ORIGIN_VAULT
-        || !akv_attrs_bool(&o->attrs, CKA_MODIFIABLE, CK_TRUE)) {
-        rv = CKR_ACTION_PROHIBITED;
-    } else if (o->origin == AKV_ORIGIN_STORE && !akv_session_is_rw(s)) {
-        rv = CKR_SESSION_READ_ONLY;
-    } else {
+    rv = check_changeable(s, o, CKA_MODIFIABLE);
+    if (rv == CKR_OK) {
         rv = akv_attr_check_template(tmpl, n, AKV_ATTR_OP_SET);
     }
     if (rv == CKR_OK) {

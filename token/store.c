@@ -52,6 +52,7 @@
 struct akv_store {
     char *dir;
     int dir_fd; /* O_DIRECTORY; all file operations are relative to it */
+    size_t last_unreadable; /* record files the last list skipped (atomic) */
 };
 
 /* strerror is not thread-safe and the module runs in unknown threaded
@@ -893,6 +894,7 @@ CK_RV akv_store_list(struct akv_store *store, struct akv_store_record **out,
         goto out;
     }
     fd = -1;
+    __atomic_store_n(&store->last_unreadable, 0, __ATOMIC_RELAXED);
     while ((de = readdir(d)) != NULL) {
         char id[AKV_STORE_ID_LEN + 1];
         CK_RV lrv = CKR_GENERAL_ERROR;
@@ -917,6 +919,10 @@ CK_RV akv_store_list(struct akv_store *store, struct akv_store_record **out,
         }
         if (lrv == CKR_OK) {
             count++;
+        } else if (lrv != CKR_OBJECT_HANDLE_INVALID) {
+            /* A corrupt record may be a lost data key: count it so that
+             * `akv-pkcs11-tool status` can fail on it. */
+            __atomic_add_fetch(&store->last_unreadable, 1, __ATOMIC_RELAXED);
         }
         /* Anything else (corrupt, vanished, not a file) was logged by
          * load() and is skipped: one bad file must not hide the rest. */
@@ -939,6 +945,13 @@ out:
     unlock(lfd);
     akv_store_records_free(recs, count);
     return rv;
+}
+
+size_t akv_store_last_unreadable(struct akv_store *store)
+{
+    return store != NULL
+               ? __atomic_load_n(&store->last_unreadable, __ATOMIC_RELAXED)
+               : 0;
 }
 
 /* splitmix64 finaliser: spreads each input over all 64 bits. */

@@ -92,6 +92,13 @@ CK_RV akv_store_list(struct akv_store *store, struct akv_store_record **out,
                      size_t *n);
 
 /*
+ * akv_store_last_unreadable - how many record files (<id>.obj) the last
+ * akv_store_list on STORE skipped because they could not be read or failed
+ * validation (each was logged). 0 for NULL.
+ */
+size_t akv_store_last_unreadable(struct akv_store *store);
+
+/*
  * akv_store_stamp - a cheap change indicator (folder mtime in ns plus entry
  * count); callers reload when it differs from the last value they saw.
  */

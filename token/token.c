@@ -235,9 +235,20 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
     t->kv = kv;
     kv = NULL;
     pthread_rwlock_init(&t->lock, NULL);
-    /* Serial number: stable per vault, 16 hex chars (CK_TOKEN_INFO). */
-    SHA256((const unsigned char *)(tc->vault_url != NULL ? tc->vault_url : ""),
-           tc->vault_url != NULL ? strlen(tc->vault_url) : 0, md);
+    /* Serial number: 16 hex chars (CK_TOKEN_INFO), stable per token and
+     * distinct for two tokens on one vault (pkcs11: URIs select by it). */
+    {
+        char who[1024];
+        int n = snprintf(who, sizeof(who), "%s\n%s",
+                         tc->vault_url != NULL ? tc->vault_url : "",
+                         tc->label != NULL ? tc->label : "");
+
+        SHA256((const unsigned char *)who,
+               n < 0                     ? 0
+               : (size_t)n < sizeof(who) ? (size_t)n
+                                         : sizeof(who) - 1,
+               md);
+    }
     for (int i = 0; i < 8; i++) {
         (void)snprintf(t->serial + 2 * i, 3, "%02X", md[i]);
     }
@@ -686,6 +697,13 @@ static CK_RV refresh_keys(struct akv_token *t)
                         kc->version != NULL ? "/" : "",
                         kc->version != NULL ? kc->version : "",
                         t->cfg->vault_url);
+        } else if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+            /* A definite "no" from the vault (access revoked, key
+             * disabled): the key is not shown, but the token's stored
+             * objects still are, so using them fails where it should, with
+             * CKR_KEY_FUNCTION_NOT_PERMITTED from the unwrap. */
+            AKV_LOG_ERR("key %s: access refused by %s; not shown", kc->name,
+                        t->cfg->vault_url);
         } else {
             AKV_LOG_ERR("key %s: cannot be fetched from %s (rv 0x%lx)",
                         kc->name, t->cfg->vault_url, (unsigned long)rv);
@@ -725,13 +743,16 @@ static bool recent_miss_locked(const struct akv_token *t, const char *version)
 }
 
 /* design.md: a CKA_ID naming a version the token has not seen makes one
- * GET /keys/{name}/{version} per configured key name. */
+ * GET /keys/{name}/{version} per configured key name. Key Vault versions
+ * are 32 hex digits, i.e. a 16-byte CKA_ID; any other CKA_ID (an
+ * application's id for its own data key, e.g. pkcs11-tool --id 41) cannot
+ * name a version and must not cost a vault call. */
 static CK_RV fetch_id_on_demand(struct akv_token *t, const CK_ATTRIBUTE *id)
 {
     char version[AKV_KV_VERSION_MAX];
     bool known;
 
-    if (id == NULL || id->ulValueLen == 0 || id->pValue == NULL
+    if (id == NULL || id->ulValueLen != 16 || id->pValue == NULL
         || !akv_token_version_from_id(id->pValue, id->ulValueLen, version)) {
         return CKR_OK;
     }

@@ -427,11 +427,23 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             goto out;
         }
         cJSON_AddNumberToObject(js, "objects", (double)n);
-        jv = cJSON_AddArrayToObject(js, "by_version");
-        if (!json) {
-            printf("  store:      %s: %zu object%s\n", tc->store_dir, n,
-                   n == 1 ? "" : "s");
+        {
+            /* A record that cannot be read may be a lost data key. */
+            size_t bad = akv_store_last_unreadable(store);
+
+            cJSON_AddNumberToObject(js, "unreadable", (double)bad);
+            if (bad > 0) {
+                ok = false;
+                cJSON_AddStringToObject(js, "error", "unreadable records");
+            }
+            if (!json) {
+                printf("  store:      %s: %zu object%s", tc->store_dir, n,
+                       n == 1 ? "" : "s");
+                printf(bad > 0 ? ", %zu UNREADABLE (see the log)\n" : "\n",
+                       bad);
+            }
         }
+        jv = cJSON_AddArrayToObject(js, "by_version");
         for (size_t i = 0; i < n_rows; i++) {
             cJSON *jr = cJSON_CreateObject();
             bool cur = target_ver[0] != '\0'

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Unit tests for tools/admin.c (akv-pkcs11-tool's rewrap, tally and probe)
- * against an in-memory vault (fake_kv.c) and a real store in a temp folder.
+ * against an in-memory vault (tests/unit/fake) and a real store in a temp
+ * folder.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,7 @@
 
 #include "common/log.h"
 #include "common/secret.h"
-#include "fake_kv.h"
+#include "kv_fake.h"
 #include "tools/admin.h"
 
 #define N_RECS 24
@@ -28,7 +29,8 @@
 struct fx {
     char dir[64];
     struct akv_store *store;
-    struct akv_kv *kv;
+    struct kv_fake *fake;
+    struct akv_kv *kv;         /* view of fake */
     uint8_t plain[N_RECS][32]; /* what record i wraps */
     char ids[N_RECS][AKV_STORE_ID_LEN + 1];
     char ver_a[AKV_KV_VERSION_MAX];
@@ -43,9 +45,13 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/akv-rewrap-test.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(akv_store_open(f->dir, &f->store), CKR_OK);
-    f->kv = fake_kv_new("cmk");
-    assert_non_null(f->kv);
-    snprintf(f->ver_a, sizeof(f->ver_a), "%s", fake_kv_current(f->kv));
+    f->fake = kv_fake_new();
+    assert_non_null(f->fake);
+    kv_fake_add_rsa(f->fake, "cmk", AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY);
+    f->kv = kv_fake_kv(f->fake);
+    assert_non_null(kv_fake_version(f->fake, "cmk", 0));
+    snprintf(f->ver_a, sizeof(f->ver_a), "%s",
+             kv_fake_version(f->fake, "cmk", 0));
     *state = f;
     return 0;
 }
@@ -55,7 +61,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     char cmd[128];
     akv_store_close(f->store);
-    f->kv->ops->destroy(f->kv);
+    kv_fake_free(f->fake);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -248,7 +254,7 @@ static void test_rewrap_after_rotation(void **state)
 
     fill_store(f, 0, N_RECS);
     check_all(f, N_RECS, f->ver_a);
-    snprintf(ver_b, sizeof(ver_b), "%s", fake_kv_rotate(f->kv));
+    snprintf(ver_b, sizeof(ver_b), "%s", kv_fake_rotate(f->fake, "cmk"));
     assert_string_not_equal(ver_b, f->ver_a);
     get_target(f, &target);
     assert_string_equal(target.version, ver_b);
@@ -268,13 +274,13 @@ static void test_rewrap_after_rotation(void **state)
     check_all(f, N_RECS, ver_b);
 
     /* Idempotent: a second run only counts, never calls the vault. */
-    wraps = fake_kv_calls(f->kv, "wrap");
+    wraps = kv_fake_calls(f->fake, KV_FAKE_WRAP);
     assert_int_equal(akv_admin_rewrap(f->kv, f->store, &target, NULL, &st),
                      CKR_OK);
     assert_int_equal(st.rewrapped, 0);
     assert_int_equal(st.current, N_RECS);
     assert_int_equal(st.failed, 0);
-    assert_int_equal(fake_kv_calls(f->kv, "wrap"), wraps);
+    assert_int_equal(kv_fake_calls(f->fake, KV_FAKE_WRAP), wraps);
     check_all(f, N_RECS, ver_b);
     akv_kv_key_clear(&target);
 }
@@ -287,9 +293,9 @@ static void test_rewrap_mixed_versions(void **state)
     char ver_c[AKV_KV_VERSION_MAX];
 
     fill_store(f, 0, 8); /* under A */
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     fill_store(f, 8, 16); /* under B */
-    snprintf(ver_c, sizeof(ver_c), "%s", fake_kv_rotate(f->kv));
+    snprintf(ver_c, sizeof(ver_c), "%s", kv_fake_rotate(f->fake, "cmk"));
     fill_store(f, 16, N_RECS); /* under C */
     get_target(f, &target);
     assert_int_equal(akv_admin_rewrap(f->kv, f->store, &target, NULL, &st),
@@ -315,12 +321,12 @@ static void test_rewrap_failures_leave_records(void **state)
 
     akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
     fill_store(f, 0, 10);
-    snprintf(ver_b, sizeof(ver_b), "%s", fake_kv_rotate(f->kv));
+    snprintf(ver_b, sizeof(ver_b), "%s", kv_fake_rotate(f->fake, "cmk"));
     get_target(f, &target);
     assert_int_equal(akv_store_list(f->store, &before, &nb), CKR_OK);
 
     /* Revoked access: every unwrap fails; nothing may change on disk. */
-    fake_kv_fail(f->kv, "unwrap", NULL, CKR_KEY_FUNCTION_NOT_PERMITTED);
+    kv_fake_fail(f->fake, KV_FAKE_UNWRAP, CKR_KEY_FUNCTION_NOT_PERMITTED);
     o.out = open_memstream(&out, &out_len);
     assert_int_equal(akv_admin_rewrap(f->kv, f->store, &target, &o, &st),
                      CKR_OK);
@@ -331,7 +337,7 @@ static void test_rewrap_failures_leave_records(void **state)
     assert_int_equal(count_lines(out, "CKR_KEY_FUNCTION_NOT_PERMITTED"), 10);
     free(out);
     /* wrap failing after a good unwrap: also nothing written. */
-    fake_kv_fail(f->kv, "wrap", ver_b, CKR_DEVICE_ERROR);
+    kv_fake_fail_version(f->fake, KV_FAKE_WRAP, ver_b, CKR_DEVICE_ERROR);
     assert_int_equal(akv_admin_rewrap(f->kv, f->store, &target, NULL, &st),
                      CKR_OK);
     assert_int_equal(st.failed, 10);
@@ -348,7 +354,7 @@ static void test_rewrap_failures_leave_records(void **state)
     akv_store_records_free(before, nb);
 
     /* Access restored: everything goes through. */
-    fake_kv_fail(f->kv, "wrap", NULL, CKR_OK);
+    kv_fake_fail(f->fake, KV_FAKE_WRAP, CKR_OK);
     assert_int_equal(akv_admin_rewrap(f->kv, f->store, &target, NULL, &st),
                      CKR_OK);
     assert_int_equal(st.rewrapped, 10);
@@ -367,7 +373,7 @@ static void test_rewrap_bad_records(void **state)
     uint8_t blob[16] = {1};
 
     fill_store(f, 0, 3);
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     memset(&rec, 0, sizeof(rec));
     snprintf(rec.id, sizeof(rec.id), "badkid");
     rec.kid = "not-a-kid";
@@ -474,7 +480,7 @@ static void test_rewrap_concurrent_change(void **state)
 
     akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
     fill_store(f, 0, 1);
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     get_target(f, &target);
     memset(&r, 0, sizeof(r));
     r.base.ops = &racing_ops;
@@ -497,7 +503,7 @@ static void test_rewrap_concurrent_change(void **state)
 
     /* Changed on every attempt: skipped as failed, the change survives. */
     akv_kv_key_clear(&target);
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     get_target(f, &target);
     r.modify = 2;
     assert_int_equal(akv_admin_rewrap(&r.base, f->store, &target, NULL, &st),
@@ -535,7 +541,7 @@ static void test_rewrap_killed_midway(void **state)
     pid_t pid;
 
     fill_store(f, 0, N_RECS);
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     get_target(f, &target);
     pid = fork();
     assert_true(pid >= 0);
@@ -609,12 +615,12 @@ static void test_probe(void **state)
     akv_kv_key_clear(&p.key);
 
     /* Pinned version after a rotation: the pinned one is probed. */
-    fake_kv_rotate(f->kv);
+    kv_fake_rotate(f->fake, "cmk");
     assert_int_equal(akv_admin_probe(f->kv, "cmk", f->ver_a, &p), CKR_OK);
     assert_string_equal(p.key.version, f->ver_a);
     akv_kv_key_clear(&p.key);
 
-    fake_kv_fail(f->kv, "unwrap", NULL, CKR_KEY_FUNCTION_NOT_PERMITTED);
+    kv_fake_fail(f->fake, KV_FAKE_UNWRAP, CKR_KEY_FUNCTION_NOT_PERMITTED);
     assert_int_equal(akv_admin_probe(f->kv, "cmk", NULL, &p),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     assert_true(p.get_ok && p.wrap_ok);
@@ -622,14 +628,14 @@ static void test_probe(void **state)
     assert_string_equal(p.step, "unwrapKey");
     akv_kv_key_clear(&p.key);
 
-    fake_kv_fail(f->kv, "get", NULL, CKR_DEVICE_ERROR);
+    kv_fake_fail(f->fake, KV_FAKE_GET, CKR_DEVICE_ERROR);
     assert_int_equal(akv_admin_probe(f->kv, "cmk", NULL, &p), CKR_DEVICE_ERROR);
     assert_false(p.get_ok || p.wrap_ok || p.unwrap_ok);
     assert_string_equal(p.step, "get");
     assert_int_equal(p.rv, CKR_DEVICE_ERROR);
     akv_kv_key_clear(&p.key);
 
-    fake_kv_fail(f->kv, "get", NULL, CKR_OK);
+    kv_fake_fail(f->fake, KV_FAKE_GET, CKR_OK);
     assert_int_equal(akv_admin_probe(f->kv, "nokey", NULL, &p),
                      CKR_KEY_HANDLE_INVALID);
     akv_kv_key_clear(&p.key);

@@ -798,6 +798,87 @@ static void test_aes_known_answers(void **state)
                      CKR_MECHANISM_PARAM_INVALID);
 }
 
+/* The v2.40 document's CK_GCM_PARAMS (no ulIvBits), 40 bytes on LP64: Java
+ * SunPKCS11 sends it first to a 2.40 module and only falls back to the v3.0
+ * layout after CKR_MECHANISM_PARAM_INVALID; older callers never do. */
+struct gcm_params_v240 {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+};
+
+static void test_gcm_v240_params(void **state)
+{
+    /* GCM spec test case 2 again, and a v3.0 round trip with AAD. */
+    static const uint8_t zero[16] = {0};
+    static const uint8_t gcm_c[16] = {0x03, 0x88, 0xda, 0xce, 0x60, 0xb6,
+                                      0xa3, 0x92, 0xf3, 0x28, 0xc2, 0xb9,
+                                      0x71, 0xb2, 0xfe, 0x78};
+    static const uint8_t gcm_t[16] = {0xab, 0x6e, 0x47, 0xd4, 0x2c, 0xec,
+                                      0x13, 0xbd, 0xf5, 0x3a, 0x67, 0xb2,
+                                      0x12, 0x57, 0xbd, 0xdf};
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE kz;
+    uint8_t out[64];
+    uint8_t back[64];
+    CK_ULONG len;
+    struct gcm_params_v240 old = {(CK_BYTE *)zero, 12, NULL, 0, 128};
+    CK_MECHANISM gcm_old = {CKM_AES_GCM, &old, sizeof(old)};
+    CK_GCM_PARAMS gp = {(CK_BYTE *)zero, 12, 96, (CK_BYTE *)"aad", 3, 128};
+    CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+
+    (void)state;
+    assert_int_not_equal(sizeof(old), sizeof(gp));
+    init_with("");
+    s = open_session(0);
+    kz = create_aes(s, zero, 16);
+
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm_old, kz), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt(s, zero, 16, out, &len), CKR_OK);
+    assert_int_equal(len, 32);
+    assert_memory_equal(out, gcm_c, 16);
+    assert_memory_equal(out + 16, gcm_t, 16);
+    assert_int_equal(akv_cipher_decrypt_init(s, &gcm_old, kz), CKR_OK);
+    len = sizeof(back);
+    assert_int_equal(akv_cipher_decrypt(s, out, 32, back, &len), CKR_OK);
+    assert_int_equal(len, 16);
+    assert_memory_equal(back, zero, 16);
+
+    /* AAD through the old layout: what v3.0 encrypts, it decrypts. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm, kz), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt(s, zero, 16, out, &len), CKR_OK);
+    old.pAAD = (CK_BYTE *)"aad";
+    old.ulAADLen = 3;
+    assert_int_equal(akv_cipher_decrypt_init(s, &gcm_old, kz), CKR_OK);
+    len = sizeof(back);
+    assert_int_equal(akv_cipher_decrypt(s, out, 32, back, &len), CKR_OK);
+    assert_memory_equal(back, zero, 16);
+    old.ulAADLen = 2;
+    assert_int_equal(akv_cipher_decrypt_init(s, &gcm_old, kz), CKR_OK);
+    len = sizeof(back);
+    assert_int_equal(akv_cipher_decrypt(s, out, 32, back, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+
+    /* The old layout is checked like the new one; other lengths refused. */
+    old.ulTagBits = 100;
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm_old, kz),
+                     CKR_MECHANISM_PARAM_INVALID);
+    old.ulTagBits = 128;
+    old.pAAD = NULL;
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm_old, kz),
+                     CKR_MECHANISM_PARAM_INVALID);
+    old.ulAADLen = 0;
+    gcm_old.ulParameterLen = sizeof(old) + 4;
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm_old, kz),
+                     CKR_MECHANISM_PARAM_INVALID);
+    gcm_old.ulParameterLen = sizeof(old);
+    assert_int_equal(akv_cipher_encrypt_init(s, &gcm_old, kz), CKR_OK);
+}
+
 static void test_generated_key_roundtrip(void **state)
 {
     CK_SESSION_HANDLE s;
@@ -1511,6 +1592,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_aes_known_answers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_gcm_v240_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_key_roundtrip, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_set_copy_destroy, setup, teardown),

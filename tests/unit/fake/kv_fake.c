@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -34,6 +35,7 @@ struct kv_fake {
     int n_keys;
     unsigned fail_ops;
     CK_RV fail_rv;
+    char fail_version[AKV_KV_VERSION_MAX]; /* "" = any */
     unsigned calls_get;
     unsigned calls_wrap;
     unsigned calls_unwrap;
@@ -41,8 +43,11 @@ struct kv_fake {
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
 {
+    if (name == NULL) {
+        return NULL;
+    }
     for (int i = 0; i < f->n_keys; i++) {
-        if (strcmp(f->keys[i].name, name) == 0) {
+        if (strcasecmp(f->keys[i].name, name) == 0) {
             return &f->keys[i];
         }
     }
@@ -59,32 +64,50 @@ static struct fake_version *find_version(struct fake_key *k,
         return &k->v[k->n - 1];
     }
     for (int i = 0; i < k->n; i++) {
-        if (strcmp(k->v[i].version, version) == 0) {
+        if (strcasecmp(k->v[i].version, version) == 0) {
             return &k->v[i];
         }
     }
     return NULL;
 }
 
-static void new_version(struct fake_key *k)
+static const char *new_version(struct fake_key *k)
 {
-    struct fake_version *v = &k->v[k->n++];
+    struct fake_version *v = NULL;
     uint8_t r[16];
 
-    RAND_bytes(r, sizeof(r));
+    if (k == NULL || k->n >= MAX_VERSIONS || RAND_bytes(r, sizeof(r)) != 1) {
+        return NULL;
+    }
+    v = &k->v[k->n];
     for (int i = 0; i < 16; i++) {
         snprintf(v->version + 2 * i, 3, "%02x", r[i]);
     }
     if (k->kty == AKV_KV_KTY_RSA) {
         v->rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    } else {
-        RAND_bytes(v->aes, (int)(k->bits / 8));
+        if (v->rsa == NULL) {
+            return NULL;
+        }
+    } else if (RAND_bytes(v->aes, (int)(k->bits / 8)) != 1) {
+        return NULL;
     }
+    k->n++;
+    return v->version;
 }
 
-static CK_RV check_fail(struct kv_fake *f, unsigned op)
+/* The injected failure comes before the lookup (as a 403 or a transport
+ * error would); a version-bound one needs the call to resolve to it. */
+static CK_RV check_fail(struct kv_fake *f, unsigned op,
+                        const struct fake_version *v)
 {
-    return (f->fail_ops & op) ? f->fail_rv : CKR_OK;
+    if (!(f->fail_ops & op)) {
+        return CKR_OK;
+    }
+    if (f->fail_version[0] != '\0'
+        && (v == NULL || strcmp(f->fail_version, v->version) != 0)) {
+        return CKR_OK;
+    }
+    return f->fail_rv;
 }
 
 static CK_RV bn_param(EVP_PKEY *pk, const char *name, uint8_t **out,
@@ -111,7 +134,7 @@ static CK_RV fake_get_key(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_get, 1, __ATOMIC_RELAXED);
-    rv = check_fail(f, KV_FAKE_GET);
+    rv = check_fail(f, KV_FAKE_GET, v);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -197,7 +220,7 @@ static CK_RV fake_wrap(struct akv_kv *kv, const char *name, const char *version,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_wrap, 1, __ATOMIC_RELAXED);
-    rv = check_fail(f, KV_FAKE_WRAP);
+    rv = check_fail(f, KV_FAKE_WRAP, v);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -246,7 +269,7 @@ static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_unwrap, 1, __ATOMIC_RELAXED);
-    rv = check_fail(f, KV_FAKE_UNWRAP);
+    rv = check_fail(f, KV_FAKE_UNWRAP, v);
     if (rv != CKR_OK) {
         return rv;
     }
@@ -307,7 +330,9 @@ struct kv_fake *kv_fake_new(void)
 {
     struct kv_fake *f = calloc(1, sizeof(*f));
 
-    f->base.ops = &fake_ops;
+    if (f != NULL) {
+        f->base.ops = &fake_ops;
+    }
     return f;
 }
 
@@ -323,7 +348,7 @@ void kv_fake_add_rsa(struct kv_fake *f, const char *name, unsigned key_ops)
     snprintf(k->name, sizeof(k->name), "%s", name);
     k->kty = AKV_KV_KTY_RSA;
     k->key_ops = key_ops;
-    new_version(k);
+    (void)new_version(k);
 }
 
 void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
@@ -335,15 +360,12 @@ void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
     k->kty = AKV_KV_KTY_OCT_HSM;
     k->key_ops = key_ops;
     k->bits = bits;
-    new_version(k);
+    (void)new_version(k);
 }
 
 const char *kv_fake_rotate(struct kv_fake *f, const char *name)
 {
-    struct fake_key *k = find_key(f, name);
-
-    new_version(k);
-    return k->v[k->n - 1].version;
+    return new_version(find_key(f, name));
 }
 
 const char *kv_fake_version(struct kv_fake *f, const char *name, int i)
@@ -355,8 +377,16 @@ const char *kv_fake_version(struct kv_fake *f, const char *name, int i)
 
 void kv_fake_fail(struct kv_fake *f, unsigned ops, CK_RV rv)
 {
+    kv_fake_fail_version(f, ops, NULL, rv);
+}
+
+void kv_fake_fail_version(struct kv_fake *f, unsigned ops, const char *version,
+                          CK_RV rv)
+{
     f->fail_ops = rv == CKR_OK ? 0 : ops;
     f->fail_rv = rv;
+    snprintf(f->fail_version, sizeof(f->fail_version), "%s",
+             version != NULL ? version : "");
 }
 
 unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)

@@ -54,19 +54,6 @@ bool akv_retry_curl_retryable(int curl_code)
     }
 }
 
-static int month_of(const char *m)
-{
-    static const char *const names[] = {"Jan", "Feb", "Mar", "Apr",
-                                        "May", "Jun", "Jul", "Aug",
-                                        "Sep", "Oct", "Nov", "Dec"};
-    for (int i = 0; i < 12; i++) {
-        if (strncmp(m, names[i], 3) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
 long akv_retry_after_parse(const char *value, time_t now)
 {
     size_t n;
@@ -95,40 +82,18 @@ long akv_retry_after_parse(const char *value, time_t now)
         return (long)(s * 1000);
     }
     {
-        /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (exactly 29 chars) */
-        char wd[4];
-        char mon[4];
-        char tz[4];
-        int day;
-        int year;
-        int hh;
-        int mm;
-        int ss;
-        int m;
-        int used = 0;
-        struct tm tm;
+        /* An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, and the obsolete
+         * RFC 850 and asctime forms a recipient must also accept): parsed
+         * by libcurl rather than by hand. A date always names a weekday or
+         * month, so anything without a letter is not one. */
         time_t when;
 
-        if (n != 29
-            || sscanf(value, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d %3s%n",
-                      wd, &day, mon, &year, &hh, &mm, &ss, tz, &used)
-                   != 8
-            || (size_t)used != n || strcmp(tz, "GMT") != 0) {
+        if (strpbrk(value,
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+            == NULL) {
             return -1;
         }
-        m = month_of(mon);
-        if (m < 0 || day < 1 || day > 31 || year < 1970 || hh > 23 || mm > 59
-            || ss > 60 || hh < 0 || mm < 0 || ss < 0) {
-            return -1;
-        }
-        memset(&tm, 0, sizeof(tm));
-        tm.tm_year = year - 1900;
-        tm.tm_mon = m;
-        tm.tm_mday = day;
-        tm.tm_hour = hh;
-        tm.tm_min = mm;
-        tm.tm_sec = ss;
-        when = timegm(&tm);
+        when = curl_getdate(value, NULL);
         if (when == (time_t)-1) {
             return -1;
         }

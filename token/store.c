@@ -30,6 +30,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../common/log.h"
 #include "../common/secret.h"
@@ -63,23 +64,11 @@ static const char *errtext(int e)
     return strerror_r(e, buf, sizeof(buf));
 }
 
-/* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, as zlib/PNG), nibble
- * table: small, constant, so no thread-unsafe lazy initialisation. */
+/* CRC-32 (IEEE 802.3, zlib's) over LEN bytes; zlib takes uInt lengths and
+ * records are bounded far below 4 GiB. */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t len)
 {
-    static const uint32_t tbl[16] = {
-        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu,
-        0x76dc4190u, 0x6b6b51f4u, 0x4db26158u, 0x5005713cu,
-        0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
-        0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu,
-    };
-    crc = ~crc;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ tbl[crc & 0x0fu];
-        crc = (crc >> 4) ^ tbl[crc & 0x0fu];
-    }
-    return ~crc;
+    return (uint32_t)crc32((uLong)crc, p, (uInt)len);
 }
 
 static void put_le16(uint8_t *p, uint16_t v)

@@ -78,14 +78,15 @@ static void test_retry_after(void **state)
     assert_int_equal(akv_retry_after_parse("1.5", now), -1);
     assert_int_equal(akv_retry_after_parse("soon", now), -1);
     assert_int_equal(
-        akv_retry_after_parse("Wed, 21 Oct 2015 07:28:10 UTC", now), -1);
-    assert_int_equal(
         akv_retry_after_parse("Wed, 21 Foo 2015 07:28:10 GMT", now), -1);
     assert_int_equal(
         akv_retry_after_parse("Wed, 21 Oct 2015 25:28:10 GMT", now), -1);
-    /* obsolete RFC 850 form is not accepted */
+    /* RFC 9110 §5.6.7: the obsolete RFC 850 and asctime forms must be
+     * accepted too. */
     assert_int_equal(
-        akv_retry_after_parse("Wednesday, 21-Oct-15 07:28:10 GMT", now), -1);
+        akv_retry_after_parse("Wednesday, 21-Oct-15 07:28:10 GMT", now), 10000);
+    assert_int_equal(akv_retry_after_parse("Wed Oct 21 07:28:20 2015", now),
+                     20000);
 }
 
 static void test_backoff_bounds(void **state)

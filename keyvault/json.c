@@ -27,11 +27,17 @@ static cJSON *parse(const char *buf, size_t len)
 
 /* Secret strings live inside the cJSON tree; wipe them before the tree is
  * freed (cJSON_Delete frees without cleansing, and no global hooks are
- * installed: the host process may use cJSON too). */
-static void wipe_string(cJSON *item)
+ * installed: the host process may use cJSON too). The whole tree, not
+ * one looked-up member: a duplicated or nested key would otherwise leave
+ * a copy that GetObjectItem does not return. Depth is bounded by cJSON's
+ * nesting limit. */
+static void wipe_tree(cJSON *item)
 {
-    if (item != NULL && cJSON_IsString(item) && item->valuestring != NULL) {
-        OPENSSL_cleanse(item->valuestring, strlen(item->valuestring));
+    for (; item != NULL; item = item->next) {
+        if (cJSON_IsString(item) && item->valuestring != NULL) {
+            OPENSSL_cleanse(item->valuestring, strlen(item->valuestring));
+        }
+        wipe_tree(item->child);
     }
 }
 
@@ -341,8 +347,6 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
             }
         }
         k.oct_bits = (size_t)bits;
-        /* GET never releases k for symmetric keys; wipe it if it came */
-        wipe_string(cJSON_GetObjectItemCaseSensitive(key, "k"));
     }
     if (parse_attributes(cJSON_GetObjectItemCaseSensitive(root, "attributes"),
                          &k)
@@ -354,6 +358,9 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
     rv = CKR_OK;
 out:
     akv_kv_key_clear(&k);
+    /* GET never releases k (or d, p, q...); wipe them if they came, on
+     * every path out. */
+    wipe_tree(root);
     cJSON_Delete(root);
     return rv;
 }
@@ -414,7 +421,7 @@ out:
     if (rv != CKR_OK && kid_out != NULL) {
         kid_out[0] = '\0';
     }
-    wipe_string(val);
+    wipe_tree(root);
     cJSON_Delete(root);
     return rv;
 }
@@ -535,9 +542,7 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
     *lifetime_s = life;
     rv = CKR_OK;
 out:
-    wipe_string(at);
-    wipe_string(cJSON_GetObjectItemCaseSensitive(root, "refresh_token"));
-    wipe_string(cJSON_GetObjectItemCaseSensitive(root, "id_token"));
+    wipe_tree(root);
     cJSON_Delete(root);
     return rv;
 }

@@ -172,7 +172,9 @@ static int append_b64(struct akv_secret *out, const uint8_t *p, size_t len)
         && akv_secret_append(out, tmp, n, 0) == 0) {
         rc = 0;
     }
-    free(tmp);
+    /* TMP holds the encoded signature, i.e. part of the bearer
+     * assertion: wipe it before it goes back to the heap. */
+    OPENSSL_clear_free(tmp, n + 1);
     return rc;
 }
 
@@ -215,6 +217,7 @@ CK_RV akv_jwt_assertion(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
     EVP_MD_CTX *mctx = NULL;
     uint8_t *sig = NULL;
     size_t sig_len = 0;
+    size_t sig_cap = 0;
     char x5t_b64[32];
     char guid[37];
     size_t signed_len;
@@ -267,6 +270,7 @@ CK_RV akv_jwt_assertion(OSSL_LIB_CTX *libctx, EVP_PKEY *key,
     if (sig == NULL) {
         goto out;
     }
+    sig_cap = sig_len;
     if (EVP_DigestSign(mctx, sig, &sig_len, out->data, signed_len) != 1) {
         rv = CKR_DEVICE_ERROR;
         goto out;
@@ -280,7 +284,10 @@ out:
     if (rv != CKR_OK && out != NULL) {
         akv_secret_clear(out);
     }
-    free(sig);
+    /* The raw signature completes the assertion (a bearer credential
+     * until it expires): wipe the whole allocation, as the final
+     * EVP_DigestSign may have shortened sig_len. */
+    OPENSSL_clear_free(sig, sig_cap);
     EVP_MD_CTX_free(mctx);
     cJSON_Delete(hdr);
     cJSON_Delete(claims);

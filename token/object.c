@@ -373,6 +373,13 @@ static CK_RV create_data(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
         goto out;
     }
     (void)akv_attr_tmpl_bool(tmpl, n, CKA_TOKEN, &tok);
+    if (tok && !akv_session_is_rw(s)) {
+        /* v3.0 §5.7.1: no token object from a R/O session; said first,
+         * as check_token_flag does for keys, so the caller learns the
+         * session is the problem whatever the object class. */
+        rv = CKR_SESSION_READ_ONLY;
+        goto out;
+    }
     if (tok) {
         /* The store holds wrapped secrets only; data objects live for
          * the session. */

@@ -1012,6 +1012,15 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
         AKV_LOG_WARN("token object value: unwrap with %s/%s failed (rv "
                      "0x%lx)",
                      name, version, (unsigned long)rv);
+        /* An expired cached value is never served again: wipe it now
+         * rather than keep the plaintext until a later unwrap succeeds
+         * (re-checked under the write lock: another thread may have
+         * refreshed it meanwhile). */
+        pthread_rwlock_wrlock(&t->lock);
+        if (o->value.data != NULL && akv_token_now() >= o->value_expiry) {
+            akv_secret_clear(&o->value);
+        }
+        pthread_rwlock_unlock(&t->lock);
         goto out;
     }
     if (ttl > 0) {

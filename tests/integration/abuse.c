@@ -401,6 +401,51 @@ static int group_null(void)
     EXPECT(p11->C_GenerateRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
     EXPECT(p11->C_GenerateRandom(s, NULL, 0), CKR_OK);
     EXPECT(p11->C_SeedRandom(s, NULL, 16), CKR_ARGUMENTS_BAD);
+    /* Legacy parallel functions (v3.0 §5.17): always
+     * CKR_FUNCTION_NOT_PARALLEL. */
+    EXPECT(p11->C_GetFunctionStatus(s), CKR_FUNCTION_NOT_PARALLEL);
+    EXPECT(p11->C_CancelFunction(s), CKR_FUNCTION_NOT_PARALLEL);
+    /* Entry points the token does not offer: CKR_FUNCTION_NOT_SUPPORTED
+     * whatever the arguments (NULL pointers included), never a crash. */
+    EXPECT(p11->C_InitToken(slot0, NULL, 0, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_InitPIN(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SetPIN(s, NULL, 0, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_GetOperationState(s, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SetOperationState(s, NULL, 0, 0, 0),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DigestInit(s, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_Digest(s, NULL, 0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DigestUpdate(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DigestKey(s, dek), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DigestFinal(s, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignInit(s, NULL, dek), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_Sign(s, NULL, 0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignUpdate(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignFinal(s, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignRecoverInit(s, NULL, dek), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignRecover(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_VerifyInit(s, NULL, dek), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_Verify(s, NULL, 0, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_VerifyUpdate(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_VerifyFinal(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_VerifyRecoverInit(s, NULL, dek), CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_VerifyRecover(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DigestEncryptUpdate(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DecryptDigestUpdate(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_SignEncryptUpdate(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DecryptVerifyUpdate(s, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_GenerateKeyPair(s, NULL, NULL, 0, NULL, 0, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_DeriveKey(s, NULL, dek, NULL, 0, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    EXPECT(p11->C_WaitForSlotEvent(CKF_DONT_BLOCK, NULL, NULL),
+           CKR_FUNCTION_NOT_SUPPORTED);
     EXPECT(p11->C_Finalize(buf), CKR_ARGUMENTS_BAD);
     EXPECT(p11->C_CloseSession(s), CKR_OK);
     EXPECT(p11->C_Finalize(NULL), CKR_OK);
@@ -438,6 +483,11 @@ static int group_handles(void)
            CKR_CRYPTOKI_NOT_INITIALIZED);
     EXPECT(p11->C_CloseSession(1), CKR_CRYPTOKI_NOT_INITIALIZED);
     EXPECT(p11->C_EncryptInit(1, &ecb, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_GetFunctionStatus(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_CancelFunction(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_InitToken(0, NULL, 0, NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_WaitForSlotEvent(CKF_DONT_BLOCK, NULL, NULL),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
     EXPECT(p11->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
     init_or_die();
 
@@ -857,9 +907,29 @@ static int group_templates(void)
         CK_ATTRIBUTE a[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)},
                             {CKA_TOKEN, &t, 1}};
 
+        CK_OBJECT_CLASS dc = CKO_DATA;
+        CK_ATTRIBUTE dt[] = {{CKA_CLASS, &dc, sizeof(dc)}, {CKA_TOKEN, &t, 1}};
+        CK_BYTE lbl[] = "ro";
+        CK_ATTRIBUTE la = {CKA_LABEL, lbl, 2};
+        CK_BYTE wrapped[256] = {0};
+        CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                      CKZ_DATA_SPECIFIED, NULL, 0};
+        CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+        CK_OBJECT_HANDLE tk = CK_INVALID_HANDLE;
+
         EXPECT(p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, &ro),
                CKR_OK);
         EXPECT(p11->C_GenerateKey(ro, &gen, a, 2, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_CreateObject(ro, dt, 2, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_CopyObject(ro, dek, &a[1], 1, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_UnwrapKey(ro, &oaep, priv, wrapped, sizeof(wrapped),
+                                &a[1], 1, &h),
+               CKR_SESSION_READ_ONLY);
+        /* Changing or destroying a token object is a write too. */
+        EXPECT(p11->C_GenerateKey(s, &gen, a, 2, &tk), CKR_OK);
+        EXPECT(p11->C_SetAttributeValue(ro, tk, &la, 1), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_DestroyObject(ro, tk), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_DestroyObject(s, tk), CKR_OK);
         EXPECT(p11->C_CloseSession(ro), CKR_OK);
     }
     /* Token objects: the store keeps at most 64 KiB of attributes per
@@ -1140,6 +1210,59 @@ static int group_mech(void)
            CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT);
     EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 255, NULL, 0, &len),
            CKR_WRAPPED_KEY_LEN_RANGE);
+    /* Bad C_UnwrapKey templates are refused before the vault is asked
+     * (abuse.sh mech checks no unwrapkey call): v3.0 §5.18.3. */
+    {
+        CK_OBJECT_CLASS pk = CKO_PRIVATE_KEY, sk = CKO_SECRET_KEY;
+        CK_KEY_TYPE rsa = CKK_RSA;
+        CK_BBOOL t = CK_TRUE;
+        CK_ATTRIBUTE cls = {CKA_CLASS, &pk, sizeof(pk)};
+        CK_ATTRIBUTE cls3 = {CKA_CLASS, &sk, 3};
+        CK_ATTRIBUTE kt = {CKA_KEY_TYPE, &rsa, sizeof(rsa)};
+        CK_ATTRIBUTE local = {CKA_LOCAL, &t, sizeof(t)};
+        CK_ATTRIBUTE unknown_a = {0x7fff1234UL, &t, sizeof(t)};
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, &cls, 1, &h),
+               CKR_TEMPLATE_INCONSISTENT);
+        EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, &cls3, 1, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, &kt, 1, &h),
+               CKR_TEMPLATE_INCONSISTENT);
+        EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, &local, 1, &h),
+               CKR_ATTRIBUTE_READ_ONLY);
+        EXPECT(p11->C_UnwrapKey(s, &oaep, priv, buf, 256, &unknown_a, 1, &h),
+               CKR_ATTRIBUTE_TYPE_INVALID);
+        CHECK(h == CK_INVALID_HANDLE, "failed unwrap set a handle");
+    }
+    /* OAEP parameters the vault cannot honour: NULL, short, a label,
+     * mismatched hash and MGF (v3.0 §5.1 CKR_MECHANISM_PARAM_INVALID). */
+    {
+        CK_BYTE label[4] = "lbl";
+        CK_RSA_PKCS_OAEP_PARAMS lp = {CKM_SHA256, CKG_MGF1_SHA256,
+                                      CKZ_DATA_SPECIFIED, label, sizeof(label)};
+        CK_RSA_PKCS_OAEP_PARAMS mix = {CKM_SHA256, CKG_MGF1_SHA1,
+                                       CKZ_DATA_SPECIFIED, NULL, 0};
+        CK_MECHANISM bad[] = {
+            {CKM_RSA_PKCS_OAEP, NULL, 0},
+            {CKM_RSA_PKCS_OAEP, &op, sizeof(op) - 1},
+            {CKM_RSA_PKCS_OAEP, &lp, sizeof(lp)},
+            {CKM_RSA_PKCS_OAEP, &mix, sizeof(mix)},
+        };
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+        for (size_t i = 0; i < NELEM(bad); i++) {
+            len = 0;
+            EXPECT(p11->C_WrapKey(s, &bad[i], pub, dek, NULL, &len),
+                   CKR_MECHANISM_PARAM_INVALID);
+            EXPECT(p11->C_UnwrapKey(s, &bad[i], priv, buf, 256, NULL, 0, &h),
+                   CKR_MECHANISM_PARAM_INVALID);
+            EXPECT(p11->C_EncryptInit(s, &bad[i], pub),
+                   CKR_MECHANISM_PARAM_INVALID);
+            EXPECT(p11->C_DecryptInit(s, &bad[i], priv),
+                   CKR_MECHANISM_PARAM_INVALID);
+        }
+    }
     /* A key that must only be wrapped by a trusted key: none is trusted
      * here (no SO), so it is never wrappable (v3.0 §4.10). */
     {
@@ -1159,6 +1282,11 @@ static int group_mech(void)
     len = 0;
     EXPECT(p11->C_WrapKey(s, &oaep, pub, dek, NULL, &len), CKR_OK);
     CHECK(len == 256, "wrap length %lu", (unsigned long)len);
+    /* One byte short: CKR_BUFFER_TOO_SMALL with the exact length, and no
+     * vault call (v3.0 §5.2). */
+    len = 255;
+    EXPECT(p11->C_WrapKey(s, &oaep, pub, dek, buf, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 256, "wrap length after short buffer %lu", (unsigned long)len);
     (void)dek_nowrap;
     EXPECT(p11->C_CloseSession(s), CKR_OK);
     EXPECT(p11->C_Finalize(NULL), CKR_OK);
@@ -1185,6 +1313,20 @@ static int group_opstate(void)
     for (size_t i = 0; i < sizeof(pt); i++) {
         pt[i] = (CK_BYTE)i;
     }
+    /* C_DecryptUpdate into a short buffer: CKR_BUFFER_TOO_SMALL with the
+     * exact length, and the operation goes on (v3.0 §5.2). */
+    EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
+    len = sizeof(ct);
+    EXPECT(p11->C_Encrypt(s, pt, 32, ct, &len), CKR_OK);
+    EXPECT(p11->C_DecryptInit(s, &ecb, dek), CKR_OK);
+    len = 31;
+    EXPECT(p11->C_DecryptUpdate(s, ct, 32, out, &len), CKR_BUFFER_TOO_SMALL);
+    CHECK(len == 32, "ECB decrypt update needs %lu", (unsigned long)len);
+    EXPECT(p11->C_DecryptUpdate(s, ct, 32, out, &len), CKR_OK);
+    CHECK(len == 32 && memcmp(out, pt, 32) == 0, "ECB decrypt update");
+    len = sizeof(out);
+    EXPECT(p11->C_DecryptFinal(s, out, &len), CKR_OK);
+    CHECK(len == 0, "ECB decrypt final %lu", (unsigned long)len);
     /* Without Init (v3.0 §5.8: CKR_OPERATION_NOT_INITIALIZED). */
     len = sizeof(ct);
     EXPECT(p11->C_Encrypt(s, pt, 16, ct, &len), CKR_OPERATION_NOT_INITIALIZED);

@@ -13,7 +13,7 @@ p11 -O >"$T_TMP/O" 2>&1 || true
 expect_grep "listed by another process" "Secret Key Object; AES length 32" "$T_TMP/O"
 expect_grep "its label" "label: *dek" "$T_TMP/O"
 expect_ok "encrypt (process 3)" p11 --encrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/plain" -o "$T_TMP/ct"
-f=$(find "$STORE_DIR" -name '*.obj' | head -n1)
+f=$(find "$STORE_DIR" -name '*.obj' -print -quit)
 expect_eq "store file mode" "$(stat -c %a "$f")" 600
 expect_eq "store dir mode" "$(stat -c %a "$STORE_DIR")" 700
 grep -q "$KEY_VERSION" "$f" && pass "record names the wrapping key version" || fail "record lacks kid version"

@@ -79,6 +79,18 @@ int akv_log_enabled(int level)
            && level > AKV_LOG_LEVEL_NONE;
 }
 
+void akv_log_fmt(char *buf, size_t buf_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf == NULL || buf_len == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    (void)vsnprintf(buf, buf_len, fmt, ap);
+    va_end(ap);
+}
+
 void akv_log_close(void)
 {
     pthread_mutex_lock(&log_lock);

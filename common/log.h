@@ -11,6 +11,7 @@
 #define AKV_COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum akv_log_level {
     AKV_LOG_LEVEL_NONE = 0,
@@ -35,6 +36,12 @@ int akv_log_level_parse(const char *s);
 
 /* akv_log_enabled - nonzero when messages at LEVEL are written. */
 int akv_log_enabled(int level);
+
+/* akv_log_fmt - printf into a caller buffer of BUF_LEN bytes (always
+ * NUL-terminated, cut if longer); NULL or 0-length BUF is a no-op. Used for
+ * the "why" texts that travel back to the one place that logs a failure. */
+void akv_log_fmt(char *buf, size_t buf_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* akv_log_close - closes a file sink (C_Finalize); the level drops to ERROR. */
 void akv_log_close(void);

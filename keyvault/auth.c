@@ -78,19 +78,6 @@ struct akv_auth {
     uint64_t generation;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || why_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    (void)vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- challenge ------------------------------------------------------ */
 
 static int valid_tenant(const char *s, size_t n)
@@ -547,23 +534,23 @@ static CK_RV read_small_file(const char *what, const char *path, size_t max,
     akv_secret_clear(out);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        set_why(why, why_len, "%s %s: %s", what, path,
-                strerror_r(errno, ebuf, sizeof(ebuf)));
+        akv_log_fmt(why, why_len, "%s %s: %s", what, path,
+                    strerror_r(errno, ebuf, sizeof(ebuf)));
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_why(why, why_len, "%s %s: not a regular file", what, path);
+        akv_log_fmt(why, why_len, "%s %s: not a regular file", what, path);
         goto out;
     }
     if (private_file && (st.st_mode & S_IROTH) != 0) {
-        set_why(why, why_len,
-                "%s %s is world-readable (mode %04o); refusing to use it", what,
-                path, (unsigned)(st.st_mode & 07777));
+        akv_log_fmt(why, why_len,
+                    "%s %s is world-readable (mode %04o); refusing to use it",
+                    what, path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size <= 0 || (size_t)st.st_size > max) {
-        set_why(why, why_len, "%s %s: size must be 1..%zu bytes", what, path,
-                max);
+        akv_log_fmt(why, why_len, "%s %s: size must be 1..%zu bytes", what,
+                    path, max);
         goto out;
     }
     if (akv_secret_read_fd(out, fd, (size_t)st.st_size) != 0) {
@@ -579,7 +566,7 @@ static CK_RV read_small_file(const char *what, const char *path, size_t max,
     }
     out->data[out->len] = '\0';
     if (out->len == 0) {
-        set_why(why, why_len, "%s %s is empty", what, path);
+        akv_log_fmt(why, why_len, "%s %s is empty", what, path);
         akv_secret_clear(out);
         goto out;
     }
@@ -646,33 +633,33 @@ static CK_RV token_call(struct akv_auth *a, struct akv_http_req *req,
     if (rv != CKR_OK) {
         char origin[256];
         akv_http_origin(req->url, origin, sizeof(origin));
-        set_why(why, why_len,
-                "%s credential: %s%s%s: failed after %d "
-                "attempt(s): %s",
-                a->type_name, origin,
-                req->log_path != NULL && req->log_path[0] == '/' ? "" : " ",
-                req->log_path != NULL ? req->log_path : "", attempts,
-                rv == CKR_ARGUMENTS_BAD
-                    ? "URL refused (https only; http only to loopback with "
-                      "http.allow_http_loopback)"
-                    : akv_http_strerror(resp.curl_code));
+        akv_log_fmt(why, why_len,
+                    "%s credential: %s%s%s: failed after %d "
+                    "attempt(s): %s",
+                    a->type_name, origin,
+                    req->log_path != NULL && req->log_path[0] == '/' ? "" : " ",
+                    req->log_path != NULL ? req->log_path : "", attempts,
+                    rv == CKR_ARGUMENTS_BAD
+                        ? "URL refused (https only; http only to loopback with "
+                          "http.allow_http_loopback)"
+                        : akv_http_strerror(resp.curl_code));
         rv = CKR_DEVICE_ERROR;
         goto out;
     }
     if (resp.status != 200) {
         (void)akv_json_parse_error((const char *)resp.body.data, resp.body.len,
                                    &err);
-        set_why(why, why_len, "%s credential: %s: HTTP %ld %s%s%s",
-                a->type_name, req->log_path, resp.status, err.code,
-                err.message[0] != '\0' ? ": " : "", err.message);
+        akv_log_fmt(why, why_len, "%s credential: %s: HTTP %ld %s%s%s",
+                    a->type_name, req->log_path, resp.status, err.code,
+                    err.message[0] != '\0' ? ": " : "", err.message);
         rv = CKR_DEVICE_ERROR;
         goto out;
     }
     rv = akv_json_parse_token((const char *)resp.body.data, resp.body.len,
                               wall_now(), token, &expires_at, lifetime);
     if (rv != CKR_OK) {
-        set_why(why, why_len, "%s credential: %s: malformed token response",
-                a->type_name, req->log_path);
+        akv_log_fmt(why, why_len, "%s credential: %s: malformed token response",
+                    a->type_name, req->log_path);
     }
 out:
     akv_http_resp_clear(&resp);
@@ -715,7 +702,7 @@ static CK_RV fetch_managed(struct akv_auth *a, const char *scope,
 
     if (scope_to_resource(scope, resource, sizeof(resource)) != 0) {
         rv = CKR_DEVICE_ERROR;
-        set_why(why, why_len, "managed_identity: bad scope");
+        akv_log_fmt(why, why_len, "managed_identity: bad scope");
         goto out;
     }
     if (a->client_id != NULL) {
@@ -776,16 +763,16 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
 
     if (tenant == NULL || tenant[0] == '\0') {
         rv = CKR_DEVICE_ERROR;
-        set_why(why, why_len, "%s credential: no tenant (set tenant_id)",
-                a->type_name);
+        akv_log_fmt(why, why_len, "%s credential: no tenant (set tenant_id)",
+                    a->type_name);
         goto out;
     }
     n = snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token", a->authority,
                  tenant);
     if (n < 0 || (size_t)n >= sizeof(url)) {
         rv = CKR_DEVICE_ERROR;
-        set_why(why, why_len, "%s credential: authority URL too long",
-                a->type_name);
+        akv_log_fmt(why, why_len, "%s credential: authority URL too long",
+                    a->type_name);
         goto out;
     }
     if (form_add(&body, "grant_type", "client_credentials", 18) != 0
@@ -805,9 +792,9 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
             const char *v = secure_getenv(a->secret_env);
             if (v == NULL || v[0] == '\0') {
                 rv = CKR_DEVICE_ERROR;
-                set_why(why, why_len,
-                        "%s credential: environment variable %s is not set",
-                        a->type_name, a->secret_env);
+                akv_log_fmt(why, why_len,
+                            "%s credential: environment variable %s is not set",
+                            a->type_name, a->secret_env);
                 goto out;
             }
             if (akv_secret_set(&cred, v, strlen(v)) != 0) {
@@ -827,14 +814,16 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
         rv = akv_jwt_load_pem(a->libctx, a->cert_file, &key, x5t, detail,
                               sizeof(detail));
         if (rv != CKR_OK) {
-            set_why(why, why_len, "%s credential: %s", a->type_name, detail);
+            akv_log_fmt(why, why_len, "%s credential: %s", a->type_name,
+                        detail);
             goto out;
         }
         rv = akv_jwt_assertion(a->libctx, key, x5t, a->client_id, url,
                                wall_now(), &cred);
         if (rv != CKR_OK) {
-            set_why(why, why_len, "%s credential: cannot sign the assertion",
-                    a->type_name);
+            akv_log_fmt(why, why_len,
+                        "%s credential: cannot sign the assertion",
+                        a->type_name);
             goto out;
         }
         rv = CKR_HOST_MEMORY;
@@ -873,7 +862,7 @@ static CK_RV fetch_entra(struct akv_auth *a, const char *scope,
     }
     default:
         rv = CKR_DEVICE_ERROR;
-        set_why(why, why_len, "%s credential: not usable", a->type_name);
+        akv_log_fmt(why, why_len, "%s credential: not usable", a->type_name);
         goto out;
     }
     memset(&req, 0, sizeof(req));
@@ -909,10 +898,11 @@ static CK_RV fetch(struct akv_auth *a, const char *scope, const char *tenant,
     case EFF_NONE:
         break;
     }
-    set_why(why, why_len,
-            "environment credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
-            "one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, "
-            "AZURE_FEDERATED_TOKEN_FILE");
+    akv_log_fmt(
+        why, why_len,
+        "environment credential: set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+        "one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, "
+        "AZURE_FEDERATED_TOKEN_FILE");
     return CKR_DEVICE_ERROR;
 }
 
@@ -992,17 +982,17 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
         }
         if (a->refreshing) {
             rv = CKR_DEVICE_ERROR;
-            set_why(why, why_len,
-                    "%s credential: timed out waiting for a "
-                    "token refresh by another thread",
-                    a->type_name);
+            akv_log_fmt(why, why_len,
+                        "%s credential: timed out waiting for a "
+                        "token refresh by another thread",
+                        a->type_name);
             goto out;
         }
         if (a->refresh_seq != seq && a->last_rv != CKR_OK) {
             /* the refresh we waited for failed: fail fast with its reason
              * instead of spending our budget on the same failure */
             rv = a->last_rv;
-            set_why(why, why_len, "%s", a->last_why);
+            akv_log_fmt(why, why_len, "%s", a->last_why);
             goto out;
         }
     }
@@ -1046,7 +1036,7 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
     a->refresh_seq++;
     a->refreshing = false;
     (void)pthread_cond_broadcast(&a->cond);
-    set_why(why, why_len, "%s", local_why);
+    akv_log_fmt(why, why_len, "%s", local_why);
 out:
     if (locked) {
         pthread_mutex_unlock(&a->lock);

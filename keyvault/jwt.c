@@ -17,21 +17,9 @@
 #include <unistd.h>
 
 #include "../common/b64url.h"
+#include "../common/log.h"
 
 #define PEM_MAX 65536 /* bytes */
-
-static void __attribute__((format(printf, 3, 4)))
-set_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why == NULL || why_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    (void)vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 /* Reads a secret-bearing file: refused when world-readable (design.md:
  * secrets never in a world-readable file). */
@@ -45,22 +33,22 @@ static CK_RV read_private_file(const char *path, struct akv_secret *out,
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        set_why(why, why_len, "certificate_file %s: %s", path,
-                strerror_r(errno, ebuf, sizeof(ebuf)));
+        akv_log_fmt(why, why_len, "certificate_file %s: %s", path,
+                    strerror_r(errno, ebuf, sizeof(ebuf)));
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0
         || st.st_size > PEM_MAX) {
-        set_why(why, why_len,
-                "certificate_file %s: not a regular file of 1..%d bytes", path,
-                PEM_MAX);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: not a regular file of 1..%d bytes",
+                    path, PEM_MAX);
         goto out;
     }
     if ((st.st_mode & S_IROTH) != 0) {
-        set_why(why, why_len,
-                "certificate_file %s: world-readable (mode %04o); refusing "
-                "to use a private key others can read",
-                path, (unsigned)(st.st_mode & 07777));
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: world-readable (mode %04o); refusing "
+                    "to use a private key others can read",
+                    path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (akv_secret_read_fd(out, fd, (size_t)st.st_size) != 0) {
@@ -105,8 +93,8 @@ CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
     }
     /* PEM_read_bio_* skip blocks of other types, so order does not matter */
     if (PEM_read_bio_X509(bio, &cert, NULL, NULL) == NULL) {
-        set_why(why, why_len, "certificate_file %s: no PEM CERTIFICATE block",
-                path);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: no PEM CERTIFICATE block", path);
         goto out;
     }
     BIO_free(bio);
@@ -117,22 +105,23 @@ CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
     }
     pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, NULL, libctx, NULL);
     if (pkey == NULL) {
-        set_why(why, why_len,
-                "certificate_file %s: no unencrypted PEM private key", path);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: no unencrypted PEM private key",
+                    path);
         goto out;
     }
     if (!EVP_PKEY_is_a(pkey, "RSA")) {
-        set_why(why, why_len,
-                "certificate_file %s: the private key is not RSA (RS256 "
-                "needs RSA)",
-                path);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: the private key is not RSA (RS256 "
+                    "needs RSA)",
+                    path);
         goto out;
     }
     if (X509_check_private_key(cert, pkey) != 1) {
-        set_why(why, why_len,
-                "certificate_file %s: private key does not match the "
-                "certificate",
-                path);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: private key does not match the "
+                    "certificate",
+                    path);
         goto out;
     }
     der_len = i2d_X509(cert, &der);
@@ -140,9 +129,9 @@ CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
     if (der_len <= 0 || sha1 == NULL
         || EVP_Digest(der, (size_t)der_len, x5t, &md_len, sha1, NULL) != 1
         || md_len != 20) {
-        set_why(why, why_len,
-                "certificate_file %s: cannot compute the SHA-1 thumbprint",
-                path);
+        akv_log_fmt(why, why_len,
+                    "certificate_file %s: cannot compute the SHA-1 thumbprint",
+                    path);
         goto out;
     }
     *key = pkey;

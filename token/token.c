@@ -659,7 +659,22 @@ static CK_RV refresh_keys(struct akv_token *t)
         memset(&key, 0, sizeof(key));
         pthread_rwlock_rdlock(&t->lock);
         stale = !ks->ever || ttl <= 0 || now - ks->fetched >= ttl;
+        /* key_refresh_s 0 means "always ask": no failure memory then. */
+        rv =
+            !ks->ever && ks->failed_at != 0
+                    && now - ks->failed_at
+                           < (ttl < AKV_TOKEN_RETRY_S ? ttl : AKV_TOKEN_RETRY_S)
+                ? ks->failed_rv
+                : CKR_OK;
         pthread_rwlock_unlock(&t->lock);
+        if (rv != CKR_OK) {
+            /* Same answer as a moment ago, already logged: no new GET. */
+            if (rv != CKR_KEY_HANDLE_INVALID
+                && rv != CKR_KEY_FUNCTION_NOT_PERMITTED) {
+                result = rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;
+            }
+            continue;
+        }
         if (!stale) {
             continue;
         }
@@ -686,6 +701,7 @@ static CK_RV refresh_keys(struct akv_token *t)
             ks->kty = key.kty;
             ks->ever = true;
             ks->fetched = now;
+            ks->failed_at = 0;
         } else if (ks->ever) {
             /* Keep serving the cached version; retry after the TTL. */
             ks->fetched = now;
@@ -693,6 +709,8 @@ static CK_RV refresh_keys(struct akv_token *t)
                          "cached version %s",
                          kc->name, (unsigned long)rv, ks->current);
         } else if (rv == CKR_KEY_HANDLE_INVALID) {
+            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_rv = rv;
             AKV_LOG_ERR("key %s%s%s: not found in %s; not shown", kc->name,
                         kc->version != NULL ? "/" : "",
                         kc->version != NULL ? kc->version : "",
@@ -702,9 +720,13 @@ static CK_RV refresh_keys(struct akv_token *t)
              * disabled): the key is not shown, but the token's stored
              * objects still are, so using them fails where it should, with
              * CKR_KEY_FUNCTION_NOT_PERMITTED from the unwrap. */
+            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_rv = rv;
             AKV_LOG_ERR("key %s: access refused by %s; not shown", kc->name,
                         t->cfg->vault_url);
         } else {
+            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_rv = rv;
             AKV_LOG_ERR("key %s: cannot be fetched from %s (rv 0x%lx)",
                         kc->name, t->cfg->vault_url, (unsigned long)rv);
             result = rv == CKR_HOST_MEMORY ? rv : CKR_DEVICE_ERROR;

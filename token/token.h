@@ -68,9 +68,18 @@ struct akv_keyslot {
     enum akv_kv_kty kty;
     int64_t fetched; /* monotonic s of the last successful GET */
     bool ever;       /* fetched at least once */
+    /* A key never fetched whose GET just failed: remembered for
+     * min(AKV_TOKEN_RETRY_S, key_refresh_s) so that callers which search
+     * several times in a row (libp11 does three C_FindObjectsInit per URI) cost
+     * one vault round, not three (each up to http.budget_ms when the vault is
+     * down). */
+    int64_t failed_at; /* monotonic s; 0 = no recent failure */
+    CK_RV failed_rv;
 };
 
-#define AKV_TOKEN_MISSES 16 /* remembered CKA_ID versions that do not exist */
+#define AKV_TOKEN_RETRY_S 5
+
+#define AKV_TOKEN_MISSES  16 /* remembered CKA_ID versions that do not exist */
 
 struct akv_miss {
     char version[AKV_KV_VERSION_MAX];

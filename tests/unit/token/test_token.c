@@ -290,6 +290,44 @@ static void test_find_vault_down(void **state)
     kv_fake_fail(fake, KV_FAKE_GET, CKR_OK);
 }
 
+/* A key that was never fetched and just failed is not asked again for a
+ * few seconds: libp11 searches three times per URI, and each failed GET can
+ * take the whole HTTP budget when the vault is down. */
+static void test_find_failure_remembered(void **state)
+{
+    CK_SESSION_HANDLE s;
+
+    (void)state;
+    init_with(",\"key_refresh_s\":3600");
+    s = open_session(0);
+    kv_fake_fail(fake, KV_FAKE_GET, CKR_DEVICE_ERROR);
+    kv_fake_reset_calls(fake);
+    assert_int_equal(akv_object_find_init(s, NULL, 0), CKR_DEVICE_ERROR);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_GET), 1);
+    assert_int_equal(akv_object_find_init(s, NULL, 0), CKR_DEVICE_ERROR);
+    assert_int_equal(akv_object_find_init(s, NULL, 0), CKR_DEVICE_ERROR);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_GET), 1);
+    kv_fake_fail(fake, KV_FAKE_GET, CKR_OK);
+}
+
+/* A definite refusal (403) is remembered the same way; the key is simply
+ * not shown meanwhile. */
+static void test_find_refusal_remembered(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE h[8];
+
+    (void)state;
+    init_with(",\"key_refresh_s\":3600");
+    s = open_session(0);
+    kv_fake_fail(fake, KV_FAKE_GET, CKR_KEY_FUNCTION_NOT_PERMITTED);
+    kv_fake_reset_calls(fake);
+    assert_int_equal(find(s, NULL, 0, h, 8), 0);
+    assert_int_equal(find(s, NULL, 0, h, 8), 0);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_GET), 1);
+    kv_fake_fail(fake, KV_FAKE_GET, CKR_OK);
+}
+
 /* ---- wrap / rotate / unwrap ---- */
 
 static void test_wrap_rotate_unwrap(void **state)
@@ -1581,6 +1619,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_find_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find_vault_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_failure_remembered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_find_refusal_remembered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wrap_rotate_unwrap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_length_and_checks, setup,

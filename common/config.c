@@ -834,11 +834,15 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
 static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
                         struct akv_token_config *t)
 {
+    /* The keys a token object may have (new keys: one line each). */
+    /* clang-format off */
     static const char *const known[] = {
-        "label",       "vault_url", "keys",          "credential",
-        "ca_file",     "store_dir", "wrap",          "http",
-        "api_version", "scope",     "key_refresh_s", "dek_cache_ttl_s",
+        "label", "vault_url", "keys", "credential", "ca_file", "store_dir",
+        "wrap", "http", "api_version", "scope", "key_refresh_s",
+        "dek_cache_ttl_s",
+        "rotation_fallback",
         NULL};
+    /* clang-format on */
     char *ca = NULL;
     char *wrap = NULL;
     char p[256];
@@ -850,6 +854,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     check_keys(c, tok, path, known);
     t->key_refresh_s = 60;
     t->dek_cache_ttl_s = 0;
+    t->rotation_fallback = 4;
     t->wrap = AKV_WRAP_REMOTE;
 
     get_str(c, tok, path, "label", 1, &t->label);
@@ -945,6 +950,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     }
     get_long(c, tok, path, "key_refresh_s", 0, 86400, &t->key_refresh_s);
     get_long(c, tok, path, "dek_cache_ttl_s", 0, 86400, &t->dek_cache_ttl_s);
+    get_long(c, tok, path, "rotation_fallback", 0, 16, &t->rotation_fallback);
     if (!c->failed && (t->api_version == NULL || t->scope == NULL)) {
         fail(c, path, "out of memory");
     }

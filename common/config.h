@@ -71,6 +71,10 @@ struct akv_token_config {
     enum akv_wrap_mode wrap;
     long key_refresh_s;   /* GET key cache lifetime; default 60 */
     long dek_cache_ttl_s; /* unwrapped token-object cache; 0 = none */
+    /* After a decryption failure under a key's version, how many other
+     * known versions of the same key to try (OAEP only); 0 = off. Default 4
+     * (conf/README.md "rotation_fallback"). */
+    long rotation_fallback;
 };
 
 struct akv_config {

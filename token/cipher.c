@@ -8,6 +8,7 @@
 #include "../common/secret.h"
 #include "crypto.h"
 #include "mech.h"
+#include "rotate.h"
 #include "session.h"
 #include "token.h"
 
@@ -500,10 +501,10 @@ static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
         res->len = olen;
         return rv;
     }
-    /* RSA decrypt = Key Vault unwrapKey on the handle's bound version; no
-     * lock held (the session is only claimed). */
-    rv = t->kv->ops->unwrap(t->kv, op->key->vkey->name, op->key->vkey->version,
-                            op->alg, in, in_len, res);
+    /* RSA decrypt = Key Vault unwrapKey on the handle's bound version (then,
+     * for OAEP, the key's other known versions: token/rotate.h); no lock
+     * held (the session is only claimed). */
+    rv = akv_rotate_unwrap(t, op->key->vkey, op->alg, in, in_len, res);
     if (rv == CKR_WRAPPED_KEY_INVALID) {
         rv = CKR_ENCRYPTED_DATA_INVALID;
     }

@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
+#include "rotate.h"
 
 int64_t akv_token_now(void)
 {
@@ -292,6 +293,7 @@ void akv_token_free(struct akv_token *t)
     }
     free(t->objs);
     free(t->keys);
+    akv_rotate_free(t);
     if (t->store != NULL) {
         akv_store_close(t->store);
     }
@@ -635,11 +637,20 @@ static CK_RV fetch_and_install(struct akv_token *t, const char *name,
     pthread_rwlock_wrlock(&t->lock);
     rv = install_locked(t, key, objs, n, listed);
     pthread_rwlock_unlock(&t->lock);
+    if (rv == CKR_OK) {
+        akv_rotate_note(t, key);
+    }
 out:
     for (size_t i = 0; i < n; i++) {
         akv_obj_unref(objs[i]);
     }
     return rv;
+}
+
+CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
+                              const char *version, struct akv_kv_key *out)
+{
+    return fetch_and_install(t, name, version, false, out);
 }
 
 /* Re-GETs configured keys whose cache is stale. */

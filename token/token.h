@@ -86,6 +86,12 @@ struct akv_miss {
     int64_t at; /* monotonic s */
 };
 
+/* A key version the token has seen (token/rotate.h). */
+struct akv_seen {
+    char name[AKV_KV_NAME_MAX];
+    char version[AKV_KV_VERSION_MAX];
+};
+
 struct akv_token {
     CK_SLOT_ID slot_id;
     const struct akv_token_config *cfg; /* owned by the global config */
@@ -102,6 +108,11 @@ struct akv_token {
     bool store_loaded;
     struct akv_miss misses[AKV_TOKEN_MISSES];
     size_t next_miss;
+    /* Versions seen in this process or listed in the store_dir catalog
+     * (token/rotate.c; under the lock; loaded once). */
+    struct akv_seen *seen;
+    size_t n_seen;
+    bool seen_loaded;
     /* Under the global mutex (slot.c): login is per token for the whole
      * application (v3.0 §5.6 C_Login), session counts for token info. */
     bool logged_in;
@@ -192,6 +203,16 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
  * C_SetAttributeValue (value stays wrapped as is). CKR_OK or store errors. */
 CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
                               const struct akv_attrs *attrs);
+
+/*
+ * akv_token_fetch_version - Key Vault "Get Key" for NAME/VERSION, installing
+ * the version's objects (found by CKA_ID only, like a CKA_ID search) and
+ * noting the version (token/rotate.h). OUT is filled on CKR_OK (clear it
+ * with akv_kv_key_clear). Returns the kv get_key errors. No lock held during
+ * the call.
+ */
+CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
+                              const char *version, struct akv_kv_key *out);
 
 /* akv_token_version_from_id - CKA_ID bytes -> version text: 16 bytes ->
  * 32 lower-case hex digits; otherwise the raw bytes when they are 1..64

@@ -9,6 +9,7 @@
 #include "crypto.h"
 #include "mech.h"
 #include "object.h"
+#include "rotate.h"
 #include "session.h"
 #include "token.h"
 
@@ -261,8 +262,9 @@ CK_RV akv_wrap_unwrap(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = t->kv->ops->unwrap(t->kv, uk->vkey->name, uk->vkey->version, alg, in,
-                            in_len, &value);
+    /* The bound version, then (OAEP) the key's other known versions:
+     * token/rotate.h. */
+    rv = akv_rotate_unwrap(t, uk->vkey, alg, in, in_len, &value);
     if (rv != CKR_OK) {
         goto out;
     }

@@ -151,6 +151,9 @@ static CK_RV fake_get_key(struct akv_kv *kv, const char *name,
              k->kty == AKV_KV_KTY_RSA ? "RSA-HSM" : "oct-HSM");
     out->key_ops = k->key_ops;
     out->enabled = true;
+    /* Versions are created one minute apart, oldest first (Key Vault's
+     * attributes.created; the rotation fallback orders by it). */
+    out->created = 1700000000 + 60 * (int64_t)(v - k->v);
     if (k->kty == AKV_KV_KTY_RSA) {
         bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_N, &out->n, &out->n_len);
         bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_E, &out->e, &out->e_len);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -352,7 +353,8 @@ static void test_wrap_rotate_unwrap(void **state)
     uint8_t id1[16];
 
     (void)state;
-    init_with(",\"key_refresh_s\":0");
+    /* Fallback off: the current version alone answers (tested on). */
+    init_with(",\"key_refresh_s\":0,\"rotation_fallback\":0");
     s = open_session(CKF_RW_SESSION);
     dek = gen_aes(s, 32, CK_FALSE);
     pub1 = find_one(s, CKO_PUBLIC_KEY, NULL, 0);
@@ -387,6 +389,185 @@ static void test_wrap_rotate_unwrap(void **state)
     }
     /* The old version is still found by its CKA_ID. */
     assert_int_equal(find_one(s, CKO_PRIVATE_KEY, id1, 16), priv1);
+}
+
+/* Decrypts CT (256 bytes) with the private key found by label only (the
+ * current version, as OCI image tooling and libp11 find it). */
+static CK_RV decrypt_by_label(CK_SESSION_HANDLE s, CK_MECHANISM *m,
+                              const uint8_t *ct, uint8_t *pt, CK_ULONG *len)
+{
+    CK_OBJECT_HANDLE priv = find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+
+    assert_int_equal(akv_cipher_decrypt_init(s, m, priv), CKR_OK);
+    return akv_cipher_decrypt(s, (CK_BYTE *)ct, 256, pt, len);
+}
+
+/* Rotation that label-only consumers never notice (token/rotate.h). */
+static void test_rotation_fallback(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &oaep256, sizeof(oaep256)};
+    CK_MECHANISM pk = {CKM_RSA_PKCS, NULL, 0};
+    static const uint8_t msg[] = "layer-key-0123456789abcdef-0123";
+    const char *v1 = kv_fake_version(fake, "cmk", 0);
+    uint8_t ct[512];
+    uint8_t ct15[512];
+    uint8_t pt[512];
+    CK_ULONG len = sizeof(pt);
+
+    (void)state;
+    init_with(",\"key_refresh_s\":0");
+    s = open_session(0);
+    (void)find_one(s, CKO_PRIVATE_KEY, NULL, 0); /* v1 is seen */
+    assert_int_equal(kv_fake_rsa_encrypt(fake, "cmk", v1,
+                                         AKV_KV_ALG_RSA_OAEP_256, msg, 31, ct),
+                     256);
+    assert_int_equal(
+        kv_fake_rsa_encrypt(fake, "cmk", v1, AKV_KV_ALG_RSA1_5, msg, 31, ct15),
+        256);
+    kv_fake_rotate(fake, "cmk");
+    kv_fake_rotate(fake, "cmk"); /* v3 current */
+    kv_fake_reset_calls(fake);
+
+    /* Current (v3) refuses; v1 is the only other version this process
+     * saw: two unwrap calls, the right bytes. */
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len), CKR_OK);
+    assert_int_equal(len, 31);
+    assert_memory_equal(pt, msg, 31);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2);
+
+    /* Never for RSA1_5 (no integrity check): one call, refused. */
+    kv_fake_reset_calls(fake);
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &pk, ct15, pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+
+    /* Garbage is refused by every known version, each tried once. */
+    kv_fake_reset_calls(fake);
+    ct[7] ^= 0x55;
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2);
+
+    /* C_UnwrapKey takes the same path. */
+    {
+        CK_OBJECT_HANDLE priv = find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+        CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
+        CK_KEY_TYPE gk = CKK_GENERIC_SECRET;
+        CK_ATTRIBUTE ut[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                             {CKA_KEY_TYPE, &gk, sizeof(gk)}};
+        CK_OBJECT_HANDLE back = 0;
+
+        ct[7] ^= 0x55;
+        assert_int_equal(akv_wrap_unwrap(s, &m, priv, ct, 256, ut, 2, &back),
+                         CKR_OK);
+        assert_true(back != 0);
+    }
+}
+
+/* A process that starts after the rotation learns the old version from
+ * the store_dir catalog; the bound and the switch are honoured. */
+static void test_rotation_fallback_catalog(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_MECHANISM m = {CKM_RSA_PKCS_OAEP, &oaep256, sizeof(oaep256)};
+    static const uint8_t msg[] = "layer-key-0123456789abcdef-0123";
+    uint8_t ct[512];
+    uint8_t pt[512];
+    CK_ULONG len = sizeof(pt);
+    char extra[256];
+    char path[128];
+    FILE *fp;
+
+    (void)state;
+    snprintf(extra, sizeof(extra), ",\"key_refresh_s\":0,\"store_dir\":\"%s\"",
+             store_dir);
+    /* Process 1 sees v1 (and writes it to the catalog). */
+    init_with(extra);
+    s = open_session(0);
+    (void)find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+    assert_int_equal(kv_fake_rsa_encrypt(fake, "cmk",
+                                         kv_fake_version(fake, "cmk", 0),
+                                         AKV_KV_ALG_RSA_OAEP_256, msg, 31, ct),
+                     256);
+    for (int i = 0; i < 3; i++) {
+        kv_fake_rotate(fake, "cmk"); /* v2, v3, v4 (current) */
+    }
+    /* Process 2 starts after the rotations: it fetches v4, and learns v1
+     * from the catalog (one Get Key to confirm it, one unwrap). */
+    init_with(extra);
+    s = open_session(0);
+    kv_fake_reset_calls(fake);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len), CKR_OK);
+    assert_memory_equal(pt, msg, 31);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_GET), 2); /* v4, v1 */
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+
+    /* Process 3 has seen v2, v3 as well (catalog: v1, v4; table: v2, v3
+     * via CKA_ID); newest first, a bound of 1 tries v3 only. */
+    snprintf(extra, sizeof(extra),
+             ",\"key_refresh_s\":0,\"store_dir\":\"%s\","
+             "\"rotation_fallback\":1",
+             store_dir);
+    init_with(extra);
+    s = open_session(0);
+    for (int i = 1; i <= 2; i++) {
+        uint8_t id[16];
+
+        version_id(kv_fake_version(fake, "cmk", i), id);
+        (void)find_one(s, CKO_PRIVATE_KEY, id, 16);
+    }
+    kv_fake_reset_calls(fake);
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2); /* v4, v3 */
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+
+    /* Switched off: one call. */
+    snprintf(extra, sizeof(extra),
+             ",\"key_refresh_s\":0,\"store_dir\":\"%s\","
+             "\"rotation_fallback\":0",
+             store_dir);
+    init_with(extra);
+    s = open_session(0);
+    kv_fake_reset_calls(fake);
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+
+    /* A catalog someone else may write is ignored (and hostile lines are
+     * skipped): group-writable -> no fallback to v1. */
+    snprintf(path, sizeof(path), "%s/.versions", store_dir);
+    fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputs("cmk ../../x?y\nbad line\ncmk 0000\n", fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, 0620), 0);
+    snprintf(extra, sizeof(extra), ",\"key_refresh_s\":0,\"store_dir\":\"%s\"",
+             store_dir);
+    init_with(extra);
+    s = open_session(0);
+    kv_fake_reset_calls(fake);
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+    /* Back to 0600: the hostile lines are skipped, v1 is found ("0000" is
+     * a well-formed name that Get Key answers 404 for: skipped). */
+    assert_int_equal(chmod(path, 0600), 0);
+    init_with(extra);
+    s = open_session(0);
+    len = sizeof(pt);
+    assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len), CKR_OK);
+    assert_memory_equal(pt, msg, 31);
 }
 
 /* A session data object (not a key). */
@@ -1622,6 +1803,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_failure_remembered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_find_refusal_remembered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_fallback, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_fallback_catalog, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_rotate_unwrap, setup,
                                         teardown),

@@ -841,6 +841,8 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         "wrap", "http", "api_version", "scope", "key_refresh_s",
         "dek_cache_ttl_s",
         "rotation_fallback",
+        "cache",
+        "cache_dir",
         NULL};
     /* clang-format on */
     char *ca = NULL;
@@ -855,6 +857,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     t->key_refresh_s = 60;
     t->dek_cache_ttl_s = 0;
     t->rotation_fallback = 4;
+    t->cache = true;
     t->wrap = AKV_WRAP_REMOTE;
 
     get_str(c, tok, path, "label", 1, &t->label);
@@ -951,6 +954,13 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     get_long(c, tok, path, "key_refresh_s", 0, 86400, &t->key_refresh_s);
     get_long(c, tok, path, "dek_cache_ttl_s", 0, 86400, &t->dek_cache_ttl_s);
     get_long(c, tok, path, "rotation_fallback", 0, 16, &t->rotation_fallback);
+    get_bool(c, tok, path, "cache", &t->cache);
+    get_str(c, tok, path, "cache_dir", 0, &t->cache_dir);
+    if (!c->failed && t->cache_dir != NULL && t->cache_dir[0] != '/') {
+        join(p, sizeof(p), path, "cache_dir");
+        fail(c, p, "\"%.64s\" must be an absolute path", t->cache_dir);
+        return;
+    }
     if (!c->failed && (t->api_version == NULL || t->scope == NULL)) {
         fail(c, path, "out of memory");
     }
@@ -1262,6 +1272,7 @@ void akv_config_free(struct akv_config *cfg)
         free_cred(&t->cred);
         free(t->http.ca_file);
         free(t->store_dir);
+        free(t->cache_dir);
     }
     free(cfg->tokens);
     free(cfg->path);

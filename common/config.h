@@ -75,6 +75,11 @@ struct akv_token_config {
      * known versions of the same key to try (OAEP only); 0 = off. Default 4
      * (conf/README.md "rotation_fallback"). */
     long rotation_fallback;
+    /* The per-user cache shared by processes (keyvault/pcache.h): access
+     * tokens and Get Key answers. cache: default true; cache_dir: absolute
+     * folder, NULL = akv_pcache_default_dir(). */
+    bool cache;
+    char *cache_dir;
 };
 
 struct akv_config {

@@ -20,6 +20,7 @@
 #include "../common/log.h"
 #include "json.h"
 #include "jwt.h"
+#include "pcache.h"
 #include "retry.h"
 
 #define SECRET_FILE_MAX 4096
@@ -51,7 +52,8 @@ struct akv_auth {
     char *cert_file;
     char *fed_file;
     char *authority;
-    char *endpoint; /* IMDS endpoint or App Service IDENTITY_ENDPOINT */
+    char *endpoint;  /* IMDS endpoint or App Service IDENTITY_ENDPOINT */
+    char *cache_dir; /* keyvault/pcache.h; NULL = tokens stay in memory */
     struct akv_secret identity_header; /* "X-IDENTITY-HEADER: ..." */
     enum akv_http_scheme authority_scheme;
     struct akv_http *http;
@@ -506,6 +508,7 @@ void akv_auth_free(struct akv_auth *a)
     free(a->fed_file);
     free(a->authority);
     free(a->endpoint);
+    free(a->cache_dir);
     akv_secret_clear(&a->identity_header);
     akv_secret_clear(&a->fed_token);
     akv_secret_clear(&a->header);
@@ -908,6 +911,92 @@ static CK_RV fetch(struct akv_auth *a, const char *scope, const char *tenant,
 
 /* ---- cache ------------------------------------------------------------- */
 
+/* The identity a token belongs to, as the cross-process cache's key: the
+ * credential type and ids, the tenant, the endpoint it came from, the
+ * scope. Never a secret. */
+static int disk_desc(const struct akv_auth *a, const char *scope,
+                     const char *tenant, char *out, size_t len)
+{
+    int n = snprintf(out, len, "token\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s",
+                     a->type_name, a->client_id ? a->client_id : "",
+                     a->object_id ? a->object_id : "",
+                     a->resource_id ? a->resource_id : "", tenant,
+                     a->authority ? a->authority : "",
+                     a->endpoint ? a->endpoint : "", scope);
+
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* A token a previous process of this user obtained for the same identity
+ * and scope, still before its refresh time. Entry content:
+ * "<lifetime s>\n<token>". Returns 0 with TOKEN, OBTAINED and LIFETIME
+ * filled, -1 otherwise. */
+static int disk_load(const struct akv_auth *a, const char *scope,
+                     const char *tenant, struct akv_secret *token,
+                     int64_t *obtained, int64_t *lifetime)
+{
+    struct akv_secret entry = AKV_SECRET_INIT;
+    char desc[2048];
+    int64_t stamp = 0;
+    long long life = 0;
+    const char *nl = NULL;
+    int rc = -1;
+
+    if (a->cache_dir == NULL || disk_desc(a, scope, tenant, desc, sizeof(desc))
+        || akv_pcache_load(a->cache_dir, "token", desc, &entry, &stamp) != 0) {
+        goto out;
+    }
+    nl = memchr(entry.data, '\n', entry.len);
+    if (nl == NULL || nl == (const char *)entry.data
+        || (size_t)(nl - (const char *)entry.data) > 10
+        || sscanf((const char *)entry.data, "%10lld", &life) != 1 || life <= 0
+        || life > 86400 * 30 || stamp > wall_now()
+        || wall_now() >= akv_auth_refresh_at(stamp, life)) {
+        goto out;
+    }
+    if (akv_secret_set(token, nl + 1,
+                       entry.len - (size_t)(nl + 1 - (const char *)entry.data))
+        != 0) {
+        goto out;
+    }
+    *obtained = stamp;
+    *lifetime = life;
+    rc = token->len > 0 ? 0 : -1;
+out:
+    akv_secret_clear(&entry);
+    return rc;
+}
+
+static void disk_store(const struct akv_auth *a, const char *scope,
+                       const char *tenant, const struct akv_secret *token,
+                       int64_t obtained, int64_t lifetime)
+{
+    struct akv_secret entry = AKV_SECRET_INIT;
+    char desc[2048];
+    char life[24];
+    int n;
+
+    if (a->cache_dir == NULL || disk_desc(a, scope, tenant, desc, sizeof(desc))
+        || lifetime <= 0) {
+        return;
+    }
+    n = snprintf(life, sizeof(life), "%lld\n", (long long)lifetime);
+    if (n > 0 && akv_secret_append(&entry, life, (size_t)n, 0) == 0
+        && akv_secret_append(&entry, token->data, token->len, 0) == 0) {
+        (void)akv_pcache_store(a->cache_dir, "token", desc, entry.data,
+                               entry.len, obtained);
+    }
+    akv_secret_clear(&entry);
+}
+
+void akv_auth_set_cache(struct akv_auth *a, const char *dir)
+{
+    if (a != NULL) {
+        free(a->cache_dir);
+        a->cache_dir = dir != NULL ? strdup(dir) : NULL;
+    }
+}
+
 /* LOCKED: a->lock held. */
 static bool cache_usable_locked(const struct akv_auth *a, const char *scope,
                                 const char *tenant, uint64_t stale)
@@ -1000,10 +1089,21 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
     pthread_mutex_unlock(&a->lock);
     locked = false;
 
-    /* UNLOCKED: network */
+    /* UNLOCKED: the cross-process cache, then the network */
     obtained = wall_now();
-    rv = fetch(a, scope, eff_tenant, deadline_ms, &token, &lifetime, local_why,
-               sizeof(local_why));
+    if (stale != 0
+        || disk_load(a, scope, eff_tenant, &token, &obtained, &lifetime) != 0) {
+        obtained = wall_now();
+        rv = fetch(a, scope, eff_tenant, deadline_ms, &token, &lifetime,
+                   local_why, sizeof(local_why));
+        if (rv == CKR_OK) {
+            disk_store(a, scope, eff_tenant, &token, obtained, lifetime);
+        }
+    } else {
+        rv = CKR_OK;
+        AKV_LOG_DEBUG("%s credential: token for %s from the cache %s",
+                      a->type_name, scope, a->cache_dir);
+    }
     if (rv == CKR_OK) {
         if (akv_secret_append(&fresh, "Authorization: Bearer ", 22, 0) != 0
             || akv_secret_append(&fresh, token.data, token.len, 0) != 0) {

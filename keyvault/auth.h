@@ -76,6 +76,16 @@ CK_RV akv_auth_new(const struct akv_cred_config *cred,
                    const struct akv_http_config *hc, struct akv_http *http,
                    struct akv_auth **out);
 
+/*
+ * akv_auth_set_cache - keeps tokens in the cross-process cache folder DIR
+ * too (keyvault/pcache.h; NULL = memory only, the default): a token another
+ * process of this user obtained for the same identity and scope is used
+ * until its refresh time instead of asking the identity endpoint again; a
+ * token the vault refused (STALE in akv_auth_get_header) is never taken
+ * from the cache. Call before the first akv_auth_get_header.
+ */
+void akv_auth_set_cache(struct akv_auth *a, const char *dir);
+
 /* akv_auth_free - wipes the cached token. NULL-safe. */
 void akv_auth_free(struct akv_auth *a);
 

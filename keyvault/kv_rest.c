@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../common/log.h"
 #include "auth.h"
 #include "errmap.h"
 #include "http.h"
 #include "json.h"
+#include "pcache.h"
 #include "retry.h"
 
 #define WRAPPED_MAX 1024 /* RSA-8192 output; AES-KW output is smaller */
@@ -36,6 +38,8 @@ struct kv_rest {
     long budget_ms;
     bool verify_challenge;
     enum akv_http_scheme scheme;
+    char *cache_dir; /* keyvault/pcache.h; NULL = no cross-process cache */
+    long key_ttl_s;  /* key_refresh_s: lifetime of a cached Get Key answer */
 
     pthread_mutex_t lock;
     /* LOCKED by lock: learnt from a 401 challenge */
@@ -277,9 +281,33 @@ static CK_RV build_url(const struct kv_rest *kv, const char *name,
     return n > 0 && (size_t)n < url_len ? CKR_OK : CKR_ARGUMENTS_BAD;
 }
 
+/* A cached Get Key answer for URL into RESP's body when one exists and is
+ * younger than key_refresh_s. */
+static bool key_from_cache(struct kv_rest *kv, const char *url,
+                           struct akv_http_resp *resp)
+{
+    struct akv_secret body = AKV_SECRET_INIT;
+    int64_t now = (int64_t)time(NULL);
+    int64_t stamp = 0;
+    bool hit = false;
+
+    if (kv->cache_dir == NULL || kv->key_ttl_s <= 0
+        || akv_pcache_load(kv->cache_dir, "key", url, &body, &stamp) != 0) {
+        return false;
+    }
+    if (stamp <= now && now - stamp < kv->key_ttl_s
+        && akv_secret_set(&resp->body, body.data, body.len) == 0) {
+        resp->status = 200;
+        hit = true;
+    }
+    akv_secret_clear(&body);
+    return hit;
+}
+
 static CK_RV rest_get_key(struct akv_kv *base, const char *name,
                           const char *version, struct akv_kv_key *out)
 {
+    bool from_cache = false;
     CK_RV rv = CKR_GENERAL_ERROR;
     struct kv_rest *kv = (struct kv_rest *)base;
     struct akv_http_resp resp;
@@ -300,15 +328,21 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
     if (rv != CKR_OK) {
         goto out;
     }
-    memset(&c, 0, sizeof(c));
-    c.op = AKV_ERRMAP_GET;
-    c.name = name;
-    c.method = "GET";
-    c.url = url;
-    c.log_path = log_path;
-    rv = do_call(kv, &c, &resp);
-    if (rv != CKR_OK) {
-        goto out;
+    /* A previous process's answer for the same URL, younger than
+     * key_refresh_s (public data; parsed and checked below exactly like a
+     * network answer). */
+    from_cache = key_from_cache(kv, url, &resp);
+    if (!from_cache) {
+        memset(&c, 0, sizeof(c));
+        c.op = AKV_ERRMAP_GET;
+        c.name = name;
+        c.method = "GET";
+        c.url = url;
+        c.log_path = log_path;
+        rv = do_call(kv, &c, &resp);
+        if (rv != CKR_OK) {
+            goto out;
+        }
     }
     rv = akv_json_parse_key_bundle((const char *)resp.body.data, resp.body.len,
                                    &k);
@@ -326,6 +360,11 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
                     name, k.name, k.version,
                     resp.request_id[0] ? resp.request_id : "-");
         rv = CKR_DEVICE_ERROR;
+    }
+    if (rv == CKR_OK && !from_cache && kv->cache_dir != NULL
+        && kv->key_ttl_s > 0) {
+        (void)akv_pcache_store(kv->cache_dir, "key", url, resp.body.data,
+                               resp.body.len, (int64_t)time(NULL));
     }
     if (rv == CKR_OK) {
         *out = k;
@@ -495,6 +534,7 @@ static void rest_destroy(struct akv_kv *base)
     }
     akv_auth_free(kv->auth);
     akv_http_free(kv->http);
+    free(kv->cache_dir);
     free(kv->vault_url);
     free(kv->api_version);
     free(kv->label);
@@ -608,6 +648,12 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
     rv = akv_auth_new(&tc->cred, &tc->http, kv->http, &kv->auth);
     if (rv != CKR_OK) {
         goto out;
+    }
+    if (tc->cache) {
+        kv->cache_dir = tc->cache_dir != NULL ? strdup(tc->cache_dir)
+                                              : akv_pcache_default_dir();
+        kv->key_ttl_s = tc->key_refresh_s;
+        akv_auth_set_cache(kv->auth, kv->cache_dir);
     }
     *out = &kv->base;
     kv = NULL;

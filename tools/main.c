@@ -137,6 +137,12 @@ static int load_config(const struct cmd_opts *o, struct akv_config **cfg)
     for (size_t i = 0; i < (*cfg)->n_warnings; i++) {
         fprintf(stderr, "akv-pkcs11-tool: warning: %s\n", (*cfg)->warnings[i]);
     }
+    /* The tool reports and rewraps against what the vault says now: it
+     * never reads the cross-process cache of key answers and tokens
+     * (keyvault/pcache.h), which may be up to key_refresh_s old. */
+    for (size_t i = 0; i < (*cfg)->n_tokens; i++) {
+        (*cfg)->tokens[i].cache = false;
+    }
     rc = 0;
 out:
     free(path);

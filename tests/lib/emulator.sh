@@ -115,7 +115,7 @@ emu_write_config() {
     jq -n --arg lbl "$TOKEN_LABEL" --arg url "$VAULT_URL" --arg key "$KEY_NAME" \
         --arg cid "$SP_APP_ID" --arg tid "$EMU_TENANT" --arg sf "$SP_SECRET_FILE" \
         --arg auth "$EMU_AUTHORITY" --arg ca "$EMU_CA" --arg store "$STORE_DIR" \
-        --arg level "${AKV_TEST_LOG_LEVEL:-trace}" \
+        --arg level "${AKV_TEST_LOG_LEVEL:-trace}" --arg emudir "$EMU_DIR" \
         --arg logfile "${AKV_TEST_LOG_FILE:-${T_TMP:+$T_TMP/module.log}}" \
         --argjson extra "$extra" '
         { log: { level: $level, target: (if $logfile == "" then "stderr" else $logfile end) },
@@ -124,6 +124,7 @@ emu_write_config() {
                                      tenant_id: $tid, client_secret_file: $sf,
                                      authority_host: $auth },
                        ca_file: $ca, store_dir: $store,
+                       cache_dir: ($emudir + "/cache"),
                        http: { verify_challenge_resource: false,
                                timeout_ms: 5000, budget_ms: 15000 } } * $extra) ] }' >"$file"
     chmod 600 "$file"

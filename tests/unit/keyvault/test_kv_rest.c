@@ -30,12 +30,21 @@ struct fx {
 
 static char n_b64[400];
 
-/* extra: JSON members appended to the token object (http settings etc.) */
-static struct akv_kv *make_kv(struct fx *f, const char *http_extra)
+/* extra: JSON members appended to the token object's http settings;
+ * cache_dir: the cross-process cache folder, or NULL for none (the
+ * default in these tests: the user's real cache stays untouched). */
+static struct akv_kv *make_kv_in(struct fx *f, const char *http_extra,
+                                 const char *cache_dir)
 {
     char json[2048];
+    char cache[300];
     char err[512];
 
+    if (cache_dir != NULL) {
+        snprintf(cache, sizeof(cache), "\"cache_dir\":\"%s\"", cache_dir);
+    } else {
+        snprintf(cache, sizeof(cache), "\"cache\":false");
+    }
     snprintf(json, sizeof(json),
              "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"%s\","
              "\"keys\":[\"cmk\"],"
@@ -43,8 +52,8 @@ static struct akv_kv *make_kv(struct fx *f, const char *http_extra)
              "\"tenant-1\",\"client_id\":\"cid\",\"client_secret_env\":"
              "\"AKV_TEST_SECRET\",\"authority_host\":\"%s\"},"
              "\"http\":{\"allow_http_loopback\":true,"
-             "\"verify_challenge_resource\":false%s}}]}",
-             mock_url(f->m), mock_url(f->m), http_extra);
+             "\"verify_challenge_resource\":false%s},%s}]}",
+             mock_url(f->m), mock_url(f->m), http_extra, cache);
     if (akv_config_parse(json, strlen(json), "test.json", &f->cfg, err,
                          sizeof(err))
         != 0) {
@@ -52,6 +61,11 @@ static struct akv_kv *make_kv(struct fx *f, const char *http_extra)
     }
     assert_int_equal(akv_kv_rest_new(&f->cfg->tokens[0], &f->kv), CKR_OK);
     return f->kv;
+}
+
+static struct akv_kv *make_kv(struct fx *f, const char *http_extra)
+{
+    return make_kv_in(f, http_extra, NULL);
 }
 
 static int setup(void **state)
@@ -690,6 +704,64 @@ static void test_token_expiry(void **state)
     assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
 }
 
+/* Two clients one after the other stand for two processes of one user:
+ * the second takes the token and the Get Key answer from the cache
+ * (keyvault/pcache.h); a token the vault refused is never taken from it. */
+static void test_cross_process_cache(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv;
+    struct akv_kv_key k;
+    struct akv_secret plain = AKV_SECRET_INIT;
+    uint8_t in[256] = {1};
+    char dir[64];
+    char cmd[96];
+
+    snprintf(dir, sizeof(dir), "/tmp/akv-kvc-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    kv = make_kv_in(f, "", dir);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+    kv->ops->destroy(kv);
+    akv_config_free(f->cfg);
+
+    /* "Process" 2: no token request, no GET. */
+    kv = make_kv_in(f, "", dir);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    assert_string_equal(k.version, "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+    assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
+    /* An operation needs the vault, with the cached token. */
+    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 200,
+              "{\"kid\":\"https://v/keys/cmk/v1\",\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
+                                     in, sizeof(in), &plain),
+                     CKR_OK);
+    akv_secret_clear(&plain);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
+    kv->ops->destroy(kv);
+    akv_config_free(f->cfg);
+
+    /* "Process" 3: the vault refuses the cached token (401): a new one is
+     * fetched - never the refused one again from the cache - and stored. */
+    kv = make_kv_in(f, "", dir);
+    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 401, "", CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 200,
+              "{\"kid\":\"https://v/keys/cmk/v1\",\"value\":\"Zg\"}", NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
+                                     in, sizeof(in), &plain),
+                     CKR_OK);
+    akv_secret_clear(&plain);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
+    f->kv = kv;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_rest_new_refuses(void **state)
 {
     struct akv_token_config tc;
@@ -733,6 +805,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hammer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cross_process_cache, setup,
+                                        teardown),
         cmocka_unit_test(test_rest_new_refuses),
     };
 #else

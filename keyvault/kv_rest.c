@@ -39,7 +39,8 @@ struct kv_rest {
     bool verify_challenge;
     enum akv_http_scheme scheme;
     char *cache_dir; /* keyvault/pcache.h; NULL = no cross-process cache */
-    long key_ttl_s;  /* key_refresh_s: lifetime of a cached Get Key answer */
+    struct akv_pace *pace; /* shared by every request to this vault */
+    long key_ttl_s; /* key_refresh_s: lifetime of a cached Get Key answer */
 
     pthread_mutex_t lock;
     /* LOCKED by lock: learnt from a 401 challenge */
@@ -534,6 +535,7 @@ static void rest_destroy(struct akv_kv *base)
     }
     akv_auth_free(kv->auth);
     akv_http_free(kv->http);
+    akv_pace_free(kv->pace);
     free(kv->cache_dir);
     free(kv->vault_url);
     free(kv->api_version);
@@ -637,6 +639,12 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
     kv->policy.timeout_ms =
         tc->http.timeout_ms > 0 ? tc->http.timeout_ms : 10000;
     kv->policy.imds = false;
+    kv->pace = akv_pace_new();
+    kv->policy.pace = kv->pace;
+    if (kv->pace == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
     kv->budget_ms = tc->http.budget_ms > 0 ? tc->http.budget_ms : 30000;
     kv->verify_challenge = tc->http.verify_challenge_resource;
     kv->scheme = tc->http.allow_http_loopback ? AKV_HTTP_LOOPBACK_OK

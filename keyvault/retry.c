@@ -198,12 +198,27 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
         if (left <= 0) {
             break;
         }
+        /* The vault's throttling budget is shared: wait for this process's
+         * start slot (keyvault/pace.h), or give up at once when it lies
+         * past the deadline. */
+        if (akv_pace_wait(policy->pace, akv_retry_now_ms(), deadline_ms) != 0) {
+            AKV_LOG_DEBUG("%s: throttled: no start slot within the budget",
+                          req->log_path);
+            break;
+        }
+        left = deadline_ms - akv_retry_now_ms();
+        if (left <= 0) {
+            break;
+        }
         if (timeout > left) {
             timeout = (long)left;
         }
         n++;
         rv = akv_http_perform(h, req, timeout, resp);
         if (rv == CKR_OK) {
+            akv_pace_result(policy->pace, resp->status,
+                            resp->status == 429 ? server_delay(resp) : -1,
+                            akv_retry_now_ms());
             again = akv_retry_status_retryable(resp->status, policy->imds);
         } else if (rv == CKR_DEVICE_ERROR) {
             again = !resp->too_big && akv_retry_curl_retryable(resp->curl_code);

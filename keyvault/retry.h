@@ -18,15 +18,17 @@
 #include <time.h>
 
 #include "http.h"
+#include "pace.h"
 
 #define AKV_RETRY_BASE_MS 500L
 #define AKV_RETRY_CAP_MS  8000L
 
 struct akv_retry_policy {
-    int retries;     /* extra attempts after the first (0..10) */
-    long timeout_ms; /* per attempt */
-    bool imds;       /* also retry 404/410 (IMDS updating, how-to-use-vm-
-                        token.md "Retry guidance") */
+    int retries;           /* extra attempts after the first (0..10) */
+    long timeout_ms;       /* per attempt */
+    bool imds;             /* also retry 404/410 (IMDS updating, how-to-use-vm-
+                              token.md "Retry guidance") */
+    struct akv_pace *pace; /* the vault's pacer (keyvault/pace.h), or NULL */
 };
 
 /* akv_retry_now_ms - CLOCK_MONOTONIC in ms (deadlines use this clock). */

@@ -116,7 +116,7 @@ static void test_backoff_bounds(void **state)
 static void test_budget_spent(void **state)
 {
     struct akv_http_resp resp = {0};
-    struct akv_retry_policy pol = {3, 1000, false};
+    struct akv_retry_policy pol = {3, 1000, false, NULL};
     struct akv_http_req req = {0};
     int attempts = -1;
     (void)state;

@@ -226,6 +226,7 @@ int akv_fsperm_open(const char *path, int flags, mode_t mode, char *err,
 {
     char *dir = NULL;
     char msg[512];
+    struct stat pre;
     int fd;
     int rc;
 
@@ -236,6 +237,17 @@ int akv_fsperm_open(const char *path, int flags, mode_t mode, char *err,
         akv_log_fmt(err, err_len, "empty file name");
         errno = EINVAL;
         return AKV_FSPERM_ERR_IO;
+    }
+    /* Judge what is there before opening it: opening a device node can
+     * have side effects (a watchdog, a tape drive), so only a regular
+     * file - or nothing yet, for O_CREAT - is opened at all. The fd is
+     * judged again below; this is not the check that counts. */
+    if (lstat(path, &pre) == 0 && !S_ISREG(pre.st_mode)) {
+        if (S_ISLNK(pre.st_mode)) {
+            errno = ELOOP;
+            return open_failed(path, err, err_len);
+        }
+        return akv_fsperm_check_file(&pre, path, err, err_len);
     }
     fd = open(path, flags | OPEN_FLAGS, mode);
     if (fd < 0) {
@@ -273,6 +285,7 @@ int akv_fsperm_openat(int dir_fd, const char *dir, const char *name, int flags,
                       mode_t mode, char *err, size_t err_len)
 {
     char path[PATH_MAX];
+    struct stat pre;
     int fd;
 
     if (err != NULL && err_len > 0) {
@@ -286,6 +299,15 @@ int akv_fsperm_openat(int dir_fd, const char *dir, const char *name, int flags,
         akv_log_fmt(err, err_len, "%s: not a plain file name", path);
         errno = EINVAL;
         return AKV_FSPERM_ERR_IO;
+    }
+    /* as in akv_fsperm_open: never open a non-regular file */
+    if (fstatat(dir_fd, name, &pre, AT_SYMLINK_NOFOLLOW) == 0
+        && !S_ISREG(pre.st_mode)) {
+        if (S_ISLNK(pre.st_mode)) {
+            errno = ELOOP;
+            return open_failed(path, err, err_len);
+        }
+        return akv_fsperm_check_file(&pre, path, err, err_len);
     }
     fd = openat(dir_fd, name, flags | OPEN_FLAGS, mode);
     if (fd < 0) {

@@ -299,6 +299,18 @@ static void test_check_dirs(void **state)
                      AKV_FSPERM_ERR_IO);
     assert_int_equal(akv_fsperm_open(NULL, O_RDONLY, 0, err, sizeof(err)),
                      AKV_FSPERM_ERR_IO);
+    /* a device node or a FIFO is judged before it is opened: a FIFO
+     * without a reader would fail a write-open with ENXIO instead */
+    assert_int_equal(
+        akv_fsperm_open("/dev/null", O_RDONLY, 0, err, sizeof(err)),
+        AKV_FSPERM_ERR_RULES);
+    assert_non_null(strstr(err, "/dev/null: not a regular file"));
+    snprintf(dir, sizeof(dir), "%s/cd/fifo", base);
+    assert_int_equal(mkfifo(dir, 0600), 0);
+    assert_int_equal(akv_fsperm_open(dir, O_WRONLY | O_CREAT | O_APPEND, 0600,
+                                     err, sizeof(err)),
+                     AKV_FSPERM_ERR_RULES);
+    assert_non_null(strstr(err, "not a regular file"));
 }
 
 /* As another effective uid: that uid's files and root's pass, a third

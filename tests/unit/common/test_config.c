@@ -540,6 +540,16 @@ static void test_strict_modes(void **state)
     write_text(cfgp, json, 0600);
     expect_load_refused(cfgp, "client_secret_file: refused: ");
     expect_load_refused(cfgp, "is a symbolic link");
+    /* ... nor a symlinked certificate_file */
+    snprintf(json, sizeof(json),
+             "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"https://v.vault."
+             "azure.net\",\"keys\":[\"k\"],\"credential\":{\"type\":"
+             "\"client_certificate\",\"tenant_id\":\"t\",\"client_id\":"
+             "\"c\",\"certificate_file\":\"%s\"}}]}",
+             link);
+    write_text(cfgp, json, 0600);
+    expect_load_refused(cfgp, "certificate_file: refused: ");
+    expect_load_refused(cfgp, "is a symbolic link");
     unlink(link);
     snprintf(json, sizeof(json), SECRET_CFG, sec);
     write_text(cfgp, json, 0600);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fsperm.h"
 #include "log.h"
 
 #define CONFIG_MAX_BYTES   1048576 /* 1 MiB */
@@ -290,6 +291,45 @@ static int is_loopback_host(const char *host, size_t len)
     return 0;
 }
 
+int akv_config_identity_host_ok(const char *url, const char *allowed_host)
+{
+    const char *host;
+    size_t len;
+    size_t hl;
+
+    if (url == NULL) {
+        return 0;
+    }
+    if (strncasecmp(url, "http://", 7) == 0) {
+        host = url + 7;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        host = url + 8;
+    } else {
+        return 0;
+    }
+    len = strcspn(host, "/?#");
+    if (len == 0 || memchr(host, '@', len) != NULL) {
+        return 0;
+    }
+    hl = len;
+    if (host[0] == '[') {
+        const char *rb = memchr(host, ']', len);
+        if (rb == NULL) {
+            return 0;
+        }
+        hl = (size_t)(rb - host) + 1;
+    } else {
+        const char *colon = memchr(host, ':', len);
+        hl = colon != NULL ? (size_t)(colon - host) : len;
+    }
+    if (is_loopback_host(host, hl)
+        || (hl == 15 && strncmp(host, "169.254.169.254", 15) == 0)) {
+        return 1;
+    }
+    return allowed_host != NULL && strlen(allowed_host) == hl
+           && strncasecmp(host, allowed_host, hl) == 0;
+}
+
 /*
  * Validates an absolute http(s) URL used as a base (vault, authority, IMDS):
  * no user info, query or fragment; trailing '/' removed in place. HTTP_OK:
@@ -363,29 +403,36 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
     }
 }
 
-/* Secret-bearing files: the design forbids inline or world-readable ones. */
+/* Secret-bearing files: the design forbids inline or world-readable ones,
+ * and the StrictModes rules (fsperm.h) apply as to every file we are
+ * pointed at: another user's file, or one in a folder others can write,
+ * could be swapped for a secret of the attacker's choosing. */
 static void check_private_file(struct ctx *c, const char *p, const char *file)
 {
     struct stat st;
+    char msg[512];
+    int fd;
 
     if (c->failed || file == NULL) {
         return;
     }
-    if (stat(file, &st) != 0) {
+    fd = akv_fsperm_open(file, O_RDONLY, 0, msg, sizeof(msg));
+    if (fd == AKV_FSPERM_ERR_IO) {
         char buf[128];
         fail(c, p, "\"%s\": %s", file, strerror_r(errno, buf, sizeof(buf)));
         return;
     }
-    if (!S_ISREG(st.st_mode)) {
-        fail(c, p, "\"%s\" is not a regular file", file);
+    if (fd < 0) {
+        fail(c, p, "refused: %s", msg);
         return;
     }
-    if ((st.st_mode & S_IROTH) != 0) {
+    if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH) != 0) {
         fail(c, p,
              "\"%s\" is world-readable (mode %04o); it holds a secret: "
              "chmod o-rwx it",
              file, (unsigned)(st.st_mode & 07777));
     }
+    (void)close(fd);
 }
 
 static int valid_key_name(const char *s)
@@ -565,6 +612,7 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
                                         "federated_token_file",
                                         "authority_host",
                                         "imds_endpoint",
+                                        "allow_imds_host",
                                         NULL};
     struct akv_cred_config *cr = &t->cred;
     const cJSON *cred;
@@ -621,6 +669,7 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
     get_str(c, cred, p, "federated_token_file", 0, &cr->federated_token_file);
     get_str(c, cred, p, "authority_host", 0, &cr->authority_host);
     get_str(c, cred, p, "imds_endpoint", 0, &cr->imds_endpoint);
+    get_str(c, cred, p, "allow_imds_host", 0, &cr->allow_imds_host);
     if (c->failed) {
         return;
     }
@@ -661,14 +710,27 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
             char q[256];
             join(q, sizeof(q), p, "imds_endpoint");
             check_url(c, q, cr->imds_endpoint, 2, 1);
+            if (!c->failed
+                && !akv_config_identity_host_ok(cr->imds_endpoint,
+                                                cr->allow_imds_host)) {
+                fail(c, q,
+                     "\"%s\": the managed-identity token comes back from "
+                     "here over plain HTTP, so only a loopback address or "
+                     "169.254.169.254 is allowed; name this host in "
+                     "credential.allow_imds_host if it is really yours",
+                     cr->imds_endpoint);
+            }
         }
         break;
     }
     case AKV_CRED_CLIENT_SECRET: {
-        static const char *const unused[] = {
-            "object_id",        "resource_id",
-            "certificate_file", "federated_token_file",
-            "imds_endpoint",    NULL};
+        static const char *const unused[] = {"object_id",
+                                             "resource_id",
+                                             "certificate_file",
+                                             "federated_token_file",
+                                             "imds_endpoint",
+                                             "allow_imds_host",
+                                             NULL};
         if (cr->tenant_id == NULL || cr->client_id == NULL) {
             fail(c, p, "type client_secret needs tenant_id and client_id");
             return;
@@ -695,6 +757,7 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
                                              "client_secret_env",
                                              "federated_token_file",
                                              "imds_endpoint",
+                                             "allow_imds_host",
                                              NULL};
         char q[256];
         if (cr->tenant_id == NULL || cr->client_id == NULL
@@ -710,13 +773,11 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
         break;
     }
     case AKV_CRED_WORKLOAD_IDENTITY: {
-        static const char *const unused[] = {"object_id",
-                                             "resource_id",
-                                             "client_secret_file",
-                                             "client_secret_env",
-                                             "certificate_file",
-                                             "imds_endpoint",
-                                             NULL};
+        static const char *const unused[] = {
+            "object_id",          "resource_id",
+            "client_secret_file", "client_secret_env",
+            "certificate_file",   "imds_endpoint",
+            "allow_imds_host",    NULL};
         if (cr->tenant_id == NULL || cr->client_id == NULL
             || cr->federated_token_file == NULL) {
             fail(c, p,
@@ -728,12 +789,17 @@ static void parse_cred(struct ctx *c, const cJSON *tok, const char *path,
         break;
     }
     case AKV_CRED_ENVIRONMENT: {
-        static const char *const unused[] = {
-            "client_id",          "object_id",
-            "resource_id",        "tenant_id",
-            "client_secret_file", "client_secret_env",
-            "certificate_file",   "federated_token_file",
-            "imds_endpoint",      NULL};
+        static const char *const unused[] = {"client_id",
+                                             "object_id",
+                                             "resource_id",
+                                             "tenant_id",
+                                             "client_secret_file",
+                                             "client_secret_env",
+                                             "certificate_file",
+                                             "federated_token_file",
+                                             "imds_endpoint",
+                                             "allow_imds_host",
+                                             NULL};
         warn_unused(c, cred, p, "environment", unused);
         break;
     }
@@ -1152,7 +1218,7 @@ int akv_config_load(const char *path, struct akv_config **out, char *err,
     size_t got = 0;
     int fd = -1;
     int rc = -1;
-    char ebuf[128];
+    char ebuf[512];
 
     if (err != NULL && err_len > 0) {
         err[0] = '\0';
@@ -1162,24 +1228,23 @@ int akv_config_load(const char *path, struct akv_config **out, char *err,
         goto out;
     }
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* Whoever can write the file, or replace it through a folder, can
+     * point authority_host or vault_url at themselves and collect the
+     * credential: StrictModes rules (fsperm.h). */
+    fd = akv_fsperm_open(path, O_RDONLY, 0, ebuf, sizeof(ebuf));
+    if (fd == AKV_FSPERM_ERR_RULES) {
+        /* the message already starts with the path */
+        if (err != NULL && err_len > 0) {
+            (void)snprintf(err, err_len, "%s", ebuf);
+        }
+        goto out;
+    }
     if (fd < 0) {
         fail(&c, "", "cannot open: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
         goto out;
     }
     if (fstat(fd, &st) != 0) {
         fail(&c, "", "cannot stat: %s", strerror_r(errno, ebuf, sizeof(ebuf)));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fail(&c, "", "not a regular file");
-        goto out;
-    }
-    /* whoever can write the file can point authority_host or vault_url at
-     * themselves and collect the credential */
-    if ((st.st_mode & S_IWOTH) != 0) {
-        fail(&c, "", "is world-writable (mode %04o); chmod o-w it",
-             (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size > CONFIG_MAX_BYTES) {
@@ -1251,6 +1316,7 @@ static void free_cred(struct akv_cred_config *cr)
     free(cr->federated_token_file);
     free(cr->authority_host);
     free(cr->imds_endpoint);
+    free(cr->allow_imds_host);
 }
 
 void akv_config_free(struct akv_config *cfg)

@@ -38,9 +38,11 @@ struct akv_cred_config {
     char *federated_token_file; /* workload identity token file */
     char *authority_host;       /* default https://login.microsoftonline.com */
     char
-        *imds_endpoint; /* full IMDS token URL; default
-                           http://169.254.169.254/metadata/identity/oauth2/token
-                         */
+        *imds_endpoint;    /* full IMDS token URL; default
+                              http://169.254.169.254/metadata/identity/oauth2/token
+                            */
+    char *allow_imds_host; /* one more host imds_endpoint / IDENTITY_ENDPOINT
+                              may name (akv_config_identity_host_ok) */
 };
 
 struct akv_http_config {
@@ -117,6 +119,18 @@ int akv_config_load(const char *path, struct akv_config **out, char *err,
  * and unit tests); name is used in messages only. */
 int akv_config_parse(const char *json, size_t len, const char *name,
                      struct akv_config **out, char *err, size_t err_len);
+
+/*
+ * akv_config_identity_host_ok - where a managed-identity token may be asked
+ * for (imds_endpoint, and the App Service IDENTITY_ENDPOINT): the token is
+ * sent back over plain HTTP, so only to a loopback host (127.0.0.0/8,
+ * [::1], localhost), the link-local IMDS address 169.254.169.254, or
+ * ALLOWED_HOST (credential.allow_imds_host; NULL = none), compared ASCII
+ * case-insensitively with URL's host without its port. URL: an http(s)
+ * URL. Returns 1 when allowed, 0 otherwise (also for a URL without a
+ * host or with user info). conf/README.md documents the rule.
+ */
+int akv_config_identity_host_ok(const char *url, const char *allowed_host);
 
 /* akv_config_free - NULL-safe. */
 void akv_config_free(struct akv_config *cfg);

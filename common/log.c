@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "log.h"
 
+#include "fsperm.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,12 +42,24 @@ int akv_log_level_parse(const char *s)
 
 int akv_log_configure(int level, const char *target)
 {
+    return akv_log_configure_why(level, target, NULL, 0);
+}
+
+int akv_log_configure_why(int level, const char *target, char *why,
+                          size_t why_len)
+{
     int rc = 0;
     FILE *f = NULL;
 
+    if (why != NULL && why_len > 0) {
+        why[0] = '\0';
+    }
     if (target != NULL && strcmp(target, "stderr") != 0
         && strcmp(target, "syslog") != 0) {
-        int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        /* StrictModes rules (fsperm.h): a symlink planted as the target
+         * would make us append to a file of someone else's choosing. */
+        int fd = akv_fsperm_open(target, O_WRONLY | O_CREAT | O_APPEND, 0600,
+                                 why, why_len);
         if (fd >= 0) {
             f = fdopen(fd, "a");
             if (f == NULL) {

@@ -25,10 +25,20 @@ enum akv_log_level {
 /*
  * akv_log_configure - set the level and sink once, at C_Initialize.
  * level: one of enum akv_log_level. target: "stderr", "syslog" or a file path
- * (opened for append, 0600); NULL keeps the current target (stderr).
+ * (opened for append, created 0600, under the rules of common/fsperm.h);
+ * NULL keeps the current target (stderr).
  * Returns 0, or -1 when a file target cannot be opened (stderr is then kept).
  */
 int akv_log_configure(int level, const char *target);
+
+/*
+ * akv_log_configure_why - as akv_log_configure; when a file target is
+ * refused or cannot be opened, WHY (WHY_LEN bytes, may be NULL) receives
+ * one line naming the file, the rule it breaks (common/fsperm.h: owner,
+ * mode, folders, symlink) and the fix.
+ */
+int akv_log_configure_why(int level, const char *target, char *why,
+                          size_t why_len);
 
 /* akv_log_level_parse - "none|error|warn|info|debug|trace" or "0".."5" ->
  * level; returns -1 for anything else. */

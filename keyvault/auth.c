@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/config.h"
+#include "../common/fsperm.h"
 #include "../common/log.h"
 #include "json.h"
 #include "jwt.h"
@@ -430,6 +432,18 @@ CK_RV akv_auth_new(const struct akv_cred_config *cred,
         a->type_name = "managed_identity";
         if (cred->imds_endpoint == NULL && ie != NULL && ie[0] != '\0'
             && ih != NULL && ih[0] != '\0') {
+            /* The same rule as imds_endpoint (config.h): App Service,
+             * Functions, Container Apps and Arc publish a loopback URL. */
+            if (!akv_config_identity_host_ok(ie, cred->allow_imds_host)) {
+                AKV_LOG_ERR("managed_identity: IDENTITY_ENDPOINT %.200s is "
+                            "not a loopback address (the token would come "
+                            "back over plain HTTP from another host); name "
+                            "its host in credential.allow_imds_host if it "
+                            "is really yours",
+                            ie);
+                rv = CKR_GENERAL_ERROR;
+                goto out;
+            }
             a->type = EFF_APP_SERVICE;
             if (dup_opt(&a->endpoint, ie) != 0
                 || akv_secret_append(&a->identity_header,
@@ -524,7 +538,10 @@ void akv_auth_free(struct akv_auth *a)
 /* ---- token requests -------------------------------------------------- */
 
 /* Reads a small file into OUT with trailing whitespace trimmed. PRIVATE:
- * refuse a world-readable file. */
+ * a secret: the StrictModes rules of fsperm.h (owner, modes, folders, no
+ * symlink) and not world-readable. Not PRIVATE (the federated token file):
+ * opened as named, because Kubernetes projects it as a symlink into a
+ * ..data folder it swaps atomically. */
 static CK_RV read_small_file(const char *what, const char *path, size_t max,
                              bool private_file, struct akv_secret *out,
                              char *why, size_t why_len)
@@ -532,10 +549,18 @@ static CK_RV read_small_file(const char *what, const char *path, size_t max,
     CK_RV rv = CKR_DEVICE_ERROR;
     struct stat st;
     int fd = -1;
-    char ebuf[128];
+    char ebuf[512];
 
     akv_secret_clear(out);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (private_file) {
+        fd = akv_fsperm_open(path, O_RDONLY, 0, ebuf, sizeof(ebuf));
+        if (fd < 0) {
+            akv_log_fmt(why, why_len, "%s refused: %s", what, ebuf);
+            goto out;
+        }
+    } else {
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    }
     if (fd < 0) {
         akv_log_fmt(why, why_len, "%s %s: %s", what, path,
                     strerror_r(errno, ebuf, sizeof(ebuf)));

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/b64url.h"
+#include "../common/fsperm.h"
 #include "../common/log.h"
 
 #define PEM_MAX 65536 /* bytes */
@@ -31,10 +32,11 @@ static CK_RV read_private_file(const char *path, struct akv_secret *out,
     int fd = -1;
     char ebuf[128];
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* StrictModes rules (fsperm.h): another user's file, a folder others
+     * can write or a symlink could swap in a key of their choosing. */
+    fd = akv_fsperm_open(path, O_RDONLY, 0, ebuf, sizeof(ebuf));
     if (fd < 0) {
-        akv_log_fmt(why, why_len, "certificate_file %s: %s", path,
-                    strerror_r(errno, ebuf, sizeof(ebuf)));
+        akv_log_fmt(why, why_len, "certificate_file refused: %s", ebuf);
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0

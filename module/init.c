@@ -91,11 +91,11 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         rv = CKR_GENERAL_ERROR;
         goto out;
     }
-    if (akv_log_configure(cfg->log_level, cfg->log_target) != 0) {
+    if (akv_log_configure_why(cfg->log_level, cfg->log_target, err, sizeof(err))
+        != 0) {
         /* Still on stderr: say so rather than drop the log silently. */
-        AKV_LOG_ERR("%s: log.target %s cannot be opened for append; "
-                    "logging to stderr",
-                    path, cfg->log_target);
+        AKV_LOG_ERR("%s: log.target refused (%s); logging to stderr", path,
+                    err);
     }
     /* Shown at the default level on purpose: an unknown key is most
      * often a typo that silently changes behaviour ("stor_dir"). */

@@ -137,6 +137,13 @@ static CK_RV check_token_flag(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
     if (!akv_session_is_rw(s)) {
         return CKR_SESSION_READ_ONLY;
     }
+    if (s->token->store == NULL && s->token->store_refused) {
+        /* docs/STORE.md "Who may own the store" */
+        AKV_LOG_ERR("token '%s': CKA_TOKEN=TRUE refused: store_dir %s was "
+                    "refused at C_Initialize (see that log line)",
+                    s->token->cfg->label, s->token->cfg->store_dir);
+        return CKR_TOKEN_WRITE_PROTECTED;
+    }
     if (s->token->store == NULL) {
         AKV_LOG_ERR("token '%s': CKA_TOKEN=TRUE needs store_dir",
                     s->token->cfg->label);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../common/fsperm.h"
 #include "../common/log.h"
 #include "../common/secret.h"
 
@@ -302,6 +303,23 @@ out:
     return rv;
 }
 
+/* The StrictModes file rule (fsperm.h) on record NAME: a record another
+ * user owns or can write was not written by this token. Logs the refusal
+ * (path, rule, fix) at the default level. */
+static bool record_perms_ok(struct akv_store *store, const char *name,
+                            const struct stat *st)
+{
+    char path[512];
+    char msg[768];
+
+    (void)snprintf(path, sizeof(path), "%s/%s", store->dir, name);
+    if (akv_fsperm_check_file(st, path, msg, sizeof(msg)) != 0) {
+        AKV_LOG_ERR("store %s: record refused: %s", store->dir, msg);
+        return false;
+    }
+    return true;
+}
+
 /*
  * Reads <id>.obj into a malloc'd buffer. Returns CKR_OK,
  * CKR_OBJECT_HANDLE_INVALID (absent), CKR_HOST_MEMORY, or CKR_DEVICE_ERROR
@@ -331,6 +349,9 @@ static CK_RV read_file(struct akv_store *store, const char *name, uint8_t **out,
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         AKV_LOG_ERR("store %s: %s is not a regular file, skipped", store->dir,
                     name);
+        goto out;
+    }
+    if (!record_perms_ok(store, name, &st)) {
         goto out;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > STORE_FILE_MAX) {
@@ -415,13 +436,21 @@ out:
 
 /*
  * Takes the store lock (LOCK_EX or LOCK_SH) on a fresh open file description.
- * Returns the fd to pass to unlock(), or -1 (logged).
+ * Returns the fd to pass to unlock(), -2 when the lock file breaks the
+ * fsperm.h rules, or -1 (both logged).
  */
 static int lock(struct akv_store *store, int how)
 {
-    int fd = openat(store->dir_fd, STORE_LOCK_NAME,
-                    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    char msg[768];
+    /* StrictModes rules (fsperm.h): a lock file another user owns or can
+     * write lets them hold our writers off or follow our lock protocol. */
+    int fd = akv_fsperm_openat(store->dir_fd, store->dir, STORE_LOCK_NAME,
+                               O_RDWR | O_CREAT, 0600, msg, sizeof(msg));
 
+    if (fd == AKV_FSPERM_ERR_RULES) {
+        AKV_LOG_ERR("store %s refused: lock file %s", store->dir, msg);
+        return -2;
+    }
     if (fd < 0) {
         AKV_LOG_ERR("store %s: cannot open %s: %s", store->dir, STORE_LOCK_NAME,
                     errtext(errno));
@@ -482,6 +511,40 @@ static void sweep_locked(struct akv_store *store)
     closedir(d);
 }
 
+/* Caller holds the lock: every regular record file must pass the file rule
+ * of fsperm.h (non-regular ones are skipped by the readers anyway). Returns
+ * false with the first refusal in MSG. */
+static bool records_perms_ok_locked(struct akv_store *store, char *msg,
+                                    size_t msg_len)
+{
+    int fd = openat(store->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de = NULL;
+    bool ok = true;
+
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return true; /* the list reports an unreadable folder itself */
+    }
+    while (ok && (de = readdir(d)) != NULL) {
+        struct stat st;
+        size_t n = strlen(de->d_name);
+        char path[512];
+        if (n <= strlen(STORE_SUFFIX)
+            || strcmp(de->d_name + n - strlen(STORE_SUFFIX), STORE_SUFFIX) != 0
+            || fstatat(store->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
+            || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        (void)snprintf(path, sizeof(path), "%s/%s", store->dir, de->d_name);
+        ok = akv_fsperm_check_file(&st, path, msg, msg_len) == 0;
+    }
+    closedir(d);
+    return ok;
+}
+
 /* mkdir -p with 0700 for the folders it creates. Returns 0 or -1 (errno). */
 static int make_dirs(const char *dir)
 {
@@ -522,6 +585,8 @@ CK_RV akv_store_open(const char *dir, struct akv_store **out)
     struct akv_store *store = NULL;
     struct stat st;
     int lfd = -1;
+    int rc;
+    char msg[768];
 
     if (dir == NULL || dir[0] == '\0' || out == NULL) {
         rv = CKR_ARGUMENTS_BAD;
@@ -538,11 +603,34 @@ CK_RV akv_store_open(const char *dir, struct akv_store **out)
         rv = CKR_DEVICE_ERROR;
         goto out;
     }
+    /* StrictModes (fsperm.h): the folder chain, then the opened folder
+     * itself (fstat: the one we use, not the path). */
+    rc = akv_fsperm_check_dirs(dir, msg, sizeof(msg));
+    if (rc == AKV_FSPERM_ERR_RULES) {
+        goto refused;
+    }
+    if (rc != 0) {
+        AKV_LOG_ERR("store %s: cannot open folder: %s", dir, msg);
+        rv = CKR_DEVICE_ERROR;
+        goto out;
+    }
     store->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (store->dir_fd < 0 || fstat(store->dir_fd, &st) != 0) {
         AKV_LOG_ERR("store %s: cannot open folder: %s", dir, errtext(errno));
         rv = CKR_DEVICE_ERROR;
         goto out;
+    }
+    if (akv_fsperm_check_dir_stat(&st, dir, msg, sizeof(msg)) != 0) {
+        goto refused;
+    }
+    /* Stricter than a folder on the path: not even sticky group/other
+     * write, since anyone who can add a file can plant a record. */
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        akv_log_fmt(msg, sizeof(msg),
+                    "folder %s: mode %04o lets group/other add records; fix: "
+                    "chmod 0700 %s",
+                    dir, (unsigned)(st.st_mode & 07777), dir);
+        goto refused;
     }
     if ((st.st_mode & 077) != 0) {
         AKV_LOG_WARN("store %s: folder mode %03o allows group/other access; "
@@ -551,13 +639,21 @@ CK_RV akv_store_open(const char *dir, struct akv_store **out)
     }
     lfd = lock(store, LOCK_EX);
     if (lfd < 0) {
-        rv = CKR_DEVICE_ERROR;
+        /* -2: refused, already logged with the rule and the fix */
+        rv = lfd == -2 ? CKR_TOKEN_WRITE_PROTECTED : CKR_DEVICE_ERROR;
         goto out;
+    }
+    if (!records_perms_ok_locked(store, msg, sizeof(msg))) {
+        goto refused;
     }
     sweep_locked(store);
     *out = store;
     store = NULL;
     rv = CKR_OK;
+    goto out;
+refused:
+    AKV_LOG_ERR("store %s refused, token objects unavailable: %s", dir, msg);
+    rv = CKR_TOKEN_WRITE_PROTECTED;
 out:
     unlock(lfd);
     akv_store_close(store);

@@ -43,8 +43,16 @@ struct akv_store;
 
 /*
  * akv_store_open - opens (creating with 0700 if missing) the store folder.
- * Returns CKR_OK, CKR_HOST_MEMORY, or CKR_DEVICE_ERROR when the folder
- * cannot be created/used (logged with the path and errno text).
+ * Returns CKR_OK, CKR_HOST_MEMORY, CKR_DEVICE_ERROR when the folder
+ * cannot be created/used (logged with the path and errno text), or
+ * CKR_TOKEN_WRITE_PROTECTED when the store is refused under the
+ * StrictModes rules of common/fsperm.h (docs/STORE.md "Who may own the
+ * store"): the folder or a folder above it, the lock file or a record is
+ * owned by another user (not root) or writable by group/other (the store
+ * folder itself not even with the sticky bit). The refusal is one ERROR
+ * line naming the path, the rule and the fix. Later, a record or lock file
+ * that breaks the file rule when it is opened is refused the same way
+ * (CKR_DEVICE_ERROR for that call, the record skipped by a list).
  */
 CK_RV akv_store_open(const char *dir, struct akv_store **out);
 

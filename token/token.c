@@ -265,6 +265,12 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
     }
     if (tc->store_dir != NULL) {
         rv = akv_store_open(tc->store_dir, &t->store);
+        if (rv == CKR_TOKEN_WRITE_PROTECTED) {
+            /* Refused (logged with the rule and the fix): the token works
+             * without token objects rather than trust that folder. */
+            t->store_refused = true;
+            rv = CKR_OK;
+        }
         if (rv != CKR_OK) {
             AKV_LOG_ERR("token '%s': cannot open store_dir %s", tc->label,
                         tc->store_dir);
@@ -1112,6 +1118,13 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
     bool found = false;
 
     memset(&rec, 0, sizeof(rec));
+    if (t->store == NULL && t->store_refused) {
+        AKV_LOG_ERR("token '%s': CKA_TOKEN=TRUE refused: store_dir %s was "
+                    "refused at C_Initialize (see that log line)",
+                    t->cfg->label, t->cfg->store_dir);
+        rv = CKR_TOKEN_WRITE_PROTECTED;
+        goto out;
+    }
     if (t->store == NULL) {
         AKV_LOG_ERR("token '%s': CKA_TOKEN=TRUE needs store_dir in the "
                     "configuration",

@@ -106,6 +106,7 @@ struct akv_token {
     size_t n_keys;
     uint64_t store_stamp;
     bool store_loaded;
+    bool store_refused; /* store_dir broke the fsperm.h rules at open */
     struct akv_miss misses[AKV_TOKEN_MISSES];
     size_t next_miss;
     /* Versions seen in this process or listed in the store_dir catalog

@@ -379,15 +379,16 @@ static void test_load_file(void **state)
     assert_string_equal(err, "/nonexistent/akv.json: cannot open: No such "
                              "file or directory");
     assert_int_equal(akv_config_load("/tmp", &cfg, err, sizeof(err)), -1);
-    assert_string_equal(err, "/tmp: not a regular file");
+    assert_string_equal(err, "/tmp: not a regular file; fix: name a regular "
+                             "file");
 
     f = fopen(path, "w");
     fputs("{}", f);
     fclose(f);
     chmod(path, 0666);
     assert_int_equal(akv_config_load(path, &cfg, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, ": is world-writable (mode 0666); chmod o-w "
-                                "it"));
+    assert_non_null(strstr(err, ": mode 0666 lets group/other write it; fix: "
+                                "chmod go-w "));
     unlink(path);
 }
 
@@ -454,6 +455,191 @@ static void test_locate(void **state)
     unsetenv("AKV_PKCS11_CONFIG");
 }
 
+/* ---- issue 7 §5: files and endpoints an operator can get wrong ---- */
+
+#define SECRET_CFG                                                             \
+    "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"https://v.vault.azure."     \
+    "net\",\"keys\":[\"k\"],\"credential\":{\"type\":\"client_secret\","       \
+    "\"tenant_id\":\"t\",\"client_id\":\"c\",\"client_secret_file\":\"%s\"}}]" \
+    "}"
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* Loads PATH and expects a refusal whose message holds WANT. */
+static void expect_load_refused(const char *path, const char *want)
+{
+    struct akv_config *cfg = NULL;
+    char err[768];
+
+    if (akv_config_load(path, &cfg, err, sizeof(err)) == 0) {
+        akv_config_free(cfg);
+        fail_msg("%s loaded; want a refusal containing \"%s\"", path, want);
+    }
+    if (strstr(err, want) == NULL) {
+        fail_msg("got \"%s\", want it to contain \"%s\"", err, want);
+    }
+}
+
+static void test_strict_modes(void **state)
+{
+    const char *tmp = getenv("AKV_TEST_TMP");
+    char dir[512], cfgp[600], sec[600], link[600], json[2048], want[700];
+    struct akv_config *cfg = NULL;
+    char err[768];
+    (void)state;
+
+    snprintf(dir, sizeof(dir), "%s/strict-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0700), 0);
+    snprintf(cfgp, sizeof(cfgp), "%s/config.json", dir);
+    snprintf(sec, sizeof(sec), "%s/secret", dir);
+    snprintf(link, sizeof(link), "%s/secret-link", dir);
+    write_text(sec, "s3cret\n", 0600);
+    snprintf(json, sizeof(json), SECRET_CFG, sec);
+    write_text(cfgp, json, 0644);
+
+    /* the correct setup loads */
+    if (akv_config_load(cfgp, &cfg, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    akv_config_free(cfg);
+    cfg = NULL;
+
+    /* a 0644 config in a 0777 folder (anyone can swap it) */
+    assert_int_equal(chmod(dir, 0777), 0);
+    snprintf(want, sizeof(want),
+             "folder %s: mode 0777 lets group/other replace what it holds; "
+             "fix: chmod go-w %s",
+             dir, dir);
+    expect_load_refused(cfgp, want);
+    assert_int_equal(chmod(dir, 0700), 0);
+
+    /* group-writable config (only o+w was refused before) */
+    assert_int_equal(chmod(cfgp, 0664), 0);
+    expect_load_refused(cfgp, "mode 0664 lets group/other write it; fix: "
+                              "chmod go-w ");
+    assert_int_equal(chmod(cfgp, 0644), 0);
+
+    /* a symlinked config */
+    snprintf(link, sizeof(link), "%s/config-link.json", dir);
+    assert_int_equal(symlink("config.json", link), 0);
+    expect_load_refused(link, "is a symbolic link, which is never followed");
+    unlink(link);
+
+    /* a symlinked secret file is not followed */
+    snprintf(link, sizeof(link), "%s/secret-link", dir);
+    assert_int_equal(symlink("secret", link), 0);
+    snprintf(json, sizeof(json), SECRET_CFG, link);
+    write_text(cfgp, json, 0600);
+    expect_load_refused(cfgp, "client_secret_file: refused: ");
+    expect_load_refused(cfgp, "is a symbolic link");
+    /* ... nor a symlinked certificate_file */
+    snprintf(json, sizeof(json),
+             "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"https://v.vault."
+             "azure.net\",\"keys\":[\"k\"],\"credential\":{\"type\":"
+             "\"client_certificate\",\"tenant_id\":\"t\",\"client_id\":"
+             "\"c\",\"certificate_file\":\"%s\"}}]}",
+             link);
+    write_text(cfgp, json, 0600);
+    expect_load_refused(cfgp, "certificate_file: refused: ");
+    expect_load_refused(cfgp, "is a symbolic link");
+    unlink(link);
+    snprintf(json, sizeof(json), SECRET_CFG, sec);
+    write_text(cfgp, json, 0600);
+
+    if (geteuid() == 0) {
+        /* a config owned by another user */
+        assert_int_equal(chown(cfgp, 65534, (gid_t)-1), 0);
+        expect_load_refused(cfgp, "owned by uid 65534, not by this process's "
+                                  "uid 0 or root, so that user can rewrite "
+                                  "it; fix: chown 0 ");
+        assert_int_equal(chown(cfgp, 0, (gid_t)-1), 0);
+        /* a secret owned by another user */
+        assert_int_equal(chown(sec, 65534, (gid_t)-1), 0);
+        expect_load_refused(cfgp, "client_secret_file: refused: ");
+        assert_int_equal(chown(sec, 0, (gid_t)-1), 0);
+    } else {
+        printf("[  SKIP    ] ownership cases need root\n");
+    }
+    /* and fixed again */
+    if (akv_config_load(cfgp, &cfg, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    akv_config_free(cfg);
+
+    /* log.target: a planted symlink is refused, the victim untouched */
+    {
+        char victim[600];
+        struct stat st;
+        snprintf(victim, sizeof(victim), "%s/victim", dir);
+        write_text(victim, "", 0600);
+        snprintf(link, sizeof(link), "%s/log-link", dir);
+        assert_int_equal(symlink("victim", link), 0);
+        assert_int_equal(akv_log_configure(AKV_LOG_LEVEL_ERROR, link), -1);
+        assert_int_equal(stat(victim, &st), 0);
+        assert_int_equal(st.st_size, 0);
+        akv_log_configure(AKV_LOG_LEVEL_ERROR, "stderr");
+        unlink(link);
+        unlink(victim);
+    }
+    unlink(sec);
+    unlink(cfgp);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+#define MI_AT(ep, extra)                                                       \
+    "{\"tokens\":[{\"label\":\"t\",\"vault_url\":\"https://v.vault.azure."     \
+    "net\",\"keys\":[\"k\"],\"credential\":{\"type\":\"managed_identity\","    \
+    "\"imds_endpoint\":\"" ep "\"" extra "}}]}"
+
+static void test_imds_endpoint_hosts(void **state)
+{
+    static const struct {
+        const char *json;
+        int ok;
+    } rows[] = {
+        {MI_AT("http://169.254.169.254/metadata/identity/oauth2/token", ""), 1},
+        {MI_AT("http://127.0.0.1:40342/metadata/identity/oauth2/token", ""), 1},
+        {MI_AT("http://localhost:8081/msi/token", ""), 1},
+        {MI_AT("http://[::1]:8081/msi/token", ""), 1},
+        {MI_AT("http://10.1.2.3/metadata/identity/oauth2/token", ""), 0},
+        {MI_AT("http://169.254.169.254.evil.example/token", ""), 0},
+        {MI_AT("http://attacker.example/token", ""), 0},
+        {MI_AT("http://10.1.2.3:80/token", ",\"allow_imds_host\":\"10.1.2.3\""),
+         1},
+        {MI_AT("http://IMDS.corp.example/token",
+               ",\"allow_imds_host\":\"imds.corp.example\""),
+         1},
+        {MI_AT("http://10.1.2.4/token", ",\"allow_imds_host\":\"10.1.2.3\""),
+         0},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct akv_config *cfg = NULL;
+        char err[768] = "";
+        int rc = parse(rows[i].json, &cfg, err, sizeof(err));
+        if (rows[i].ok && rc != 0) {
+            fail_msg("row %zu refused: %s", i, err);
+        }
+        if (!rows[i].ok
+            && (rc == 0 || strstr(err, "credential.imds_endpoint: ") == NULL
+                || strstr(err, "only a loopback address or 169.254.169.254 "
+                               "is allowed")
+                       == NULL)) {
+            fail_msg("row %zu: want a refusal, got rc %d \"%s\"", i, rc, err);
+        }
+        akv_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +650,8 @@ int main(void)
         cmocka_unit_test(test_example_file),
         cmocka_unit_test(test_err_truncation),
         cmocka_unit_test(test_locate),
+        cmocka_unit_test(test_strict_modes),
+        cmocka_unit_test(test_imds_endpoint_hosts),
     };
     /* unknown keys are warnings: keep them off the test output */
     akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);

@@ -207,6 +207,62 @@ static void test_client_secret_world_readable(void **state)
     assert_null(h.data);
 }
 
+/* StrictModes on every read (common/fsperm.h): a secret file swapped for a
+ * symlink, or for another user's file, after the config was checked is
+ * refused before anything is sent. */
+static void test_client_secret_swapped(void **state)
+{
+    struct fx *f = *state;
+    struct akv_secret h = AKV_SECRET_INIT;
+    char why[512] = "";
+    char real[640];
+
+    snprintf(real, sizeof(real), "%s.real", f->tmp);
+    write_file(real, "p@ss word\n", 0600);
+    assert_int_equal(symlink(real, f->tmp), 0);
+    f->cred.type = AKV_CRED_CLIENT_SECRET;
+    f->cred.tenant_id = (char *)"t1";
+    f->cred.client_id = (char *)"c1";
+    f->cred.client_secret_file = f->tmp;
+    f->cred.authority_host = (char *)mock_url(f->m);
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_DEVICE_ERROR);
+    assert_non_null(strstr(why, "client_secret_file refused: "));
+    assert_non_null(strstr(why, "is a symbolic link, which is never followed"));
+    assert_int_equal(mock_total(f->m), 0);
+    assert_null(h.data);
+    unlink(f->tmp);
+    if (geteuid() == 0) {
+        write_file(f->tmp, "p@ss word\n", 0600);
+        assert_int_equal(chown(f->tmp, 65534, (gid_t)-1), 0);
+        assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_DEVICE_ERROR);
+        assert_non_null(strstr(why, "owned by uid 65534"));
+        assert_int_equal(mock_total(f->m), 0);
+    }
+    unlink(real);
+}
+
+/* IDENTITY_ENDPOINT follows the imds_endpoint rule: loopback or
+ * 169.254.169.254, or the host named in allow_imds_host. */
+static void test_app_service_foreign_host(void **state)
+{
+    struct fx *f = *state;
+
+    setenv("IDENTITY_ENDPOINT", "http://10.1.2.3:8081/msi/token", 1);
+    setenv("IDENTITY_HEADER", "hdr-secret", 1);
+    f->cred.type = AKV_CRED_MANAGED_IDENTITY;
+    assert_int_equal(akv_auth_new(&f->cred, &f->hc, f->http, &f->auth),
+                     CKR_GENERAL_ERROR);
+    assert_null(f->auth);
+    f->cred.allow_imds_host = (char *)"10.1.2.3";
+    assert_int_equal(akv_auth_new(&f->cred, &f->hc, f->http, &f->auth), CKR_OK);
+    akv_auth_free(f->auth);
+    f->auth = NULL;
+    f->cred.allow_imds_host = NULL;
+    setenv("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token", 1);
+    assert_int_equal(akv_auth_new(&f->cred, &f->hc, f->http, &f->auth), CKR_OK);
+    assert_int_equal(mock_total(f->m), 0);
+}
+
 static void test_workload_identity(void **state)
 {
     struct fx *f = *state;
@@ -385,6 +441,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_client_secret_world_readable,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_secret_swapped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_app_service_foreign_host, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_workload_identity, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kvid.h"
 #include "log.h"
 
 #define CONFIG_MAX_BYTES   1048576 /* 1 MiB */
@@ -273,23 +274,6 @@ static const cJSON *get_obj(struct ctx *c, const cJSON *obj, const char *path,
     return v;
 }
 
-static int is_loopback_host(const char *host, size_t len)
-{
-    if ((len == 9 && strncasecmp(host, "localhost", 9) == 0)
-        || (len == 5 && strncmp(host, "[::1]", 5) == 0)) {
-        return 1;
-    }
-    if (len >= 4 && strncmp(host, "127.", 4) == 0) {
-        for (size_t i = 4; i < len; i++) {
-            if ((host[i] < '0' || host[i] > '9') && host[i] != '.') {
-                return 0;
-            }
-        }
-        return 1;
-    }
-    return 0;
-}
-
 /*
  * Validates an absolute http(s) URL used as a base (vault, authority, IMDS):
  * no user info, query or fragment; trailing '/' removed in place. HTTP_OK:
@@ -348,7 +332,7 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
             const char *colon = memchr(host, ':', host_len);
             hl = colon != NULL ? (size_t)(colon - host) : host_len;
         }
-        if (!is_loopback_host(host, hl)) {
+        if (!akv_kvid_host_is_loopback(host, hl)) {
             fail(c, p, "\"%s\": http:// is allowed only to a loopback address",
                  url);
             return;
@@ -386,40 +370,6 @@ static void check_private_file(struct ctx *c, const char *p, const char *file)
              "chmod o-rwx it",
              file, (unsigned)(st.st_mode & 07777));
     }
-}
-
-static int valid_key_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > 127) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
-              || (ch >= 'A' && ch <= 'Z') || ch == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int valid_version(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n > 64) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
-              || (ch >= 'A' && ch <= 'Z'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
@@ -482,10 +432,12 @@ static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
                              type_name(v));
                         return;
                     }
-                    if (!valid_version(v->valuestring)) {
+                    if (v->valuestring[0] != '\0'
+                        && !akv_kvid_version_ok(v->valuestring,
+                                                strlen(v->valuestring))) {
                         fail(c, vp,
-                             "\"%.80s\" is not a key version (up to 64 "
-                             "letters and digits)",
+                             "\"%.80s\" is not a key version (32 hex "
+                             "digits)",
                              v->valuestring);
                         return;
                     }
@@ -510,7 +462,7 @@ static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
                  type_name(k));
             return;
         }
-        if (!valid_key_name(kc->name)) {
+        if (!akv_kvid_name_ok(kc->name, strlen(kc->name))) {
             fail(c, kp,
                  "\"%.80s\" is not a Key Vault key name (1-127 characters "
                  "0-9 a-z A-Z -)",

@@ -322,8 +322,7 @@ const char *akv_kvid_kid_strerror(enum akv_kvid_kid_err err)
 {
     static const char *const why[] = {
         [AKV_KVID_KID_OK] = "ok",
-        [AKV_KVID_KID_MALFORMED] = "is not a key identifier "
-                                   "(https://HOST/keys/NAME/VERSION)",
+        [AKV_KVID_KID_MALFORMED] = "is not https://HOST/keys/NAME/VERSION",
         [AKV_KVID_KID_ORIGIN] = "names another vault (scheme, host or port)",
         [AKV_KVID_KID_NAME] = "names another key",
         [AKV_KVID_KID_VERSION] = "lacks the version or names another one",

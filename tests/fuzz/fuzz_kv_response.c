@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "keyvault/auth.h"
 #include "keyvault/json.h"
+#include "keyvault/jwk.h"
 #include "keyvault/retry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (strlen(k.kid) >= AKV_KV_KID_MAX || k.version[0] == '\0') {
             abort();
+        }
+        {
+            char why[160];
+            CK_RV jr = akv_jwk_check(&k, why, sizeof(why));
+            if (jr != CKR_OK && jr != CKR_DEVICE_ERROR) {
+                abort();
+            }
         }
         akv_kv_key_clear(&k);
     }

@@ -286,6 +286,7 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
     const char *host;
     size_t host_len;
     size_t n;
+    struct akv_kvid_url u;
 
     if (c->failed || url == NULL) {
         return;
@@ -322,17 +323,14 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
             return;
         }
     }
-    if (http_ok == 1 && strncasecmp(url, "http://", 7) == 0) {
-        /* strip a :port before judging the host */
-        size_t hl = host_len;
-        if (host[0] == '[') {
-            const char *rb = memchr(host, ']', host_len);
-            hl = rb != NULL ? (size_t)(rb - host) + 1 : host_len;
-        } else {
-            const char *colon = memchr(host, ':', host_len);
-            hl = colon != NULL ? (size_t)(colon - host) : host_len;
-        }
-        if (!akv_kvid_host_is_loopback(host, hl)) {
+    /* host and port syntax: the rule the module applies to every URL and
+     * kid (common/kvid.h) */
+    if (akv_kvid_url_parse(url, &u) != 0) {
+        fail(c, p, "\"%s\" has an invalid host or port", url);
+        return;
+    }
+    if (http_ok == 1 && !u.https) {
+        if (!akv_kvid_host_is_loopback(u.host, strlen(u.host))) {
             fail(c, p, "\"%s\": http:// is allowed only to a loopback address",
                  url);
             return;

@@ -263,7 +263,7 @@ int akv_kvid_kid_parse(const char *kid, struct akv_kvid_kid *out)
     }
     memset(out, 0, sizeof(*out));
     if (akv_kvid_url_parse(kid, &out->url) != 0
-        || strncmp(out->url.path, "/keys/", 6) != 0) {
+        || strncasecmp(out->url.path, "/keys/", 6) != 0) {
         goto fail;
     }
     seg = out->url.path + 6;

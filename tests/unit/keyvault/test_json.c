@@ -14,6 +14,7 @@
 
 #include "common/b64url.h"
 #include "keyvault/json.h"
+#include "keyvault/jwk.h"
 
 /* P-256 base point (SEC 2 §2.4.2), base64url */
 #define P256_GX "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY"
@@ -491,9 +492,80 @@ static void test_kid_and_alg(void **state)
     assert_int_equal(akv_kv_alg_parse(NULL), -1);
 }
 
+/* keyvault/jwk.c at its bounds: what Key Vault can hold passes, one step
+ * beyond does not. */
+static void test_jwk_bounds(void **state)
+{
+    static const struct {
+        size_t bits;   /* modulus size */
+        const char *e; /* exponent bytes */
+        size_t e_len;
+        bool even; /* make the modulus even */
+        CK_RV rv;
+    } t[] = {
+        {2048, "\x01\x00\x01", 3, false, CKR_OK},
+        {3072, "\x01\x00\x01", 3, false, CKR_OK},
+        {4096, "\x01\x00\x01", 3, false, CKR_OK},
+        {2048, "\x03", 1, false, CKR_OK},
+        {2048, "\x00\x03", 2, false, CKR_OK}, /* leading zero */
+        {2048, "\xff\xff\xff\xff", 4, false, CKR_OK},
+        {2047, "\x01\x00\x01", 3, false, CKR_DEVICE_ERROR},
+        {4097, "\x01\x00\x01", 3, false, CKR_DEVICE_ERROR},
+        {1024, "\x01\x00\x01", 3, false, CKR_DEVICE_ERROR},
+        {8, "\x01\x00\x01", 3, false, CKR_DEVICE_ERROR},
+        {2048, "\x01\x00\x01", 3, true, CKR_DEVICE_ERROR},
+        {2048, "\x01", 1, false, CKR_DEVICE_ERROR},
+        {2048, "\x00", 1, false, CKR_DEVICE_ERROR},
+        {2048, "\x02", 1, false, CKR_DEVICE_ERROR},
+        {2048, "\x01\x00\x00", 3, false, CKR_DEVICE_ERROR},
+        {2048, "\x01\x00\x00\x00\x01", 5, false, CKR_DEVICE_ERROR},
+    };
+    uint8_t n[520];
+    char why[160];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct akv_kv_key k;
+        size_t len = (t[i].bits + 7) / 8;
+        unsigned top = (unsigned)(t[i].bits - (len - 1) * 8); /* 1..8 */
+
+        memset(&k, 0, sizeof(k));
+        memset(n, 0xa5, len);
+        n[0] = (uint8_t)(1u << (top - 1)) | (top > 1 ? 1 : 0);
+        n[len - 1] = t[i].even ? 0xa4 : 0xa5;
+        k.kty = AKV_KV_KTY_RSA;
+        k.n = n;
+        k.n_len = len;
+        k.e = (uint8_t *)(uintptr_t)t[i].e;
+        k.e_len = t[i].e_len;
+        if (akv_jwk_check(&k, why, sizeof(why)) != t[i].rv) {
+            fail_msg("row %zu (%zu bits, e %zu bytes): expected 0x%lx (%s)", i,
+                     t[i].bits, t[i].e_len, (unsigned long)t[i].rv, why);
+        }
+        if (t[i].rv != CKR_OK) {
+            assert_true(why[0] != '\0');
+        }
+    }
+    /* EC: curve and coordinate length must agree; oct-HSM has no public
+     * material to check */
+    {
+        struct akv_kv_key k;
+        memset(&k, 0, sizeof(k));
+        k.kty = AKV_KV_KTY_EC;
+        memcpy(k.crv, "P-521", 6);
+        k.ec_len = 32;
+        assert_int_equal(akv_jwk_check(&k, why, sizeof(why)), CKR_DEVICE_ERROR);
+        k.kty = AKV_KV_KTY_OCT_HSM;
+        assert_int_equal(akv_jwk_check(&k, why, sizeof(why)), CKR_OK);
+        assert_int_equal(akv_jwk_check(NULL, why, sizeof(why)),
+                         CKR_ARGUMENTS_BAD);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jwk_bounds),
         cmocka_unit_test(test_key_bundle_rsa),
         cmocka_unit_test(test_key_bundle_leading_zero_and_defaults),
         cmocka_unit_test(test_key_bundle_other_types),

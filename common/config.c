@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fsperm.h"
+#include "kvid.h"
 #include "log.h"
 
 #define CONFIG_MAX_BYTES   1048576 /* 1 MiB */
@@ -274,60 +275,22 @@ static const cJSON *get_obj(struct ctx *c, const cJSON *obj, const char *path,
     return v;
 }
 
-static int is_loopback_host(const char *host, size_t len)
-{
-    if ((len == 9 && strncasecmp(host, "localhost", 9) == 0)
-        || (len == 5 && strncmp(host, "[::1]", 5) == 0)) {
-        return 1;
-    }
-    if (len >= 4 && strncmp(host, "127.", 4) == 0) {
-        for (size_t i = 4; i < len; i++) {
-            if ((host[i] < '0' || host[i] > '9') && host[i] != '.') {
-                return 0;
-            }
-        }
-        return 1;
-    }
-    return 0;
-}
-
 int akv_config_identity_host_ok(const char *url, const char *allowed_host)
 {
-    const char *host;
-    size_t len;
+    struct akv_kvid_url u;
     size_t hl;
 
-    if (url == NULL) {
+    /* One URL parser and one loopback rule for the whole module
+     * (common/kvid.h). */
+    if (url == NULL || akv_kvid_url_parse(url, &u) != 0) {
         return 0;
     }
-    if (strncasecmp(url, "http://", 7) == 0) {
-        host = url + 7;
-    } else if (strncasecmp(url, "https://", 8) == 0) {
-        host = url + 8;
-    } else {
-        return 0;
-    }
-    len = strcspn(host, "/?#");
-    if (len == 0 || memchr(host, '@', len) != NULL) {
-        return 0;
-    }
-    hl = len;
-    if (host[0] == '[') {
-        const char *rb = memchr(host, ']', len);
-        if (rb == NULL) {
-            return 0;
-        }
-        hl = (size_t)(rb - host) + 1;
-    } else {
-        const char *colon = memchr(host, ':', len);
-        hl = colon != NULL ? (size_t)(colon - host) : len;
-    }
-    if (is_loopback_host(host, hl)
-        || (hl == 15 && strncmp(host, "169.254.169.254", 15) == 0)) {
+    hl = strlen(u.host);
+    if (akv_kvid_host_is_loopback(u.host, hl)
+        || strcmp(u.host, "169.254.169.254") == 0) {
         return 1;
     }
-    return allowed_host != NULL && strlen(allowed_host) == hl
-           && strncasecmp(host, allowed_host, hl) == 0;
+    return allowed_host != NULL && strcasecmp(u.host, allowed_host) == 0;
 }
 
 /*
@@ -342,6 +305,7 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
     const char *host;
     size_t host_len;
     size_t n;
+    struct akv_kvid_url u;
 
     if (c->failed || url == NULL) {
         return;
@@ -378,17 +342,14 @@ static void check_url(struct ctx *c, const char *p, char *url, int http_ok,
             return;
         }
     }
-    if (http_ok == 1 && strncasecmp(url, "http://", 7) == 0) {
-        /* strip a :port before judging the host */
-        size_t hl = host_len;
-        if (host[0] == '[') {
-            const char *rb = memchr(host, ']', host_len);
-            hl = rb != NULL ? (size_t)(rb - host) + 1 : host_len;
-        } else {
-            const char *colon = memchr(host, ':', host_len);
-            hl = colon != NULL ? (size_t)(colon - host) : host_len;
-        }
-        if (!is_loopback_host(host, hl)) {
+    /* host and port syntax: the rule the module applies to every URL and
+     * kid (common/kvid.h) */
+    if (akv_kvid_url_parse(url, &u) != 0) {
+        fail(c, p, "\"%s\" has an invalid host or port", url);
+        return;
+    }
+    if (http_ok == 1 && !u.https) {
+        if (!akv_kvid_host_is_loopback(u.host, strlen(u.host))) {
             fail(c, p, "\"%s\": http:// is allowed only to a loopback address",
                  url);
             return;
@@ -433,40 +394,6 @@ static void check_private_file(struct ctx *c, const char *p, const char *file)
              file, (unsigned)(st.st_mode & 07777));
     }
     (void)close(fd);
-}
-
-static int valid_key_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > 127) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
-              || (ch >= 'A' && ch <= 'Z') || ch == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int valid_version(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n > 64) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
-              || (ch >= 'A' && ch <= 'Z'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
@@ -529,10 +456,12 @@ static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
                              type_name(v));
                         return;
                     }
-                    if (!valid_version(v->valuestring)) {
+                    if (v->valuestring[0] != '\0'
+                        && !akv_kvid_version_ok(v->valuestring,
+                                                strlen(v->valuestring))) {
                         fail(c, vp,
-                             "\"%.80s\" is not a key version (up to 64 "
-                             "letters and digits)",
+                             "\"%.80s\" is not a key version (32 hex "
+                             "digits)",
                              v->valuestring);
                         return;
                     }
@@ -557,7 +486,7 @@ static void parse_keys(struct ctx *c, const cJSON *tok, const char *path,
                  type_name(k));
             return;
         }
-        if (!valid_key_name(kc->name)) {
+        if (!akv_kvid_name_ok(kc->name, strlen(kc->name))) {
             fail(c, kp,
                  "\"%.80s\" is not a Key Vault key name (1-127 characters "
                  "0-9 a-z A-Z -)",

@@ -105,6 +105,80 @@ void akv_log_fmt(char *buf, size_t buf_len, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Length of the well-formed UTF-8 sequence at S (N bytes left) per RFC
+ * 3629 §4 (no overlong forms, no surrogates, nothing above U+10FFFF), or
+ * 0 when S does not start one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        lo = s[0] == 0xe0 ? 0xa0 : 0x80;
+        hi = s[0] == 0xed ? 0x9f : 0xbf;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        lo = s[0] == 0xf0 ? 0x90 : 0x80;
+        hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < len; i++) {
+        if (s[i] < 0x80 || s[i] > 0xbf) {
+            return 0;
+        }
+    }
+    /* C1 controls (U+0080..U+009F): some terminals act on them */
+    if (len == 2 && s[0] == 0xc2 && s[1] <= 0x9f) {
+        return 0;
+    }
+    return len;
+}
+
+size_t akv_log_escape(const char *in, char *out, size_t out_len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = in != NULL ? strlen(in) : 0;
+    size_t o = 0;
+    size_t i = 0;
+
+    if (out == NULL || out_len == 0) {
+        return 0;
+    }
+    while (i < n) {
+        size_t u = s[i] >= 0x80 ? utf8_len(s + i, n - i) : 0;
+
+        if (u > 0 || (s[i] >= 0x20 && s[i] < 0x7f)) {
+            size_t len = u > 0 ? u : 1;
+            if (o + len >= out_len) {
+                break;
+            }
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            if (o + 4 >= out_len) {
+                break;
+            }
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[s[i] >> 4];
+            out[o++] = hex[s[i] & 0xf];
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
 void akv_log_close(void)
 {
     pthread_mutex_lock(&log_lock);
@@ -122,7 +196,8 @@ void akv_log_write(int level, const char *file, int line, const char *func,
 {
     static const char *const tags[] = {"-",    "ERROR", "WARN",
                                        "INFO", "DEBUG", "TRACE"};
-    char msg[1024];
+    char raw[1024];
+    char msg[4 * sizeof(raw)];
     char stamp[32];
     struct timespec ts;
     struct tm tm;
@@ -130,8 +205,11 @@ void akv_log_write(int level, const char *file, int line, const char *func,
     const char *base = strrchr(file, '/');
 
     va_start(ap, fmt);
-    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    (void)vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* every line passes here: a server-supplied string (kid, error
+     * message, request id) cannot start a forged line or drive a terminal */
+    (void)akv_log_escape(raw, msg, sizeof(msg));
     (void)clock_gettime(CLOCK_REALTIME, &ts);
     (void)gmtime_r(&ts.tv_sec, &tm);
     (void)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);

@@ -53,11 +53,23 @@ int akv_log_enabled(int level);
 void akv_log_fmt(char *buf, size_t buf_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * akv_log_escape - IN (NUL-terminated) into OUT (OUT_LEN bytes, always
+ * NUL-terminated, cut at a whole character): printable ASCII and
+ * well-formed UTF-8 (RFC 3629) are copied; every other byte - controls
+ * (< 0x20, 0x7f), C1 controls (U+0080..U+009F), bytes of invalid UTF-8 -
+ * becomes "\xNN" (lower-case hex). A backslash is copied as is. OUT needs
+ * 4 * strlen(IN) + 1 bytes to hold everything. Returns the bytes written
+ * (without the NUL). akv_log_write applies it to every line.
+ */
+size_t akv_log_escape(const char *in, char *out, size_t out_len);
+
 /* akv_log_close - closes a file sink (C_Finalize); the level drops to ERROR. */
 void akv_log_close(void);
 
 /* akv_log_write - printf-style; prefer the AKV_LOG_* macros. Adds time, pid,
- * thread id, level, file:line and function. One line per call. */
+ * thread id, level, file:line and function. One line per call: the
+ * formatted message (at most 1023 bytes) goes through akv_log_escape. */
 void akv_log_write(int level, const char *file, int line, const char *func,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

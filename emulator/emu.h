@@ -399,7 +399,8 @@ struct emu_fault_hit {
     int status;
     int retry_after; /* seconds, < 0: no Retry-After */
     int delay_ms;
-    char malformed[16]; /* truncated | bad-base64 | wrong-length */
+    char malformed[16]; /* truncated | bad-base64 | wrong-length | jwk-e1 |
+                           jwk-n8 | kid-host | kid-newline */
     int trickle_ms;     /* > 0: send the body one byte per trickle_ms ms;
                            combines with any kind but hang */
 };

@@ -298,8 +298,15 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
                 goto out;
             }
         } else if (strcmp(a, "--malformed") == 0) {
-            if (strcmp(v, "truncated") != 0 && strcmp(v, "bad-base64") != 0
-                && strcmp(v, "wrong-length") != 0) {
+            static const char *const kinds[] = {
+                "truncated", "bad-base64", "wrong-length", "jwk-e1",
+                "jwk-n8",    "kid-host",   "kid-newline",
+            };
+            int known = 0;
+            for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                known = known || strcmp(v, kinds[k]) == 0;
+            }
+            if (!known) {
                 goto out;
             }
             r->hit.kind = EMU_FAULT_MALFORMED;

@@ -1125,6 +1125,47 @@ out:
     cJSON_Delete(body);
 }
 
+/* A hostile vault (issue 7 §3): rewrites the kid of a KeyBundle or a
+ * KeyOperationResult, or the public key of a KeyBundle. Returns 1 when HOW
+ * was one of these kinds (J then changed). */
+static int malform_hostile(cJSON *j, const char *how)
+{
+    static const char forged[] =
+        "\n2026-01-01T00:00:00.000Z akv-pkcs11[1/1] ERROR forged: line";
+    cJSON *key = cJSON_GetObjectItem(j, "key");
+    cJSON *kid = cJSON_GetObjectItem(cJSON_IsObject(key) ? key : j, "kid");
+
+    if (strcmp(how, "jwk-e1") == 0 || strcmp(how, "jwk-n8") == 0) {
+        cJSON *v =
+            cJSON_GetObjectItem(key, strcmp(how, "jwk-e1") == 0 ? "e" : "n");
+        if (cJSON_IsString(v)) {
+            /* e = 1: RSA "encryption" becomes the identity; n = 0xc1 */
+            cJSON_SetValuestring(v, strcmp(how, "jwk-e1") == 0 ? "AQ" : "wQ");
+        }
+        return 1;
+    }
+    if (strcmp(how, "kid-host") == 0 || strcmp(how, "kid-newline") == 0) {
+        if (cJSON_IsString(kid)) {
+            const char *path = strstr(kid->valuestring, "://");
+            size_t n = strlen(kid->valuestring) + sizeof(forged) + 32;
+            char *s = malloc(n);
+
+            path = path != NULL ? strchr(path + 3, '/') : NULL;
+            if (s != NULL && path != NULL) {
+                if (strcmp(how, "kid-host") == 0) {
+                    snprintf(s, n, "https://evil.example%s", path);
+                } else {
+                    snprintf(s, n, "%s%s", kid->valuestring, forged);
+                }
+                cJSON_SetValuestring(kid, s);
+            }
+            free(s);
+        }
+        return 1;
+    }
+    return 0;
+}
+
 /* Rewrites a 200 JSON body per a --malformed fault. */
 static void malform(struct emu_resp *rs, const char *how)
 {
@@ -1132,6 +1173,14 @@ static void malform(struct emu_resp *rs, const char *how)
     cJSON *target;
 
     if (rs->status != 200 || !rs->body) {
+        return;
+    }
+    if (strncmp(how, "jwk-", 4) == 0 || strncmp(how, "kid-", 4) == 0) {
+        j = cJSON_Parse(rs->body);
+        if (j != NULL && malform_hostile(j, how)) {
+            emu_resp_json(rs, 200, j);
+        }
+        cJSON_Delete(j);
         return;
     }
     if (strcmp(how, "truncated") == 0) {

@@ -19,6 +19,7 @@
 
 #include "../common/config.h"
 #include "../common/fsperm.h"
+#include "../common/kvid.h"
 #include "../common/log.h"
 #include "json.h"
 #include "jwt.h"
@@ -223,45 +224,22 @@ fail:
     return -1;
 }
 
-/* Host part of an absolute URL into DST; returns 0 or -1. */
-static int url_host(const char *url, char *dst, size_t dst_len)
-{
-    const char *p = url != NULL ? strstr(url, "://") : NULL;
-    size_t n;
-
-    if (p == NULL) {
-        return -1;
-    }
-    p += 3;
-    n = strcspn(p, ":/?#");
-    if (n == 0 || n >= dst_len) {
-        return -1;
-    }
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-    return 0;
-}
-
 bool akv_auth_challenge_host_ok(const char *vault_url,
                                 const struct akv_challenge *ch)
 {
-    char vh[256];
-    char rh[256];
-    size_t vl;
-    size_t rl;
+    struct akv_kvid_url vault;
+    struct akv_kvid_url res;
 
-    if (ch == NULL || url_host(vault_url, vh, sizeof(vh)) != 0) {
+    if (ch == NULL || akv_kvid_url_parse(vault_url, &vault) != 0) {
         return false;
     }
-    if (url_host(ch->resource[0] != '\0' ? ch->resource : ch->scope, rh,
-                 sizeof(rh))
+    /* the resource is a bare origin; a scope may end in "/.default" */
+    if (akv_kvid_url_parse(ch->resource[0] != '\0' ? ch->resource : ch->scope,
+                           &res)
         != 0) {
         return false;
     }
-    vl = strlen(vh);
-    rl = strlen(rh);
-    return vl > rl + 1 && vh[vl - rl - 1] == '.'
-           && strcasecmp(vh + vl - rl, rh) == 0;
+    return akv_kvid_resource_host_ok(vault.host, res.host);
 }
 
 int64_t akv_auth_refresh_at(int64_t obtained, int64_t lifetime_s)

@@ -50,8 +50,11 @@ int akv_auth_parse_challenge(const char *header, struct akv_challenge *out);
 
 /*
  * akv_auth_challenge_host_ok - the challenge's resource (or scope) host H
- * matches VAULT_URL's host: vault host ends with "." + H
- * (keyvault-protocol.md §4.7 step 3). Returns true when it matches.
+ * may receive a token for VAULT_URL's host: akv_kvid_resource_host_ok (H
+ * has two labels at least and equals the vault host or is a suffix of it
+ * at a label boundary; keyvault-protocol.md §4.7 step 3, tightened: the
+ * SDKs' endsWith("." + H) accepts "https://net"). Returns true when it
+ * may.
  */
 bool akv_auth_challenge_host_ok(const char *vault_url,
                                 const struct akv_challenge *ch);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/kvid.h"
 #include "../common/log.h"
 
 #define POOL_SIZE 8
@@ -190,29 +191,6 @@ void akv_http_resp_clear(struct akv_http_resp *resp)
     memset(resp, 0, sizeof(*resp));
 }
 
-bool akv_http_host_is_loopback(const char *host)
-{
-    if (host == NULL) {
-        return false;
-    }
-    if (strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0
-        || strcmp(host, "::1") == 0) {
-        return true;
-    }
-    if (strncmp(host, "127.", 4) == 0) {
-        int dots = 0;
-        for (const char *s = host; *s != '\0'; s++) {
-            if (*s == '.') {
-                dots++;
-            } else if (*s < '0' || *s > '9') {
-                return false;
-            }
-        }
-        return dots == 3;
-    }
-    return false;
-}
-
 const char *akv_http_strerror(int curl_code)
 {
     /* The failures a user can fix get a hint naming the setting. */
@@ -352,7 +330,7 @@ static CK_RV check_target(const struct akv_http_req *req)
     } else if (strcasecmp(scheme, "http") == 0) {
         if (req->scheme == AKV_HTTP_PLAIN_OK
             || (req->scheme == AKV_HTTP_LOOPBACK_OK
-                && akv_http_host_is_loopback(host))) {
+                && akv_kvid_host_is_loopback(host, strlen(host)))) {
             rv = CKR_OK;
         } else {
             AKV_LOG_DEBUG("refusing http:// to %s for %s: https is required "

@@ -81,10 +81,6 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
 /* akv_http_resp_clear - wipes the body, zeroes RESP. NULL-safe. */
 void akv_http_resp_clear(struct akv_http_resp *resp);
 
-/* akv_http_host_is_loopback - HOST ("127.0.0.1", "[::1]", "localhost",
- * without port) is a loopback name or address. */
-bool akv_http_host_is_loopback(const char *host);
-
 /* akv_http_strerror - text for resp->curl_code (curl_easy_strerror). */
 /* akv_http_origin - "scheme://host[:port]" of URL (no path, no query: safe
  * to log) into OUT (OUT_LEN bytes, always NUL-terminated). */

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../common/b64url.h"
+#include "../common/kvid.h"
 
 #define RSA_N_MAX      1024 /* 8192-bit modulus */
 #define RSA_E_MAX      8
@@ -56,12 +57,8 @@ static void copy_bounded(char *dst, size_t dst_len, const char *src)
     }
     memcpy(dst, src, n);
     dst[n] = '\0';
-    /* log lines must stay one line and printable */
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f) {
-            dst[i] = '?';
-        }
-    }
+    /* other control bytes are escaped by the log formatter (akv_log_write),
+     * the one place that makes lines printable */
 }
 
 /* A JSON number (or, when ALLOW_STR, a decimal string) that is an integer
@@ -163,57 +160,50 @@ static int get_b64(const cJSON *v, size_t max, uint8_t **out, size_t *out_len)
     return 0;
 }
 
-int akv_json_parse_kid(const char *kid, char *name, char *version)
+/* EC public point (RFC 7518 §6.2.1): a known crv and x, y of exactly the
+ * curve's field size (§6.2.1.2/3 require the full length). Whether the
+ * point is on the curve is jwk.c's check. Returns 0, -1, or -2 (memory). */
+static int parse_ec(const cJSON *key, struct akv_kv_key *k)
 {
-    const char *p;
-    const char *seg;
-    size_t n;
-    size_t vn;
+    static const struct {
+        const char *crv;
+        size_t len;
+    } curves[] = {{"P-256", 32}, {"P-384", 48}, {"P-521", 66}, {"P-256K", 32}};
+    const cJSON *crv = cJSON_GetObjectItemCaseSensitive(key, "crv");
+    uint8_t *x = NULL;
+    uint8_t *y = NULL;
+    size_t xl = 0;
+    size_t yl = 0;
+    size_t want = 0;
+    int r;
 
-    if (kid == NULL || strlen(kid) >= AKV_KV_KID_MAX) {
+    if (!cJSON_IsString(crv)) {
         return -1;
     }
-    if (strncasecmp(kid, "https://", 8) == 0) {
-        p = kid + 8;
-    } else if (strncasecmp(kid, "http://", 7) == 0) {
-        p = kid + 7; /* loopback emulator */
-    } else {
+    for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(crv->valuestring, curves[i].crv) == 0) {
+            want = curves[i].len;
+            memcpy(k->crv, curves[i].crv, strlen(curves[i].crv) + 1);
+        }
+    }
+    if (want == 0) {
         return -1;
     }
-    p = strchr(p, '/');
-    if (p == NULL || strncmp(p, "/keys/", 6) != 0) {
-        return -1;
+    r = get_b64(cJSON_GetObjectItemCaseSensitive(key, "x"), want, &x, &xl);
+    if (r == 0) {
+        r = get_b64(cJSON_GetObjectItemCaseSensitive(key, "y"), want, &y, &yl);
     }
-    seg = p + 6;
-    n = strcspn(seg, "/");
-    if (n == 0 || n >= AKV_KV_NAME_MAX
-        || strspn(seg, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-                       "RSTUVWXYZ-")
-               < n) {
-        return -1;
+    if (r == 0 && (xl != want || yl != want)) {
+        r = -1;
     }
-    memcpy(name, seg, n);
-    name[n] = '\0';
-    seg += n;
-    version[0] = '\0';
-    if (*seg == '\0') {
-        return 0;
+    if (r == 0) {
+        memcpy(k->ec_x, x, want);
+        memcpy(k->ec_y, y, want);
+        k->ec_len = want;
     }
-    seg++; /* '/' */
-    vn = strcspn(seg, "/");
-    if (seg[vn] != '\0' || vn >= AKV_KV_VERSION_MAX
-        || strspn(seg, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-                       "RSTUVWXYZ")
-               != vn) {
-        return -1;
-    }
-    for (size_t i = 0; i < vn; i++) {
-        char ch = seg[i];
-        /* ASCII only (checked above): tolower without the locale */
-        version[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch | 0x20) : ch;
-    }
-    version[vn] = '\0';
-    return 0;
+    free(x);
+    free(y);
+    return r;
 }
 
 static int parse_attributes(const cJSON *attr, struct akv_kv_key *k)
@@ -266,6 +256,7 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
     const cJSON *kid;
     const cJSON *kty;
     struct akv_kv_key k;
+    struct akv_kvid_kid id;
     int r;
 
     memset(&k, 0, sizeof(k));
@@ -286,10 +277,14 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
     if (!cJSON_IsString(kid) || strlen(kid->valuestring) >= AKV_KV_KID_MAX) {
         goto out;
     }
-    if (akv_json_parse_kid(kid->valuestring, k.name, k.version) != 0
-        || k.version[0] == '\0') {
+    /* a versioned key identifier; whose vault and key it names is the
+     * caller's check (akv_kvid_kid_check) */
+    if (akv_kvid_kid_parse(kid->valuestring, &id) != 0
+        || id.version[0] == '\0') {
         goto out;
     }
+    memcpy(k.name, id.name, sizeof(id.name));
+    memcpy(k.version, id.version, sizeof(id.version));
     memcpy(k.kid, kid->valuestring, strlen(kid->valuestring) + 1);
     kty = cJSON_GetObjectItemCaseSensitive(key, "kty");
     if (!cJSON_IsString(kty) || kty->valuestring[0] == '\0'
@@ -301,6 +296,9 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
         k.kty = AKV_KV_KTY_RSA;
     } else if (strcmp(k.kty_name, "oct-HSM") == 0) {
         k.kty = AKV_KV_KTY_OCT_HSM;
+    } else if (strcmp(k.kty_name, "EC") == 0
+               || strcmp(k.kty_name, "EC-HSM") == 0) {
+        k.kty = AKV_KV_KTY_EC;
     } else {
         k.kty = AKV_KV_KTY_OTHER;
     }
@@ -332,6 +330,14 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
         }
         r = get_b64(cJSON_GetObjectItemCaseSensitive(key, "e"), RSA_E_MAX, &k.e,
                     &k.e_len);
+        if (r == -2) {
+            rv = CKR_HOST_MEMORY;
+        }
+        if (r != 0) {
+            goto out;
+        }
+    } else if (k.kty == AKV_KV_KTY_EC) {
+        r = parse_ec(key, &k);
         if (r == -2) {
             rv = CKR_HOST_MEMORY;
         }

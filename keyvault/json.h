@@ -32,12 +32,15 @@ struct akv_json_error {
 
 /*
  * akv_json_parse_key_bundle - KeyBundle (GET key) -> OUT.
- * Requires key.kid (versioned, https URL ending /keys/{name}/{version}),
- * key.kty; for RSA keys n (<= 1024 bytes, leading zero bytes stripped) and
- * e (<= 8 bytes). key_ops absent = all operations (RFC 7517 §4.3);
- * attributes absent = enabled, no dates. Unknown fields are ignored.
- * Returns CKR_OK (OUT owned by the caller, clear with akv_kv_key_clear),
- * CKR_DEVICE_ERROR for a malformed answer (OUT zeroed), CKR_HOST_MEMORY.
+ * Requires key.kid (a versioned key identifier per akv_kvid_kid_parse:
+ * which vault and key it names is the caller's check), key.kty; for RSA
+ * keys n (<= 1024 bytes, leading zero bytes stripped) and e (<= 8 bytes);
+ * for EC / EC-HSM a known crv and x, y of the curve's field size. The key's
+ * strength (modulus size, exponent, point on curve) is akv_jwk_check's. key_ops
+ * absent = all operations (RFC 7517 §4.3); attributes absent = enabled, no
+ * dates. Unknown fields are ignored. Returns CKR_OK (OUT owned by the caller,
+ * clear with akv_kv_key_clear), CKR_DEVICE_ERROR for a malformed answer (OUT
+ * zeroed), CKR_HOST_MEMORY.
  */
 CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
                                 struct akv_kv_key *out);
@@ -82,13 +85,5 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
  */
 CK_RV akv_json_build_key_op(enum akv_kv_alg alg, const uint8_t *in,
                             size_t in_len, struct akv_secret *body);
-
-/*
- * akv_json_parse_kid - splits a kid URL "https://host[:port]/keys/NAME/VER"
- * into NAME (AKV_KV_NAME_MAX bytes) and VERSION (AKV_KV_VERSION_MAX bytes,
- * lower-cased; "" for a base identifier). Returns 0, or -1 when KID is not
- * a key identifier (wrong collection, bad characters, too many segments).
- */
-int akv_json_parse_kid(const char *kid, char *name, char *version);
 
 #endif /* AKV_KEYVAULT_JSON_H */

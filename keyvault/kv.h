@@ -50,6 +50,7 @@ enum akv_kv_kty {
     AKV_KV_KTY_OTHER = 0, /* EC, oct (software) ...: shown, not usable */
     AKV_KV_KTY_RSA,       /* "RSA" or "RSA-HSM" */
     AKV_KV_KTY_OCT_HSM,   /* "oct-HSM" (Managed HSM AES) */
+    AKV_KV_KTY_EC,        /* "EC" or "EC-HSM": validated, not usable */
 };
 
 /* JWK key_ops bits (RFC 7517 §4.3 names as Key Vault spells them). */
@@ -85,6 +86,10 @@ struct akv_kv_key {
     uint8_t *e;        /* RSA public exponent, big-endian (malloc) */
     size_t e_len;      /* bytes */
     size_t oct_bits;   /* oct-HSM key size in bits (from key_size), or 0 */
+    char crv[8];       /* EC/EC-HSM: "P-256", "P-384", "P-521", "P-256K" */
+    uint8_t ec_x[66];  /* EC public point, big-endian coordinates of */
+    uint8_t ec_y[66];  /* ec_len bytes each (the curve's field size) */
+    size_t ec_len;     /* bytes per coordinate; 0 when not EC */
     bool enabled;      /* attributes.enabled (absent = true) */
     int64_t nbf;       /* attributes.nbf, s since epoch; 0 = absent */
     int64_t exp;       /* attributes.exp, s since epoch; 0 = absent */

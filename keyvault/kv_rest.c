@@ -16,11 +16,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../common/kvid.h"
 #include "../common/log.h"
 #include "auth.h"
 #include "errmap.h"
 #include "http.h"
 #include "json.h"
+#include "jwk.h"
 #include "pcache.h"
 #include "retry.h"
 
@@ -30,6 +32,7 @@
 struct kv_rest {
     struct akv_kv base; /* must be first */
     char *vault_url;
+    struct akv_kvid_url vault; /* vault_url parsed: kids must match it */
     char *api_version;
     char *label;
     struct akv_http *http;
@@ -78,32 +81,16 @@ static const char *reason(long status)
     }
 }
 
+/* Arguments the module itself passes: a key name, and a version that is
+ * NULL or "" (current) or a Key Vault version. */
 static bool valid_name(const char *s)
 {
-    size_t n;
-
-    if (s == NULL) {
-        return false;
-    }
-    n = strlen(s);
-    return n >= 1 && n <= 127
-           && strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-                        "RSTUVWXYZ-")
-                  == n;
+    return s != NULL && akv_kvid_name_ok(s, strlen(s));
 }
 
 static bool valid_version(const char *s)
 {
-    size_t n;
-
-    if (s == NULL) {
-        return true;
-    }
-    n = strlen(s);
-    return n <= 64
-           && strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ"
-                        "RSTUVWXYZ")
-                  == n;
+    return s == NULL || s[0] == '\0' || akv_kvid_version_ok(s, strlen(s));
 }
 
 struct call {
@@ -352,15 +339,30 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
                     "(request-id %s)",
                     name, resp.status,
                     resp.request_id[0] ? resp.request_id : "-");
-    } else if (rv == CKR_OK
-               && (strcasecmp(k.name, name) != 0
-                   || (version != NULL && version[0] != '\0'
-                       && strcasecmp(k.version, version) != 0))) {
-        AKV_LOG_ERR("key %s op get: the vault answered with key %s/%s "
-                    "(request-id %s)",
-                    name, k.name, k.version,
-                    resp.request_id[0] ? resp.request_id : "-");
-        rv = CKR_DEVICE_ERROR;
+    } else if (rv == CKR_OK) {
+        enum akv_kvid_kid_err e =
+            akv_kvid_kid_check(&kv->vault, k.kid, name, version, NULL);
+        if (e != AKV_KVID_KID_OK) {
+            /* the token shows and later uses this kid: it must be the key
+             * (and version) asked for, in the configured vault */
+            AKV_LOG_ERR("key %s op get: HTTP %ld but the answer's kid \"%s\" "
+                        "%s (request-id %s)",
+                        name, resp.status, k.kid, akv_kvid_kid_strerror(e),
+                        resp.request_id[0] ? resp.request_id : "-");
+            rv = CKR_DEVICE_ERROR;
+        }
+    }
+    if (rv == CKR_OK) {
+        char why[160];
+        rv = akv_jwk_check(&k, why, sizeof(why));
+        if (rv != CKR_OK) {
+            /* "wrap": "local" encrypts data keys with this key: a weak one
+             * would give them away */
+            AKV_LOG_ERR("key %s op get: HTTP %ld but the public key is "
+                        "refused: %s (request-id %s)",
+                        name, resp.status, why,
+                        resp.request_id[0] ? resp.request_id : "-");
+        }
     }
     if (rv == CKR_OK && !from_cache && kv->cache_dir != NULL
         && kv->key_ttl_s > 0) {
@@ -375,31 +377,6 @@ out:
     akv_kv_key_clear(&k);
     akv_http_resp_clear(&resp);
     return rv;
-}
-
-/* A result kid must be this key; for wrap it must carry a version (and the
- * pinned one if a version was asked for). Unwrap answers may omit kid. */
-static bool kid_matches(const char *kid, const char *name, const char *version,
-                        bool need_version)
-{
-    char kname[AKV_KV_NAME_MAX];
-    char kver[AKV_KV_VERSION_MAX];
-
-    if (kid[0] == '\0') {
-        return !need_version;
-    }
-    if (akv_json_parse_kid(kid, kname, kver) != 0
-        || strcasecmp(kname, name) != 0) {
-        return false;
-    }
-    if (need_version && kver[0] == '\0') {
-        return false;
-    }
-    if (version != NULL && version[0] != '\0' && kver[0] != '\0'
-        && strcasecmp(kver, version) != 0) {
-        return false;
-    }
-    return true;
 }
 
 /* Shared by wrap and unwrap: RESULT receives the decoded "value". */
@@ -458,17 +435,22 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
                     resp.request_id[0] ? resp.request_id : "-");
         goto out;
     }
-    if (rv == CKR_OK
-        && !kid_matches(kid, name, version, op == AKV_ERRMAP_WRAP)) {
-        /* the token stores this kid with the wrapped blob and unwraps with
-         * it later: it must name the key (and version) that was asked for */
-        AKV_LOG_ERR("key %s op %s: HTTP %ld but the answer names kid \"%s\" "
-                    "(request-id %s)",
-                    name, opname, resp.status, kid,
-                    resp.request_id[0] ? resp.request_id : "-");
-        akv_secret_clear(result);
-        rv = CKR_DEVICE_ERROR;
-        goto out;
+    /* the token stores a wrap answer's kid with the wrapped blob and
+     * unwraps with it later: it must name the key (and version) that was
+     * asked for, in the configured vault. Unwrap answers may omit it. */
+    if (rv == CKR_OK && (kid[0] != '\0' || op == AKV_ERRMAP_WRAP)) {
+        enum akv_kvid_kid_err e =
+            akv_kvid_kid_check(&kv->vault, kid, name, version, NULL);
+        if (e != AKV_KVID_KID_OK) {
+            AKV_LOG_ERR("key %s op %s: HTTP %ld but the answer's kid \"%s\" "
+                        "%s (request-id %s)",
+                        name, opname, resp.status, kid,
+                        akv_kvid_kid_strerror(e),
+                        resp.request_id[0] ? resp.request_id : "-");
+            akv_secret_clear(result);
+            rv = CKR_DEVICE_ERROR;
+            goto out;
+        }
     }
     if (rv == CKR_OK && kid_out != NULL) {
         memcpy(kid_out, kid, sizeof(kid));
@@ -551,41 +533,28 @@ static const struct akv_kv_ops rest_ops = {
     .destroy = rest_destroy,
 };
 
-/* vault_url scheme check, repeated here because a config struct may be
- * built by hand (tests, tools) rather than by config.c. */
-static CK_RV check_vault_url(const struct akv_token_config *tc)
+/* vault_url check, repeated here because a config struct may be built by
+ * hand (tests, tools) rather than by config.c; the rule itself is kvid's.
+ * URL: the vault URL without trailing '/'. OUT receives it parsed. */
+static CK_RV check_vault_url(const struct akv_token_config *tc, const char *url,
+                             struct akv_kvid_url *out)
 {
-    const char *u = tc->vault_url;
-    char host[256];
-    size_t n;
+    const char *label = tc->label != NULL ? tc->label : "?";
 
-    if (u == NULL) {
+    if (akv_kvid_url_parse(url, out) != 0 || out->path[0] != '\0') {
+        AKV_LOG_ERR("token %s: vault_url %s is not https://HOST[:PORT]", label,
+                    url);
         return CKR_GENERAL_ERROR;
     }
-    if (strncasecmp(u, "https://", 8) == 0) {
+    if (out->https) {
         return CKR_OK;
     }
-    if (strncasecmp(u, "http://", 7) != 0 || !tc->http.allow_http_loopback) {
-        AKV_LOG_ERR("token %s: vault_url %s: https:// is required",
-                    tc->label != NULL ? tc->label : "?", u);
-        return CKR_GENERAL_ERROR;
-    }
-    u += 7;
-    if (u[0] == '[') {
-        n = strcspn(u, "]");
-        n += u[n] == ']' ? 1 : 0;
-    } else {
-        n = strcspn(u, ":/");
-    }
-    if (n == 0 || n >= sizeof(host)) {
-        return CKR_GENERAL_ERROR;
-    }
-    memcpy(host, u, n);
-    host[n] = '\0';
-    if (!akv_http_host_is_loopback(host)) {
-        AKV_LOG_ERR("token %s: vault_url http://%s: http:// is allowed only "
-                    "to a loopback address",
-                    tc->label != NULL ? tc->label : "?", host);
+    if (!tc->http.allow_http_loopback
+        || !akv_kvid_host_is_loopback(out->host, strlen(out->host))) {
+        AKV_LOG_ERR("token %s: vault_url %s: https:// is required (http:// "
+                    "only to a loopback address with "
+                    "http.allow_http_loopback)",
+                    label, url);
         return CKR_GENERAL_ERROR;
     }
     return CKR_OK;
@@ -601,8 +570,8 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = check_vault_url(tc);
-    if (rv != CKR_OK) {
+    if (tc->vault_url == NULL) {
+        rv = CKR_GENERAL_ERROR;
         goto out;
     }
     /* idempotent; makes the client usable even if the caller forgot */
@@ -632,6 +601,12 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
     while (n > 0 && kv->vault_url[n - 1] == '/') {
         kv->vault_url[--n] = '\0';
     }
+    rv = check_vault_url(tc, kv->vault_url, &kv->vault);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    kv->vault.path = NULL; /* pointed into vault_url: not needed */
+    rv = CKR_HOST_MEMORY;
     (void)snprintf(kv->scope, sizeof(kv->scope), "%s",
                    tc->scope != NULL ? tc->scope
                                      : "https://vault.azure.net/.default");

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/kvid.h"
 #include "../common/log.h"
 #include "token.h"
 
@@ -23,37 +24,17 @@ struct cand {
     bool confirmed;  /* Get Key answered for it (in this process) */
 };
 
-/* Key Vault names: 1..127 of [0-9A-Za-z-]; versions: 1..64 of [0-9A-Za-z]
- * (32 lower-case hex digits in practice). Anything else in the catalog is
- * skipped, so a line can never smuggle a path or query into a request. */
+/* Names and versions follow the one rule of common/kvid.h; anything else in
+ * the catalog is skipped, so a line can never smuggle a path or query into
+ * a request. */
 static bool name_ok(const char *s, size_t len)
 {
-    if (len == 0 || len >= AKV_KV_NAME_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-              || (c >= 'A' && c <= 'Z') || c == '-')) {
-            return false;
-        }
-    }
-    return true;
+    return akv_kvid_name_ok(s, len);
 }
 
 static bool version_ok(const char *s, size_t len)
 {
-    if (len == 0 || len >= AKV_KV_VERSION_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-              || (c >= 'A' && c <= 'Z'))) {
-            return false;
-        }
-    }
-    return true;
+    return akv_kvid_version_ok(s, len);
 }
 
 static bool seen_has_locked(const struct akv_token *t, const char *name,

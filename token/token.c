@@ -10,6 +10,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "../common/kvid.h"
 #include "../common/log.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
@@ -73,59 +74,25 @@ void akv_obj_unref(struct akv_obj *o)
 bool akv_token_version_from_id(const uint8_t *id, size_t len,
                                char out[AKV_KV_VERSION_MAX])
 {
-    static const char hex[] = "0123456789abcdef";
-
-    if (len == 16) {
-        for (size_t i = 0; i < 16; i++) {
-            out[2 * i] = hex[id[i] >> 4];
-            out[2 * i + 1] = hex[id[i] & 0xf];
-        }
-        out[32] = '\0';
-        return true;
-    }
-    if (len == 0 || len >= AKV_KV_VERSION_MAX) {
+    if (id == NULL) {
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
-        char c = (char)id[i];
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-              || (c >= 'A' && c <= 'Z'))) {
-            return false;
-        }
-        out[i] = c;
+    if (len == 16) {
+        akv_kvid_version_from_bytes(id, out);
+        return true;
     }
-    out[len] = '\0';
-    return true;
+    return akv_kvid_version_norm((const char *)id, len, out) == 0;
 }
 
-/* The CKA_ID of a key version: the 32 hex digits as 16 bytes, else the raw
- * version text (design.md "Object model"). */
+/* The CKA_ID of a key version: the 32 hex digits as 16 bytes (design.md
+ * "Object model"); a version that is not one (none passes kv_rest's kid
+ * check; a test fake might) keeps its raw text, cut to 64 bytes. */
 static size_t id_from_version(const char *version, uint8_t out[64])
 {
     size_t len = strlen(version);
 
-    if (len == 32) {
-        bool ok = true;
-
-        for (size_t i = 0; i < 16 && ok; i++) {
-            unsigned v = 0;
-
-            if (sscanf(version + 2 * i, "%2x", &v) != 1
-                || !((version[2 * i] >= '0' && version[2 * i] <= '9')
-                     || (version[2 * i] >= 'a' && version[2 * i] <= 'f')
-                     || (version[2 * i] >= 'A' && version[2 * i] <= 'F'))
-                || !((version[2 * i + 1] >= '0' && version[2 * i + 1] <= '9')
-                     || (version[2 * i + 1] >= 'a' && version[2 * i + 1] <= 'f')
-                     || (version[2 * i + 1] >= 'A'
-                         && version[2 * i + 1] <= 'F'))) {
-                ok = false;
-            }
-            out[i] = (uint8_t)v;
-        }
-        if (ok) {
-            return 16;
-        }
+    if (akv_kvid_version_to_bytes(version, len, out) == 0) {
+        return 16;
     }
     if (len > 64) {
         len = 64;
@@ -137,31 +104,13 @@ static size_t id_from_version(const char *version, uint8_t out[64])
 bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
                          char version[AKV_KV_VERSION_MAX])
 {
-    const char *k = kid != NULL ? strstr(kid, "/keys/") : NULL;
-    const char *slash = NULL;
-    const char *end = NULL;
-    size_t nlen;
-    size_t vlen;
+    struct akv_kvid_kid k;
 
-    if (k == NULL) {
+    if (akv_kvid_kid_parse(kid, &k) != 0 || k.version[0] == '\0') {
         return false;
     }
-    k += strlen("/keys/");
-    slash = strchr(k, '/');
-    if (slash == NULL) {
-        return false;
-    }
-    end = slash + 1 + strcspn(slash + 1, "/?#");
-    nlen = (size_t)(slash - k);
-    vlen = (size_t)(end - (slash + 1));
-    if (nlen == 0 || nlen >= AKV_KV_NAME_MAX || vlen == 0
-        || vlen >= AKV_KV_VERSION_MAX) {
-        return false;
-    }
-    memcpy(name, k, nlen);
-    name[nlen] = '\0';
-    memcpy(version, slash + 1, vlen);
-    version[vlen] = '\0';
+    memcpy(name, k.name, sizeof(k.name));
+    memcpy(version, k.version, sizeof(k.version));
     return true;
 }
 

@@ -216,13 +216,15 @@ CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
                               const char *version, struct akv_kv_key *out);
 
 /* akv_token_version_from_id - CKA_ID bytes -> version text: 16 bytes ->
- * 32 lower-case hex digits; otherwise the raw bytes when they are 1..64
- * characters of [0-9A-Za-z]. Returns false when not a possible version. */
+ * 32 lower-case hex digits; otherwise the bytes when they are a version's
+ * text (32 hex digits, lower-cased; akv_kvid_version_ok). Returns false
+ * when not a possible version. */
 bool akv_token_version_from_id(const uint8_t *id, size_t len,
                                char out[AKV_KV_VERSION_MAX]);
 
-/* akv_token_kid_split - "https://host/keys/NAME/VERSION" -> NAME, VERSION.
- * Returns false when the kid has another shape. */
+/* akv_token_kid_split - "https://host[:port]/keys/NAME/VERSION" -> NAME,
+ * VERSION (lower-case) per akv_kvid_kid_parse. Returns false when the kid
+ * has another shape or no version. */
 bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
                          char version[AKV_KV_VERSION_MAX]);
 

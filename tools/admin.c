@@ -11,7 +11,6 @@
  */
 #include "admin.h"
 
-#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,65 +20,26 @@
 
 #include <openssl/crypto.h>
 
+#include "common/kvid.h"
 #include "common/log.h"
 #include "common/secret.h"
 
-static bool copy_segment(const char *p, size_t len, char *out, size_t cap,
-                         bool version)
-{
-    if (len == 0 || len >= cap) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (!isalnum(c) && (version || c != '-')) {
-            return false;
-        }
-        out[i] = version ? (char)tolower(c) : (char)c;
-    }
-    out[len] = '\0';
-    return true;
-}
-
 CK_RV akv_admin_parse_kid(const char *kid, char *name, char *version)
 {
-    CK_RV rv = CKR_ARGUMENTS_BAD;
-    const char *h = NULL, *p = NULL, *n = NULL, *v = NULL;
+    struct akv_kvid_kid k;
 
     if (name == NULL || version == NULL) {
-        goto out;
+        return CKR_ARGUMENTS_BAD;
     }
     name[0] = '\0';
     version[0] = '\0';
-    if (kid == NULL) {
-        goto out;
+    /* the module's one kid rule; a record's kid always has a version */
+    if (akv_kvid_kid_parse(kid, &k) != 0 || k.version[0] == '\0') {
+        return CKR_ARGUMENTS_BAD;
     }
-    if (strncasecmp(kid, "https://", 8) == 0) {
-        h = kid + 8;
-    } else if (strncasecmp(kid, "http://", 7) == 0) {
-        h = kid + 7;
-    } else {
-        goto out;
-    }
-    p = strchr(h, '/'); /* end of host[:port] */
-    if (p == NULL || p == h || strncasecmp(p, "/keys/", 6) != 0) {
-        goto out;
-    }
-    n = p + 6;
-    v = strchr(n, '/');
-    if (v == NULL) {
-        goto out;
-    }
-    if (!copy_segment(n, (size_t)(v - n), name, AKV_KV_NAME_MAX, false)
-        || !copy_segment(v + 1, strlen(v + 1), version, AKV_KV_VERSION_MAX,
-                         true)) {
-        name[0] = '\0';
-        version[0] = '\0';
-        goto out;
-    }
-    rv = CKR_OK;
-out:
-    return rv;
+    memcpy(name, k.name, sizeof(k.name));
+    memcpy(version, k.version, sizeof(k.version));
+    return CKR_OK;
 }
 
 bool akv_admin_needs_rewrap(const struct akv_store_record *rec,

@@ -9,9 +9,11 @@
 #include <strings.h>
 
 #include "common/b64url.h"
+#include "common/kvid.h"
 #include "common/log.h"
 #include "keyvault/auth.h"
 #include "keyvault/json.h"
+#include "keyvault/jwk.h"
 #include "keyvault/retry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (strlen(k.kid) >= AKV_KV_KID_MAX || k.version[0] == '\0') {
             abort();
+        }
+        {
+            char why[160];
+            CK_RV jr = akv_jwk_check(&k, why, sizeof(why));
+            if (jr != CKR_OK && jr != CKR_DEVICE_ERROR) {
+                abort();
+            }
         }
         akv_kv_key_clear(&k);
     }
@@ -72,9 +81,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)akv_retry_after_parse(str, 1700000000);
     {
-        char name[AKV_KV_NAME_MAX];
-        char ver[AKV_KV_VERSION_MAX];
-        (void)akv_json_parse_kid(str, name, ver);
+        struct akv_kvid_kid id;
+        struct akv_kvid_url u;
+        if (akv_kvid_kid_parse(str, &id) == 0
+            && (!akv_kvid_name_ok(id.name, strlen(id.name))
+                || (id.version[0] != '\0'
+                    && !akv_kvid_version_ok(id.version, 32)))) {
+            abort();
+        }
+        (void)akv_kvid_url_parse(str, &u);
+        (void)akv_kvid_host_is_loopback(str, strlen(str));
     }
     {
         uint8_t out[512];

@@ -344,6 +344,35 @@ static void test_broken(void **state)
     expect_error(TOK_HEAD "\"vault_url\":\"ftp://x\",\"keys\":[\"k\"]," MI_CRED
                           "}]}",
                  "tokens[0].vault_url: \"ftp://x\" is not an https:// URL");
+    /* host and port per common/kvid.c */
+    expect_error(TOK_HEAD
+                 "\"vault_url\":\"https://v..x\",\"keys\":[\"k\"]," MI_CRED
+                 "}]}",
+                 "tokens[0].vault_url: \"https://v..x\" has an invalid host "
+                 "or port");
+    expect_error(TOK_HEAD
+                 "\"vault_url\":\"https://v:99999\",\"keys\":[\"k\"]," MI_CRED
+                 "}]}",
+                 "tokens[0].vault_url: \"https://v:99999\" has an invalid host "
+                 "or port");
+    /* http:// to loopback means 127.a.b.c in full: "127.1" and "127..."
+     * passed here and failed in the HTTP layer before */
+    expect_error(TOK_HEAD
+                 "\"vault_url\":\"http://127.1:8080\",\"http\":{"
+                 "\"allow_http_loopback\":true},\"keys\":[\"k\"]," MI_CRED
+                 "}]}",
+                 "\"http://127.1:8080\": http:// is allowed only to a "
+                 "loopback address");
+    expect_error(TOK_HEAD
+                 "\"vault_url\":\"http://127.0.0.1.5\",\"http\":{"
+                 "\"allow_http_loopback\":true},\"keys\":[\"k\"]," MI_CRED
+                 "}]}",
+                 "\"http://127.0.0.1.5\": http:// is allowed only to a "
+                 "loopback address");
+    /* key versions are Key Vault's 32 hex digits */
+    expect_error(TOK_HEAD VAULT ",\"keys\":[{\"name\":\"k\",\"version\":"
+                                "\"v1\"}]," MI_CRED "}]}",
+                 "\"v1\" is not a key version (32 hex digits)");
 }
 
 static void test_load_file(void **state)

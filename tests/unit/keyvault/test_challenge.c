@@ -129,6 +129,29 @@ static void test_host_check(void **state)
     assert_true(
         akv_auth_challenge_host_ok("https://h.managedhsm.azure.net", &ch));
     assert_false(akv_auth_challenge_host_ok("https://v.vault.azure.net", &ch));
+
+    /* a one-label resource is a top-level domain, not Key Vault's: the
+     * SDKs' endsWith("." + host) accepts it, we do not (issue 7) */
+    static const char *const tld[] = {
+        "Bearer resource=\"https://net\"",
+        "Bearer resource=\"https://NET/\"",
+        "Bearer scope=\"https://net/.default\"",
+        "Bearer resource=\"https://net.\"",
+        "Bearer resource=\"https://.azure.net\"",
+    };
+    for (size_t i = 0; i < sizeof(tld) / sizeof(tld[0]); i++) {
+        if (akv_auth_parse_challenge(tld[i], &ch) == 0
+            && akv_auth_challenge_host_ok("https://x.vault.azure.net", &ch)) {
+            fail_msg("token offered to %s", tld[i]);
+        }
+    }
+    /* two labels at a label boundary are enough */
+    assert_int_equal(
+        akv_auth_parse_challenge("Bearer resource=\"https://azure.net\"", &ch),
+        0);
+    assert_true(akv_auth_challenge_host_ok("https://x.vault.azure.net", &ch));
+    assert_false(
+        akv_auth_challenge_host_ok("https://x.vaultazure.net.evil.com", &ch));
 }
 
 static void test_refresh_schedule(void **state)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -29,6 +30,39 @@ struct fx {
 };
 
 static char n_b64[400];
+static char vbase[128]; /* the mock's origin: kids must name it */
+
+#define V1 "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7"
+#define V2 "11111111111111111111111111111111"
+
+/* P-256 and secp256k1 base points (SEC 2), base64url; GY_BAD is off the
+ * curve (last bit flipped) */
+#define P256_GX     "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY"
+#define P256_GY     "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
+#define P256_GY_BAD "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfQ"
+#define K256_GX     "eb5mfvncu6xVoGKVzocLBwKb_NstzijZWfKBWxb4F5g"
+#define K256_GY     "SDradyajxGVdpPv8DhEIqP0XtEimhVQZnEfQj_sQ1Lg"
+
+/* TMPL with every "@V@" replaced by the mock vault's origin (a ring of
+ * static buffers: a few results may be alive at once). */
+static const char *J(const char *tmpl)
+{
+    static char ring[8][2048];
+    static unsigned next;
+    char *o = ring[next++ % 8];
+    size_t w = 0;
+
+    for (const char *p = tmpl; *p != '\0' && w + 130 < sizeof(ring[0]);) {
+        if (strncmp(p, "@V@", 3) == 0) {
+            w += (size_t)snprintf(o + w, sizeof(ring[0]) - w, "%s", vbase);
+            p += 3;
+        } else {
+            o[w++] = *p++;
+        }
+    }
+    o[w] = '\0';
+    return o;
+}
 
 /* extra: JSON members appended to the token object's http settings;
  * cache_dir: the cross-process cache folder, or NULL for none (the
@@ -54,6 +88,7 @@ static struct akv_kv *make_kv_in(struct fx *f, const char *http_extra,
              "\"http\":{\"allow_http_loopback\":true,"
              "\"verify_challenge_resource\":false%s},%s}]}",
              mock_url(f->m), mock_url(f->m), http_extra, cache);
+    (void)snprintf(vbase, sizeof(vbase), "%s", mock_url(f->m));
     if (akv_config_parse(json, strlen(json), "test.json", &f->cfg, err,
                          sizeof(err))
         != 0) {
@@ -93,12 +128,12 @@ static const char *bundle_json(void)
 {
     static char b[1024];
     snprintf(b, sizeof(b),
-             "{\"key\":{\"kid\":\"https://myvault.vault.azure.net/keys/cmk/"
+             "{\"key\":{\"kid\":\"%s/keys/cmk/"
              "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"kty\":\"RSA-HSM\","
              "\"key_ops\":[\"wrapKey\",\"unwrapKey\"],\"n\":\"%s\","
              "\"e\":\"AQAB\"},\"attributes\":{\"enabled\":true,"
              "\"created\":1717000000,\"updated\":1717000000}}",
-             n_b64);
+             vbase, n_b64);
     return b;
 }
 
@@ -169,17 +204,16 @@ static void test_wrap_unwrap(void **state)
     akv_b64url_encode(wrapped, sizeof(wrapped), wrapped_b64,
                       sizeof(wrapped_b64));
     snprintf(resp, sizeof(resp),
-             "{\"kid\":\"https://myvault.vault.azure.net/keys/cmk/"
+             "{\"kid\":\"%s/keys/cmk/"
              "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"value\":\"%s\"}",
-             wrapped_b64);
+             vbase, wrapped_b64);
     mock_push(f->m, "/keys/cmk//wrapkey", 200, resp, NULL, 0);
     assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
                                    dek, sizeof(dek), &out, &out_len, kid),
                      CKR_OK);
     assert_int_equal(out_len, 256);
     assert_memory_equal(out, wrapped, 256);
-    assert_string_equal(kid, "https://myvault.vault.azure.net/keys/cmk/"
-                             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    assert_string_equal(kid, J("@V@/keys/cmk/" V1));
     free(out);
     r = rec_at(f, 1);
     assert_string_equal(r.method, "POST");
@@ -190,18 +224,18 @@ static void test_wrap_unwrap(void **state)
                         "{\"alg\":\"RSA-OAEP-256\",\"value\":"
                         "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}");
 
-    mock_push(f->m, "/keys/cmk/0b6c/unwrapkey", 200,
-              "{\"kid\":\"https://v/keys/cmk/0b6c\",\"value\":"
-              "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}",
+    mock_push(f->m, "/keys/cmk/" V1 "/unwrapkey", 200,
+              J("{\"kid\":\"@V@/keys/cmk/" V1 "\",\"value\":"
+                "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc\"}"),
               NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "0b6c", AKV_KV_ALG_RSA_OAEP,
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP,
                                      wrapped, sizeof(wrapped), &plain),
                      CKR_OK);
     assert_int_equal(plain.len, 32);
     assert_memory_equal(plain.data, dek, 32);
     akv_secret_clear(&plain);
     r = rec_at(f, 2);
-    assert_string_equal(r.path, "/keys/cmk/0b6c/unwrapkey");
+    assert_string_equal(r.path, "/keys/cmk/" V1 "/unwrapkey");
     assert_non_null(strstr(r.body, "{\"alg\":\"RSA-OAEP\",\"value\":\"Wlpa"));
 }
 
@@ -219,22 +253,22 @@ static void test_error_mapping(void **state)
               "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Error "
               "occurred while decoding OAEP padding.\"}}",
               NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
-                                     in, sizeof(in), &plain),
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
+                                     sizeof(in), &plain),
                      CKR_WRAPPED_KEY_INVALID);
     assert_null(plain.data);
     mock_push(f->m, "/keys/cmk", 403,
               "{\"error\":{\"code\":\"Forbidden\",\"message\":\"no\","
               "\"innererror\":{\"code\":\"AccessDenied\"}}}",
               NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
-                                     in, sizeof(in), &plain),
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
+                                     sizeof(in), &plain),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     mock_push(f->m, "/keys/cmk", 403,
               "{\"error\":{\"code\":\"Forbidden\",\"innererror\":{\"code\":"
               "\"KeyDisabled\"}}}",
               NULL, 0);
-    assert_int_equal(kv->ops->wrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256, in,
+    assert_int_equal(kv->ops->wrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
                                    32, &out, &out_len, NULL),
                      CKR_KEY_FUNCTION_NOT_PERMITTED);
     assert_null(out);
@@ -250,8 +284,8 @@ static void test_error_mapping(void **state)
     mock_push(f->m, "/keys/cmk", 200, "{\"key\":{}}", NULL, 0);
     assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_DEVICE_ERROR);
     mock_push(f->m, "/keys/cmk", 200, "<html>", NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
-                                     in, sizeof(in), &plain),
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
+                                     sizeof(in), &plain),
                      CKR_DEVICE_ERROR);
     /* none of these were retried */
     assert_int_equal(mock_count(f->m, "/keys/"), 7);
@@ -269,7 +303,7 @@ static void test_answer_checks(void **state)
 
     /* wrap answered for another key, or without a versioned kid */
     mock_push(f->m, "/keys/cmk", 200,
-              "{\"kid\":\"https://v/keys/other/abc\",\"value\":\"Zg\"}", NULL,
+              J("{\"kid\":\"@V@/keys/other/" V1 "\",\"value\":\"Zg\"}"), NULL,
               0);
     assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
                                    dek, sizeof(dek), &out, &out_len, kid),
@@ -281,31 +315,297 @@ static void test_answer_checks(void **state)
                                    dek, sizeof(dek), &out, &out_len, kid),
                      CKR_DEVICE_ERROR);
     mock_push(f->m, "/keys/cmk", 200,
-              "{\"kid\":\"https://v/keys/cmk\",\"value\":\"Zg\"}", NULL, 0);
+              J("{\"kid\":\"@V@/keys/cmk\",\"value\":\"Zg\"}"), NULL, 0);
     assert_int_equal(kv->ops->wrap(kv, "cmk", NULL, AKV_KV_ALG_RSA_OAEP_256,
                                    dek, sizeof(dek), &out, &out_len, kid),
                      CKR_DEVICE_ERROR);
     /* a pinned version must come back as that version */
     mock_push(f->m, "/keys/cmk", 200,
-              "{\"kid\":\"https://v/keys/cmk/def\",\"value\":\"Zg\"}", NULL, 0);
-    assert_int_equal(kv->ops->wrap(kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
-                                   dek, sizeof(dek), &out, &out_len, kid),
+              J("{\"kid\":\"@V@/keys/cmk/" V2 "\",\"value\":\"Zg\"}"), NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, dek,
+                                   sizeof(dek), &out, &out_len, kid),
                      CKR_DEVICE_ERROR);
     mock_push(f->m, "/keys/cmk", 200,
-              "{\"kid\":\"https://v/keys/CMK/ABC\",\"value\":\"Zg\"}", NULL, 0);
-    assert_int_equal(kv->ops->wrap(kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
-                                   dek, sizeof(dek), &out, &out_len, kid),
+              J("{\"kid\":\"@V@/keys/CMK/"
+                "0B6C1E2A9F3D4E58A1C7D2E3F4A5B6C7\",\"value\":\"Zg\"}"),
+              NULL, 0);
+    assert_int_equal(kv->ops->wrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, dek,
+                                   sizeof(dek), &out, &out_len, kid),
                      CKR_OK);
     assert_int_equal(out_len, 1);
-    assert_string_equal(kid, "https://v/keys/CMK/ABC");
+    assert_string_equal(kid,
+                        J("@V@/keys/CMK/0B6C1E2A9F3D4E58A1C7D2E3F4A5B6C7"));
     free(out);
 
     /* GET of a pinned version answered with another version; out stays
      * untouched on failure */
     memset(&k, 0x5a, sizeof(k));
     mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
-    assert_int_equal(kv->ops->get_key(kv, "cmk", "1111", &k), CKR_DEVICE_ERROR);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", V2, &k), CKR_DEVICE_ERROR);
     assert_int_equal(k.kid[0], 0x5a);
+}
+
+/* The log written while FN runs, read back from a file target: the lines
+ * the module wrote for one hostile answer. */
+static char logbuf[8192];
+
+static void log_to_file(const char *path)
+{
+    (void)remove(path);
+    assert_int_equal(akv_log_configure(AKV_LOG_LEVEL_ERROR, path), 0);
+}
+
+static const char *log_read(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = 0;
+
+    assert_non_null(fp);
+    n = fread(logbuf, 1, sizeof(logbuf) - 1, fp);
+    logbuf[n] = '\0';
+    fclose(fp);
+    (void)remove(path);
+    akv_log_configure(getenv("AKV_TEST_LOG") != NULL ? AKV_LOG_LEVEL_DEBUG
+                                                     : AKV_LOG_LEVEL_NONE,
+                      "stderr");
+    return logbuf;
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s != '\0'; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+/* A GET answer that is this key in every respect but KID / N / E / the EC
+ * members: refused with CKR_DEVICE_ERROR, out untouched, one log line. */
+static void expect_get_refused(struct fx *f, const char *key_json,
+                               const char *what)
+{
+    char body[4096];
+    char path[256];
+    struct akv_kv_key k;
+    const char *log;
+
+    snprintf(body, sizeof(body), "{\"key\":{%s}}", key_json);
+    snprintf(path, sizeof(path), "%s/kv_rest_log.%d.txt",
+             getenv("AKV_TEST_TMP") != NULL ? getenv("AKV_TEST_TMP") : "/tmp",
+             (int)getpid());
+    log_to_file(path);
+    mock_push(f->m, "/keys/cmk", 200, body, NULL, 0);
+    memset(&k, 0x5a, sizeof(k));
+    if (f->kv->ops->get_key(f->kv, "cmk", NULL, &k) != CKR_DEVICE_ERROR) {
+        fail_msg("accepted %s: %s", what, body);
+    }
+    assert_int_equal(k.kid[0], 0x5a);
+    log = log_read(path);
+    if (count_lines(log) != 1 || strstr(log, " ERROR ") == NULL) {
+        fail_msg("%s: expected one ERROR line, got: %s", what, log);
+    }
+}
+
+#define KID_OK    "\"kid\":\"@V@/keys/cmk/" V1 "\""
+#define RSA_OK(n) "\"kty\":\"RSA\",\"n\":\"" n "\""
+
+static void test_hostile_get(void **state)
+{
+    struct fx *f = *state;
+    char other_port[160];
+    char other_scheme[160];
+    char n_json[600];
+    char big[700];
+    char json[1600];
+    unsigned port = 0;
+    struct akv_kv_key k;
+
+    make_kv(f, "");
+    sscanf(strrchr(vbase, ':') + 1, "%u", &port);
+    snprintf(other_port, sizeof(other_port),
+             "\"kid\":\"http://127.0.0.1:%u/keys/cmk/" V1 "\"", port + 1);
+    snprintf(other_scheme, sizeof(other_scheme),
+             "\"kid\":\"https://127.0.0.1:%u/keys/cmk/" V1 "\"", port);
+    snprintf(n_json, sizeof(n_json), "\"kty\":\"RSA\",\"n\":\"%s\"", n_b64);
+
+    /* the good answer passes (so the refusals below are for their one
+     * defect) */
+    snprintf(json, sizeof(json), "{\"key\":{%s,%s,\"e\":\"AQAB\"}}", J(KID_OK),
+             n_json);
+    mock_push(f->m, "/keys/cmk", 200, json, NULL, 0);
+    assert_int_equal(f->kv->ops->get_key(f->kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+
+    /* kids: another host, port, scheme, key, a bad version, a newline */
+    {
+        const char *kids[] = {
+            "\"kid\":\"https://evil.example/keys/cmk/" V1 "\"",
+            other_port,
+            other_scheme,
+            J("\"kid\":\"@V@/keys/other/" V1 "\""),
+            J("\"kid\":\"@V@/keys/cmk/0b6c\""),
+            J("\"kid\":\"@V@/keys/cmk/" V1 "0\""),
+            J("\"kid\":\"@V@/keys/cmk/" V1 "/x\""),
+            J("\"kid\":\"@V@/secrets/cmk/" V1 "\""),
+            J("\"kid\":\"@V@/keys/cmk/" V1
+              "\\n2026-01-01T00:00:00.000Z akv-pkcs11[1/1] ERROR forged\""),
+        };
+        for (size_t i = 0; i < sizeof(kids) / sizeof(kids[0]); i++) {
+            snprintf(json, sizeof(json), "%s,%s,\"e\":\"AQAB\"", kids[i],
+                     n_json);
+            expect_get_refused(f, json, kids[i]);
+        }
+        /* one line (checked above), and nothing of it at a line start */
+        assert_null(strstr(logbuf, "\n2026-01-01T00:00:00.000Z"));
+    }
+
+    /* RSA keys Key Vault cannot hold, or that leak or lose a data key */
+    {
+        uint8_t n[513];
+        const char *exps[] = {
+            "AQ",      /* e = 1: "encryption" is the identity */
+            "AA",      /* e = 0 */
+            "AAAA",    /* e = 0 in two bytes */
+            "AQAA",    /* e = 65536: even */
+            "Ag",      /* e = 2 */
+            "AQAAAAE", /* e = 2^32 + 1: absurdly large */
+        };
+        for (size_t i = 0; i < sizeof(exps) / sizeof(exps[0]); i++) {
+            snprintf(json, sizeof(json), "%s,%s,\"e\":\"%s\"", J(KID_OK),
+                     n_json, exps[i]);
+            expect_get_refused(f, json, exps[i]);
+        }
+        /* an 8-bit modulus */
+        snprintf(json, sizeof(json), "%s," RSA_OK("wQ") ",\"e\":\"AQAB\"",
+                 J(KID_OK));
+        expect_get_refused(f, json, "8-bit modulus");
+        /* 2047 bits (top byte 0x7f), 4104 bits, an even modulus */
+        for (int c = 0; c < 3; c++) {
+            size_t len = c == 1 ? 513 : 256;
+            for (size_t i = 0; i < len; i++) {
+                n[i] = (uint8_t)(i + 1) | 1;
+            }
+            n[0] = c == 0 ? 0x7f : 0xc1;
+            if (c == 2) {
+                n[len - 1] = 0x02;
+            }
+            akv_b64url_encode(n, len, big, sizeof(big));
+            snprintf(json, sizeof(json),
+                     "%s,\"kty\":\"RSA-HSM\",\"n\":\"%s\",\"e\":\"AQAB\"",
+                     J(KID_OK), big);
+            expect_get_refused(f, json,
+                               c == 0   ? "2047-bit modulus"
+                               : c == 1 ? "4104-bit modulus"
+                                        : "even modulus");
+        }
+    }
+
+    /* EC: off the curve, or a point of another curve */
+    snprintf(json, sizeof(json),
+             "%s,\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" P256_GX
+             "\",\"y\":\"" P256_GY_BAD "\"",
+             J(KID_OK));
+    expect_get_refused(f, json, "P-256 point off the curve");
+    snprintf(json, sizeof(json),
+             "%s,\"kty\":\"EC-HSM\",\"crv\":\"P-256K\",\"x\":\"" P256_GX
+             "\",\"y\":\"" P256_GY "\"",
+             J(KID_OK));
+    expect_get_refused(f, json, "P-256 point as secp256k1");
+    /* and on the curve they pass */
+    snprintf(json, sizeof(json),
+             "{\"key\":{%s,\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" P256_GX
+             "\",\"y\":\"" P256_GY "\"}}",
+             J(KID_OK));
+    mock_push(f->m, "/keys/cmk", 200, json, NULL, 0);
+    assert_int_equal(f->kv->ops->get_key(f->kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    snprintf(json, sizeof(json),
+             "{\"key\":{%s,\"kty\":\"EC\",\"crv\":\"P-256K\",\"x\":\"" K256_GX
+             "\",\"y\":\"" K256_GY "\"}}",
+             J(KID_OK));
+    mock_push(f->m, "/keys/cmk", 200, json, NULL, 0);
+    assert_int_equal(f->kv->ops->get_key(f->kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+}
+
+/* wrap / unwrap results naming another vault, key or version */
+static void test_hostile_op_kid(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    uint8_t dek[32] = {7};
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    char kid[AKV_KV_KID_MAX] = "untouched";
+    struct akv_secret plain = AKV_SECRET_INIT;
+    const char *bad[] = {
+        "{\"kid\":\"https://evil.example/keys/cmk/" V1 "\",\"value\":\"Zg\"}",
+        "{\"kid\":\"https://127.0.0.1:1/keys/cmk/" V1 "\",\"value\":\"Zg\"}",
+        "{\"kid\":\"@V@/keys/other/" V1 "\",\"value\":\"Zg\"}",
+        "{\"kid\":\"@V@/keys/cmk/" V2 "\",\"value\":\"Zg\"}",
+        "{\"kid\":\"@V@/keys/cmk/xyz\",\"value\":\"Zg\"}",
+        "{\"kid\":\"@V@/keys/cmk/" V1 "\\r\\nX\",\"value\":\"Zg\"}",
+    };
+
+    char path[256];
+    const char *log;
+
+    snprintf(path, sizeof(path), "%s/kv_rest_op.%d.txt",
+             getenv("AKV_TEST_TMP") != NULL ? getenv("AKV_TEST_TMP") : "/tmp",
+             (int)getpid());
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        log_to_file(path);
+        mock_push(f->m, "/keys/cmk", 200, J(bad[i]), NULL, 0);
+        if (kv->ops->wrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, dek,
+                          sizeof(dek), &out, &out_len, kid)
+            != CKR_DEVICE_ERROR) {
+            fail_msg("wrap accepted %s", bad[i]);
+        }
+        assert_null(out);
+        assert_string_equal(kid, "untouched");
+        mock_push(f->m, "/keys/cmk", 200, J(bad[i]), NULL, 0);
+        if (kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, dek,
+                            sizeof(dek), &plain)
+            != CKR_DEVICE_ERROR) {
+            fail_msg("unwrap accepted %s", bad[i]);
+        }
+        assert_null(plain.data);
+        /* one ERROR line per refusal, the kid quoted in it */
+        log = log_read(path);
+        if (count_lines(log) != 2 || strstr(log, "answer's kid") == NULL) {
+            fail_msg("%s: expected two lines, got %s", bad[i], log);
+        }
+    }
+    /* the CR LF of the last kid reached the log escaped */
+    assert_non_null(strstr(logbuf, V1 "\\x0d\\x0aX\""));
+}
+
+/* A server's error message with control characters: one escaped line. */
+static void test_hostile_error_text(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_key k;
+    char path[256];
+    const char *log;
+
+    snprintf(path, sizeof(path), "%s/kv_rest_err.%d.txt",
+             getenv("AKV_TEST_TMP") != NULL ? getenv("AKV_TEST_TMP") : "/tmp",
+             (int)getpid());
+    log_to_file(path);
+    mock_push(f->m, "/keys/cmk", 404,
+              "{\"error\":{\"code\":\"Key\\u001b[2JNotFound\",\"message\":"
+              "\"gone\\u0000\\u0007\\u007f\\u0085 \\r\\n2026 ERROR forged\"}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k),
+                     CKR_KEY_HANDLE_INVALID);
+    log = log_read(path);
+    assert_int_equal(count_lines(log), 1);
+    assert_null(strstr(log, "forged"));
+    assert_null(strchr(log, 0x1b));
+    assert_null(strchr(log, 0x07));
+    assert_non_null(strstr(log, "Key\\x1b[2JNotFound"));
 }
 
 static void test_arguments(void **state)
@@ -647,7 +947,7 @@ static void *hammer_thread(void *arg)
                              sizeof(dek), &out, &out_len, kid)
                 == CKR_OK
             && out_len == 1
-            && h->kv->ops->unwrap(h->kv, "cmk", "abc", AKV_KV_ALG_RSA_OAEP_256,
+            && h->kv->ops->unwrap(h->kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256,
                                   out, out_len, &plain)
                    == CKR_OK) {
             h->ok++;
@@ -667,7 +967,7 @@ static void test_hammer(void **state)
     struct hammer h[16];
 
     mock_set_default(f->m, "/keys/cmk", 200,
-                     "{\"kid\":\"https://v/keys/cmk/abc\",\"value\":\"Zg\"}");
+                     J("{\"kid\":\"@V@/keys/cmk/" V1 "\",\"value\":\"Zg\"}"));
     for (int i = 0; i < 16; i++) {
         h[i].kv = kv;
         h[i].ok = 0;
@@ -719,8 +1019,8 @@ static void test_cross_process_cache(void **state)
 
     snprintf(dir, sizeof(dir), "/tmp/akv-kvc-XXXXXX");
     assert_non_null(mkdtemp(dir));
+    kv = make_kv_in(f, "", dir); /* before bundle_json: it sets vbase */
     mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
-    kv = make_kv_in(f, "", dir);
     assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
     akv_kv_key_clear(&k);
     assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
@@ -736,10 +1036,10 @@ static void test_cross_process_cache(void **state)
     assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
     assert_int_equal(mock_count(f->m, "/keys/cmk"), 1);
     /* An operation needs the vault, with the cached token. */
-    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 200,
-              "{\"kid\":\"https://v/keys/cmk/v1\",\"value\":\"Zg\"}", NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
-                                     in, sizeof(in), &plain),
+    mock_push(f->m, "/keys/cmk/" V1 "/unwrapkey", 200,
+              J("{\"kid\":\"@V@/keys/cmk/" V1 "\",\"value\":\"Zg\"}"), NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
+                                     sizeof(in), &plain),
                      CKR_OK);
     akv_secret_clear(&plain);
     assert_int_equal(mock_count(f->m, "/oauth2/"), 1);
@@ -749,11 +1049,11 @@ static void test_cross_process_cache(void **state)
     /* "Process" 3: the vault refuses the cached token (401): a new one is
      * fetched - never the refused one again from the cache - and stored. */
     kv = make_kv_in(f, "", dir);
-    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 401, "", CHALLENGE, 0);
-    mock_push(f->m, "/keys/cmk/v1/unwrapkey", 200,
-              "{\"kid\":\"https://v/keys/cmk/v1\",\"value\":\"Zg\"}", NULL, 0);
-    assert_int_equal(kv->ops->unwrap(kv, "cmk", "v1", AKV_KV_ALG_RSA_OAEP_256,
-                                     in, sizeof(in), &plain),
+    mock_push(f->m, "/keys/cmk/" V1 "/unwrapkey", 401, "", CHALLENGE, 0);
+    mock_push(f->m, "/keys/cmk/" V1 "/unwrapkey", 200,
+              J("{\"kid\":\"@V@/keys/cmk/" V1 "\",\"value\":\"Zg\"}"), NULL, 0);
+    assert_int_equal(kv->ops->unwrap(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP_256, in,
+                                     sizeof(in), &plain),
                      CKR_OK);
     akv_secret_clear(&plain);
     assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
@@ -792,6 +1092,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_op_kid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_error_text, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_refresh, setup,
                                         teardown),
@@ -828,6 +1132,8 @@ int main(void)
     for (int i = 0; i < 256; i++) {
         n[i] = (uint8_t)(i + 1);
     }
+    n[0] = 0xc1;   /* a 2048-bit modulus: top bit set */
+    n[255] = 0x01; /* and odd (akv_jwk_check) */
     akv_b64url_encode(n, 256, n_b64, sizeof(n_b64));
     setenv("AKV_TEST_SECRET", "s&cr=t+ x", 1);
     akv_log_configure(getenv("AKV_TEST_LOG") != NULL ? AKV_LOG_LEVEL_DEBUG

@@ -163,6 +163,8 @@ static size_t count_lines(const char *buf, const char *needle)
     return n;
 }
 
+#define VER32 "0123456789abcdef0123456789abcdef"
+
 static void test_parse_kid(void **state)
 {
     char n[AKV_KV_NAME_MAX], v[AKV_KV_VERSION_MAX];
@@ -173,14 +175,18 @@ static void test_parse_kid(void **state)
         "cmk",
         "https://v.vault.azure.net/keys/cmk",
         "https://v.vault.azure.net/keys/cmk/",
-        "https://v.vault.azure.net/keys//abc",
-        "https://v.vault.azure.net/keys/cmk/abc/extra",
-        "https://v.vault.azure.net/keys/cmk/abc?api-version=7.4",
-        "https://v.vault.azure.net/secrets/cmk/abc",
-        "https:///keys/cmk/abc",
-        "ftp://v/keys/cmk/abc",
-        "https://v.vault.azure.net/keys/c_k/abc",
+        "https://v.vault.azure.net/keys//0123456789abcdef0123456789abcdef",
+        "https://v.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcdef/"
+        "extra",
+        "https://v.vault.azure.net/keys/cmk/"
+        "0123456789abcdef0123456789abcdef?api-version=7.4",
+        "https://v.vault.azure.net/secrets/cmk/"
+        "0123456789abcdef0123456789abcdef",
+        "https:///keys/cmk/0123456789abcdef0123456789abcdef",
+        "ftp://v/keys/cmk/0123456789abcdef0123456789abcdef",
+        "https://v.vault.azure.net/keys/c_k/0123456789abcdef0123456789abcdef",
         "https://v.vault.azure.net/keys/cmk/ab-c",
+        "https://v.vault.azure.net/keys/cmk/v1", /* not 32 hex digits */
         "https://v.vault.azure.net/keys/cmk/"
         "0123456789012345678901234567890123456789012345678901234567890123"
         "4",
@@ -195,9 +201,12 @@ static void test_parse_kid(void **state)
     assert_string_equal(n, "My-Key");
     assert_string_equal(v, "0123456789abcdef0123456789abcdef");
     assert_int_equal(
-        akv_admin_parse_kid("HTTP://127.0.0.1:8443/KEYS/k/v1", n, v), CKR_OK);
+        akv_admin_parse_kid(
+            "HTTP://127.0.0.1:8443/KEYS/k/0123456789ABCDEF0123456789ABCDEF", n,
+            v),
+        CKR_OK);
     assert_string_equal(n, "k");
-    assert_string_equal(v, "v1");
+    assert_string_equal(v, "0123456789abcdef0123456789abcdef");
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         snprintf(n, sizeof(n), "junk");
         snprintf(v, sizeof(v), "junk");
@@ -208,13 +217,13 @@ static void test_parse_kid(void **state)
     /* Name: 127 characters fit, 128 do not. */
     memset(long_name, 'a', sizeof(long_name));
     snprintf(
-        long_name, sizeof(long_name), "https://h/keys/%.*s/v", 127,
+        long_name, sizeof(long_name), "https://h/keys/%.*s/" VER32, 127,
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     assert_int_equal(akv_admin_parse_kid(long_name, n, v), CKR_OK);
     assert_int_equal(strlen(n), 127);
     snprintf(
-        long_name, sizeof(long_name), "https://h/keys/%.*s/v", 128,
+        long_name, sizeof(long_name), "https://h/keys/%.*s/" VER32, 128,
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     assert_int_equal(akv_admin_parse_kid(long_name, n, v), CKR_ARGUMENTS_BAD);
@@ -572,6 +581,10 @@ static void test_rewrap_killed_midway(void **state)
     akv_kv_key_clear(&target);
 }
 
+#define VA  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define VB  "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define VBU "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+
 static void test_tally(void **state)
 {
     struct akv_store_record r[5];
@@ -580,19 +593,19 @@ static void test_tally(void **state)
     (void)state;
 
     memset(r, 0, sizeof(r));
-    r[0].kid = "https://v/keys/cmk/bbbb";
-    r[1].kid = "https://v/keys/cmk/aaaa";
-    r[2].kid = "https://v/keys/cmk/BBBB";
-    r[3].kid = "https://v/keys/other/aaaa";
+    r[0].kid = "https://v/keys/cmk/" VB;
+    r[1].kid = "https://v/keys/cmk/" VA;
+    r[2].kid = "https://v/keys/cmk/" VBU;
+    r[3].kid = "https://v/keys/other/" VA;
     r[4].kid = "nonsense";
     assert_int_equal(akv_admin_tally(r, 5, &rows, &n), CKR_OK);
     assert_int_equal(n, 4);
     assert_string_equal(rows[0].name, "(unparsable kid)");
     assert_int_equal(rows[0].count, 1);
     assert_string_equal(rows[1].name, "cmk");
-    assert_string_equal(rows[1].version, "aaaa");
+    assert_string_equal(rows[1].version, VA);
     assert_int_equal(rows[1].count, 1);
-    assert_string_equal(rows[2].version, "bbbb");
+    assert_string_equal(rows[2].version, VB);
     assert_int_equal(rows[2].count, 2);
     assert_string_equal(rows[3].name, "other");
     free(rows);

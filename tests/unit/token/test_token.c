@@ -560,8 +560,8 @@ static void test_rotation_fallback_catalog(void **state)
                      CKR_ENCRYPTED_DATA_INVALID);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
     assert_int_equal(akv_slot_finalize(), CKR_OK);
-    /* Back to 0600: the hostile lines are skipped, v1 is found ("0000" is
-     * a well-formed name that Get Key answers 404 for: skipped). */
+    /* Back to 0600: the hostile lines (a path, a line without a version,
+     * a version that is not 32 hex digits) are skipped, v1 is found. */
     assert_int_equal(chmod(path, 0600), 0);
     init_with(extra);
     s = open_session(0);

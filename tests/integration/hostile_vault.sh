@@ -1,0 +1,69 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# A hostile vault (or network path to it), issue 7 §3: the emulator rewrites
+# its own answers (fault --malformed jwk-*/kid-*) and the module must refuse
+# them, with one clear log line, instead of trusting them.
+# Usage: hostile_vault.sh jwk-e1|jwk-n8|kid-host-get|kid-host-wrap|kid-newline
+#   jwk-e1        GET answers e = 1 ("wrap": "local" would put the data key
+#                 in clear into the wrapped blob): no key, no wrap
+#   jwk-n8        GET answers an 8-bit modulus: no key
+#   kid-host-get  GET answers a kid of https://evil.example: no key
+#   kid-host-wrap wrapKey answers a kid of https://evil.example: the wrap
+#                 fails (the token would unwrap with that kid later)
+#   kid-newline   wrapKey answers a kid with a newline and a forged log
+#                 line: refused, and the log has the kid escaped, no
+#                 forged line
+. "$(dirname "$0")/../lib/common.sh"
+: "${AKV_P11CLIENT:?}"
+CASE=${1:?case}
+t_begin
+LOG="$T_TMP/module.log"
+WRAP=local
+case "$CASE" in kid-host-wrap|kid-newline) WRAP=remote ;; esac
+emu_write_config "$AKV_PKCS11_CONFIG" "{\"wrap\":\"$WRAP\",\"key_refresh_s\":0}"
+emu_cli fault clear >/dev/null
+
+wrap() { withmod "$AKV_P11CLIENT" "$AKV_MODULE" wrap-file cmk "$T_TMP/w" sha256 2>&1; }
+
+# The same steps work against the honest vault.
+out=$(wrap) || true
+expect_ok "baseline: wrap works ($WRAP)" grep -Eq '^[0-9a-f]{32} [0-9a-f]{64}$' <<<"$out"
+: >"$LOG"
+
+case "$CASE" in
+jwk-e1|jwk-n8|kid-host-get)
+    kind=${CASE%-get}
+    emu_cli fault add --op get --count 1000 --malformed "$kind" >/dev/null
+    rm -f "$T_TMP/w"
+    out=$(wrap) || true
+    case "$out" in
+    FAIL:*|"RV "*) pass "the tampered key is not used: $out" ;;
+    *) fail "wrap with the tampered key succeeded: $out" ;;
+    esac
+    expect_fail "nothing was wrapped" test -s "$T_TMP/w"
+    case "$CASE" in
+    jwk-e1) expect_grep "the log names the exponent" "public key is refused: RSA public exponent 1 " "$LOG" ;;
+    jwk-n8) expect_grep "the log names the modulus size" "public key is refused: RSA modulus of 8 bits" "$LOG" ;;
+    kid-host-get) expect_grep "the log names the foreign kid" "kid \"https://evil.example/keys/cmk/[0-9a-f]{32}\" names another vault" "$LOG" ;;
+    esac
+    ;;
+kid-host-wrap)
+    emu_cli fault add --op wrapkey --count 1000 --malformed kid-host >/dev/null
+    out=$(wrap) || true
+    expect_eq "wrap answered for another vault is refused" "$out" "RV CKR_DEVICE_ERROR"
+    expect_grep "the log names the foreign kid" "op wrap[a-z]*: HTTP 200 but the answer's kid \"https://evil.example/keys/cmk/[0-9a-f]{32}\" names another vault" "$LOG"
+    ;;
+kid-newline)
+    emu_cli fault add --op wrapkey --count 1000 --malformed kid-newline >/dev/null
+    out=$(wrap) || true
+    expect_eq "wrap answered with a newline in its kid is refused" "$out" "RV CKR_DEVICE_ERROR"
+    expect_grep "the kid is in the log, escaped" '[0-9a-f]{32}\\x0a2026-01-01T00:00:00\.000Z akv-pkcs11\[1/1\] ERROR forged' "$LOG"
+    expect_fail "no forged line in the log" grep -q '^2026-01-01T00:00:00.000Z akv-pkcs11\[1/1\] ERROR forged' "$LOG"
+    ;;
+*) fail "unknown case $CASE" ;;
+esac
+
+emu_cli fault clear >/dev/null
+out=$(wrap) || true
+expect_ok "works again once the vault answers honestly" grep -Eq '^[0-9a-f]{32} [0-9a-f]{64}$' <<<"$out"
+t_finish

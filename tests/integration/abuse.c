@@ -1436,7 +1436,14 @@ static int group_opstate(void)
     /* Login context-specific with nothing active. */
     EXPECT(p11->C_Login(s, CKU_CONTEXT_SPECIFIC, NULL, 0),
            CKR_OPERATION_NOT_INITIALIZED);
-    EXPECT(p11->C_Login(s, CKU_SO, NULL, 0), CKR_USER_TYPE_INVALID);
+    /* No SO role here: its PIN is locked (v3.0 §5.6, §3.2). */
+    EXPECT(p11->C_Login(s, CKU_SO, NULL, 0), CKR_PIN_LOCKED);
+    {
+        CK_TOKEN_INFO ti;
+
+        EXPECT(p11->C_GetTokenInfo(slot0, &ti), CKR_OK);
+        CHECK(ti.flags & CKF_SO_PIN_LOCKED, "CKF_SO_PIN_LOCKED not set");
+    }
     EXPECT(p11->C_Login(s, 42, NULL, 0), CKR_USER_TYPE_INVALID);
     EXPECT(p11->C_Logout(s), CKR_USER_NOT_LOGGED_IN);
     EXPECT(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR *)"x", 1), CKR_OK);

@@ -623,8 +623,12 @@ static void test_sessions_login(void **state)
     assert_int_equal(info.state, CKS_RW_PUBLIC_SESSION);
 
     assert_int_equal(akv_session_logout(ro), CKR_USER_NOT_LOGGED_IN);
-    assert_int_equal(akv_session_login(ro, CKU_SO, NULL, 0),
-                     CKR_USER_TYPE_INVALID);
+    /* No SO role: a locked SO PIN (v3.0 §3.2 CKF_SO_PIN_LOCKED, §5.6). */
+    assert_true(ti.flags & CKF_SO_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, CKU_SO, NULL, 0), CKR_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, CKU_SO, (CK_UTF8CHAR *)"x", 1),
+                     CKR_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, 42, NULL, 0), CKR_USER_TYPE_INVALID);
     assert_int_equal(akv_session_login(ro, CKU_CONTEXT_SPECIFIC, NULL, 0),
                      CKR_OPERATION_NOT_INITIALIZED);
     assert_int_equal(akv_session_login(ro, CKU_USER, NULL, 5),

@@ -851,6 +851,100 @@ struct gcm_params_v240 {
     CK_ULONG ulTagBits;
 };
 
+/* v3.0 §5.8/§5.9: every failure of C_Encrypt/C_Decrypt, an Update or a Final
+ * ends the operation, NULL pointers included; only CKR_BUFFER_TOO_SMALL, a
+ * successful length query or Update, and a call refused as not part of the
+ * operation's flow (CKR_OPERATION_ACTIVE) keep it. */
+static void test_error_ends_operation(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    uint8_t iv[16] = {0};
+    CK_MECHANISM cbcpad = {CKM_AES_CBC_PAD, iv, sizeof(iv)};
+    uint8_t in[64] = {1, 2, 3};
+    uint8_t out[64];
+    CK_ULONG len;
+
+    (void)state;
+    init_with("");
+    s = open_session(CKF_RW_SESSION);
+    k = gen_aes(s, 16, CK_FALSE);
+    /* NULL pointers (the checks live in token/ now). */
+    for (int i = 0; i < 6; i++) {
+        CK_RV rv;
+
+        assert_int_equal(i < 3 ? akv_cipher_encrypt_init(s, &ecb, k)
+                               : akv_cipher_decrypt_init(s, &ecb, k),
+                         CKR_OK);
+        len = sizeof(out);
+        switch (i) {
+        case 0:
+            rv = akv_cipher_encrypt(s, NULL, 16, out, &len);
+            break;
+        case 1:
+            rv = akv_cipher_encrypt_update(s, in, 16, out, NULL);
+            break;
+        case 2:
+            rv = akv_cipher_encrypt_final(s, out, NULL);
+            break;
+        case 3:
+            rv = akv_cipher_decrypt(s, in, 16, out, NULL);
+            break;
+        case 4:
+            rv = akv_cipher_decrypt_update(s, NULL, 16, out, &len);
+            break;
+        default:
+            rv = akv_cipher_decrypt_final(s, out, NULL);
+            break;
+        }
+        assert_int_equal(rv, CKR_ARGUMENTS_BAD);
+        len = sizeof(out);
+        assert_int_equal(i < 3 ? akv_cipher_encrypt_final(s, out, &len)
+                               : akv_cipher_decrypt_final(s, out, &len),
+                         CKR_OPERATION_NOT_INITIALIZED);
+    }
+    /* A failing length query ends it too (ECB needs whole blocks). */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt(s, in, 15, NULL, &len),
+                     CKR_DATA_LEN_RANGE);
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    /* ... while a successful one, a short buffer and an Update keep it. */
+    len = 0;
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, NULL, &len), CKR_OK);
+    len = 3;
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, out, &len),
+                     CKR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, 16);
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, out, &len), CKR_OK);
+    /* Update then a Final with a partial block: ends with the error. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_update(s, in, 20, out, &len), CKR_OK);
+    assert_int_equal(len, 16);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len),
+                     CKR_DATA_LEN_RANGE);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    /* Bad CBC padding at the final call ends the decryption. */
+    assert_int_equal(akv_cipher_decrypt_init(s, &cbcpad, k), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_final(s, out, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(akv_cipher_decrypt_init(s, &cbcpad, k), CKR_OK);
+    /* Single-part during a multi-part operation: refused, not ended. */
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt(s, in, 16, out, &len),
+                     CKR_OPERATION_ACTIVE);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+}
+
 static void test_gcm_v240_params(void **state)
 {
     /* GCM spec test case 2 again, and a v3.0 round trip with AAD. */
@@ -1637,6 +1731,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_objects_die_with_session,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_aes_known_answers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_error_ends_operation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gcm_v240_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_key_roundtrip, setup,

@@ -242,7 +242,10 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         if (rv != CKR_OK) {
             goto out;
         }
-        if (kt != CKK_RSA || key->pub == NULL || key->vkey == NULL
+        /* Encrypt needs the public key (a vault key's or an imported
+         * one); decrypt the vault key version. */
+        if (kt != CKK_RSA || key->pub == NULL
+            || (kind == AKV_OP_DECRYPT && key->vkey == NULL)
             || cls
                    != (kind == AKV_OP_ENCRYPT ? CKO_PUBLIC_KEY
                                               : CKO_PRIVATE_KEY)) {

@@ -15,9 +15,11 @@
  * write() to a pipe is never filtered, needs no privilege, and the read
  * side hands back a private copy, so the string is checked and used from
  * memory we own (another thread cannot change or unmap it in between).
- * Each write stays inside one page (all of a page is readable or none of
- * it) and is at most PIPE_BUF bytes, so it is all-or-nothing and never
- * blocks: the pipe is drained after every chunk.
+ * The copy goes one byte per write: a longer write could read past the
+ * terminating NUL into whatever follows it (harmless for the kernel, but an
+ * out-of-bounds read for C and for AddressSanitizer). That costs two system
+ * calls per byte, a few milliseconds for the longest string accepted, once
+ * per C_Initialize; a one-byte write to a drained pipe never blocks.
  */
 #include "probe.h"
 
@@ -26,8 +28,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-
-#define PROBE_CHUNK 4096u /* <= PIPE_BUF and <= the smallest page size */
 
 static int printable(unsigned char c)
 {
@@ -56,37 +56,31 @@ int akv_probe_string(const void *p, char *out, size_t out_size)
     }
     /* Up to LIMIT string bytes plus the NUL. */
     while (got <= limit) {
-        size_t chunk = PROBE_CHUNK - (size_t)((at + got) % PROBE_CHUNK);
+        unsigned char c = 0;
         ssize_t w;
         ssize_t r;
 
-        if (chunk > limit + 1 - got) {
-            chunk = limit + 1 - got;
-        }
         do {
-            w = write(fds[1], (const void *)(at + got), chunk);
+            w = write(fds[1], (const void *)(at + got), 1);
         } while (w < 0 && errno == EINTR);
-        if (w <= 0) {
+        if (w != 1) {
             goto out; /* EFAULT: not readable */
         }
         do {
-            r = read(fds[0], out + got, (size_t)w);
+            r = read(fds[0], &c, 1);
         } while (r < 0 && errno == EINTR);
-        if (r != w) {
+        if (r != 1) {
             goto out;
         }
-        for (size_t i = 0; i < (size_t)r; i++) {
-            unsigned char c = (unsigned char)out[got + i];
-
-            if (c == '\0') {
-                rc = 0;
-                goto out;
-            }
-            if (!printable(c)) {
-                goto out;
-            }
+        out[got] = (char)c;
+        if (c == '\0') {
+            rc = 0;
+            goto out;
         }
-        got += (size_t)r;
+        if (!printable(c)) {
+            goto out;
+        }
+        got++;
     }
 out:
     if (fds[0] >= 0) {

@@ -2,7 +2,10 @@
 /*
  * Every PKCS#11 2.40 entry point: init check (akv_slot_begin/end, which
  * also fails after a fork until C_Initialize), required-pointer checks,
- * dispatch into token/. Parameter names are the spec's. Semantic checks
+ * dispatch into token/. The pointers of C_Encrypt/C_Decrypt and their
+ * Update/Final calls are checked in token/cipher.c instead, where a
+ * CKR_ARGUMENTS_BAD ends the active operation like any other error (v3.0
+ * §5.8/§5.9). Parameter names are the spec's. Semantic checks
  * (mechanisms, templates, key usage) live in token/.
  * Follows: PKCS#11 Base Specification v3.0 §5.
  */

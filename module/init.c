@@ -10,8 +10,16 @@
  *   some but not all set                               -> CKR_ARGUMENTS_BAD
  *   CKF_LIBRARY_CANT_CREATE_OS_THREADS                 -> accepted (see below)
  * pReserved: the configuration string ("config=/path", as p11-kit's
- * x-init-reserved passes it) - allowed, unlike the spec's NULL rule. No
- * network I/O here: the Key Vault clients are only created.
+ * x-init-reserved passes it) - allowed, unlike the spec's NULL rule. A
+ * pReserved that is not a readable, NUL-terminated, printable string of at
+ * most AKV_PROBE_STR_MAX bytes is CKR_ARGUMENTS_BAD (v3.0 §5.4.1 lists it
+ * for C_Initialize); it is copied by akv_probe_string, which never faults
+ * on unreadable memory. No network I/O here: the Key Vault clients are
+ * only created.
+ *
+ * Everything C_Initialize opens is released by C_Finalize (and by a
+ * C_Initialize that fails after opening it): the slots, sessions and
+ * clients (akv_slot_finalize) and the log file (akv_log_close).
  *
  * CKF_LIBRARY_CANT_CREATE_OS_THREADS: GnuTLS (p11tool, every GnuTLS program)
  * sets it on every module it loads, so answering CKR_NEED_TO_CREATE_THREADS
@@ -26,6 +34,7 @@
 
 #include "../common/config.h"
 #include "../common/log.h"
+#include "../common/probe.h"
 #include "../keyvault/kv.h"
 #include "../token/slot.h"
 #include "module.h"
@@ -64,6 +73,8 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
     CK_RV rv = CKR_GENERAL_ERROR;
     const CK_C_INITIALIZE_ARGS *a = pInitArgs;
     const char *reserved = NULL;
+    char reserved_copy[AKV_PROBE_STR_MAX + 1];
+    bool log_opened = false;
     char *path = NULL;
     struct akv_config *cfg = NULL;
     char err[512] = "";
@@ -73,7 +84,15 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         if (rv != CKR_OK) {
             goto out;
         }
-        reserved = a->pReserved;
+        if (a->pReserved != NULL) {
+            if (akv_probe_string(a->pReserved, reserved_copy,
+                                 sizeof(reserved_copy))
+                != 0) {
+                rv = CKR_ARGUMENTS_BAD;
+                goto out;
+            }
+            reserved = reserved_copy;
+        }
     }
     if (akv_slot_begin() == CKR_OK) {
         akv_slot_end();
@@ -91,6 +110,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         rv = CKR_GENERAL_ERROR;
         goto out;
     }
+    log_opened = true;
     if (akv_log_configure_why(cfg->log_level, cfg->log_target, err, sizeof(err))
         != 0) {
         /* Still on stderr: say so rather than drop the log silently. */
@@ -113,6 +133,9 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         AKV_LOG_INFO("initialised from %s", path);
     }
 out:
+    if (rv != CKR_OK && log_opened) {
+        akv_log_close();
+    }
     akv_config_free(cfg);
     free(path);
     return rv;
@@ -127,6 +150,11 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
         goto out;
     }
     rv = akv_slot_finalize();
+    if (rv == CKR_OK) {
+        /* The log file descriptor is the module's too (§5.4.2: C_Finalize
+         * ends the application's use of the library). */
+        akv_log_close();
+    }
 out:
     return rv;
 }

@@ -2,7 +2,10 @@
 /*
  * Every PKCS#11 2.40 entry point: init check (akv_slot_begin/end, which
  * also fails after a fork until C_Initialize), required-pointer checks,
- * dispatch into token/. Parameter names are the spec's. Semantic checks
+ * dispatch into token/. The pointers of C_Encrypt/C_Decrypt and their
+ * Update/Final calls are checked in token/cipher.c instead, where a
+ * CKR_ARGUMENTS_BAD ends the active operation like any other error (v3.0
+ * §5.8/§5.9). Parameter names are the spec's. Semantic checks
  * (mechanisms, templates, key usage) live in token/.
  * Follows: PKCS#11 Base Specification v3.0 §5.
  */
@@ -378,10 +381,10 @@ CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv = (pData != NULL || ulDataLen == 0) && pulEncryptedDataLen != NULL
-                 ? akv_cipher_encrypt(hSession, pData, ulDataLen,
-                                      pEncryptedData, pulEncryptedDataLen)
-                 : CKR_ARGUMENTS_BAD;
+        /* Pointers are checked in token/ (op_settle: a
+         * CKR_ARGUMENTS_BAD ends the operation, v3.0 §5.8). */
+        rv = akv_cipher_encrypt(hSession, pData, ulDataLen, pEncryptedData,
+                                pulEncryptedDataLen);
         rv = end_call(__func__, rv);
     }
     return rv;
@@ -394,11 +397,8 @@ CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv =
-            (pPart != NULL || ulPartLen == 0) && pulEncryptedPartLen != NULL
-                ? akv_cipher_encrypt_update(hSession, pPart, ulPartLen,
-                                            pEncryptedPart, pulEncryptedPartLen)
-                : CKR_ARGUMENTS_BAD;
+        rv = akv_cipher_encrypt_update(hSession, pPart, ulPartLen,
+                                       pEncryptedPart, pulEncryptedPartLen);
         rv = end_call(__func__, rv);
     }
     return rv;
@@ -410,9 +410,8 @@ CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv = pulLastEncryptedPartLen != NULL ? akv_cipher_encrypt_final(
-                 hSession, pLastEncryptedPart, pulLastEncryptedPartLen)
-                                             : CKR_ARGUMENTS_BAD;
+        rv = akv_cipher_encrypt_final(hSession, pLastEncryptedPart,
+                                      pulLastEncryptedPartLen);
         rv = end_call(__func__, rv);
     }
     return rv;
@@ -439,11 +438,8 @@ CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv = (pEncryptedData != NULL || ulEncryptedDataLen == 0)
-                     && pulDataLen != NULL
-                 ? akv_cipher_decrypt(hSession, pEncryptedData,
-                                      ulEncryptedDataLen, pData, pulDataLen)
-                 : CKR_ARGUMENTS_BAD;
+        rv = akv_cipher_decrypt(hSession, pEncryptedData, ulEncryptedDataLen,
+                                pData, pulDataLen);
         rv = end_call(__func__, rv);
     }
     return rv;
@@ -456,12 +452,8 @@ CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv = (pEncryptedPart != NULL || ulEncryptedPartLen == 0)
-                     && pulPartLen != NULL
-                 ? akv_cipher_decrypt_update(hSession, pEncryptedPart,
-                                             ulEncryptedPartLen, pPart,
-                                             pulPartLen)
-                 : CKR_ARGUMENTS_BAD;
+        rv = akv_cipher_decrypt_update(hSession, pEncryptedPart,
+                                       ulEncryptedPartLen, pPart, pulPartLen);
         rv = end_call(__func__, rv);
     }
     return rv;
@@ -473,9 +465,7 @@ CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
     CK_RV rv = akv_slot_begin();
 
     if (rv == CKR_OK) {
-        rv = pulLastPartLen != NULL
-                 ? akv_cipher_decrypt_final(hSession, pLastPart, pulLastPartLen)
-                 : CKR_ARGUMENTS_BAD;
+        rv = akv_cipher_decrypt_final(hSession, pLastPart, pulLastPartLen);
         rv = end_call(__func__, rv);
     }
     return rv;

@@ -47,16 +47,17 @@ static const struct akv_attr_policy policy[] = {
     {CKA_DERIVE, AKV_AK_BOOL, C | G | U | M},
     {CKA_START_DATE, AKV_AK_DATE, C | G | U | M},
     {CKA_END_DATE, AKV_AK_DATE, C | G | U | M},
-    {CKA_MODULUS, AKV_AK_BYTES, 0},
+    {CKA_MODULUS, AKV_AK_BYTES, C}, /* public-key import (§2.1.2) */
     {CKA_MODULUS_BITS, AKV_AK_ULONG, 0},
-    {CKA_PUBLIC_EXPONENT, AKV_AK_BYTES, 0},
+    {CKA_PUBLIC_EXPONENT, AKV_AK_BYTES, C},
     {CKA_PRIVATE_EXPONENT, AKV_AK_BYTES, 0},
     {CKA_PRIME_1, AKV_AK_BYTES, 0},
     {CKA_PRIME_2, AKV_AK_BYTES, 0},
     {CKA_EXPONENT_1, AKV_AK_BYTES, 0},
     {CKA_EXPONENT_2, AKV_AK_BYTES, 0},
     {CKA_COEFFICIENT, AKV_AK_BYTES, 0},
-    {CKA_VALUE_LEN, AKV_AK_ULONG, G | U}, /* fn 2: not on create */
+    {CKA_PUBLIC_KEY_INFO, AKV_AK_BYTES, 0}, /* derived from the key */
+    {CKA_VALUE_LEN, AKV_AK_ULONG, G | U},   /* fn 2: not on create */
     {CKA_EXTRACTABLE, AKV_AK_BOOL, C | G | U | M | SF},
     {CKA_LOCAL, AKV_AK_BOOL, 0},
     {CKA_NEVER_EXTRACTABLE, AKV_AK_BOOL, 0},
@@ -65,8 +66,13 @@ static const struct akv_attr_policy policy[] = {
     {CKA_MODIFIABLE, AKV_AK_BOOL, C | G | U | CO},
     {CKA_COPYABLE, AKV_AK_BOOL, C | G | U | M | SF},
     {CKA_DESTROYABLE, AKV_AK_BOOL, C | G | U | CO},
+    {CKA_EC_PARAMS, AKV_AK_BYTES, C}, /* public-key import (§2.3.3) */
+    {CKA_EC_POINT, AKV_AK_BYTES, C},
     {CKA_ALWAYS_AUTHENTICATE, AKV_AK_BOOL, 0},
     {CKA_WRAP_WITH_TRUSTED, AKV_AK_BOOL, C | G | U | M | ST},
+    /* Attribute arrays: answered (empty), not taken from callers. */
+    {CKA_WRAP_TEMPLATE, AKV_AK_BYTES, 0},
+    {CKA_UNWRAP_TEMPLATE, AKV_AK_BYTES, 0},
     {CKA_ALLOWED_MECHANISMS, AKV_AK_MECHS, C | G | U},
     {CKA_AKV_KID, AKV_AK_BYTES, 0},
     {CKA_AKV_KEY_NAME, AKV_AK_BYTES, 0},
@@ -81,6 +87,130 @@ static const struct akv_attr_policy policy[] = {
 #undef ST
 #undef SF
 #undef CO
+
+/*
+ * The attributes every key object answers, by class, with the value a key
+ * gets when whoever made it (vault key, C_GenerateKey, C_UnwrapKey,
+ * C_CreateObject, C_CopyObject, a store record written by an older version)
+ * did not set it. akv_attrs_fill_defaults adds the missing ones.
+ *   §4.4 storage, §4.7 common key: every key class;
+ *   §4.8 public, §4.9 private, §4.10 secret: their own rows.
+ * Where v3.0 leaves a default to the token, the module's choice is the one
+ * object.h documents for keys made here (sensitive, extractable, encrypt
+ * and decrypt for secret keys; every other usage FALSE). CKA_CHECK_VALUE
+ * (§4.10) is not answered: a stored key's value is only readable through the
+ * vault. CKA_DERIVE_TEMPLATE is not answered: no key derives.
+ */
+enum akv_dflt {
+    AKV_D_EMPTY = 0, /* zero-length value */
+    AKV_D_FALSE,
+    AKV_D_TRUE,
+    AKV_D_UNAVAILABLE, /* CK_ULONG CK_UNAVAILABLE_INFORMATION */
+};
+
+#define PUB  0x1u
+#define PRIV 0x2u
+#define SEC  0x4u
+#define KEY  (PUB | PRIV | SEC)
+
+static const struct {
+    CK_ATTRIBUTE_TYPE type;
+    unsigned classes;
+    enum akv_dflt value;
+} defaults[] = {
+    /* §4.4 */
+    {CKA_PRIVATE, KEY, AKV_D_FALSE},
+    {CKA_MODIFIABLE, KEY, AKV_D_TRUE},
+    {CKA_COPYABLE, KEY, AKV_D_TRUE},
+    {CKA_DESTROYABLE, KEY, AKV_D_TRUE},
+    {CKA_LABEL, KEY, AKV_D_EMPTY},
+    /* §4.7 */
+    {CKA_ID, KEY, AKV_D_EMPTY},
+    {CKA_START_DATE, KEY, AKV_D_EMPTY},
+    {CKA_END_DATE, KEY, AKV_D_EMPTY},
+    {CKA_DERIVE, KEY, AKV_D_FALSE},
+    {CKA_LOCAL, KEY, AKV_D_FALSE},
+    {CKA_KEY_GEN_MECHANISM, KEY, AKV_D_UNAVAILABLE},
+    {CKA_ALLOWED_MECHANISMS, KEY, AKV_D_EMPTY},
+    /* §4.8 / §4.9 shared */
+    {CKA_SUBJECT, PUB | PRIV, AKV_D_EMPTY},
+    {CKA_PUBLIC_KEY_INFO, PUB | PRIV, AKV_D_EMPTY},
+    /* §4.8 */
+    {CKA_ENCRYPT, PUB, AKV_D_FALSE},
+    {CKA_VERIFY, PUB | SEC, AKV_D_FALSE},
+    {CKA_VERIFY_RECOVER, PUB, AKV_D_FALSE},
+    {CKA_WRAP, PUB | SEC, AKV_D_FALSE},
+    {CKA_TRUSTED, PUB | SEC, AKV_D_FALSE},
+    {CKA_WRAP_TEMPLATE, PUB | SEC, AKV_D_EMPTY},
+    /* §4.9 / §4.10 shared */
+    {CKA_SENSITIVE, PRIV | SEC, AKV_D_TRUE},
+    {CKA_SIGN, PRIV | SEC, AKV_D_FALSE},
+    {CKA_UNWRAP, PRIV | SEC, AKV_D_FALSE},
+    {CKA_ALWAYS_SENSITIVE, PRIV | SEC, AKV_D_FALSE},
+    {CKA_NEVER_EXTRACTABLE, PRIV | SEC, AKV_D_FALSE},
+    {CKA_WRAP_WITH_TRUSTED, PRIV | SEC, AKV_D_FALSE},
+    {CKA_UNWRAP_TEMPLATE, PRIV | SEC, AKV_D_EMPTY},
+    /* §4.9 */
+    {CKA_DECRYPT, PRIV, AKV_D_FALSE},
+    {CKA_SIGN_RECOVER, PRIV, AKV_D_FALSE},
+    {CKA_EXTRACTABLE, PRIV, AKV_D_FALSE},
+    {CKA_ALWAYS_AUTHENTICATE, PRIV, AKV_D_FALSE},
+    /* §4.10 */
+    {CKA_ENCRYPT, SEC, AKV_D_TRUE},
+    {CKA_DECRYPT, SEC, AKV_D_TRUE},
+    {CKA_EXTRACTABLE, SEC, AKV_D_TRUE},
+};
+
+static unsigned class_bit(CK_OBJECT_CLASS cls)
+{
+    switch (cls) {
+    case CKO_PUBLIC_KEY:
+        return PUB;
+    case CKO_PRIVATE_KEY:
+        return PRIV;
+    case CKO_SECRET_KEY:
+        return SEC;
+    default:
+        return 0;
+    }
+}
+
+#undef PUB
+#undef PRIV
+#undef SEC
+#undef KEY
+
+CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
+{
+    CK_RV rv = CKR_OK;
+    unsigned bit = class_bit(cls);
+
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        CK_BBOOL b = defaults[i].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
+
+        if ((defaults[i].classes & bit) == 0
+            || akv_attrs_find(a, defaults[i].type) != NULL) {
+            continue;
+        }
+        switch (defaults[i].value) {
+        case AKV_D_EMPTY:
+            rv = akv_attrs_set(a, defaults[i].type, NULL, 0);
+            break;
+        case AKV_D_FALSE:
+        case AKV_D_TRUE:
+            rv = akv_attrs_set_bool(a, defaults[i].type, b);
+            break;
+        case AKV_D_UNAVAILABLE:
+            rv = akv_attrs_set_ulong(a, defaults[i].type,
+                                     CK_UNAVAILABLE_INFORMATION);
+            break;
+        }
+        if (rv != CKR_OK) {
+            break;
+        }
+    }
+    return rv;
+}
 
 const struct akv_attr_policy *akv_attr_policy_table(size_t *n)
 {
@@ -230,6 +360,21 @@ static bool class_allows(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
         return cls == CKO_DATA; /* §4.5 only */
     case CKA_VALUE:
         return cls == CKO_DATA || cls == CKO_SECRET_KEY;
+    case CKA_MODULUS:
+    case CKA_PUBLIC_EXPONENT:
+    case CKA_EC_PARAMS:
+    case CKA_EC_POINT:
+        return cls == CKO_PUBLIC_KEY; /* §2.1.2, §2.3.3: imports */
+    case CKA_VALUE_LEN:
+    case CKA_SENSITIVE:
+    case CKA_EXTRACTABLE:
+    case CKA_DECRYPT:
+    case CKA_UNWRAP:
+    case CKA_SIGN:
+    case CKA_SIGN_RECOVER:
+    case CKA_WRAP_WITH_TRUSTED:
+        /* Not public-key attributes (§4.8). */
+        return cls != CKO_DATA && cls != CKO_PUBLIC_KEY;
     default:
         /* Key attributes: the policy table already limits them to
          * what a key of this module can hold. */

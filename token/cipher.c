@@ -243,7 +243,10 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         if (rv != CKR_OK) {
             goto out;
         }
-        if (kt != CKK_RSA || key->pub == NULL || key->vkey == NULL
+        /* Encrypt needs the public key (a vault key's or an imported
+         * one); decrypt the vault key version. */
+        if (kt != CKK_RSA || key->pub == NULL
+            || (kind == AKV_OP_DECRYPT && key->vkey == NULL)
             || cls
                    != (kind == AKV_OP_ENCRYPT ? CKO_PUBLIC_KEY
                                               : CKO_PRIVATE_KEY)) {
@@ -301,8 +304,13 @@ CK_RV akv_cipher_decrypt_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     return cipher_init(h, mech, key, AKV_OP_DECRYPT);
 }
 
-/* Claims the session and checks that an operation of KIND is active. */
-static CK_RV claim_op(CK_SESSION_HANDLE h, enum akv_op_kind kind,
+/* Claims the session and checks that an operation of KIND is active.
+ * ARGS_OK false (a required pointer is NULL, v3.0 §5.1
+ * CKR_ARGUMENTS_BAD) gives CKR_ARGUMENTS_BAD; *out then stays claimed when
+ * the operation is active, so that op_settle ends it like any other error.
+ * Otherwise CKR_OK, the claim's errors, or CKR_OPERATION_NOT_INITIALIZED;
+ * *out is NULL on every error but that one. */
+static CK_RV claim_op(CK_SESSION_HANDLE h, enum akv_op_kind kind, bool args_ok,
                       struct akv_session **out)
 {
     CK_RV rv = akv_session_claim(h, out);
@@ -314,20 +322,56 @@ static CK_RV claim_op(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     if ((*out)->op == NULL || (*out)->op->kind != kind) {
         akv_session_release(*out);
         *out = NULL;
-        return CKR_OPERATION_NOT_INITIALIZED;
+        return args_ok ? CKR_OPERATION_NOT_INITIALIZED : CKR_ARGUMENTS_BAD;
     }
-    return CKR_OK;
+    return args_ok ? CKR_OK : CKR_ARGUMENTS_BAD;
+}
+
+/* Which call of an operation is settling (see op_settle). */
+enum akv_op_call {
+    AKV_CALL_SINGLE = 0, /* C_Encrypt / C_Decrypt */
+    AKV_CALL_UPDATE,     /* C_EncryptUpdate / C_DecryptUpdate */
+    AKV_CALL_FINAL,      /* C_EncryptFinal / C_DecryptFinal */
+};
+
+/*
+ * op_settle - the one rule for whether a call ends the active operation
+ * (v3.0 §5.8 C_Encrypt/C_EncryptUpdate/C_EncryptFinal, §5.9 the decrypt
+ * ones: "A call to C_Encrypt always terminates the active encryption
+ * operation unless it returns CKR_BUFFER_TOO_SMALL or is a successful call
+ * (i.e., one which returns CKR_OK) to determine the length of the buffer
+ * needed to hold the ciphertext"; the same for Final, and an Update that
+ * fails ends the operation too). The operation of S stays active only when
+ *   - RV is CKR_BUFFER_TOO_SMALL;
+ *   - RV is CKR_OK and the call was a length query (LEN_QUERY: NULL output
+ *     buffer) or an update;
+ *   - RV is CKR_OPERATION_ACTIVE: the call was refused because it does
+ *     not belong to the operation's flow (a single-part call during a
+ *     multi-part operation or the reverse), so it never acted on it.
+ * Every other result - CKR_ARGUMENTS_BAD for a NULL pointer included -
+ * ends it (key reference dropped, buffers wiped). S may be NULL (nothing
+ * was claimed). Returns RV unchanged.
+ */
+static CK_RV op_settle(struct akv_session *s, CK_RV rv, enum akv_op_call call,
+                       bool len_query)
+{
+    bool keep = rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
+                || (rv == CKR_OK && (len_query || call == AKV_CALL_UPDATE));
+
+    if (s != NULL && !keep) {
+        end_op(s);
+    }
+    return rv;
 }
 
 /* Whether OP may take a multi-part (update / final) call: not while a
  * single-part call waits for its retry with a larger buffer (switching now
  * would mix the two: the final call would hand back the single-part result),
- * CKR_OPERATION_ACTIVE with *END cleared so the operation stays; not for
- * RSA, which is single-part only (CKR_MECHANISM_INVALID). CKR_OK otherwise. */
-static CK_RV check_multi_part(const struct akv_op *op, bool *end)
+ * CKR_OPERATION_ACTIVE (the operation stays, see op_settle); not for RSA,
+ * which is single-part only (CKR_MECHANISM_INVALID). CKR_OK otherwise. */
+static CK_RV check_multi_part(const struct akv_op *op)
 {
     if (op->single) {
-        *end = false;
         return CKR_OPERATION_ACTIVE;
     }
     if (op->rsa) {
@@ -519,14 +563,12 @@ static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     struct akv_session *s = NULL;
     struct akv_secret res = AKV_SECRET_INIT;
     CK_ULONG len = 0;
-    bool end = true;
 
-    rv = claim_op(h, kind, &s);
+    rv = claim_op(h, kind, (in != NULL || in_len == 0) && out_len != NULL, &s);
     if (rv != CKR_OK) {
         goto out;
     }
     if (s->op->multi) {
-        end = false;
         rv = CKR_OPERATION_ACTIVE;
         goto out;
     }
@@ -537,7 +579,6 @@ static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     if (out == NULL) {
         /* Length query: no computation, no remote call. */
         *out_len = same_input(s->op, in, in_len) ? s->op->result.len : len;
-        end = false;
         rv = CKR_OK;
         goto out;
     }
@@ -554,7 +595,6 @@ static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     }
     if (*out_len < s->op->result.len) {
         *out_len = s->op->result.len;
-        end = false;
         rv = CKR_BUFFER_TOO_SMALL;
         goto out;
     }
@@ -565,9 +605,7 @@ static CK_RV single(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     rv = CKR_OK;
 out:
     akv_secret_clear(&res);
-    if (s != NULL && end) {
-        end_op(s);
-    }
+    rv = op_settle(s, rv, AKV_CALL_SINGLE, out == NULL);
     akv_session_release(s);
     return rv;
 }
@@ -611,20 +649,18 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     struct akv_op *op = NULL;
     size_t len;
     int outl = 0;
-    bool end = true;
 
-    rv = claim_op(h, kind, &s);
+    rv = claim_op(h, kind, (in != NULL || in_len == 0) && out_len != NULL, &s);
     if (rv != CKR_OK) {
         goto out;
     }
     op = s->op;
-    rv = check_multi_part(op, &end);
+    rv = check_multi_part(op);
     if (rv != CKR_OK) {
         goto out;
     }
     if (op->mech == CKM_AES_GCM && kind == AKV_OP_DECRYPT) {
         /* Buffered until the tag is checked at the final call. */
-        end = false;
         *out_len = 0;
         if (out == NULL) {
             rv = CKR_OK;
@@ -632,7 +668,6 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         }
         if (akv_secret_append(&op->gcm_in, in, in_len, GCM_MAX_BUFFER) != 0) {
             /* Ciphertext input: the decrypt-side code (v3.0 §5.2). */
-            end = true;
             rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
             goto out;
         }
@@ -646,7 +681,6 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         goto out;
     }
     len = update_len(op, op->pending + in_len);
-    end = false;
     if (out == NULL) {
         *out_len = len;
         rv = CKR_OK;
@@ -657,8 +691,8 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         rv = CKR_BUFFER_TOO_SMALL;
         goto out;
     }
-    end = true;
     op->multi = true;
+    rv = CKR_GENERAL_ERROR;
     if (in_len > 0
         && EVP_CipherUpdate(op->ctx, out, &outl, in, (int)in_len) != 1) {
         goto out;
@@ -669,12 +703,9 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     }
     op->pending = op->pending + in_len - len;
     *out_len = len;
-    end = false;
     rv = CKR_OK;
 out:
-    if (s != NULL && end) {
-        end_op(s);
-    }
+    rv = op_settle(s, rv, AKV_CALL_UPDATE, out == NULL);
     akv_session_release(s);
     return rv;
 }
@@ -755,14 +786,13 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
     CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_session *s = NULL;
     struct akv_op *op = NULL;
-    bool end = true;
 
-    rv = claim_op(h, kind, &s);
+    rv = claim_op(h, kind, out_len != NULL, &s);
     if (rv != CKR_OK) {
         goto out;
     }
     op = s->op;
-    rv = check_multi_part(op, &end);
+    rv = check_multi_part(op);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -771,7 +801,6 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
     op->multi = true;
     if (out == NULL && !op->have_result) {
         /* Length query without computing. */
-        end = false;
         rv = CKR_OK;
         if (op->mech == CKM_AES_GCM) {
             *out_len = kind == AKV_OP_ENCRYPT
@@ -794,13 +823,11 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
     }
     if (out == NULL) {
         *out_len = op->result.len;
-        end = false;
         rv = CKR_OK;
         goto out;
     }
     if (*out_len < op->result.len) {
         *out_len = op->result.len;
-        end = false;
         rv = CKR_BUFFER_TOO_SMALL;
         goto out;
     }
@@ -810,9 +837,7 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
     *out_len = op->result.len;
     rv = CKR_OK;
 out:
-    if (s != NULL && end) {
-        end_op(s);
-    }
+    rv = op_settle(s, rv, AKV_CALL_FINAL, out == NULL);
     akv_session_release(s);
     return rv;
 }

@@ -9,8 +9,16 @@
  * length (RSA decrypt and CBC-PAD decrypt: an upper bound) and makes no
  * remote call; a short buffer returns CKR_BUFFER_TOO_SMALL with the exact
  * length and keeps the operation active (a remote result is cached so the
- * retry does not ask the vault again); any other failure of a single-part
- * or final call ends the operation.
+ * retry does not ask the vault again).
+ *
+ * Ending (v3.0 §5.8, §5.9; one rule, op_settle in cipher.c): any other
+ * failure of C_Encrypt/C_Decrypt, of an Update or of a Final call ends the
+ * active operation - CKR_ARGUMENTS_BAD for a NULL pointer included, which
+ * is why these functions (not module/) check their pointers: IN may be
+ * NULL only when IN_LEN is 0, OUT_LEN never. The exceptions:
+ * CKR_BUFFER_TOO_SMALL, a successful length query or Update, and
+ * CKR_OPERATION_ACTIVE for a call that does not belong to the operation's
+ * flow (single-part after an Update, or the reverse).
  */
 #ifndef AKV_TOKEN_CIPHER_H
 #define AKV_TOKEN_CIPHER_H

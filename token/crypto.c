@@ -266,3 +266,72 @@ EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
     (void)snprintf(name, sizeof(name), "AES-%zu-%s", key_len * 8, mode);
     return EVP_CIPHER_fetch(libctx, name, NULL);
 }
+
+CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
+                        const uint8_t *point, size_t point_len, EVP_PKEY **out)
+{
+    /* id-ecPublicKey (RFC 5480 §2.1.1) */
+    static const uint8_t ec_alg[] = {0x06, 0x07, 0x2a, 0x86, 0x48,
+                                     0xce, 0x3d, 0x02, 0x01};
+    CK_RV rv = CKR_ATTRIBUTE_VALUE_INVALID;
+    uint8_t alg[64];
+    uint8_t bits[300];
+    uint8_t der[400];
+    size_t alen = 0;
+    size_t blen = 0;
+    size_t dlen = 0;
+    const unsigned char *p = NULL;
+    size_t plen = 0;
+    OSSL_DECODER_CTX *dctx = NULL;
+    EVP_PKEY_CTX *cctx = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    if (oid_len == 0 || oid_len > sizeof(alg) - sizeof(ec_alg) - 4
+        || point_len == 0 || point_len > sizeof(bits) - 5) {
+        goto out;
+    }
+    /* SubjectPublicKeyInfo (RFC 5480 §2): SEQUENCE { SEQUENCE { alg,
+     * curve }, BIT STRING (0 unused bits) point }. */
+    alg[alen++] = 0x30;
+    alen += der_len(alg + alen, sizeof(ec_alg) + oid_len);
+    memcpy(alg + alen, ec_alg, sizeof(ec_alg));
+    alen += sizeof(ec_alg);
+    memcpy(alg + alen, curve_oid, oid_len);
+    alen += oid_len;
+    bits[blen++] = 0x03;
+    blen += der_len(bits + blen, point_len + 1);
+    bits[blen++] = 0x00;
+    memcpy(bits + blen, point, point_len);
+    blen += point_len;
+    der[dlen++] = 0x30;
+    dlen += der_len(der + dlen, alen + blen);
+    memcpy(der + dlen, alg, alen);
+    dlen += alen;
+    memcpy(der + dlen, bits, blen);
+    dlen += blen;
+    dctx =
+        OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "SubjectPublicKeyInfo",
+                                      "EC", EVP_PKEY_PUBLIC_KEY, libctx, NULL);
+    if (dctx == NULL) {
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+    p = der;
+    plen = dlen;
+    /* The decoder refuses a point that is not on the curve. */
+    if (OSSL_DECODER_from_data(dctx, &p, &plen) != 1 || pkey == NULL) {
+        goto out;
+    }
+    cctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
+        goto out;
+    }
+    *out = pkey;
+    pkey = NULL;
+    rv = CKR_OK;
+out:
+    EVP_PKEY_CTX_free(cctx);
+    EVP_PKEY_free(pkey);
+    OSSL_DECODER_CTX_free(dctx);
+    return rv;
+}

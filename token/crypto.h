@@ -45,6 +45,17 @@ CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
                          size_t e_len, EVP_PKEY **out);
 
 /*
+ * akv_crypto_ec_pub - EC public key from a named-curve OID (DER, as in
+ * CKA_EC_PARAMS, v3.0 §2.3.3) and the uncompressed point 04||X||Y (SEC 1
+ * §2.3.3), decoded as a SubjectPublicKeyInfo (RFC 5480) in the private
+ * context and checked (EVP_PKEY_public_check: on the curve, not infinity).
+ * CKR_OK (*out owned by the caller), CKR_ATTRIBUTE_VALUE_INVALID (not a
+ * valid point of that curve), CKR_GENERAL_ERROR.
+ */
+CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
+                        const uint8_t *point, size_t point_len, EVP_PKEY **out);
+
+/*
  * akv_crypto_rsa_encrypt - RSAES-OAEP / PKCS1-v1_5 encryption (RFC 8017
  * §7) with the padding of ALG (RSA-OAEP, RSA-OAEP-256, RSA1_5). OUT must
  * hold EVP_PKEY_get_size(pkey) bytes; *out_len receives the length.

@@ -8,6 +8,7 @@
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
 #include "mech.h"
+#include "pubkey.h"
 #include "token.h"
 
 #define GENERIC_MAX_BYTES 512
@@ -237,29 +238,13 @@ CK_RV akv_object_make_secret(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
     r |= akv_attrs_set_ulong(a, CKA_CLASS, CKO_SECRET_KEY);
     r |= akv_attrs_set_ulong(a, CKA_KEY_TYPE, kt);
     r |= akv_attrs_set_bool(a, CKA_TOKEN, is_token ? CK_TRUE : CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_PRIVATE, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_MODIFIABLE, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_COPYABLE, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_DESTROYABLE, CK_TRUE);
-    r |= akv_attrs_set(a, CKA_LABEL, NULL, 0);
-    r |= akv_attrs_set(a, CKA_ID, NULL, 0);
-    r |= akv_attrs_set(a, CKA_START_DATE, NULL, 0);
-    r |= akv_attrs_set(a, CKA_END_DATE, NULL, 0);
-    r |= akv_attrs_set_bool(a, CKA_DERIVE, CK_FALSE);
     r |= akv_attrs_set_bool(a, CKA_LOCAL, generated ? CK_TRUE : CK_FALSE);
     r |= akv_attrs_set_ulong(a, CKA_KEY_GEN_MECHANISM, gen_mech);
-    r |= akv_attrs_set_bool(a, CKA_ENCRYPT, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_DECRYPT, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_SIGN, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_VERIFY, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_WRAP, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_UNWRAP, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_SENSITIVE, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_EXTRACTABLE, CK_TRUE);
-    r |= akv_attrs_set_bool(a, CKA_WRAP_WITH_TRUSTED, CK_FALSE);
-    r |= akv_attrs_set_bool(a, CKA_TRUSTED, CK_FALSE);
     r |= akv_attrs_set_ulong(a, CKA_VALUE_LEN, (CK_ULONG)value->len);
     r |= akv_attrs_merge(a, tmpl, n, CKA_VALUE);
+    /* Everything else a secret key answers (v3.0 §4.4, §4.7, §4.10), with
+     * the defaults above, from the table in attr.c. */
+    r |= akv_attrs_fill_defaults(a, CKO_SECRET_KEY);
     if (r != CKR_OK) {
         rv = CKR_HOST_MEMORY;
         goto out;
@@ -440,21 +425,33 @@ CK_RV akv_object_create(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl,
         s = NULL;
         goto out;
     }
+    /* The class decides first (v3.0 §5.7.1): a class this token does not
+     * import is CKR_ATTRIBUTE_VALUE_INVALID (the CKA_CLASS value), whatever
+     * attributes such an object would carry; each class then checks its
+     * own template. */
+    if (akv_attr_tmpl_find(tmpl, n, CKA_CLASS) == NULL) {
+        rv = CKR_TEMPLATE_INCOMPLETE;
+        goto out;
+    }
+    if (!akv_attr_tmpl_ulong(tmpl, n, CKA_CLASS, &cls)) {
+        rv = CKR_ATTRIBUTE_VALUE_INVALID;
+        goto out;
+    }
+    if (cls == CKO_PUBLIC_KEY) {
+        rv = akv_pubkey_create(s, tmpl, n, ph);
+        goto out;
+    }
+    if (cls != CKO_DATA && cls != CKO_SECRET_KEY) {
+        /* Private keys stay in the vault; no certificates, ... */
+        rv = CKR_ATTRIBUTE_VALUE_INVALID;
+        goto out;
+    }
     rv = akv_attr_check_template(tmpl, n, AKV_ATTR_OP_CREATE);
     if (rv != CKR_OK) {
         goto out;
     }
-    if (!akv_attr_tmpl_ulong(tmpl, n, CKA_CLASS, &cls)) {
-        rv = CKR_TEMPLATE_INCOMPLETE;
-        goto out;
-    }
     if (cls == CKO_DATA) {
         rv = create_data(s, tmpl, n, ph);
-        goto out;
-    }
-    if (cls != CKO_SECRET_KEY) {
-        /* Vault keys cannot be imported through this module. */
-        rv = CKR_ATTRIBUTE_VALUE_INVALID;
         goto out;
     }
     rv = akv_object_check_secret_template(s, tmpl, n, AKV_ATTR_OP_CREATE,
@@ -599,6 +596,9 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
                != CKR_OK) {
         rv = CKR_HOST_MEMORY;
         goto out;
+    }
+    if (src->pub != NULL && EVP_PKEY_up_ref(src->pub) == 1) {
+        o->pub = src->pub; /* an imported RSA public key encrypts too */
     }
     if (src->cls == CKO_SECRET_KEY) {
         rv = akv_token_obj_value(t, src, &value);

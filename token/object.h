@@ -35,8 +35,11 @@ CK_RV akv_object_find(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE *objs, CK_ULONG max,
 CK_RV akv_object_find_final(CK_SESSION_HANDLE h);
 
 /* C_CreateObject core: CKO_SECRET_KEY (CKA_KEY_TYPE CKK_AES or
- * CKK_GENERIC_SECRET and CKA_VALUE required) or CKO_DATA (session only).
- * CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
+ * CKK_GENERIC_SECRET and CKA_VALUE required), CKO_PUBLIC_KEY (RSA or EC,
+ * session only: akv_pubkey_create) or CKO_DATA (session only). No CKA_CLASS
+ * -> CKR_TEMPLATE_INCOMPLETE; any other class (private keys, certificates,
+ * ...) -> CKR_ATTRIBUTE_VALUE_INVALID before the rest of the template is
+ * looked at. Then CKR_TEMPLATE_INCOMPLETE, CKR_TEMPLATE_INCONSISTENT,
  * CKR_ATTRIBUTE_VALUE_INVALID, CKR_ATTRIBUTE_READ_ONLY,
  * CKR_ATTRIBUTE_TYPE_INVALID, CKR_SESSION_READ_ONLY, store/kv errors. */
 CK_RV akv_object_create(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl,

@@ -327,6 +327,16 @@ CK_RV akv_session_login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
         }
         break;
     case CKU_SO:
+        /* The token has no Security Officer (no PIN; the Azure identity
+         * is the credential). CKR_USER_TYPE_INVALID would say CKU_SO is
+         * not a user type at all (v3.0 §5.1.6), which it is, and
+         * CKR_FUNCTION_NOT_SUPPORTED is not among C_Login's codes
+         * (§5.6). The spec's way to say "SO login is not possible" is a
+         * locked SO PIN: CK_TOKEN_INFO's CKF_SO_PIN_LOCKED (§3.2, set by
+         * akv_slot_get_token_info) and CKR_PIN_LOCKED from C_Login
+         * (§5.6; Google's Cloud KMS module answers the same). */
+        rv = CKR_PIN_LOCKED;
+        break;
     default:
         rv = CKR_USER_TYPE_INVALID;
         break;

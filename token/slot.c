@@ -289,8 +289,10 @@ CK_RV akv_slot_get_token_info(CK_SLOT_ID slot_id, CK_TOKEN_INFO *info)
      * CKF_LOGIN_REQUIRED is clear; CKF_USER_PIN_INITIALIZED tells tools
      * that C_Login(CKU_USER) will work. CKF_WRITE_PROTECTED stays clear:
      * session objects are always writable (token objects need
-     * store_dir). */
-    info->flags = CKF_TOKEN_INITIALIZED | CKF_RNG | CKF_USER_PIN_INITIALIZED;
+     * store_dir). CKF_SO_PIN_LOCKED: there is no SO role, so SO login
+     * is never possible (v3.0 §3.2; C_Login(CKU_SO) -> CKR_PIN_LOCKED). */
+    info->flags = CKF_TOKEN_INITIALIZED | CKF_RNG | CKF_USER_PIN_INITIALIZED
+                  | CKF_SO_PIN_LOCKED;
     info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
     info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
     pthread_mutex_lock(&g_lock);

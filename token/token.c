@@ -370,14 +370,9 @@ static CK_RV set_common_key_attrs(struct akv_attrs *a, CK_OBJECT_CLASS cls,
     rv |= akv_attrs_set_bool(a, CKA_DESTROYABLE, f);
     rv |= akv_attrs_set(a, CKA_LABEL, k->name, strlen(k->name));
     rv |= akv_attrs_set(a, CKA_ID, id, id_len);
-    rv |= akv_attrs_set(a, CKA_START_DATE, NULL, 0);
-    rv |= akv_attrs_set(a, CKA_END_DATE, NULL, 0);
-    rv |= akv_attrs_set_bool(a, CKA_DERIVE, f);
     /* Key Vault does not say whether a key was generated in the vault or
-     * imported, so CKA_LOCAL does not claim it. */
-    rv |= akv_attrs_set_bool(a, CKA_LOCAL, f);
-    rv |= akv_attrs_set_ulong(a, CKA_KEY_GEN_MECHANISM,
-                              CK_UNAVAILABLE_INFORMATION);
+     * imported, so CKA_LOCAL (FALSE) does not claim it: left, with the other
+     * §4.7 attributes, to the defaults table (make_vault_obj). */
     rv |= akv_attrs_set(a, CKA_AKV_KID, k->kid, strlen(k->kid));
     rv |= akv_attrs_set(a, CKA_AKV_KEY_NAME, k->name, strlen(k->name));
     rv |= akv_attrs_set(a, CKA_AKV_KEY_VERSION, k->version, strlen(k->version));
@@ -475,6 +470,8 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
         r |= akv_attrs_set_bool(a, CKA_NEVER_EXTRACTABLE, tr);
         r |= akv_attrs_set_bool(a, CKA_WRAP_WITH_TRUSTED, f);
     }
+    /* The rest of v3.0 §4.7-§4.10 (CKA_ALLOWED_MECHANISMS, templates, ...). */
+    r |= akv_attrs_fill_defaults(a, cls);
     if (r != CKR_OK) {
         goto out;
     }
@@ -809,6 +806,11 @@ static CK_RV obj_from_record(struct akv_store_record *r, struct akv_obj **out)
     o->attrs = a;
     a.v = NULL;
     a.n = 0;
+    /* Records written before an attribute was answered get it here. */
+    if (akv_attrs_fill_defaults(&o->attrs, cls) != CKR_OK) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
     if (r->kid != NULL
         && akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, r->kid,
                          strlen(r->kid))

@@ -364,22 +364,66 @@ static int group_null(void)
     EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
     EXPECT(p11->C_EncryptInit(s, NULL, dek), CKR_ARGUMENTS_BAD);
     EXPECT(p11->C_DecryptInit(s, NULL, dek), CKR_ARGUMENTS_BAD);
-    /* A bad argument does not start or end an operation. */
+    /* A bad argument starts no operation, and ends the active one like any
+     * other error (v3.0 §5.8/§5.9: only CKR_BUFFER_TOO_SMALL and a
+     * successful length query keep it): the next call finds none, and a
+     * new Init is not CKR_OPERATION_ACTIVE. */
+    for (int i = 0; i < 10; i++) {
+        bool dec = i >= 5;
+        CK_RV rv = CKR_OK;
+
+        EXPECT(dec ? p11->C_DecryptInit(s, &ecb, dek)
+                   : p11->C_EncryptInit(s, &ecb, dek),
+               CKR_OK);
+        len = sizeof(buf);
+        switch (i) {
+        case 0:
+            rv = p11->C_Encrypt(s, NULL, 16, buf, &len);
+            break;
+        case 1:
+            rv = p11->C_Encrypt(s, buf, 16, buf, NULL);
+            break;
+        case 2:
+            rv = p11->C_EncryptUpdate(s, NULL, 16, buf, &len);
+            break;
+        case 3:
+            rv = p11->C_EncryptUpdate(s, buf, 16, buf, NULL);
+            break;
+        case 4:
+            rv = p11->C_EncryptFinal(s, buf, NULL);
+            break;
+        case 5:
+            rv = p11->C_Decrypt(s, NULL, 16, buf, &len);
+            break;
+        case 6:
+            rv = p11->C_Decrypt(s, buf, 16, buf, NULL);
+            break;
+        case 7:
+            rv = p11->C_DecryptUpdate(s, NULL, 16, buf, &len);
+            break;
+        case 8:
+            rv = p11->C_DecryptUpdate(s, buf, 16, buf, NULL);
+            break;
+        default:
+            rv = p11->C_DecryptFinal(s, buf, NULL);
+            break;
+        }
+        CHECK(rv == CKR_ARGUMENTS_BAD, "bad argument %d: 0x%lx", i,
+              (unsigned long)rv);
+        len = sizeof(buf);
+        EXPECT(dec ? p11->C_Decrypt(s, buf, 16, buf + 64, &len)
+                   : p11->C_Encrypt(s, buf, 16, buf + 64, &len),
+               CKR_OPERATION_NOT_INITIALIZED);
+        /* Without an operation a bad argument is still that. */
+        EXPECT(dec ? p11->C_DecryptFinal(s, buf, NULL)
+                   : p11->C_EncryptFinal(s, buf, NULL),
+               CKR_ARGUMENTS_BAD);
+    }
     EXPECT(p11->C_EncryptInit(s, &ecb, dek), CKR_OK);
-    EXPECT(p11->C_Encrypt(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_Encrypt(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_EncryptUpdate(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_EncryptUpdate(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_EncryptFinal(s, buf, NULL), CKR_ARGUMENTS_BAD);
     len = sizeof(buf);
     EXPECT(p11->C_Encrypt(s, buf, 16, buf + 16, &len), CKR_OK);
     CHECK(len == 16, "ECB encrypt length %lu", (unsigned long)len);
     EXPECT(p11->C_DecryptInit(s, &ecb, dek), CKR_OK);
-    EXPECT(p11->C_Decrypt(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_Decrypt(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_DecryptUpdate(s, NULL, 16, buf, &len), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_DecryptUpdate(s, buf, 16, buf, NULL), CKR_ARGUMENTS_BAD);
-    EXPECT(p11->C_DecryptFinal(s, buf, NULL), CKR_ARGUMENTS_BAD);
     len = sizeof(buf);
     EXPECT(p11->C_Decrypt(s, buf + 16, 16, buf + 64, &len), CKR_OK);
     CHECK(len == 16 && memcmp(buf, buf + 64, 16) == 0,
@@ -756,10 +800,12 @@ static int group_templates(void)
         EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
         a[3].type = CKA_ALWAYS_SENSITIVE;
         EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        /* Not a secret-key attribute at all (v3.0 §4.10; it is a public
+         * key's, §2.1.2): CKR_ATTRIBUTE_TYPE_INVALID. */
         a[3].type = CKA_MODULUS;
         a[3].pValue = junk;
         a[3].ulValueLen = sizeof(junk);
-        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_READ_ONLY);
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_TYPE_INVALID);
         a[3].type = CKA_VALUE_LEN; /* fn 2: not on C_CreateObject */
         a[3].pValue = &four;
         a[3].ulValueLen = sizeof(four);
@@ -770,14 +816,62 @@ static int group_templates(void)
         a[2].ulValueLen = 0;
         EXPECT(p11->C_CreateObject(s, a, 3, &h), CKR_TEMPLATE_INCOMPLETE);
     }
-    /* Classes that cannot be created here (token/README.md). */
+    /* Classes and key types that cannot be created here
+     * (token/README.md): the CKA_CLASS / CKA_KEY_TYPE value is refused
+     * (CKR_ATTRIBUTE_VALUE_INVALID) before the generic checker looks at
+     * the attributes such a key carries (which would say READ_ONLY). */
     {
+        CK_KEY_TYPE dsa = CKK_DSA;
+        CK_OBJECT_CLASS cert = CKO_CERTIFICATE;
         CK_ATTRIBUTE a[] = {{CKA_CLASS, &pk, sizeof(pk)},
-                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)}};
+                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+                            {CKA_MODULUS, junk, sizeof(junk)},
+                            {CKA_PRIVATE_EXPONENT, junk, sizeof(junk)}};
         EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[0].pValue = &cert;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
         a[0].pValue = &pubc;
-        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        a[1].pValue = &dsa;
+        EXPECT(p11->C_CreateObject(s, a, 4, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+        /* An RSA public key is imported, but needs its material. */
+        a[1].pValue = &rsa;
+        EXPECT(p11->C_CreateObject(s, a, 2, &h), CKR_TEMPLATE_INCOMPLETE);
         EXPECT(p11->C_CreateObject(s, a, 0, &h), CKR_TEMPLATE_INCOMPLETE);
+    }
+    /* Import the vault key's public part as a session object: junk
+     * material is refused, the real one encrypts locally and the vault
+     * decrypts it (v3.0 §4.8, §2.1.2). */
+    {
+        CK_OBJECT_HANDLE vpub = find_one(s, CKO_PUBLIC_KEY);
+        CK_OBJECT_HANDLE vpriv = find_one(s, CKO_PRIVATE_KEY);
+        CK_BYTE n[1024], e[16], ct[1024], back[64];
+        CK_ATTRIBUTE q[] = {{CKA_MODULUS, n, sizeof(n)},
+                            {CKA_PUBLIC_EXPONENT, e, sizeof(e)}};
+        CK_ATTRIBUTE a[] = {{CKA_CLASS, &pubc, sizeof(pubc)},
+                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+                            {CKA_MODULUS, n, 0},
+                            {CKA_PUBLIC_EXPONENT, e, 0}};
+        CK_RSA_PKCS_OAEP_PARAMS op = {CKM_SHA256, CKG_MGF1_SHA256,
+                                      CKZ_DATA_SPECIFIED, NULL, 0};
+        CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+        CK_ULONG ctl = sizeof(ct), bl = sizeof(back);
+        CK_OBJECT_HANDLE imp = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_GetAttributeValue(s, vpub, q, 2), CKR_OK);
+        a[2].ulValueLen = q[0].ulValueLen;
+        a[3].ulValueLen = q[1].ulValueLen;
+        n[q[0].ulValueLen - 1] ^= 1; /* even modulus */
+        EXPECT(p11->C_CreateObject(s, a, 4, &imp), CKR_ATTRIBUTE_VALUE_INVALID);
+        n[q[0].ulValueLen - 1] ^= 1;
+        EXPECT(p11->C_CreateObject(s, a, 4, &imp), CKR_OK);
+        EXPECT(p11->C_EncryptInit(s, &oaep, imp), CKR_OK);
+        EXPECT(p11->C_Encrypt(s, (CK_BYTE *)"imported", 8, ct, &ctl), CKR_OK);
+        EXPECT(p11->C_DecryptInit(s, &oaep, vpriv), CKR_OK);
+        EXPECT(p11->C_Decrypt(s, ct, ctl, back, &bl), CKR_OK);
+        CHECK(bl == 8 && memcmp(back, "imported", 8) == 0,
+              "imported public key round trip");
+        EXPECT(p11->C_DestroyObject(s, imp), CKR_OK);
     }
     /* Key attributes on a data object are not attributes of that class
      * (v3.0 §5.7: CKR_ATTRIBUTE_TYPE_INVALID). */
@@ -1436,7 +1530,14 @@ static int group_opstate(void)
     /* Login context-specific with nothing active. */
     EXPECT(p11->C_Login(s, CKU_CONTEXT_SPECIFIC, NULL, 0),
            CKR_OPERATION_NOT_INITIALIZED);
-    EXPECT(p11->C_Login(s, CKU_SO, NULL, 0), CKR_USER_TYPE_INVALID);
+    /* No SO role here: its PIN is locked (v3.0 §5.6, §3.2). */
+    EXPECT(p11->C_Login(s, CKU_SO, NULL, 0), CKR_PIN_LOCKED);
+    {
+        CK_TOKEN_INFO ti;
+
+        EXPECT(p11->C_GetTokenInfo(slot0, &ti), CKR_OK);
+        CHECK(ti.flags & CKF_SO_PIN_LOCKED, "CKF_SO_PIN_LOCKED not set");
+    }
     EXPECT(p11->C_Login(s, 42, NULL, 0), CKR_USER_TYPE_INVALID);
     EXPECT(p11->C_Logout(s), CKR_USER_NOT_LOGGED_IN);
     EXPECT(p11->C_Login(s, CKU_USER, (CK_UTF8CHAR *)"x", 1), CKR_OK);
@@ -1593,6 +1694,76 @@ static void getattr_object(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o)
     free(t);
 }
 
+/* Every key answers the common key attributes (v3.0 §4.7) and those of its
+ * class (§4.8 public, §4.9 private, §4.10 secret). */
+static void key_attrs_answered(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o)
+{
+    static const CK_ATTRIBUTE_TYPE common[] = {CKA_KEY_TYPE,
+                                               CKA_ID,
+                                               CKA_START_DATE,
+                                               CKA_END_DATE,
+                                               CKA_DERIVE,
+                                               CKA_LOCAL,
+                                               CKA_KEY_GEN_MECHANISM,
+                                               CKA_ALLOWED_MECHANISMS,
+                                               CKA_MODIFIABLE,
+                                               CKA_COPYABLE,
+                                               CKA_DESTROYABLE,
+                                               CKA_PRIVATE};
+    static const CK_ATTRIBUTE_TYPE pub[] = {
+        CKA_SUBJECT, CKA_ENCRYPT, CKA_VERIFY,        CKA_VERIFY_RECOVER,
+        CKA_WRAP,    CKA_TRUSTED, CKA_WRAP_TEMPLATE, CKA_PUBLIC_KEY_INFO};
+    static const CK_ATTRIBUTE_TYPE priv[] = {
+        CKA_SUBJECT,           CKA_SENSITIVE,
+        CKA_DECRYPT,           CKA_SIGN,
+        CKA_SIGN_RECOVER,      CKA_UNWRAP,
+        CKA_EXTRACTABLE,       CKA_ALWAYS_SENSITIVE,
+        CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED,
+        CKA_UNWRAP_TEMPLATE,   CKA_ALWAYS_AUTHENTICATE,
+        CKA_PUBLIC_KEY_INFO};
+    static const CK_ATTRIBUTE_TYPE sec[] = {CKA_SENSITIVE,
+                                            CKA_ENCRYPT,
+                                            CKA_DECRYPT,
+                                            CKA_SIGN,
+                                            CKA_VERIFY,
+                                            CKA_WRAP,
+                                            CKA_UNWRAP,
+                                            CKA_EXTRACTABLE,
+                                            CKA_ALWAYS_SENSITIVE,
+                                            CKA_NEVER_EXTRACTABLE,
+                                            CKA_WRAP_WITH_TRUSTED,
+                                            CKA_TRUSTED,
+                                            CKA_WRAP_TEMPLATE,
+                                            CKA_UNWRAP_TEMPLATE};
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_ATTRIBUTE c = {CKA_CLASS, &cls, sizeof(cls)};
+    const CK_ATTRIBUTE_TYPE *own = NULL;
+    size_t n_own = 0;
+
+    EXPECT(p11->C_GetAttributeValue(s, o, &c, 1), CKR_OK);
+    if (cls == CKO_PUBLIC_KEY) {
+        own = pub;
+        n_own = NELEM(pub);
+    } else if (cls == CKO_PRIVATE_KEY) {
+        own = priv;
+        n_own = NELEM(priv);
+    } else if (cls == CKO_SECRET_KEY) {
+        own = sec;
+        n_own = NELEM(sec);
+    } else {
+        return;
+    }
+    for (size_t i = 0; i < NELEM(common) + n_own; i++) {
+        CK_ATTRIBUTE a = {
+            i < NELEM(common) ? common[i] : own[i - NELEM(common)], NULL, 0};
+
+        EXPECT(p11->C_GetAttributeValue(s, o, &a, 1), CKR_OK);
+        CHECK(a.ulValueLen != CK_UNAVAILABLE_INFORMATION,
+              "object 0x%lx class %lu: attribute 0x%lx not answered",
+              (unsigned long)o, (unsigned long)cls, (unsigned long)a.type);
+    }
+}
+
 static int group_getattr(void)
 {
     CK_SESSION_HANDLE s;
@@ -1617,12 +1788,33 @@ static int group_getattr(void)
 
         EXPECT(p11->C_GenerateKey(s, &gen, a, 3, &tk), CKR_OK);
     }
+    {
+        /* An imported public key (the vault key's own parts). */
+        CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+        CK_KEY_TYPE rsa = CKK_RSA;
+        CK_BYTE nb[1024], eb[16];
+        CK_ATTRIBUTE q[] = {{CKA_MODULUS, nb, sizeof(nb)},
+                            {CKA_PUBLIC_EXPONENT, eb, sizeof(eb)}};
+        CK_OBJECT_HANDLE imp = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_GetAttributeValue(s, find_one(s, CKO_PUBLIC_KEY), q, 2),
+               CKR_OK);
+        {
+            CK_ATTRIBUTE a[] = {{CKA_CLASS, &pubc, sizeof(pubc)},
+                                {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+                                q[0],
+                                q[1]};
+
+            EXPECT(p11->C_CreateObject(s, a, 4, &imp), CKR_OK);
+        }
+    }
     EXPECT(p11->C_FindObjectsInit(s, NULL, 0), CKR_OK);
     EXPECT(p11->C_FindObjects(s, objs, NELEM(objs), &n), CKR_OK);
     EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
-    CHECK(n >= 6, "only %lu objects", (unsigned long)n);
+    CHECK(n >= 7, "only %lu objects", (unsigned long)n);
     for (CK_ULONG i = 0; i < n; i++) {
         getattr_object(s, objs[i]);
+        key_attrs_answered(s, objs[i]);
     }
     EXPECT(p11->C_GetAttributeValue(s, objs[0], NULL, 0), CKR_OK);
     EXPECT(p11->C_CloseSession(s), CKR_OK);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +356,126 @@ static void test_local_ops_and_unreachable_vault(void **state)
     assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
+/* pReserved that is not a readable, NUL-terminated, printable string of sane
+ * length: CKR_ARGUMENTS_BAD, never a crash (v3.0 §5.4.1). */
+static void test_initialize_garbage_reserved(void **state)
+{
+    CK_C_INITIALIZE_ARGS a;
+    long ps = sysconf(_SC_PAGESIZE);
+    char *pages = mmap(NULL, 2 * (size_t)ps, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *cross = NULL;
+    char *big = malloc(1024 * 1024);
+    char ctl[] = "config=/tmp/\x01x";
+    size_t tl = strlen(init_str);
+
+    (void)state;
+    assert_true(pages != MAP_FAILED);
+    assert_non_null(big);
+    assert_int_equal(mprotect(pages + ps, (size_t)ps, PROT_NONE), 0);
+    memset(&a, 0, sizeof(a));
+    a.flags = CKF_OS_LOCKING_OK;
+    a.pReserved = (void *)1;
+    assert_int_equal(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+    a.pReserved = pages + ps;
+    assert_int_equal(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+    /* The whole config= string, its NUL falling on the PROT_NONE page. */
+    cross = pages + ps - tl;
+    memcpy(cross, init_str, tl);
+    a.pReserved = cross;
+    assert_int_equal(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+    memset(big, 'c', 1024 * 1024);
+    a.pReserved = big;
+    assert_int_equal(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+    a.pReserved = ctl;
+    assert_int_equal(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+    /* Nothing was initialised by the refused calls. */
+    assert_int_equal(f->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+    /* The same string one byte earlier, so its NUL is readable: fine. */
+    memmove(cross - 1, init_str, tl + 1);
+    a.pReserved = cross - 1;
+    assert_int_equal(f->C_Initialize(&a), CKR_OK);
+    assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+    free(big);
+    munmap(pages, 2 * (size_t)ps);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* C_Finalize releases every descriptor the module opened, the log file
+ * included (v3.0 §5.4.2), over many cycles. */
+static void test_finalize_releases_fds(void **state)
+{
+    char log_cfg[64];
+    char log_file[64];
+    char json[1024];
+    CK_C_INITIALIZE_ARGS a;
+    char reserved[128];
+    CK_SESSION_HANDLE s = 0;
+    int before;
+    int fd;
+
+    (void)state;
+    snprintf(log_file, sizeof(log_file), "/tmp/akv-mod-log-XXXXXX");
+    fd = mkstemp(log_file);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(json, sizeof(json),
+             "{\"log\":{\"level\":\"debug\",\"target\":\"%s\"},"
+             "\"tokens\":[{\"label\":\"t\","
+             "\"vault_url\":\"https://127.0.0.1:1\","
+             "\"keys\":[{\"name\":\"cmk\"}],"
+             "\"credential\":{\"type\":\"managed_identity\","
+             "\"imds_endpoint\":\"http://127.0.0.1:1/x\"}}]}",
+             log_file);
+    snprintf(log_cfg, sizeof(log_cfg), "/tmp/akv-mod-lcfg-XXXXXX");
+    write_file(log_cfg, json);
+    snprintf(reserved, sizeof(reserved), "config=%s", log_cfg);
+    memset(&a, 0, sizeof(a));
+    a.pReserved = reserved;
+    before = count_fds();
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(f->C_Initialize(&a), CKR_OK);
+        assert_true(count_fds() > before); /* the log file is open */
+        assert_int_equal(
+            f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
+        assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+        assert_int_equal(count_fds(), before);
+    }
+    unlink(log_cfg);
+    /* A C_Initialize that fails after opening the log closes it too. */
+    snprintf(json, sizeof(json),
+             "{\"log\":{\"level\":\"debug\",\"target\":\"%s\"},"
+             "\"tokens\":[{\"label\":\"t\","
+             "\"vault_url\":\"https://127.0.0.1:1\","
+             "\"keys\":[{\"name\":\"cmk\"}],"
+             "\"store_dir\":\"/dev/null/store\","
+             "\"credential\":{\"type\":\"managed_identity\","
+             "\"imds_endpoint\":\"http://127.0.0.1:1/x\"}}]}",
+             log_file);
+    snprintf(log_cfg, sizeof(log_cfg), "/tmp/akv-mod-lcfg-XXXXXX");
+    write_file(log_cfg, json);
+    snprintf(reserved, sizeof(reserved), "config=%s", log_cfg);
+    for (int i = 0; i < 5; i++) {
+        assert_int_not_equal(f->C_Initialize(&a), CKR_OK);
+        assert_int_equal(count_fds(), before);
+    }
+    unlink(log_cfg);
+    unlink(log_file);
+}
+
 static void test_fork_child(void **state)
 {
     pid_t pid;
@@ -396,6 +518,8 @@ int main(void)
         cmocka_unit_test(test_initialize_matrix),
         cmocka_unit_test(test_probe_fast_offline),
         cmocka_unit_test(test_local_ops_and_unreachable_vault),
+        cmocka_unit_test(test_initialize_garbage_reserved),
+        cmocka_unit_test(test_finalize_releases_fds),
         cmocka_unit_test(test_fork_child),
     };
 

@@ -36,7 +36,7 @@ static void test_policy_sorted(void **state)
     const struct akv_mech *m = akv_mech_table(&n);
 
     (void)state;
-    akv_attr_policy_table(&n);
+    p = akv_attr_policy_table(&n); /* m's call above overwrote n */
     for (size_t i = 1; i < n; i++) {
         assert_true(p[i - 1].type < p[i].type);
     }
@@ -50,6 +50,63 @@ static void test_policy_sorted(void **state)
         assert_true(m[i].info.ulMinKeySize <= m[i].info.ulMaxKeySize);
         assert_true(m[i].info.flags != 0);
     }
+}
+
+/* The defaults table (v3.0 §4.7-§4.10): each key class gets its own
+ * attributes, nothing already set is changed, other classes get nothing. */
+static void test_fill_defaults(void **state)
+{
+    struct akv_attrs a = AKV_ATTRS_INIT;
+    CK_ULONG v = 0;
+
+    (void)state;
+    assert_int_equal(akv_attrs_fill_defaults(&a, CKO_DATA), CKR_OK);
+    assert_int_equal(a.n, 0);
+    assert_int_equal(akv_attrs_set_bool(&a, CKA_ENCRYPT, CK_FALSE), CKR_OK);
+    assert_int_equal(
+        akv_attrs_set_ulong(&a, CKA_KEY_GEN_MECHANISM, CKM_AES_KEY_GEN),
+        CKR_OK);
+    assert_int_equal(akv_attrs_fill_defaults(&a, CKO_SECRET_KEY), CKR_OK);
+    /* Kept. */
+    assert_int_equal(akv_attrs_bool(&a, CKA_ENCRYPT, CK_TRUE), CK_FALSE);
+    assert_true(akv_attrs_ulong(&a, CKA_KEY_GEN_MECHANISM, &v));
+    assert_int_equal(v, CKM_AES_KEY_GEN);
+    /* Added (§4.7, §4.10), the module's secret-key defaults. */
+    assert_int_equal(akv_attrs_bool(&a, CKA_DECRYPT, CK_FALSE), CK_TRUE);
+    assert_int_equal(akv_attrs_bool(&a, CKA_SENSITIVE, CK_FALSE), CK_TRUE);
+    assert_int_equal(akv_attrs_bool(&a, CKA_EXTRACTABLE, CK_FALSE), CK_TRUE);
+    assert_int_equal(akv_attrs_bool(&a, CKA_DERIVE, CK_TRUE), CK_FALSE);
+    assert_int_equal(akv_attrs_bool(&a, CKA_LOCAL, CK_TRUE), CK_FALSE);
+    assert_non_null(akv_attrs_find(&a, CKA_ALLOWED_MECHANISMS));
+    assert_int_equal(akv_attrs_find(&a, CKA_ALLOWED_MECHANISMS)->ulValueLen, 0);
+    assert_non_null(akv_attrs_find(&a, CKA_UNWRAP_TEMPLATE));
+    assert_non_null(akv_attrs_find(&a, CKA_WRAP_TEMPLATE));
+    /* Not secret-key attributes. */
+    assert_null(akv_attrs_find(&a, CKA_SUBJECT));
+    assert_null(akv_attrs_find(&a, CKA_VERIFY_RECOVER));
+    assert_null(akv_attrs_find(&a, CKA_ALWAYS_AUTHENTICATE));
+    akv_attrs_clear(&a);
+    /* Public: no private/secret ones; KEY_GEN_MECHANISM unavailable. */
+    assert_int_equal(akv_attrs_fill_defaults(&a, CKO_PUBLIC_KEY), CKR_OK);
+    assert_true(akv_attrs_ulong(&a, CKA_KEY_GEN_MECHANISM, &v));
+    assert_int_equal(v, CK_UNAVAILABLE_INFORMATION);
+    assert_non_null(akv_attrs_find(&a, CKA_PUBLIC_KEY_INFO));
+    assert_int_equal(akv_attrs_bool(&a, CKA_ENCRYPT, CK_TRUE), CK_FALSE);
+    assert_null(akv_attrs_find(&a, CKA_SENSITIVE));
+    assert_null(akv_attrs_find(&a, CKA_DECRYPT));
+    assert_null(akv_attrs_find(&a, CKA_UNWRAP_TEMPLATE));
+    akv_attrs_clear(&a);
+    /* Private: sensitive, not extractable by default. */
+    assert_int_equal(akv_attrs_fill_defaults(&a, CKO_PRIVATE_KEY), CKR_OK);
+    assert_int_equal(akv_attrs_bool(&a, CKA_SENSITIVE, CK_FALSE), CK_TRUE);
+    assert_int_equal(akv_attrs_bool(&a, CKA_EXTRACTABLE, CK_TRUE), CK_FALSE);
+    assert_non_null(akv_attrs_find(&a, CKA_ALWAYS_AUTHENTICATE));
+    assert_null(akv_attrs_find(&a, CKA_WRAP_TEMPLATE));
+    /* Every default is a known attribute of the policy table. */
+    for (size_t i = 0; i < a.n; i++) {
+        assert_non_null(akv_attr_policy_find(a.v[i].type));
+    }
+    akv_attrs_clear(&a);
 }
 
 /* Cases 1-5 of v3.0 §5.7.5, one entry each, in one call. */
@@ -334,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_sorted),
+        cmocka_unit_test(test_fill_defaults),
         cmocka_unit_test(test_get_values_cases),
         cmocka_unit_test(test_template_validation),
         cmocka_unit_test(test_class_attributes),

@@ -19,6 +19,12 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "common/config.h"
 #include "include/pkcs11/akv-pkcs11.h"
 #include "kv_fake.h"
@@ -804,8 +810,12 @@ static void test_sessions_login(void **state)
     assert_int_equal(info.state, CKS_RW_PUBLIC_SESSION);
 
     assert_int_equal(akv_session_logout(ro), CKR_USER_NOT_LOGGED_IN);
-    assert_int_equal(akv_session_login(ro, CKU_SO, NULL, 0),
-                     CKR_USER_TYPE_INVALID);
+    /* No SO role: a locked SO PIN (v3.0 §3.2 CKF_SO_PIN_LOCKED, §5.6). */
+    assert_true(ti.flags & CKF_SO_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, CKU_SO, NULL, 0), CKR_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, CKU_SO, (CK_UTF8CHAR *)"x", 1),
+                     CKR_PIN_LOCKED);
+    assert_int_equal(akv_session_login(ro, 42, NULL, 0), CKR_USER_TYPE_INVALID);
     assert_int_equal(akv_session_login(ro, CKU_CONTEXT_SPECIFIC, NULL, 0),
                      CKR_OPERATION_NOT_INITIALIZED);
     assert_int_equal(akv_session_login(ro, CKU_USER, NULL, 5),
@@ -1027,6 +1037,560 @@ struct gcm_params_v240 {
     CK_ULONG ulAADLen;
     CK_ULONG ulTagBits;
 };
+
+/* v3.0 §5.8/§5.9: every failure of C_Encrypt/C_Decrypt, an Update or a Final
+ * ends the operation, NULL pointers included; only CKR_BUFFER_TOO_SMALL, a
+ * successful length query or Update, and a call refused as not part of the
+ * operation's flow (CKR_OPERATION_ACTIVE) keep it. */
+static void test_error_ends_operation(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k;
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    uint8_t iv[16] = {0};
+    CK_MECHANISM cbcpad = {CKM_AES_CBC_PAD, iv, sizeof(iv)};
+    uint8_t in[64] = {1, 2, 3};
+    uint8_t out[64];
+    CK_ULONG len;
+
+    (void)state;
+    init_with("");
+    s = open_session(CKF_RW_SESSION);
+    k = gen_aes(s, 16, CK_FALSE);
+    /* NULL pointers (the checks live in token/ now). */
+    for (int i = 0; i < 6; i++) {
+        CK_RV rv;
+
+        assert_int_equal(i < 3 ? akv_cipher_encrypt_init(s, &ecb, k)
+                               : akv_cipher_decrypt_init(s, &ecb, k),
+                         CKR_OK);
+        len = sizeof(out);
+        switch (i) {
+        case 0:
+            rv = akv_cipher_encrypt(s, NULL, 16, out, &len);
+            break;
+        case 1:
+            rv = akv_cipher_encrypt_update(s, in, 16, out, NULL);
+            break;
+        case 2:
+            rv = akv_cipher_encrypt_final(s, out, NULL);
+            break;
+        case 3:
+            rv = akv_cipher_decrypt(s, in, 16, out, NULL);
+            break;
+        case 4:
+            rv = akv_cipher_decrypt_update(s, NULL, 16, out, &len);
+            break;
+        default:
+            rv = akv_cipher_decrypt_final(s, out, NULL);
+            break;
+        }
+        assert_int_equal(rv, CKR_ARGUMENTS_BAD);
+        len = sizeof(out);
+        assert_int_equal(i < 3 ? akv_cipher_encrypt_final(s, out, &len)
+                               : akv_cipher_decrypt_final(s, out, &len),
+                         CKR_OPERATION_NOT_INITIALIZED);
+    }
+    /* A failing length query ends it too (ECB needs whole blocks). */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt(s, in, 15, NULL, &len),
+                     CKR_DATA_LEN_RANGE);
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    /* ... while a successful one, a short buffer and an Update keep it. */
+    len = 0;
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, NULL, &len), CKR_OK);
+    len = 3;
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, out, &len),
+                     CKR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, 16);
+    assert_int_equal(akv_cipher_encrypt(s, in, 16, out, &len), CKR_OK);
+    /* Update then a Final with a partial block: ends with the error. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &ecb, k), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_update(s, in, 20, out, &len), CKR_OK);
+    assert_int_equal(len, 16);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len),
+                     CKR_DATA_LEN_RANGE);
+    assert_int_equal(akv_cipher_encrypt_final(s, out, &len),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    /* Bad CBC padding at the final call ends the decryption. */
+    assert_int_equal(akv_cipher_decrypt_init(s, &cbcpad, k), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_final(s, out, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    assert_int_equal(akv_cipher_decrypt_init(s, &cbcpad, k), CKR_OK);
+    /* Single-part during a multi-part operation: refused, not ended. */
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt(s, in, 16, out, &len),
+                     CKR_OPERATION_ACTIVE);
+    len = sizeof(out);
+    assert_int_equal(akv_cipher_decrypt_update(s, in, 16, out, &len), CKR_OK);
+}
+
+/* ---- public-key import and the common key attributes ---- */
+
+static const uint8_t p256_oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07};
+
+/* N and E of a fresh RSA key (big-endian, N_LEN/E_LEN in/out). */
+static EVP_PKEY *rsa_parts(uint8_t *n, size_t *n_len, uint8_t *e, size_t *e_len)
+{
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    BIGNUM *bn = NULL;
+    BIGNUM *be = NULL;
+
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &bn), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &be), 1);
+    *n_len = (size_t)BN_bn2bin(bn, n);
+    *e_len = (size_t)BN_bn2bin(be, e);
+    BN_free(bn);
+    BN_free(be);
+    return k;
+}
+
+/* CKA_EC_POINT of a fresh P-256 key: DER OCTET STRING of 04||X||Y. */
+static size_t p256_point(uint8_t *out)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    size_t len = 0;
+
+    assert_non_null(k);
+    out[0] = 0x04;
+    out[1] = 65;
+    assert_int_equal(
+        EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                        out + 2, 65, &len),
+        1);
+    assert_int_equal(len, 65);
+    EVP_PKEY_free(k);
+    return 67;
+}
+
+static void test_import_public_key(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+    CK_OBJECT_CLASS privc = CKO_PRIVATE_KEY;
+    CK_OBJECT_CLASS certc = CKO_CERTIFICATE;
+    CK_KEY_TYPE rsa = CKK_RSA;
+    CK_KEY_TYPE ec = CKK_EC;
+    CK_KEY_TYPE dsa = CKK_DSA;
+    CK_BBOOL tr = CK_TRUE;
+    uint8_t n[600];
+    uint8_t e[16];
+    uint8_t bad[600];
+    uint8_t pt[80];
+    size_t nl = 0;
+    size_t el = 0;
+    size_t ptl = p256_point(pt);
+    EVP_PKEY *k = rsa_parts(n, &nl, e, &el);
+    CK_OBJECT_HANDLE h = 0;
+    CK_OBJECT_HANDLE hc = 0;
+    CK_ULONG bits = 0;
+    uint8_t buf[700];
+    CK_ATTRIBUTE ta[1] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)}};
+    CK_RSA_PKCS_OAEP_PARAMS op = oaep256;
+    CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
+    uint8_t ct[256];
+    uint8_t pt2[256];
+    CK_ULONG ctl = sizeof(ct);
+    size_t pt2l = sizeof(pt2);
+    EVP_PKEY_CTX *dctx = NULL;
+
+    (void)state;
+    init_with("");
+    s = open_session(CKF_RW_SESSION);
+    /* Classes and key types this token does not import: said as such,
+     * not CKR_ATTRIBUTE_READ_ONLY from the generic checker. */
+    {
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &privc, sizeof(privc)},
+                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+                            {CKA_MODULUS, n, nl},
+                            {CKA_PRIVATE_EXPONENT, n, nl}};
+
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[0].pValue = &certc;
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[0].pValue = &pubc;
+        t[1].pValue = &dsa;
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        /* RSA public key with a private-key attribute: not one of §4.8. */
+        t[1].pValue = &rsa;
+        t[3] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e, el};
+        assert_int_equal(akv_object_create(s, t, 3, &h),
+                         CKR_TEMPLATE_INCOMPLETE);
+        t[2] = (CK_ATTRIBUTE){CKA_DECRYPT, &tr, 1};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_TYPE_INVALID);
+        t[2] = (CK_ATTRIBUTE){CKA_EC_POINT, pt, ptl};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_TEMPLATE_INCONSISTENT);
+        assert_int_equal(akv_object_create(s, t, 1, &h),
+                         CKR_TEMPLATE_INCOMPLETE);
+    }
+    /* Bad RSA material: even modulus, short modulus, even / 1 / huge
+     * exponent. */
+    {
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &pubc, sizeof(pubc)},
+                            {CKA_KEY_TYPE, &rsa, sizeof(rsa)},
+                            {CKA_MODULUS, bad, nl},
+                            {CKA_PUBLIC_EXPONENT, e, el}};
+        uint8_t e2[] = {0x01, 0x00, 0x00};
+        uint8_t e1[] = {0x00, 0x01};
+
+        memcpy(bad, n, nl);
+        bad[nl - 1] &= 0xfe;
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[2] = (CK_ATTRIBUTE){CKA_MODULUS, n, 64};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[2] = (CK_ATTRIBUTE){CKA_MODULUS, n, nl};
+        t[3] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e2, sizeof(e2)};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[3] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e1, sizeof(e1)};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[3] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, n, nl};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[3] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, e, el};
+        /* Token objects: from a R/O session no; the store keeps secrets
+         * only. */
+        {
+            CK_ATTRIBUTE t5[5];
+            CK_SESSION_HANDLE ro = open_session(0);
+
+            memcpy(t5, t, sizeof(t));
+            t5[4] = (CK_ATTRIBUTE){CKA_TOKEN, &tr, 1};
+            assert_int_equal(akv_object_create(ro, t5, 5, &h),
+                             CKR_SESSION_READ_ONLY);
+            assert_int_equal(akv_object_create(s, t5, 5, &h),
+                             CKR_TEMPLATE_INCONSISTENT);
+        }
+        /* The good key. */
+        assert_int_equal(akv_object_create(s, t, 4, &h), CKR_OK);
+        assert_int_equal(akv_object_get_attrs(s, h, ta, 1), CKR_OK);
+        assert_int_equal(bits, 2048);
+        ta[0] = (CK_ATTRIBUTE){CKA_MODULUS, buf, sizeof(buf)};
+        assert_int_equal(akv_object_get_attrs(s, h, ta, 1), CKR_OK);
+        assert_int_equal(ta[0].ulValueLen, nl);
+        assert_memory_equal(buf, n, nl);
+        ta[0] = (CK_ATTRIBUTE){CKA_PUBLIC_KEY_INFO, buf, sizeof(buf)};
+        assert_int_equal(akv_object_get_attrs(s, h, ta, 1), CKR_OK);
+        {
+            const unsigned char *p = buf;
+            EVP_PKEY *back = d2i_PUBKEY(NULL, &p, (long)ta[0].ulValueLen);
+
+            assert_non_null(back);
+            assert_int_equal(EVP_PKEY_eq(back, k), 1);
+            EVP_PKEY_free(back);
+        }
+    }
+    /* Local encryption with it, decrypted by the private key here. */
+    assert_int_equal(akv_cipher_encrypt_init(s, &oaep, h), CKR_OK);
+    assert_int_equal(
+        akv_cipher_encrypt(s, (CK_BYTE *)"sixteen byte key", 16, ct, &ctl),
+        CKR_OK);
+    assert_int_equal(ctl, 256);
+    dctx = EVP_PKEY_CTX_new(k, NULL);
+    assert_non_null(dctx);
+    assert_int_equal(EVP_PKEY_decrypt_init(dctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(dctx, RSA_PKCS1_OAEP_PADDING),
+                     1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(dctx, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(dctx, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_decrypt(dctx, pt2, &pt2l, ct, ctl), 1);
+    assert_int_equal(pt2l, 16);
+    assert_memory_equal(pt2, "sixteen byte key", 16);
+    EVP_PKEY_CTX_free(dctx);
+    /* A public key cannot decrypt (v3.0 §5.9: not a decryption key). */
+    assert_int_equal(akv_cipher_decrypt_init(s, &oaep, h),
+                     CKR_KEY_TYPE_INCONSISTENT);
+    /* EC: good point, point off the curve, unknown curve, raw point. */
+    {
+        uint8_t p384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+        uint8_t brainpool[] = {0x06, 0x09, 0x2b, 0x24, 0x03, 0x03,
+                               0x02, 0x08, 0x01, 0x01, 0x07};
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &pubc, sizeof(pubc)},
+                            {CKA_KEY_TYPE, &ec, sizeof(ec)},
+                            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+                            {CKA_EC_POINT, pt, ptl}};
+        CK_BBOOL b = 9;
+
+        assert_int_equal(akv_object_create(s, t, 4, &hc), CKR_OK);
+        ta[0] = (CK_ATTRIBUTE){CKA_VERIFY, &b, 1};
+        assert_int_equal(akv_object_get_attrs(s, hc, ta, 1), CKR_OK);
+        assert_int_equal(b, CK_TRUE);
+        ta[0] = (CK_ATTRIBUTE){CKA_EC_POINT, buf, sizeof(buf)};
+        assert_int_equal(akv_object_get_attrs(s, hc, ta, 1), CKR_OK);
+        assert_int_equal(ta[0].ulValueLen, ptl);
+        assert_memory_equal(buf, pt, ptl);
+        memcpy(buf, pt, ptl);
+        buf[ptl - 1] ^= 0x01; /* Y changed: not on the curve */
+        t[3] = (CK_ATTRIBUTE){CKA_EC_POINT, buf, ptl};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[3] = (CK_ATTRIBUTE){CKA_EC_POINT, pt + 2, 65}; /* not DER */
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[3] = (CK_ATTRIBUTE){CKA_EC_POINT, pt, ptl};
+        t[2] = (CK_ATTRIBUTE){CKA_EC_PARAMS, p384, sizeof(p384)};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        t[2] = (CK_ATTRIBUTE){CKA_EC_PARAMS, brainpool, sizeof(brainpool)};
+        assert_int_equal(akv_object_create(s, t, 4, &h),
+                         CKR_ATTRIBUTE_VALUE_INVALID);
+        /* An EC key does not encrypt here. */
+        assert_int_equal(akv_cipher_encrypt_init(s, &oaep, hc),
+                         CKR_KEY_TYPE_INCONSISTENT);
+    }
+    EVP_PKEY_free(k);
+}
+
+/* Reads every attribute of v3.0 §4.4/§4.7 and of the class's own table
+ * (§4.8 public, §4.9 private, §4.10 secret) from key H: each must be
+ * answered; the defaults every kind shares are checked, and
+ * CKA_ALLOWED_MECHANISMS must hold ALLOWED_LEN bytes. */
+static void check_key_attrs(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                            CK_OBJECT_CLASS cls, CK_ULONG allowed_len)
+{
+    static const CK_ATTRIBUTE_TYPE common[] = {CKA_CLASS,
+                                               CKA_TOKEN,
+                                               CKA_PRIVATE,
+                                               CKA_MODIFIABLE,
+                                               CKA_LABEL,
+                                               CKA_COPYABLE,
+                                               CKA_DESTROYABLE,
+                                               CKA_KEY_TYPE,
+                                               CKA_ID,
+                                               CKA_START_DATE,
+                                               CKA_END_DATE,
+                                               CKA_DERIVE,
+                                               CKA_LOCAL,
+                                               CKA_KEY_GEN_MECHANISM,
+                                               CKA_ALLOWED_MECHANISMS};
+    static const CK_ATTRIBUTE_TYPE pub[] = {
+        CKA_SUBJECT, CKA_ENCRYPT, CKA_VERIFY,        CKA_VERIFY_RECOVER,
+        CKA_WRAP,    CKA_TRUSTED, CKA_WRAP_TEMPLATE, CKA_PUBLIC_KEY_INFO};
+    static const CK_ATTRIBUTE_TYPE priv[] = {
+        CKA_SUBJECT,           CKA_SENSITIVE,
+        CKA_DECRYPT,           CKA_SIGN,
+        CKA_SIGN_RECOVER,      CKA_UNWRAP,
+        CKA_EXTRACTABLE,       CKA_ALWAYS_SENSITIVE,
+        CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED,
+        CKA_UNWRAP_TEMPLATE,   CKA_ALWAYS_AUTHENTICATE,
+        CKA_PUBLIC_KEY_INFO};
+    static const CK_ATTRIBUTE_TYPE sec[] = {CKA_SENSITIVE,
+                                            CKA_ENCRYPT,
+                                            CKA_DECRYPT,
+                                            CKA_SIGN,
+                                            CKA_VERIFY,
+                                            CKA_WRAP,
+                                            CKA_UNWRAP,
+                                            CKA_EXTRACTABLE,
+                                            CKA_ALWAYS_SENSITIVE,
+                                            CKA_NEVER_EXTRACTABLE,
+                                            CKA_WRAP_WITH_TRUSTED,
+                                            CKA_TRUSTED,
+                                            CKA_WRAP_TEMPLATE,
+                                            CKA_UNWRAP_TEMPLATE,
+                                            CKA_VALUE_LEN};
+    const CK_ATTRIBUTE_TYPE *lists[2] = {common, NULL};
+    size_t lens[2] = {sizeof(common) / sizeof(common[0]), 0};
+    uint8_t buf[1024];
+    CK_ULONG ul = 0;
+    CK_BBOOL b = 9;
+    CK_ATTRIBUTE t = {0, NULL, 0};
+
+    if (cls == CKO_PUBLIC_KEY) {
+        lists[1] = pub;
+        lens[1] = sizeof(pub) / sizeof(pub[0]);
+    } else if (cls == CKO_PRIVATE_KEY) {
+        lists[1] = priv;
+        lens[1] = sizeof(priv) / sizeof(priv[0]);
+    } else {
+        lists[1] = sec;
+        lens[1] = sizeof(sec) / sizeof(sec[0]);
+    }
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < lens[l]; i++) {
+            t = (CK_ATTRIBUTE){lists[l][i], buf, sizeof(buf)};
+            if (akv_object_get_attrs(s, h, &t, 1) != CKR_OK) {
+                fail_msg("class %lu: attribute 0x%lx not answered",
+                         (unsigned long)cls, (unsigned long)lists[l][i]);
+            }
+        }
+    }
+    /* Values every kind shares. */
+    t = (CK_ATTRIBUTE){CKA_CLASS, &ul, sizeof(ul)};
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    assert_int_equal(ul, cls);
+    t = (CK_ATTRIBUTE){CKA_ALLOWED_MECHANISMS, buf, sizeof(buf)};
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    assert_int_equal(t.ulValueLen, allowed_len); /* 0: no restriction */
+    t = (CK_ATTRIBUTE){CKA_START_DATE, buf, sizeof(buf)};
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    assert_int_equal(t.ulValueLen, 0);
+    t = (CK_ATTRIBUTE){CKA_END_DATE, buf, sizeof(buf)};
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    assert_int_equal(t.ulValueLen, 0);
+    t = (CK_ATTRIBUTE){CKA_DERIVE, &b, 1};
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    assert_int_equal(b, CK_FALSE);
+    if (cls != CKO_PRIVATE_KEY) {
+        t = (CK_ATTRIBUTE){CKA_TRUSTED, &b, 1};
+        assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+        assert_int_equal(b, CK_FALSE);
+        t = (CK_ATTRIBUTE){CKA_WRAP_TEMPLATE, buf, sizeof(buf)};
+        assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+        assert_int_equal(t.ulValueLen, 0);
+    }
+    if (cls != CKO_PUBLIC_KEY) {
+        t = (CK_ATTRIBUTE){CKA_UNWRAP_TEMPLATE, buf, sizeof(buf)};
+        assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+        assert_int_equal(t.ulValueLen, 0);
+        t = (CK_ATTRIBUTE){CKA_SIGN, &b, 1};
+        assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+        assert_int_equal(b, CK_FALSE);
+    }
+}
+
+static CK_BBOOL attr_bool(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                          CK_ATTRIBUTE_TYPE type)
+{
+    CK_BBOOL b = 9;
+    CK_ATTRIBUTE t = {type, &b, 1};
+
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    return b;
+}
+
+static CK_ULONG attr_ulong(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                           CK_ATTRIBUTE_TYPE type)
+{
+    CK_ULONG v = 0;
+    CK_ATTRIBUTE t = {type, &v, sizeof(v)};
+
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1), CKR_OK);
+    return v;
+}
+
+static void test_key_attrs_every_kind(void **state)
+{
+    char extra[160];
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE pub;
+    CK_OBJECT_HANDLE priv;
+    CK_OBJECT_HANDLE gen;
+    CK_OBJECT_HANDLE tok;
+    CK_OBJECT_HANDLE imp;
+    CK_OBJECT_HANDLE h[8];
+    CK_OBJECT_CLASS pubc = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE ec = CKK_EC;
+    uint8_t pt[80];
+    size_t ptl = p256_point(pt);
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &pubc, sizeof(pubc)},
+                        {CKA_KEY_TYPE, &ec, sizeof(ec)},
+                        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+                        {CKA_EC_POINT, pt, ptl}};
+    CK_MECHANISM_TYPE aes_gcm = CKM_AES_GCM;
+    CK_ATTRIBUTE allow = {CKA_ALLOWED_MECHANISMS, &aes_gcm, sizeof(aes_gcm)};
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE derive = {CKA_DERIVE, &f, 1};
+
+    (void)state;
+    snprintf(extra, sizeof(extra), ",\"store_dir\":\"%s\"", store_dir);
+    init_with(extra);
+    s = open_session(CKF_RW_SESSION);
+    assert_int_equal(find(s, NULL, 0, h, 8), 2);
+    pub = find_one(s, CKO_PUBLIC_KEY, NULL, 0);
+    priv = find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+    gen = gen_aes(s, 32, CK_FALSE);
+    tok = gen_aes(s, 16, CK_TRUE);
+    assert_int_equal(akv_object_create(s, t, 4, &imp), CKR_OK);
+
+    check_key_attrs(s, pub, CKO_PUBLIC_KEY, 0);
+    check_key_attrs(s, priv, CKO_PRIVATE_KEY, 0);
+    check_key_attrs(s, gen, CKO_SECRET_KEY, 0);
+    check_key_attrs(s, tok, CKO_SECRET_KEY, 0);
+    check_key_attrs(s, imp, CKO_PUBLIC_KEY, 0);
+    /* Values that differ by kind. */
+    assert_int_equal(attr_bool(s, pub, CKA_LOCAL), CK_FALSE);
+    assert_int_equal(attr_ulong(s, pub, CKA_KEY_GEN_MECHANISM),
+                     CK_UNAVAILABLE_INFORMATION);
+    assert_int_equal(attr_bool(s, pub, CKA_ENCRYPT), CK_TRUE); /* key_ops */
+    assert_int_equal(attr_bool(s, pub, CKA_VERIFY), CK_FALSE);
+    assert_int_equal(attr_bool(s, pub, CKA_MODIFIABLE), CK_FALSE);
+    assert_int_equal(attr_bool(s, priv, CKA_SENSITIVE), CK_TRUE);
+    assert_int_equal(attr_bool(s, priv, CKA_ALWAYS_SENSITIVE), CK_TRUE);
+    assert_int_equal(attr_bool(s, priv, CKA_DECRYPT), CK_TRUE);
+    assert_int_equal(attr_bool(s, priv, CKA_ALWAYS_AUTHENTICATE), CK_FALSE);
+    assert_int_equal(attr_bool(s, gen, CKA_LOCAL), CK_TRUE);
+    assert_int_equal(attr_ulong(s, gen, CKA_KEY_GEN_MECHANISM),
+                     CKM_AES_KEY_GEN);
+    assert_int_equal(attr_bool(s, gen, CKA_ENCRYPT), CK_TRUE);
+    assert_int_equal(attr_bool(s, gen, CKA_WRAP), CK_FALSE);
+    assert_int_equal(attr_bool(s, gen, CKA_MODIFIABLE), CK_TRUE);
+    assert_int_equal(attr_ulong(s, gen, CKA_VALUE_LEN), 32);
+    assert_int_equal(attr_bool(s, tok, CKA_TOKEN), CK_TRUE);
+    assert_int_equal(attr_ulong(s, tok, CKA_VALUE_LEN), 16);
+    assert_int_equal(attr_bool(s, imp, CKA_LOCAL), CK_FALSE);
+    assert_int_equal(attr_bool(s, imp, CKA_VERIFY), CK_TRUE);
+    assert_int_equal(attr_bool(s, imp, CKA_ENCRYPT), CK_FALSE);
+    assert_int_equal(attr_ulong(s, imp, CKA_KEY_GEN_MECHANISM),
+                     CK_UNAVAILABLE_INFORMATION);
+    /* A find template with a defaulted attribute matches (v3.0 §5.7.7). */
+    assert_int_equal(find(s, &derive, 1, h, 8), 5);
+    /* A given CKA_ALLOWED_MECHANISMS is kept, and survives the store. */
+    {
+        CK_MECHANISM m = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_ULONG len = 16;
+        CK_BBOOL tr = CK_TRUE;
+        CK_ATTRIBUTE gt[] = {
+            {CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_TOKEN, &tr, 1}, allow};
+        CK_OBJECT_HANDLE k = 0;
+        CK_MECHANISM_TYPE got[4];
+        CK_ATTRIBUTE q = {CKA_ALLOWED_MECHANISMS, got, sizeof(got)};
+
+        assert_int_equal(akv_object_generate_key(s, &m, gt, 3, &k), CKR_OK);
+        assert_int_equal(akv_object_get_attrs(s, k, &q, 1), CKR_OK);
+        assert_int_equal(q.ulValueLen, sizeof(CK_MECHANISM_TYPE));
+        assert_int_equal(got[0], CKM_AES_GCM);
+    }
+    /* The store objects read back by another process image answer too. */
+    assert_int_equal(akv_slot_finalize(), CKR_OK);
+    init_with(extra);
+    s = open_session(CKF_RW_SESSION);
+    {
+        CK_ATTRIBUTE tt = {CKA_TOKEN, &f, 1};
+        CK_BBOOL tr = CK_TRUE;
+        CK_OBJECT_CLASS sc = CKO_SECRET_KEY;
+        CK_ATTRIBUTE ft[] = {{CKA_TOKEN, &tr, 1}, {CKA_CLASS, &sc, sizeof(sc)}};
+
+        CK_ATTRIBUTE none = {CKA_ALLOWED_MECHANISMS, NULL, 0};
+
+        (void)tt;
+        assert_int_equal(find(s, ft, 2, h, 8), 2);
+        /* One with no restriction, one with the list it was given. */
+        assert_int_equal(find(s, &none, 1, h, 8), 3);
+        assert_int_equal(find(s, &allow, 1, h, 8), 1);
+        check_key_attrs(s, h[0], CKO_SECRET_KEY, sizeof(CK_MECHANISM_TYPE));
+        ft[0] = none;
+        assert_int_equal(find(s, ft, 2, h, 8), 1);
+        check_key_attrs(s, h[0], CKO_SECRET_KEY, 0);
+    }
+}
 
 static void test_gcm_v240_params(void **state)
 {
@@ -1818,6 +2382,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_objects_die_with_session,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_aes_known_answers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_error_ends_operation, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_import_public_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_key_attrs_every_kind, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gcm_v240_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_key_roundtrip, setup,

@@ -281,9 +281,10 @@ int emu_key_verify(const struct emu_keyver *kv, const char *alg,
                    const unsigned char *digest, size_t dlen,
                    const unsigned char *sig, size_t siglen, int *ok,
                    const char **err);
-/* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d
- * and optionally p, q, dp, dq, qi (RFC 7518 6.3.2); NULL when a member is
- * missing or not base64url, or the key does not check. */
+/* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d,
+ * p, q, dp, dq, qi (RFC 7518 6.3.2; all required: the key file stores
+ * PKCS#8, which needs p and q); NULL when a member is missing
+ * or not base64url, or the key fails the pairwise check. */
 EVP_PKEY *emu_rsa_from_jwk(cJSON *jwk);
 /* emu_make_client_cert - self-signed RSA-2048 client certificate for CN;
  * returns cert PEM + key PEM in one malloc'ed string and the cert alone in
@@ -329,6 +330,12 @@ void emu_token_cache_clear(void);
 /* emu_store_load - signing key, identity header, state.json and every key
  * file; creates a new tenant on first start. 0 or -1. */
 int emu_store_load(void);
+/* emu_store_parse_state - the state.json part of emu_store_load: TEXT
+ * (NUL-terminated JSON; PATH names it in messages) sets the tenant and
+ * subscription and appends its principals and vaults (each vault's keys
+ * read from emu.dir/keys/VAULT/) to emu. 0, or -1 (corrupt: no tenantId,
+ * not JSON, out of memory) with whatever was appended before kept. */
+int emu_store_parse_state(const char *text, const char *path);
 /* emu_store_save_state - rewrite state.json (principals, vaults, policies);
  * exclusive lock held. 0 or -1. */
 int emu_store_save_state(void);

@@ -316,7 +316,10 @@ static void test_encrypted_key_no_prompt(void **state)
     pid_t pid;
     (void)state;
 
-    assert_true(master >= 0);
+    if (master < 0) {
+        free(pem);
+        skip(); /* no pseudo-terminals here (no /dev/ptmx) */
+    }
     assert_int_equal(grantpt(master), 0);
     assert_int_equal(unlockpt(master), 0);
     pid = fork();

@@ -176,8 +176,12 @@ unsigned char *emu_b64url_decode(const char *in, size_t *out_len);
 /* emu_json_str - member NAME of object O (case-sensitive) when it is a
  * string (owned by O), else NULL. */
 const char *emu_json_str(cJSON *o, const char *name);
-/* emu_json_num - member NAME of object O when it is a number (truncated
- * to an integer), else DFLT. */
+/* emu_json_ll - V as an integer (truncated) into *OUT: 0, or -1 (*OUT 0)
+ * when V is not a number or lies outside the long long range (a JSON
+ * number such as 1e300: converting it would be undefined behaviour). */
+int emu_json_ll(const cJSON *v, long long *out);
+/* emu_json_num - member NAME of object O when it is a number within the
+ * long long range (truncated to an integer), else DFLT. */
 long long emu_json_num(cJSON *o, const char *name, long long dflt);
 /* emu_valid_name - 1 when N is MIN..MAX characters of [0-9a-zA-Z-] (the
  * Key Vault rule for key names, 1..127, and vault names, 3..24), else 0. */

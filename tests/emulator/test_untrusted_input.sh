@@ -5,6 +5,8 @@
 #   - a REST import of an RSA JWK without p, q, dp, dq, qi was taken (d never
 #     checked against n) and then lost at the next start (its key file holds
 #     PKCS#8, which needs the primes): now 400, like an inconsistent JWK;
+#   - attribute times (nbf, exp) outside the integer range (1e300) were
+#     converted with undefined behaviour (UBSan); now 400 BadParameter;
 #   - a key file whose version claims a size or type its material does not
 #     have (oct-HSM without "k" and "bits": 25519469; an oct key labelled
 #     RSA) was loaded, and saving it read past the 32-byte oct key: now the
@@ -42,6 +44,18 @@ eq "$STATUS" 400 "RSA JWK missing dp"
 req PUT "$V/keys/full?api-version=7.4" "{\"key\":$FULL}"
 eq "$STATUS" 200 "complete RSA JWK"
 ok "RSA JWK import needs n, e, d, p, q, dp, dq, qi"
+
+# --- numbers outside the integer range are refused, not converted ---
+req GET "$V/keys/full?api-version=7.4"
+BEFORE=$(jq -c .attributes "$BODY")
+req PATCH "$V/keys/full?api-version=7.4" '{"attributes":{"enabled":false,"exp":1e300}}'
+eq "$STATUS" 400 "exp 1e300"
+eq "$(jb .error.message)" "Property 'exp' is not valid." "exp 1e300: message"
+req PATCH "$V/keys/full?api-version=7.4" '{"attributes":{"nbf":-7.7e56}}'
+eq "$STATUS" 400 "nbf -7.7e56"
+req GET "$V/keys/full?api-version=7.4"
+eq "$(jq -c .attributes "$BODY")" "$BEFORE" "refused updates change nothing"
+ok "attribute times outside the integer range"
 
 # --- key files are checked against their kty and bits at start ---
 cli keyvault key create --vault-name vaultu --name oct1 --kty oct-HSM --size 256 > /dev/null

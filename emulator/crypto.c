@@ -957,8 +957,10 @@ EVP_PKEY *emu_rsa_from_jwk(cJSON *jwk)
             ncrt++;
         }
     }
-    /* CRT members are all or nothing. */
-    if (ncrt != 0 && ncrt != 5) {
+    /* All CRT members are required (RFC 7518 6.3.2 lets a producer omit
+     * them all, but the key file stores PKCS#8, which needs p and q, and
+     * only with them can the pairwise check below prove d matches n). */
+    if (ncrt != 5) {
         goto out;
     }
     for (i = 0; i < 3 + ncrt; i++) {
@@ -973,7 +975,7 @@ EVP_PKEY *emu_rsa_from_jwk(cJSON *jwk)
         goto out;
     }
     chk = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
-    if (ncrt && (!chk || EVP_PKEY_pairwise_check(chk) != 1)) {
+    if (!chk || EVP_PKEY_pairwise_check(chk) != 1) {
         EVP_PKEY_free(k);
         k = NULL;
     }

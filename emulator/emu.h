@@ -176,8 +176,12 @@ unsigned char *emu_b64url_decode(const char *in, size_t *out_len);
 /* emu_json_str - member NAME of object O (case-sensitive) when it is a
  * string (owned by O), else NULL. */
 const char *emu_json_str(cJSON *o, const char *name);
-/* emu_json_num - member NAME of object O when it is a number (truncated
- * to an integer), else DFLT. */
+/* emu_json_ll - V as an integer (truncated) into *OUT: 0, or -1 (*OUT 0)
+ * when V is not a number or lies outside the long long range (a JSON
+ * number such as 1e300: converting it would be undefined behaviour). */
+int emu_json_ll(const cJSON *v, long long *out);
+/* emu_json_num - member NAME of object O when it is a number within the
+ * long long range (truncated to an integer), else DFLT. */
 long long emu_json_num(cJSON *o, const char *name, long long dflt);
 /* emu_valid_name - 1 when N is MIN..MAX characters of [0-9a-zA-Z-] (the
  * Key Vault rule for key names, 1..127, and vault names, 3..24), else 0. */
@@ -281,9 +285,10 @@ int emu_key_verify(const struct emu_keyver *kv, const char *alg,
                    const unsigned char *digest, size_t dlen,
                    const unsigned char *sig, size_t siglen, int *ok,
                    const char **err);
-/* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d
- * and optionally p, q, dp, dq, qi (RFC 7518 6.3.2); NULL when a member is
- * missing or not base64url, or the key does not check. */
+/* emu_rsa_from_jwk - private RSA key from base64url JWK members n, e, d,
+ * p, q, dp, dq, qi (RFC 7518 6.3.2; all required: the key file stores
+ * PKCS#8, which needs p and q); NULL when a member is missing
+ * or not base64url, or the key fails the pairwise check. */
 EVP_PKEY *emu_rsa_from_jwk(cJSON *jwk);
 /* emu_make_client_cert - self-signed RSA-2048 client certificate for CN;
  * returns cert PEM + key PEM in one malloc'ed string and the cert alone in
@@ -329,6 +334,12 @@ void emu_token_cache_clear(void);
 /* emu_store_load - signing key, identity header, state.json and every key
  * file; creates a new tenant on first start. 0 or -1. */
 int emu_store_load(void);
+/* emu_store_parse_state - the state.json part of emu_store_load: TEXT
+ * (NUL-terminated JSON; PATH names it in messages) sets the tenant and
+ * subscription and appends its principals and vaults (each vault's keys
+ * read from emu.dir/keys/VAULT/) to emu. 0, or -1 (corrupt: no tenantId,
+ * not JSON, out of memory) with whatever was appended before kept. */
+int emu_store_parse_state(const char *text, const char *path);
 /* emu_store_save_state - rewrite state.json (principals, vaults, policies);
  * exclusive lock held. 0 or -1. */
 int emu_store_save_state(void);

@@ -65,11 +65,25 @@ const char *emu_json_str(cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+int emu_json_ll(const cJSON *v, long long *out)
+{
+    /* both bounds are exact doubles (+-2^63); NaN fails both tests */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9223372036854775808.0)
+        || !(v->valuedouble < 9223372036854775808.0)) {
+        *out = 0;
+        return -1;
+    }
+    *out = (long long)v->valuedouble;
+    return 0;
+}
+
 long long emu_json_num(cJSON *o, const char *name, long long dflt)
 {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    long long n;
 
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+    return emu_json_ll(cJSON_GetObjectItemCaseSensitive(o, name), &n) == 0
+               ? n
+               : dflt;
 }
 
 int emu_valid_name(const char *n, size_t min, size_t max)

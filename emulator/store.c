@@ -312,6 +312,23 @@ int emu_store_remove_key(const struct emu_vault *v, const struct emu_key *k)
     return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+/* A version read back (key file, backup blob) must hold the material its
+ * kty names, of the size bits says: every later use (wrap, sign, the key
+ * file written on the next change) trusts kty and bits. HAS_K: an oct key
+ * "k" of bits / 8 bytes was read. */
+static int keyver_consistent(const struct emu_keyver *kv, int has_k)
+{
+    int rsa = strcmp(kv->kty, "RSA") == 0 || strcmp(kv->kty, "RSA-HSM") == 0;
+    int ec = strcmp(kv->kty, "EC") == 0 || strcmp(kv->kty, "EC-HSM") == 0;
+
+    if (rsa || ec) {
+        return kv->pkey && EVP_PKEY_is_a(kv->pkey, rsa ? "RSA" : "EC")
+               && kv->bits == EVP_PKEY_get_bits(kv->pkey);
+    }
+    return strcmp(kv->kty, "oct-HSM") == 0 && !kv->pkey && has_k
+           && (kv->bits == 128 || kv->bits == 192 || kv->bits == 256);
+}
+
 struct emu_key *emu_key_from_json(cJSON *root)
 {
     cJSON *vers, *o;
@@ -335,6 +352,7 @@ struct emu_key *emu_key_from_json(cJSON *root)
     {
         struct emu_keyver *kv = calloc(1, sizeof(*kv)), **nv;
         cJSON *op;
+        int has_k = 0;
 
         if (!kv) {
             goto out;
@@ -367,6 +385,11 @@ struct emu_key *emu_key_from_json(cJSON *root)
             memcpy(kv->oct, kb, kl);
             OPENSSL_cleanse(kb, kl);
             free(kb);
+            has_k = 1;
+        }
+        if (!keyver_consistent(kv, has_k)) {
+            emu_keyver_free(kv);
+            goto out;
         }
         cJSON_ArrayForEach(op, cJSON_GetObjectItem(o, "key_ops"))
         {
@@ -575,8 +598,7 @@ static int load_identity_header(void)
 int emu_store_load(void)
 {
     char path[4200], *text;
-    cJSON *root = NULL, *o;
-    int rc = -1;
+    int rc;
 
     if (load_signing_key() != 0 || load_identity_header() != 0) {
         fprintf(stderr, "akv-emulator: cannot create signing key\n");
@@ -589,8 +611,17 @@ int emu_store_load(void)
         emu_guid(emu.subscription_id);
         return emu_store_save_state();
     }
-    root = cJSON_Parse(text);
+    rc = emu_store_parse_state(text, path);
     free(text);
+    return rc;
+}
+
+int emu_store_parse_state(const char *text, const char *path)
+{
+    cJSON *root = NULL, *o;
+    int rc = -1;
+
+    root = cJSON_Parse(text);
     if (!root || !emu_json_str(root, "tenantId")) {
         fprintf(stderr, "akv-emulator: %s is corrupt\n", path);
         goto out;

@@ -381,7 +381,13 @@ static int apply_attrs(struct call *c, cJSON *body, struct emu_keyver *kv)
         }
         x = cJSON_GetObjectItemCaseSensitive(a, "nbf");
         if (cJSON_IsNumber(x)) {
-            kv->nbf = (long long)x->valuedouble;
+            long long t;
+
+            if (emu_json_ll(x, &t) != 0) {
+                bad_param(c->rs, "Property 'nbf' is not valid.");
+                return -1;
+            }
+            kv->nbf = t;
         } else if (cJSON_IsNull(x)) {
             kv->nbf = 0;
         } else if (x) {
@@ -390,7 +396,13 @@ static int apply_attrs(struct call *c, cJSON *body, struct emu_keyver *kv)
         }
         x = cJSON_GetObjectItemCaseSensitive(a, "exp");
         if (cJSON_IsNumber(x)) {
-            kv->exp = (long long)x->valuedouble;
+            long long t;
+
+            if (emu_json_ll(x, &t) != 0) {
+                bad_param(c->rs, "Property 'exp' is not valid.");
+                return -1;
+            }
+            kv->exp = t;
         } else if (cJSON_IsNull(x)) {
             kv->exp = 0;
         } else if (x) {
@@ -507,7 +519,12 @@ static void op_create(struct call *c, int mode)
         kty = x->valuestring;
         x = cJSON_GetObjectItemCaseSensitive(body, "key_size");
         if (cJSON_IsNumber(x)) {
-            bits = (int)x->valuedouble;
+            long long ks;
+
+            /* any size a key can have fits an int; others are refused by
+             * emu_keyver_new as unsupported */
+            bits = emu_json_ll(x, &ks) == 0 && ks >= 0 && ks <= 65536 ? (int)ks
+                                                                      : -1;
         } else if (x && !cJSON_IsNull(x)) {
             bad_param(c->rs, "Property 'key_size' is not valid.");
             goto out;

@@ -281,18 +281,15 @@ static void take_header(const char *line, size_t len, const char *name,
     }
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+void akv_http_header_line(struct akv_http_resp *resp, const char *ptr, size_t n)
 {
-    struct akv_http_resp *resp = userdata;
-    size_t n = size * nmemb;
-
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
         /* a new response (e.g. after 100 Continue): forget old headers */
         resp->request_id[0] = '\0';
         resp->www_authenticate[0] = '\0';
         resp->retry_after[0] = '\0';
         resp->retry_after_ms[0] = '\0';
-        return n;
+        return;
     }
     take_header(ptr, n, "x-ms-request-id", resp->request_id,
                 sizeof(resp->request_id));
@@ -304,6 +301,13 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
                 sizeof(resp->retry_after_ms));
     take_header(ptr, n, "x-ms-retry-after-ms", resp->retry_after_ms,
                 sizeof(resp->retry_after_ms));
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    size_t n = size * nmemb;
+
+    akv_http_header_line(userdata, ptr, n);
     return n;
 }
 

@@ -78,6 +78,19 @@ void akv_http_free(struct akv_http *h);
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                        long timeout_ms, struct akv_http_resp *resp);
 
+/*
+ * akv_http_header_line - one raw header line as libcurl hands it over (LEN
+ * bytes, not NUL-terminated, usually ending in CRLF): a status line
+ * ("HTTP/...") forgets the headers of an earlier response (100 Continue,
+ * redirects); "Name: value" for x-ms-request-id, WWW-Authenticate,
+ * Retry-After, retry-after-ms and x-ms-retry-after-ms (names case-
+ * insensitive, RFC 9110 §5.1) stores the value, trimmed of OWS and CRLF,
+ * cut to the field's size, control bytes replaced by '?', into RESP.
+ * Other lines are ignored.
+ */
+void akv_http_header_line(struct akv_http_resp *resp, const char *line,
+                          size_t len);
+
 /* akv_http_resp_clear - wipes the body, zeroes RESP. NULL-safe. */
 void akv_http_resp_clear(struct akv_http_resp *resp);
 

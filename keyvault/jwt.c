@@ -65,18 +65,23 @@ out:
     return rv;
 }
 
+/* Never asks for a passphrase: with no callback OpenSSL prompts on the
+ * controlling terminal and blocks the host application until someone types
+ * (an encrypted key is refused instead, as documented). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
 CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
                        uint8_t x5t[20], char *why, size_t why_len)
 {
     CK_RV rv = CKR_DEVICE_ERROR;
     struct akv_secret pem = AKV_SECRET_INIT;
-    BIO *bio = NULL;
-    X509 *cert = NULL;
-    EVP_PKEY *pkey = NULL;
-    EVP_MD *sha1 = NULL;
-    unsigned char *der = NULL;
-    int der_len;
-    unsigned int md_len = 0;
 
     if (path == NULL || key == NULL || x5t == NULL) {
         rv = CKR_ARGUMENTS_BAD;
@@ -86,26 +91,51 @@ CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = CKR_DEVICE_ERROR;
-    bio = BIO_new_mem_buf(pem.data, (int)pem.len);
+    rv = akv_jwt_parse_pem(libctx, pem.data, pem.len, path, key, x5t, why,
+                           why_len);
+out:
+    akv_secret_clear(&pem);
+    return rv;
+}
+
+CK_RV akv_jwt_parse_pem(OSSL_LIB_CTX *libctx, const uint8_t *pem_data,
+                        size_t pem_len, const char *path, EVP_PKEY **key,
+                        uint8_t x5t[20], char *why, size_t why_len)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    BIO *bio = NULL;
+    X509 *cert = NULL;
+    EVP_PKEY *pkey = NULL;
+    EVP_MD *sha1 = NULL;
+    unsigned char *der = NULL;
+    int der_len;
+    unsigned int md_len = 0;
+
+    if (pem_data == NULL || pem_len == 0 || pem_len > PEM_MAX || path == NULL
+        || key == NULL || x5t == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    bio = BIO_new_mem_buf(pem_data, (int)pem_len);
     cert = X509_new_ex(libctx, NULL);
     if (bio == NULL || cert == NULL) {
         rv = CKR_HOST_MEMORY;
         goto out;
     }
     /* PEM_read_bio_* skip blocks of other types, so order does not matter */
-    if (PEM_read_bio_X509(bio, &cert, NULL, NULL) == NULL) {
+    if (PEM_read_bio_X509(bio, &cert, no_passphrase, NULL) == NULL) {
         akv_log_fmt(why, why_len,
                     "certificate_file %s: no PEM CERTIFICATE block", path);
         goto out;
     }
     BIO_free(bio);
-    bio = BIO_new_mem_buf(pem.data, (int)pem.len);
+    bio = BIO_new_mem_buf(pem_data, (int)pem_len);
     if (bio == NULL) {
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, NULL, NULL, libctx, NULL);
+    pkey = PEM_read_bio_PrivateKey_ex(bio, NULL, no_passphrase, NULL, libctx,
+                                      NULL);
     if (pkey == NULL) {
         akv_log_fmt(why, why_len,
                     "certificate_file %s: no unencrypted PEM private key",
@@ -145,7 +175,6 @@ out:
     EVP_PKEY_free(pkey);
     X509_free(cert);
     BIO_free(bio);
-    akv_secret_clear(&pem);
     return rv;
 }
 

@@ -35,6 +35,18 @@ CK_RV akv_jwt_load_pem(OSSL_LIB_CTX *libctx, const char *path, EVP_PKEY **key,
                        uint8_t x5t[20], char *why, size_t why_len);
 
 /*
+ * akv_jwt_parse_pem - the parsing half of akv_jwt_load_pem on PEM_LEN bytes
+ * at PEM_DATA (1..65536 bytes, need not be NUL-terminated; the caller
+ * wipes them): same outputs and checks; PATH names the source in WHY.
+ * Returns CKR_OK, CKR_DEVICE_ERROR (malformed, encrypted, mismatched, not
+ * RSA), CKR_HOST_MEMORY, CKR_ARGUMENTS_BAD (NULL or empty input, or
+ * longer than 65536 bytes).
+ */
+CK_RV akv_jwt_parse_pem(OSSL_LIB_CTX *libctx, const uint8_t *pem_data,
+                        size_t pem_len, const char *path, EVP_PKEY **key,
+                        uint8_t x5t[20], char *why, size_t why_len);
+
+/*
  * akv_jwt_assertion - builds and signs the assertion into OUT
  * ("header.claims.signature", base64url parts). NOW: s since epoch.
  * Returns CKR_OK, CKR_ARGUMENTS_BAD, CKR_DEVICE_ERROR (signing failed),

@@ -158,8 +158,7 @@ static void sleep_ms(long ms)
     }
 }
 
-/* Delay the server asked for, in ms, or -1. */
-static long server_delay(const struct akv_http_resp *resp)
+long akv_retry_server_delay(const struct akv_http_resp *resp, time_t now)
 {
     if (resp->retry_after_ms[0] != '\0') {
         size_t n = strlen(resp->retry_after_ms);
@@ -168,7 +167,7 @@ static long server_delay(const struct akv_http_resp *resp)
         }
     }
     if (resp->retry_after[0] != '\0') {
-        return akv_retry_after_parse(resp->retry_after, time(NULL));
+        return akv_retry_after_parse(resp->retry_after, now);
     }
     return -1;
 }
@@ -228,7 +227,7 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
         if (!again || n > policy->retries) {
             goto out;
         }
-        delay = rv == CKR_OK ? server_delay(resp) : -1;
+        delay = rv == CKR_OK ? akv_retry_server_delay(resp, time(NULL)) : -1;
         if (delay < 0) {
             delay = akv_retry_backoff_ms(n - 1, jitter_rand());
         }

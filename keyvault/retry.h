@@ -52,6 +52,14 @@ bool akv_retry_curl_retryable(int curl_code);
 long akv_retry_after_parse(const char *value, time_t now);
 
 /*
+ * akv_retry_server_delay - the delay RESP's headers ask for, in ms:
+ * retry-after-ms / x-ms-retry-after-ms when it is 1..9 digits, else
+ * Retry-After through akv_retry_after_parse with NOW; -1 when neither
+ * header gives one.
+ */
+long akv_retry_server_delay(const struct akv_http_resp *resp, time_t now);
+
+/*
  * akv_retry_backoff_ms - full-jitter delay before retry number RETRY
  * (0 = first retry): uniform in [0, min(AKV_RETRY_CAP_MS, AKV_RETRY_BASE_MS
  * * 2^RETRY)] drawn from RND.

@@ -9,7 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -226,11 +231,158 @@ static void test_load_refusals(void **state)
     OSSL_LIB_CTX_free(lib);
 }
 
+/* PEM text of the fixture certificate and KEY (encrypted under "pw" with
+ * AES-256-CBC when ENCRYPT), malloc'ed; *LEN bytes. */
+static char *pem_text(int encrypt, size_t *len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    char *out;
+    long n;
+
+    assert_non_null(b);
+    assert_int_equal(PEM_write_bio_X509(b, cert), 1);
+    if (encrypt) {
+        assert_int_equal(PEM_write_bio_PKCS8PrivateKey(b, key,
+                                                       EVP_aes_256_cbc(), NULL,
+                                                       0, NULL, (void *)"pw"),
+                         1);
+    } else {
+        assert_int_equal(
+            PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL), 1);
+    }
+    n = BIO_get_mem_data(b, &p);
+    assert_true(n > 0);
+    out = malloc((size_t)n);
+    assert_non_null(out);
+    memcpy(out, p, (size_t)n);
+    *len = (size_t)n;
+    BIO_free(b);
+    return out;
+}
+
+/* The in-memory parser (what fuzz_cert_pem drives) is the file loader's
+ * code path: same key and thumbprint; bad sizes are argument errors; the
+ * input need not be NUL-terminated. */
+static void test_parse_pem_memory(void **state)
+{
+    EVP_PKEY *k1 = NULL;
+    EVP_PKEY *k2 = NULL;
+    uint8_t x1[20];
+    uint8_t x2[20];
+    char why[256] = "";
+    size_t len;
+    char *pem = pem_text(0, &len);
+    (void)state;
+
+    assert_int_equal(
+        akv_jwt_load_pem(NULL, pem_path, &k1, x1, why, sizeof(why)), CKR_OK);
+    assert_int_equal(akv_jwt_parse_pem(NULL, (const uint8_t *)pem, len, "mem",
+                                       &k2, x2, why, sizeof(why)),
+                     CKR_OK);
+    assert_memory_equal(x1, x2, sizeof(x1));
+    assert_int_equal(EVP_PKEY_eq(k1, k2), 1);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+    k2 = NULL;
+    assert_int_equal(akv_jwt_parse_pem(NULL, (const uint8_t *)pem, 0, "mem",
+                                       &k2, x2, why, sizeof(why)),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(akv_jwt_parse_pem(NULL, (const uint8_t *)pem, 65537, "mem",
+                                       &k2, x2, why, sizeof(why)),
+                     CKR_ARGUMENTS_BAD);
+    /* cut inside the key block: no key, a reason naming the source */
+    assert_int_equal(akv_jwt_parse_pem(NULL, (const uint8_t *)pem, len - 40,
+                                       "mem", &k2, x2, why, sizeof(why)),
+                     CKR_DEVICE_ERROR);
+    assert_null(k2);
+    assert_non_null(strstr(why, "certificate_file mem: "));
+    free(pem);
+}
+
+/* An encrypted key is refused, never prompted for: a process with a
+ * controlling terminal (an interactive `openssl pkeyutl`, ssh) must not
+ * block on "Enter PEM pass phrase:". The parse runs in a child whose
+ * controlling terminal is a fresh pseudo-terminal nobody types into; it
+ * must finish within 5 s with the documented refusal. */
+static void test_encrypted_key_no_prompt(void **state)
+{
+    size_t len;
+    char *pem = pem_text(1, &len);
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    char echo[512];
+    size_t echo_len = 0;
+    int status = -1;
+    pid_t pid;
+    (void)state;
+
+    if (master < 0) {
+        free(pem);
+        skip(); /* no pseudo-terminals here (no /dev/ptmx) */
+    }
+    assert_int_equal(grantpt(master), 0);
+    assert_int_equal(unlockpt(master), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        EVP_PKEY *k = NULL;
+        uint8_t x5t[20];
+        char why[256] = "";
+        int slave;
+        CK_RV rv;
+
+        (void)setsid();
+        slave = open(ptsname(master), O_RDWR); /* controlling terminal */
+        if (slave < 0) {
+            _exit(3);
+        }
+        rv = akv_jwt_parse_pem(NULL, (const uint8_t *)pem, len, "enc.pem", &k,
+                               x5t, why, sizeof(why));
+        _exit(rv == CKR_DEVICE_ERROR && k == NULL
+                      && strstr(why, "no unencrypted PEM private key") != NULL
+                  ? 0
+                  : 4);
+    }
+    for (time_t end = time(NULL) + 5; time(NULL) < end;) {
+        struct pollfd pfd = {.fd = master, .events = POLLIN};
+        struct timespec pause = {0, 10 * 1000 * 1000};
+
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            break;
+        }
+        /* keep the terminal drained; remember what the child printed
+         * (poll reports POLLHUP at once while no slave is open) */
+        if (poll(&pfd, 1, 10) > 0 && (pfd.revents & POLLIN) != 0
+            && echo_len < sizeof(echo) - 1) {
+            ssize_t n =
+                read(master, echo + echo_len, sizeof(echo) - 1 - echo_len);
+            if (n > 0) {
+                echo_len += (size_t)n;
+            }
+        } else {
+            (void)nanosleep(&pause, NULL);
+        }
+    }
+    echo[echo_len] = '\0';
+    if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, &status, 0);
+        fail_msg("parse still blocked after 5 s; terminal shows: %s", echo);
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_null(strstr(echo, "pass phrase"));
+    close(master);
+    free(pem);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_assertion),
         cmocka_unit_test(test_load_refusals),
+        cmocka_unit_test(test_parse_pem_memory),
+        cmocka_unit_test(test_encrypted_key_no_prompt),
     };
     akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
     return cmocka_run_group_tests(tests, setup, teardown);

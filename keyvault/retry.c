@@ -216,7 +216,9 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
         rv = akv_http_perform(h, req, timeout, resp);
         if (rv == CKR_OK) {
             akv_pace_result(policy->pace, resp->status,
-                            resp->status == 429 ? server_delay(resp) : -1,
+                            resp->status == 429
+                                ? akv_retry_server_delay(resp, time(NULL))
+                                : -1,
                             akv_retry_now_ms());
             again = akv_retry_status_retryable(resp->status, policy->imds);
         } else if (rv == CKR_DEVICE_ERROR) {

@@ -46,6 +46,11 @@ void akv_log_fmt(char *buf, size_t buf_len, const char *fmt, ...)
 /* akv_log_close - closes a file sink (C_Finalize); the level drops to ERROR. */
 void akv_log_close(void);
 
+/* akv_log_fork_child - pthread_atfork child handler (module/init.c): the
+ * log lock is re-initialised, unlocked, whatever a parent thread was doing
+ * with it at the moment of fork. Only in the child of fork(). */
+void akv_log_fork_child(void);
+
 /* akv_log_write - printf-style; prefer the AKV_LOG_* macros. Adds time, pid,
  * thread id, level, file:line and function. One line per call. */
 void akv_log_write(int level, const char *file, int line, const char *func,

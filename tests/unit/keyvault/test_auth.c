@@ -400,8 +400,8 @@ static void sleep_ms_(long ms)
 
 /* Issue 8: a token due for refresh but not expired is used when the
  * identity endpoint answers 503; the refresh is retried later, and only an
- * expired token makes the call fail. Lifetime 6 s: refresh due at +3 s,
- * usable until +4 s (AKV_AUTH_EXPIRY_MARGIN_S 2). */
+ * expired token makes the call fail. Lifetime 8 s: refresh due at +4 s,
+ * usable until +6 s (AKV_AUTH_EXPIRY_MARGIN_S 2). */
 static void test_valid_token_survives_failed_refresh(void **state)
 {
     struct fx *f = *state;
@@ -413,11 +413,11 @@ static void test_valid_token_survives_failed_refresh(void **state)
              mock_url(f->m));
     f->cred.type = AKV_CRED_MANAGED_IDENTITY;
     f->cred.imds_endpoint = f->url;
-    mock_set_token_lifetime(f->m, 6);
+    mock_set_token_lifetime(f->m, 8);
     align_second();
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
     assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
-    sleep_ms_(3000); /* +3.05 s: refresh due, token valid */
+    sleep_ms_(4000); /* +4.05 s: refresh due, token valid */
     mock_set_default(f->m, "/metadata/identity", 503,
                      "{\"error\":\"service_unavailable\"}");
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
@@ -428,8 +428,9 @@ static void test_valid_token_survives_failed_refresh(void **state)
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
     assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
     assert_int_equal(mock_count(f->m, "/metadata/identity"), asked);
-    /* +4.05 s: too close to expiry; the refresh must succeed now */
-    sleep_ms_(1000);
+    /* +6.05 s: too close to expiry; the refresh must succeed now */
+    align_second();
+    align_second();
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_DEVICE_ERROR);
     assert_non_null(strstr(why, "503"));
     assert_true(mock_count(f->m, "/metadata/identity") > asked);
@@ -452,10 +453,10 @@ static void test_valid_token_survives_refresh_timeout(void **state)
     f->cred.imds_endpoint = f->url;
     f->hc.timeout_ms = 1000;
     f->hc.budget_ms = 2000;
-    mock_set_token_lifetime(f->m, 8);
+    mock_set_token_lifetime(f->m, 10);
     align_second();
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
-    sleep_ms_(4000); /* +4.05 s: refresh due, valid until +6 s */
+    sleep_ms_(5000); /* +5.05 s: refresh due, valid until +8 s */
     mock_set_token_delay(f->m, 5000);
     t0 = akv_retry_now_ms();
     assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);

@@ -9,7 +9,8 @@
  *   once, under the handle their creation returned;
  * - a store reload never rewrites what cipher_init reads without the lock:
  *   a record changed by "another process" (a second store handle) while a
- *   thread encrypts with it keeps its handle and its class and key type.
+ *   thread encrypts with it keeps its handle and its class and key type;
+ *   a record whose key type changed becomes a new object instead.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -225,9 +226,10 @@ static void *encryptor(void *arg)
     return NULL;
 }
 
-/* Rewrites the one record on disk with label LABEL, as another process
- * would (its own store handle). */
-static void relabel_on_disk(struct akv_store *other, const char *label)
+/* Rewrites the one record on disk with attribute TYPE = VALUE (LEN bytes),
+ * as another process would (its own store handle). */
+static void rewrite_on_disk(struct akv_store *other, CK_ATTRIBUTE_TYPE type,
+                            const void *value, size_t len)
 {
     struct akv_store_record *recs = NULL;
     size_t n = 0;
@@ -237,8 +239,7 @@ static void relabel_on_disk(struct akv_store *other, const char *label)
     assert_int_equal(n, 1);
     assert_int_equal(akv_attrs_parse(recs[0].attrs, recs[0].attrs_len, &a),
                      CKR_OK);
-    assert_int_equal(akv_attrs_set(&a, CKA_LABEL, label, strlen(label)),
-                     CKR_OK);
+    assert_int_equal(akv_attrs_set(&a, type, value, (CK_ULONG)len), CKR_OK);
     free(recs[0].attrs);
     recs[0].attrs = NULL;
     assert_int_equal(
@@ -269,7 +270,7 @@ static void test_reload_vs_cipher_init(void **state)
     }
     for (int round = 0; round < N_RELOADS; round++) {
         snprintf(label, sizeof(label), "round-%d", round);
-        relabel_on_disk(other, label);
+        rewrite_on_disk(other, CKA_LABEL, label, strlen(label));
         /* the search reloads the changed record: same handle */
         assert_int_equal(find_secret(s, found, 4), 1);
         assert_int_equal(found[0], enc_key);
@@ -288,6 +289,33 @@ static void test_reload_vs_cipher_init(void **state)
     (void)akv_session_close(s);
 }
 
+/* A record whose key type changed on disk (only another program can do
+ * that: CKA_KEY_TYPE is not modifiable) becomes a new object with a new
+ * handle; the live object keeps its key type and its handle dies. */
+static void test_reload_replaces_changed_key_type(void **state)
+{
+    CK_SESSION_HANDLE s = open_rw();
+    struct akv_store *other = NULL;
+    CK_OBJECT_HANDLE h = 0;
+    CK_OBJECT_HANDLE found[4];
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_KEY_TYPE got = 0;
+    CK_ATTRIBUTE t = {CKA_KEY_TYPE, &got, sizeof(got)};
+
+    (void)state;
+    assert_int_equal(gen_token_aes(s, &h), CKR_OK);
+    assert_int_equal(akv_store_open(store_dir, &other), CKR_OK);
+    rewrite_on_disk(other, CKA_KEY_TYPE, &kt, sizeof(kt));
+    assert_int_equal(find_secret(s, found, 4), 1);
+    assert_true(found[0] != h);
+    assert_int_equal(akv_object_get_attrs(s, h, &t, 1),
+                     CKR_OBJECT_HANDLE_INVALID);
+    assert_int_equal(akv_object_get_attrs(s, found[0], &t, 1), CKR_OK);
+    assert_int_equal(got, CKK_GENERIC_SECRET);
+    akv_store_close(other);
+    (void)akv_session_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +323,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reload_vs_cipher_init, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reload_replaces_changed_key_type,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

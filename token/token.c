@@ -918,27 +918,37 @@ static void reload_one_locked(struct akv_token *t, struct akv_store_record *r)
     akv_obj_unref(o);
 }
 
+/* Whether the store changed since the last reload (a stat of the folder). */
+static bool store_changed(struct akv_token *t, uint64_t *stamp)
+{
+    bool need;
+
+    *stamp = akv_store_stamp(t->store);
+    pthread_rwlock_rdlock(&t->lock);
+    need = !t->store_loaded || *stamp != t->store_stamp;
+    pthread_rwlock_unlock(&t->lock);
+    return need;
+}
+
 /* Under t->store_mu from the stamp check to the table update: this
  * process's own creates and destroys (which change disk and table under the
- * same mutex) are then either fully before or fully after the listing. */
+ * same mutex) are then either fully before or fully after the listing. The
+ * common "nothing changed" case is decided without the mutex. */
 static CK_RV reload_store(struct akv_token *t)
 {
     CK_RV rv = CKR_OK;
     uint64_t stamp;
-    bool need;
+    bool locked = false;
     struct akv_store_record *recs = NULL;
     size_t n = 0;
 
-    if (t->store == NULL) {
-        return CKR_OK;
+    if (t->store == NULL || !store_changed(t, &stamp)) {
+        goto out;
     }
     pthread_mutex_lock(&t->store_mu);
-    stamp = akv_store_stamp(t->store);
-    pthread_rwlock_rdlock(&t->lock);
-    need = !t->store_loaded || stamp != t->store_stamp;
-    pthread_rwlock_unlock(&t->lock);
-    if (!need) {
-        goto out;
+    locked = true;
+    if (!store_changed(t, &stamp)) {
+        goto out; /* another thread reloaded meanwhile */
     }
     rv = akv_store_list(t->store, &recs, &n);
     if (rv != CKR_OK) {
@@ -973,7 +983,9 @@ static CK_RV reload_store(struct akv_token *t)
     t->store_loaded = true;
     pthread_rwlock_unlock(&t->lock);
 out:
-    pthread_mutex_unlock(&t->store_mu);
+    if (locked) {
+        pthread_mutex_unlock(&t->store_mu);
+    }
     akv_store_records_free(recs, n);
     return rv;
 }

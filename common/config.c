@@ -35,6 +35,9 @@
 #define DEFAULT_BUDGET_MS  30000L
 #define DEFAULT_RETRIES    4
 
+/* A SYN that is not answered within this is not answered at all. */
+#define DEFAULT_CONNECT_TIMEOUT_MS 3000L
+
 struct ctx {
     const char *name; /* file name for messages */
     char *err;
@@ -791,6 +794,7 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
 {
     static const char *const known[] = {"timeout_ms",
                                         "budget_ms",
+                                        "connect_timeout_ms",
                                         "retries",
                                         "verify_challenge_resource",
                                         "allow_http_loopback",
@@ -803,6 +807,7 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
     join(p, sizeof(p), path, "http");
     t->http.timeout_ms = DEFAULT_TIMEOUT_MS;
     t->http.budget_ms = DEFAULT_BUDGET_MS;
+    t->http.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     t->http.retries = DEFAULT_RETRIES;
     t->http.verify_challenge_resource = true;
     t->http.allow_http_loopback = false;
@@ -812,6 +817,8 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
     check_keys(c, h, p, known);
     get_long(c, h, p, "timeout_ms", 100, 600000, &t->http.timeout_ms);
     get_long(c, h, p, "budget_ms", 100, 3600000, &t->http.budget_ms);
+    get_long(c, h, p, "connect_timeout_ms", 100, 600000,
+             &t->http.connect_timeout_ms);
     get_long(c, h, p, "retries", 0, 10, &retries);
     t->http.retries = (int)retries;
     get_bool(c, h, p, "verify_challenge_resource",

@@ -53,6 +53,9 @@ struct akv_http_config {
     bool allow_http_loopback; /* permit http:// to 127.0.0.0/8, ::1 only */
     bool verify_challenge_resource; /* challenge resource must match host;
                                        default true */
+    /* Connection phase of one attempt (name lookup, TCP, TLS), ms; default
+     * 3000. Separate from timeout_ms so a black-holed address fails fast. */
+    long connect_timeout_ms;
 };
 
 struct akv_key_config {

@@ -233,3 +233,13 @@ void akv_log_write(int level, const char *file, int line, const char *func,
     }
     pthread_mutex_unlock(&log_lock);
 }
+
+void akv_log_fork_child(void)
+{
+    /* The only thread of the child: whoever held the lock in the parent
+     * (possibly a thread blocked on a slow sink) does not exist here. A
+     * prepare handler that takes the lock instead would make fork() itself
+     * wait for that sink, forever when nobody reads it. glibc resets the
+     * stdio locks (stderr, the log file) in the child itself. */
+    pthread_mutex_init(&log_lock, NULL);
+}

@@ -67,6 +67,11 @@ size_t akv_log_escape(const char *in, char *out, size_t out_len);
 /* akv_log_close - closes a file sink (C_Finalize); the level drops to ERROR. */
 void akv_log_close(void);
 
+/* akv_log_fork_child - pthread_atfork child handler (module/init.c): the
+ * log lock is re-initialised, unlocked, whatever a parent thread was doing
+ * with it at the moment of fork. Only in the child of fork(). */
+void akv_log_fork_child(void);
+
 /* akv_log_write - printf-style; prefer the AKV_LOG_* macros. Adds time, pid,
  * thread id, level, file:line and function. One line per call: the
  * formatted message (at most 1023 bytes) goes through akv_log_escape. */

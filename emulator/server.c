@@ -307,11 +307,14 @@ int emu_serve_main(int argc, char **argv, const char *dir)
     fprintf(stderr, "akv-emulator: signal %d, stopping\n", sig);
     rc = 0;
 out:
+    /* The main listener first: its admin handlers add vaults, and stopping
+     * it joins their threads, so the vault list read below is final and
+     * ordered after their writes (ThreadSanitizer flagged the old order). */
+    emu_http_stop(imds_d);
+    emu_http_stop(main_d);
     for (i = 0; i < (int)emu.nvaults; i++) {
         emu_vault_stop(emu.vaults[i]);
     }
-    emu_http_stop(imds_d);
-    emu_http_stop(main_d);
     cJSON_Delete(prev);
     if (lock_fd >= 0) {
         close(lock_fd);

@@ -80,8 +80,18 @@ struct akv_auth {
     char cache_scope[AKV_AUTH_SCOPE_MAX];
     char cache_tenant[AKV_AUTH_TENANT_MAX];
     int64_t refresh_at; /* wall clock s */
+    int64_t expires_at; /* wall clock s; the cached token's end */
     uint64_t generation;
 };
+
+/* A cached token that expires within this many seconds is not used (it
+ * could expire on the wire): a refresh must succeed first. */
+#define AKV_AUTH_EXPIRY_MARGIN_S 2
+/* After a failed refresh while the cached token is still valid, the token
+ * keeps serving and the refresh is tried again after this many seconds
+ * (azure-core's token cycler does the same: "refresh window", "retry
+ * interval"); calls in between are not slowed by a failing endpoint. */
+#define AKV_AUTH_REFRESH_RETRY_S 10
 
 /* ---- challenge ------------------------------------------------------ */
 
@@ -1010,6 +1020,17 @@ static bool cache_usable_locked(const struct akv_auth *a, const char *scope,
            && wall_now() < a->refresh_at;
 }
 
+/* LOCKED: a->lock held. The cached token for SCOPE/TENANT is not yet
+ * expired (its refresh may be due) and the service has not refused it. */
+static bool cache_valid_locked(const struct akv_auth *a, const char *scope,
+                               const char *tenant, uint64_t stale)
+{
+    return a->header.len > 0 && a->generation != stale
+           && strcmp(a->cache_scope, scope) == 0
+           && strcmp(a->cache_tenant, tenant) == 0
+           && wall_now() < a->expires_at - AKV_AUTH_EXPIRY_MARGIN_S;
+}
+
 static void deadline_ts(int64_t deadline_ms, struct timespec *ts)
 {
     ts->tv_sec = (time_t)(deadline_ms / 1000);
@@ -1027,6 +1048,8 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
     const char *eff_tenant;
     int64_t lifetime = 0;
     int64_t obtained;
+    int64_t refresh_deadline;
+    bool have_valid;
     char local_why[256] = "";
     bool locked = false;
 
@@ -1066,6 +1089,14 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
         if (!a->refreshing) {
             break;
         }
+        if (cache_valid_locked(a, scope, eff_tenant, stale)) {
+            /* another thread refreshes; the valid token serves meanwhile */
+            rv = akv_secret_set(header, a->header.data, a->header.len) == 0
+                     ? CKR_OK
+                     : CKR_HOST_MEMORY;
+            *generation = a->generation;
+            goto out;
+        }
         /* single flight: wait for the refresher, not on the network */
         seq = a->refresh_seq;
         deadline_ts(deadline_ms, &ts);
@@ -1088,16 +1119,25 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
             goto out;
         }
     }
+    have_valid = cache_valid_locked(a, scope, eff_tenant, stale);
     a->refreshing = true;
     pthread_mutex_unlock(&a->lock);
     locked = false;
 
-    /* UNLOCKED: the cross-process cache, then the network */
+    /* UNLOCKED: the cross-process cache, then the network. With a valid
+     * token in hand the refresh may use at most half of the time left, so
+     * a slow identity endpoint still leaves the call the other half. */
+    refresh_deadline = deadline_ms;
+    if (have_valid) {
+        int64_t left = deadline_ms - akv_retry_now_ms();
+
+        refresh_deadline = deadline_ms - (left > 0 ? left / 2 : 0);
+    }
     obtained = wall_now();
     if (stale != 0
         || disk_load(a, scope, eff_tenant, &token, &obtained, &lifetime) != 0) {
         obtained = wall_now();
-        rv = fetch(a, scope, eff_tenant, deadline_ms, &token, &lifetime,
+        rv = fetch(a, scope, eff_tenant, refresh_deadline, &token, &lifetime,
                    local_why, sizeof(local_why));
         if (rv == CKR_OK) {
             disk_store(a, scope, eff_tenant, &token, obtained, lifetime);
@@ -1126,6 +1166,7 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
         (void)snprintf(a->cache_tenant, sizeof(a->cache_tenant), "%s",
                        eff_tenant);
         a->refresh_at = akv_auth_refresh_at(obtained, lifetime);
+        a->expires_at = obtained + lifetime;
         a->generation++;
         *generation = a->generation;
         if (akv_secret_set(header, a->header.data, a->header.len) != 0) {
@@ -1133,6 +1174,24 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
         }
         AKV_LOG_DEBUG("%s credential: new token for %s, lifetime %lld s",
                       a->type_name, scope, (long long)lifetime);
+    } else if (rv != CKR_HOST_MEMORY
+               && cache_valid_locked(a, scope, eff_tenant, stale)) {
+        /* The refresh failed but the token it was to replace is still
+         * valid: use it, and try again later rather than fail the call. */
+        int64_t now = wall_now();
+        int64_t retry = now + AKV_AUTH_REFRESH_RETRY_S;
+        int64_t last = a->expires_at - AKV_AUTH_EXPIRY_MARGIN_S;
+
+        a->refresh_at = retry < last ? retry : last;
+        AKV_LOG_WARN("%s; using the cached token (valid %lld s more), "
+                     "refresh retried in %lld s",
+                     local_why, (long long)(a->expires_at - now),
+                     (long long)(a->refresh_at - now));
+        local_why[0] = '\0';
+        *generation = a->generation;
+        rv = akv_secret_set(header, a->header.data, a->header.len) == 0
+                 ? CKR_OK
+                 : CKR_HOST_MEMORY;
     }
     a->last_rv = rv;
     (void)snprintf(a->last_why, sizeof(a->last_why), "%s", local_why);

@@ -102,7 +102,14 @@ void akv_auth_free(struct akv_auth *a);
  * absolute akv_retry_now_ms() time limit for the whole call including
  * waiting for another thread's refresh. WHY (WHY_LEN bytes, may be NULL)
  * receives a one-line reason on failure.
- * Returns CKR_OK, CKR_DEVICE_ERROR (no token: credential, endpoint or
+ * A token due for refresh (akv_auth_refresh_at) but more than 2 s from
+ * expiry and not refused (STALE) is still valid: its refresh gets at most
+ * half of the time left before DEADLINE_MS, and when that refresh fails
+ * (endpoint error, 503, timeout) the valid token is returned with CKR_OK,
+ * the failure logged at WARN and the refresh retried 10 s later (or at the
+ * token's last usable second); threads arriving while another refreshes
+ * get the valid token at once. (azure-core's token cycler behaves alike.)
+ * Returns CKR_OK, CKR_DEVICE_ERROR (no valid token: credential, endpoint or
  * budget failure), CKR_HOST_MEMORY, CKR_ARGUMENTS_BAD.
  */
 CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,

@@ -62,6 +62,14 @@ struct akv_http;
  */
 CK_RV akv_http_new(const char *ca_file, struct akv_http **out);
 
+/*
+ * akv_http_set_connect_timeout - limit MS (milliseconds; 0 = none beyond the
+ * attempt's timeout) for the connection phase of every later attempt on H:
+ * name lookup, TCP connect and TLS handshake (CURLOPT_CONNECTTIMEOUT_MS).
+ * Set once after akv_http_new, before requests run. NULL-safe.
+ */
+void akv_http_set_connect_timeout(struct akv_http *h, long ms);
+
 /* akv_http_free - closes every pooled handle. NULL-safe. Must not be called
  * while a request is running on the pool. */
 void akv_http_free(struct akv_http *h);

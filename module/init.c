@@ -41,8 +41,17 @@
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+/* Every lock a child may take is reset here, in the child, rather than
+ * held across fork() by a prepare handler: a parent thread blocked while
+ * holding one (a log line to a stderr nobody reads) would otherwise block
+ * fork() or hang the child's C_Initialize. The parent's tokens, sessions
+ * and their locks (token rwlock and store mutex, auth and HTTP pool locks)
+ * are abandoned, never used by the child, so only the process-wide locks
+ * need a known state: the log lock, then the slot, session and crypto
+ * locks (akv_slot_fork_child). */
 static void fork_child(void)
 {
+    akv_log_fork_child();
     akv_slot_fork_child();
 }
 

@@ -216,9 +216,10 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     pthread_rwlock_rdlock(&t->lock);
     allowed = akv_attrs_bool(&key->attrs, use, CK_FALSE);
     mech_ok = akv_attrs_mech_allowed(&key->attrs, mech->mechanism);
-    pthread_rwlock_unlock(&t->lock);
+    /* Immutable (token.h), copied here with the rest of what is checked. */
     cls = key->cls;
     kt = key->key_type;
+    pthread_rwlock_unlock(&t->lock);
     rv = akv_mech_check(mech, flag, (CK_KEY_TYPE)-1);
     if (rv != CKR_OK) {
         goto out;

@@ -263,11 +263,8 @@ CK_RV akv_object_make_secret(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
     }
     (void)op;
     if (is_token) {
-        /* Network (wrapKey) + disk; the object is not shared yet. */
+        /* Network (wrapKey) + disk + table (akv_token_persist). */
         rv = akv_token_persist(t, o, value);
-        if (rv != CKR_OK) {
-            goto out;
-        }
         akv_secret_clear(value);
     } else {
         o->value = *value;
@@ -275,14 +272,11 @@ CK_RV akv_object_make_secret(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
         value->len = 0;
         value->cap = 0;
         o->owner = s->handle;
+        pthread_rwlock_wrlock(&t->lock);
+        rv = akv_token_add_obj_locked(t, o);
+        pthread_rwlock_unlock(&t->lock);
     }
-    pthread_rwlock_wrlock(&t->lock);
-    rv = akv_token_add_obj_locked(t, o);
-    pthread_rwlock_unlock(&t->lock);
     if (rv != CKR_OK) {
-        if (is_token) {
-            (void)akv_store_delete(t->store, o->rec.id);
-        }
         goto out;
     }
     *ph = o->handle;
@@ -610,22 +604,18 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
         goto out;
     }
     if (is_token) {
+        /* Network (wrapKey) + disk + table (akv_token_persist). */
         rv = akv_token_persist(t, o, &value);
-        if (rv != CKR_OK) {
-            goto out;
-        }
     } else {
         o->value = value;
         memset(&value, 0, sizeof(value));
         o->owner = s->handle;
+        pthread_rwlock_wrlock(&t->lock);
+        rv = akv_token_add_obj_locked(t, o);
+        pthread_rwlock_unlock(&t->lock);
     }
-    pthread_rwlock_wrlock(&t->lock);
-    rv = akv_token_add_obj_locked(t, o);
-    pthread_rwlock_unlock(&t->lock);
     if (rv == CKR_OK) {
         *ph = o->handle;
-    } else if (is_token) {
-        (void)akv_store_delete(t->store, o->rec.id);
     }
 out:
     akv_secret_clear(&value);
@@ -641,7 +631,6 @@ CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
     struct akv_session *s = NULL;
     struct akv_obj *o = NULL;
     struct akv_token *t = NULL;
-    char id[AKV_STORE_ID_LEN + 1];
 
     rv = get_session_obj(h, obj, &s, &o);
     if (rv != CKR_OK) {
@@ -650,23 +639,12 @@ CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
     t = s->token;
     pthread_rwlock_rdlock(&t->lock);
     rv = check_changeable(s, o, CKA_DESTROYABLE);
-    memcpy(id, o->rec.id, sizeof(id));
     pthread_rwlock_unlock(&t->lock);
     if (rv != CKR_OK) {
         goto out;
     }
-    if (o->origin == AKV_ORIGIN_STORE) {
-        rv = akv_store_delete(t->store, id);
-        if (rv != CKR_OK) {
-            goto out;
-        }
-    }
-    pthread_rwlock_wrlock(&t->lock);
-    if (!o->dead) {
-        akv_token_remove_obj_locked(t, o);
-    }
-    pthread_rwlock_unlock(&t->lock);
-    rv = CKR_OK;
+    /* Store record and table entry go together (akv_token_forget). */
+    rv = akv_token_forget(t, o);
 out:
     akv_obj_unref(o);
     akv_session_put(s);

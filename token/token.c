@@ -185,6 +185,7 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
     t->kv = kv;
     kv = NULL;
     pthread_rwlock_init(&t->lock, NULL);
+    pthread_mutex_init(&t->store_mu, NULL);
     /* Serial number: 16 hex chars (CK_TOKEN_INFO), stable per token and
      * distinct for two tokens on one vault (pkcs11: URIs select by it). */
     {
@@ -255,6 +256,7 @@ void akv_token_free(struct akv_token *t)
     if (t->kv != NULL) {
         t->kv->ops->destroy(t->kv);
     }
+    pthread_mutex_destroy(&t->store_mu);
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }
@@ -617,6 +619,7 @@ static CK_RV refresh_keys(struct akv_token *t)
         const struct akv_key_config *kc = ks->cfg;
         struct akv_kv_key key;
         bool stale;
+        int64_t end;
         CK_RV rv;
 
         memset(&key, 0, sizeof(key));
@@ -642,6 +645,9 @@ static CK_RV refresh_keys(struct akv_token *t)
             continue;
         }
         rv = fetch_and_install(t, kc->name, kc->version, true, &key);
+        /* A failure is remembered from when it ended: a GET that took the
+         * whole HTTP budget must not have expired by the time it returns. */
+        end = akv_token_now();
         pthread_rwlock_wrlock(&t->lock);
         if (rv == CKR_OK) {
             if (kc->version == NULL && ks->ever
@@ -667,12 +673,12 @@ static CK_RV refresh_keys(struct akv_token *t)
             ks->failed_at = 0;
         } else if (ks->ever) {
             /* Keep serving the cached version; retry after the TTL. */
-            ks->fetched = now;
+            ks->fetched = end;
             AKV_LOG_WARN("key %s: refresh failed (rv 0x%lx); using the "
                          "cached version %s",
                          kc->name, (unsigned long)rv, ks->current);
         } else if (rv == CKR_KEY_HANDLE_INVALID) {
-            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_at = end > 0 ? end : 1;
             ks->failed_rv = rv;
             AKV_LOG_ERR("key %s%s%s: not found in %s; not shown", kc->name,
                         kc->version != NULL ? "/" : "",
@@ -683,12 +689,12 @@ static CK_RV refresh_keys(struct akv_token *t)
              * disabled): the key is not shown, but the token's stored
              * objects still are, so using them fails where it should, with
              * CKR_KEY_FUNCTION_NOT_PERMITTED from the unwrap. */
-            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_at = end > 0 ? end : 1;
             ks->failed_rv = rv;
             AKV_LOG_ERR("key %s: access refused by %s; not shown", kc->name,
                         t->cfg->vault_url);
         } else {
-            ks->failed_at = now > 0 ? now : 1;
+            ks->failed_at = end > 0 ? end : 1;
             ks->failed_rv = rv;
             AKV_LOG_ERR("key %s: cannot be fetched from %s (rv 0x%lx)",
                         kc->name, t->cfg->vault_url, (unsigned long)rv);
@@ -834,23 +840,83 @@ out:
     return rv;
 }
 
+/* Brings one record into the table (caller holds the write lock): an
+ * unknown record becomes a new object; a record another process changed
+ * keeps its handle and gets the new attributes and wrapped value, unless
+ * its class or key type changed - those are immutable on a live object
+ * (cipher and wrap code read them without the lock), so the old object is
+ * dropped and a new one takes its place. */
+static void reload_one_locked(struct akv_token *t, struct akv_store_record *r)
+{
+    struct akv_obj *have = NULL;
+    struct akv_obj *o = NULL;
+
+    for (size_t i = 0; i < t->n_objs && have == NULL; i++) {
+        if (t->objs[i]->origin == AKV_ORIGIN_STORE
+            && strcmp(t->objs[i]->rec.id, r->id) == 0) {
+            have = t->objs[i];
+        }
+    }
+    if (have != NULL && have->rec_sum == rec_sum(r)) {
+        return;
+    }
+    if (obj_from_record(r, &o) != CKR_OK) {
+        return;
+    }
+    if (have != NULL && have->cls == o->cls && have->key_type == o->key_type) {
+        /* Changed by another process: same handle, new content. */
+        akv_attrs_clear(&have->attrs);
+        have->attrs = o->attrs;
+        o->attrs.v = NULL;
+        o->attrs.n = 0;
+        akv_store_record_clear(&have->rec);
+        have->rec = o->rec;
+        memset(&o->rec, 0, sizeof(o->rec));
+        have->rec_sum = o->rec_sum;
+        akv_secret_clear(&have->value);
+    } else {
+        if (have != NULL) {
+            akv_token_remove_obj_locked(t, have);
+        }
+        if (akv_token_add_obj_locked(t, o) != CKR_OK) {
+            AKV_LOG_WARN("token '%s': store object %s not loaded",
+                         t->cfg->label, o->rec.id);
+        }
+    }
+    akv_obj_unref(o);
+}
+
+/* Whether the store changed since the last reload (a stat of the folder). */
+static bool store_changed(struct akv_token *t, uint64_t *stamp)
+{
+    bool need;
+
+    *stamp = akv_store_stamp(t->store);
+    pthread_rwlock_rdlock(&t->lock);
+    need = !t->store_loaded || *stamp != t->store_stamp;
+    pthread_rwlock_unlock(&t->lock);
+    return need;
+}
+
+/* Under t->store_mu from the stamp check to the table update: this
+ * process's own creates and destroys (which change disk and table under the
+ * same mutex) are then either fully before or fully after the listing. The
+ * common "nothing changed" case is decided without the mutex. */
 static CK_RV reload_store(struct akv_token *t)
 {
     CK_RV rv = CKR_OK;
     uint64_t stamp;
-    bool need;
+    bool locked = false;
     struct akv_store_record *recs = NULL;
     size_t n = 0;
 
-    if (t->store == NULL) {
+    if (t->store == NULL || !store_changed(t, &stamp)) {
         goto out;
     }
-    stamp = akv_store_stamp(t->store);
-    pthread_rwlock_rdlock(&t->lock);
-    need = !t->store_loaded || stamp != t->store_stamp;
-    pthread_rwlock_unlock(&t->lock);
-    if (!need) {
-        goto out;
+    pthread_mutex_lock(&t->store_mu);
+    locked = true;
+    if (!store_changed(t, &stamp)) {
+        goto out; /* another thread reloaded meanwhile */
     }
     rv = akv_store_list(t->store, &recs, &n);
     if (rv != CKR_OK) {
@@ -879,47 +945,15 @@ static CK_RV reload_store(struct akv_token *t)
         i++;
     }
     for (size_t j = 0; j < n; j++) {
-        struct akv_obj *have = NULL;
-        struct akv_obj *o = NULL;
-
-        for (size_t i = 0; i < t->n_objs && have == NULL; i++) {
-            if (t->objs[i]->origin == AKV_ORIGIN_STORE
-                && strcmp(t->objs[i]->rec.id, recs[j].id) == 0) {
-                have = t->objs[i];
-            }
-        }
-        if (have != NULL && have->rec_sum == rec_sum(&recs[j])) {
-            continue;
-        }
-        if (obj_from_record(&recs[j], &o) != CKR_OK) {
-            continue;
-        }
-        if (have != NULL) {
-            /* Changed by another process: same handle, new content. */
-            akv_attrs_clear(&have->attrs);
-            have->attrs = o->attrs;
-            o->attrs.v = NULL;
-            o->attrs.n = 0;
-            akv_store_record_clear(&have->rec);
-            have->rec = o->rec;
-            memset(&o->rec, 0, sizeof(o->rec));
-            have->rec_sum = o->rec_sum;
-            have->cls = o->cls;
-            have->key_type = o->key_type;
-            akv_secret_clear(&have->value);
-            akv_obj_unref(o);
-        } else {
-            if (akv_token_add_obj_locked(t, o) != CKR_OK) {
-                AKV_LOG_WARN("token '%s': store object %s not loaded",
-                             t->cfg->label, o->rec.id);
-            }
-            akv_obj_unref(o);
-        }
+        reload_one_locked(t, &recs[j]);
     }
     t->store_stamp = stamp;
     t->store_loaded = true;
     pthread_rwlock_unlock(&t->lock);
 out:
+    if (locked) {
+        pthread_mutex_unlock(&t->store_mu);
+    }
     akv_store_records_free(recs, n);
     return rv;
 }
@@ -1127,21 +1161,56 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    rv = akv_store_put(t->store, &rec);
+    rv = akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, rec.kid,
+                       strlen(rec.kid));
     if (rv != CKR_OK) {
         goto out;
     }
-    o->rec_sum = rec_sum(&rec);
-    free(rec.attrs);
-    rec.attrs = NULL;
-    rec.attrs_len = 0;
-    akv_store_record_clear(&o->rec);
-    o->rec = rec;
-    memset(&rec, 0, sizeof(rec));
-    rv = akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, o->rec.kid,
-                       strlen(o->rec.kid));
+    /* Disk and table change together: a reload in another thread sees
+     * either neither or both (one record, one handle). */
+    pthread_mutex_lock(&t->store_mu);
+    rv = akv_store_put(t->store, &rec);
+    if (rv == CKR_OK) {
+        o->rec_sum = rec_sum(&rec);
+        free(rec.attrs);
+        rec.attrs = NULL;
+        rec.attrs_len = 0;
+        akv_store_record_clear(&o->rec);
+        o->rec = rec;
+        memset(&rec, 0, sizeof(rec));
+        pthread_rwlock_wrlock(&t->lock);
+        rv = akv_token_add_obj_locked(t, o);
+        pthread_rwlock_unlock(&t->lock);
+        if (rv != CKR_OK) {
+            (void)akv_store_delete(t->store, o->rec.id);
+        }
+    }
+    pthread_mutex_unlock(&t->store_mu);
 out:
     akv_store_record_clear(&rec);
+    return rv;
+}
+
+CK_RV akv_token_forget(struct akv_token *t, struct akv_obj *o)
+{
+    CK_RV rv = CKR_OK;
+    char id[AKV_STORE_ID_LEN + 1];
+
+    pthread_mutex_lock(&t->store_mu);
+    if (o->origin == AKV_ORIGIN_STORE) {
+        pthread_rwlock_rdlock(&t->lock);
+        memcpy(id, o->rec.id, sizeof(id));
+        pthread_rwlock_unlock(&t->lock);
+        rv = akv_store_delete(t->store, id);
+    }
+    if (rv == CKR_OK) {
+        pthread_rwlock_wrlock(&t->lock);
+        if (!o->dead) {
+            akv_token_remove_obj_locked(t, o);
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    pthread_mutex_unlock(&t->store_mu);
     return rv;
 }
 
@@ -1169,13 +1238,14 @@ CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
     if (rv != CKR_OK) {
         goto out;
     }
+    pthread_mutex_lock(&t->store_mu);
     rv = akv_store_put(t->store, &rec);
-    if (rv != CKR_OK) {
-        goto out;
+    if (rv == CKR_OK) {
+        pthread_rwlock_wrlock(&t->lock);
+        o->rec_sum = rec_sum(&rec);
+        pthread_rwlock_unlock(&t->lock);
     }
-    pthread_rwlock_wrlock(&t->lock);
-    o->rec_sum = rec_sum(&rec);
-    pthread_rwlock_unlock(&t->lock);
+    pthread_mutex_unlock(&t->store_mu);
 out:
     akv_store_record_clear(&rec);
     return rv;

@@ -43,6 +43,9 @@ struct akv_obj {
     CK_OBJECT_HANDLE handle;
     enum akv_obj_origin origin;
     CK_SESSION_HANDLE owner; /* session objects: the creating session */
+    /* Immutable for the object's life (v3.0 §4.4/§4.7: CKA_CLASS and
+     * CKA_KEY_TYPE cannot change), so read without a lock; a store reload
+     * that finds them changed replaces the object instead. */
     CK_OBJECT_CLASS cls;
     CK_KEY_TYPE key_type;   /* (CK_KEY_TYPE)-1 for non-keys */
     struct akv_attrs attrs; /* under token lock; never CKA_VALUE of keys */
@@ -99,6 +102,13 @@ struct akv_token {
     struct akv_store *store; /* NULL when store_dir is not set */
     char serial[17];         /* 16 hex chars of SHA-256(vault_url) */
     pthread_rwlock_t lock;
+    /* Serialises, within this process, every change of the store on disk
+     * together with the matching change of the object table (create,
+     * destroy, attribute rewrite) and every reload of the store into the
+     * table, so that a reload never sees a record whose object is about to
+     * join the table (one record is one object, one handle). Held across
+     * local disk I/O only, never a network call. Order: store_mu -> lock. */
+    pthread_mutex_t store_mu;
     struct akv_obj **objs; /* live objects */
     size_t n_objs;
     size_t cap_objs;
@@ -192,13 +202,21 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
 /*
  * akv_token_persist - wraps VALUE with the token's current vault key
  * version (first configured RSA key with RSA-OAEP-256, else an oct-HSM key
- * with CKM_AES_KEY_WRAP_PAD) and writes O (attributes + wrapped value) to
- * the store, filling o->rec. O must not be in the table yet (or the caller
- * must own it exclusively). Returns CKR_OK, CKR_TEMPLATE_INCONSISTENT (no
- * store_dir / no usable vault key), CKR_HOST_MEMORY, kv or store errors.
+ * with CKM_AES_KEY_WRAP_PAD), writes O (attributes + wrapped value) to the
+ * store, filling o->rec, and inserts O into the object table (o->handle),
+ * the write and the insert under t->store_mu so that no store reload can
+ * add the same record a second time. O must not be in the table yet. On any
+ * failure nothing is left on disk or in the table. Returns CKR_OK,
+ * CKR_TEMPLATE_INCONSISTENT (no store_dir / no usable vault key),
+ * CKR_HOST_MEMORY, CKR_DEVICE_MEMORY (table full), kv or store errors.
  */
 CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
                         const struct akv_secret *value);
+
+/* akv_token_forget - C_DestroyObject of O: deletes its store record (store
+ * objects) and removes it from the table, both under t->store_mu. CKR_OK or
+ * store errors (then O stays). */
+CK_RV akv_token_forget(struct akv_token *t, struct akv_obj *o);
 
 /* akv_token_rewrite_attrs - rewrites the store record of O after a
  * C_SetAttributeValue (value stays wrapped as is). CKR_OK or store errors. */

@@ -5,14 +5,20 @@
 # budget, map errors, and recover in the same process once the fault is gone.
 # Usage: failures.sh retry-429|retry-503|retry-500|no-retry-403|close|hang|trickle|
 #        delay|malformed-truncated|malformed-base64|malformed-length|
-#        token-expiry|revoke-tokens|token-endpoint-down|challenge-401
+#        token-expiry|revoke-tokens|token-endpoint-down|token-refresh-down|
+#        challenge-401
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_P11CLIENT:?}"
 CASE=${1:?case}
 need jq
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/akv-it.XXXXXX"); export T_TMP
 trap t_cleanup EXIT
-if [ "$CASE" = token-expiry ]; then emu_start --token-lifetime 4; else emu_start; fi
+case "$CASE" in
+token-expiry) emu_start --token-lifetime 4 ;;
+# refresh due at half the lifetime (10 s), usable until 2 s before expiry
+token-refresh-down) emu_start --token-lifetime 20 ;;
+*) emu_start ;;
+esac
 emu_setup_basic cmk
 emu_cli fault clear >/dev/null
 LOG="$T_TMP/module.log"
@@ -114,6 +120,17 @@ token-endpoint-down)
     expect_grep "the log says the token endpoint failed" "token|credential|Entra|oauth2" "$LOG"
     emu_cli fault clear >/dev/null
     expect_eq "clears itself once the endpoint is back" "$(unwrap)" "$val"
+    ;;
+token-refresh-down)
+    # Issue 8: the token is due for refresh but still valid and the identity
+    # endpoint answers 503: the call goes on with the valid token.
+    sleep 10.5
+    emu_cli fault add --op token --count 100000 --status 503 >/dev/null
+    expect_eq "refresh fails, valid token used" "$(unwrap)" "$val"
+    expect_ok "the refresh was tried" test "$(count token)" -ge 1
+    expect_eq "the vault was asked" "$(count unwrapkey)" 1
+    expect_grep "the failed refresh is logged" "using the cached token" "$LOG"
+    emu_cli fault clear >/dev/null
     ;;
 challenge-401)
     emu_cli fault add --op unwrapkey --count 1 --status 401 >/dev/null

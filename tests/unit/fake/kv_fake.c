@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "kv_fake.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -36,6 +38,8 @@ struct kv_fake {
     unsigned fail_ops;
     CK_RV fail_rv;
     char fail_version[AKV_KV_VERSION_MAX]; /* "" = any */
+    unsigned delay_ops; /* ops that sleep delay_ms before answering */
+    long delay_ms;
     unsigned calls_get;
     unsigned calls_wrap;
     unsigned calls_unwrap;
@@ -95,6 +99,20 @@ static const char *new_version(struct fake_key *k)
     return v->version;
 }
 
+/* A slow vault (or a black-holed one until the HTTP budget ends). */
+static void maybe_delay(const struct kv_fake *f, unsigned op)
+{
+    struct timespec ts;
+
+    if (!(f->delay_ops & op) || f->delay_ms <= 0) {
+        return;
+    }
+    ts.tv_sec = f->delay_ms / 1000;
+    ts.tv_nsec = (f->delay_ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 /* The injected failure comes before the lookup (as a 403 or a transport
  * error would); a version-bound one needs the call to resolve to it. */
 static CK_RV check_fail(struct kv_fake *f, unsigned op,
@@ -134,6 +152,7 @@ static CK_RV fake_get_key(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_get, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_GET);
     rv = check_fail(f, KV_FAKE_GET, v);
     if (rv != CKR_OK) {
         return rv;
@@ -223,6 +242,7 @@ static CK_RV fake_wrap(struct akv_kv *kv, const char *name, const char *version,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_wrap, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_WRAP);
     rv = check_fail(f, KV_FAKE_WRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -272,6 +292,7 @@ static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_unwrap, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_UNWRAP);
     rv = check_fail(f, KV_FAKE_UNWRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -376,6 +397,12 @@ const char *kv_fake_version(struct kv_fake *f, const char *name, int i)
     struct fake_key *k = find_key(f, name);
 
     return k != NULL && i < k->n ? k->v[i].version : NULL;
+}
+
+void kv_fake_delay(struct kv_fake *f, unsigned ops, long ms)
+{
+    f->delay_ops = ms > 0 ? ops : 0;
+    f->delay_ms = ms;
 }
 
 void kv_fake_fail(struct kv_fake *f, unsigned ops, CK_RV rv)

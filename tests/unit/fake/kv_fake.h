@@ -43,6 +43,9 @@ void kv_fake_fail(struct kv_fake *f, unsigned ops, CK_RV rv);
  * version VERSION (NULL = any) of a key fail. */
 void kv_fake_fail_version(struct kv_fake *f, unsigned ops, const char *version,
                           CK_RV rv);
+/* kv_fake_delay - calls of the ops in OPS sleep MS milliseconds before
+ * answering (after counting, before any injected failure); 0 clears. */
+void kv_fake_delay(struct kv_fake *f, unsigned ops, long ms);
 /* kv_fake_calls - number of calls of the ops in the OPS mask. */
 unsigned kv_fake_calls(struct kv_fake *f, unsigned ops);
 /* kv_fake_reset_calls - counters back to 0. */

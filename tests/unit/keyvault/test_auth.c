@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -430,6 +431,97 @@ static void test_stale_forces_refresh(void **state)
     akv_secret_clear(&h);
 }
 
+/* Sleeps until 50 ms into the next wall-clock second: token lifetimes are
+ * counted in whole seconds, so the timelines below start on a boundary. */
+static void align_second(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec = 0;
+    ts.tv_nsec = 1000000000L - ts.tv_nsec + 50000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec = 1;
+        ts.tv_nsec -= 1000000000L;
+    }
+    nanosleep(&ts, NULL);
+}
+
+static void sleep_ms_(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* Issue 8: a token due for refresh but not expired is used when the
+ * identity endpoint answers 503; the refresh is retried later, and only an
+ * expired token makes the call fail. Lifetime 8 s: refresh due at +4 s,
+ * usable until +6 s (AKV_AUTH_EXPIRY_MARGIN_S 2). */
+static void test_valid_token_survives_failed_refresh(void **state)
+{
+    struct fx *f = *state;
+    struct akv_secret h = AKV_SECRET_INIT;
+    char why[256] = "";
+    size_t asked;
+
+    snprintf(f->url, sizeof(f->url), "%s/metadata/identity/oauth2/token",
+             mock_url(f->m));
+    f->cred.type = AKV_CRED_MANAGED_IDENTITY;
+    f->cred.imds_endpoint = f->url;
+    mock_set_token_lifetime(f->m, 8);
+    align_second();
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
+    assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
+    sleep_ms_(4000); /* +4.05 s: refresh due, token valid */
+    mock_set_default(f->m, "/metadata/identity", 503,
+                     "{\"error\":\"service_unavailable\"}");
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
+    assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
+    asked = mock_count(f->m, "/metadata/identity");
+    assert_true(asked >= 2); /* the refresh was tried */
+    /* the failed refresh is not repeated on every call */
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
+    assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
+    assert_int_equal(mock_count(f->m, "/metadata/identity"), asked);
+    /* +6.05 s: too close to expiry; the refresh must succeed now */
+    align_second();
+    align_second();
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_DEVICE_ERROR);
+    assert_non_null(strstr(why, "503"));
+    assert_true(mock_count(f->m, "/metadata/identity") > asked);
+    akv_secret_clear(&h);
+}
+
+/* The same with an identity endpoint that does not answer in time: the
+ * refresh gets half the call's budget, the call goes on with the valid
+ * token within it (the old code spent the whole budget, then failed). */
+static void test_valid_token_survives_refresh_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct akv_secret h = AKV_SECRET_INIT;
+    char why[256] = "";
+    int64_t t0;
+
+    snprintf(f->url, sizeof(f->url), "%s/metadata/identity/oauth2/token",
+             mock_url(f->m));
+    f->cred.type = AKV_CRED_MANAGED_IDENTITY;
+    f->cred.imds_endpoint = f->url;
+    f->hc.timeout_ms = 1000;
+    f->hc.budget_ms = 2000;
+    mock_set_token_lifetime(f->m, 10);
+    align_second();
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
+    sleep_ms_(5000); /* +5.05 s: refresh due, valid until +8 s */
+    mock_set_token_delay(f->m, 5000);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(get(f, NULL, &h, why, sizeof(why)), CKR_OK);
+    assert_string_equal((char *)h.data, "Authorization: Bearer tok-1");
+    assert_true(akv_retry_now_ms() - t0 < 1500);
+    assert_true(mock_count(f->m, "/metadata/identity") >= 2);
+    akv_secret_clear(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +547,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_forces_refresh, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_valid_token_survives_failed_refresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_valid_token_survives_refresh_timeout, setup, teardown),
     };
     akv_log_configure(getenv("AKV_TEST_LOG") != NULL ? AKV_LOG_LEVEL_DEBUG
                                                      : AKV_LOG_LEVEL_NONE,

@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "common/b64url.h"
@@ -1080,6 +1084,88 @@ static void test_rest_new_refuses(void **state)
     assert_int_equal(akv_kv_rest_new(NULL, &kv), CKR_ARGUMENTS_BAD);
 }
 
+/* A loopback address that never answers a SYN: a listener whose accept
+ * queue (backlog 0) is already full drops further SYNs, exactly what a
+ * black-holed or DROP-firewalled vault address does. Returns the port; the
+ * sockets stay open in BH (listener + fillers) until black_hole_close. */
+struct black_hole {
+    int fds[4];
+};
+
+static int black_hole_open(struct black_hole *bh)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bh->fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(bh->fds[0] >= 0);
+    assert_int_equal(bind(bh->fds[0], (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(bh->fds[0], 0), 0);
+    assert_int_equal(getsockname(bh->fds[0], (struct sockaddr *)&a, &len), 0);
+    for (int i = 1; i < 4; i++) {
+        bh->fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(bh->fds[i] >= 0);
+        (void)connect(bh->fds[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(100000); /* let the handshakes fill the queue */
+    return ntohs(a.sin_port);
+}
+
+static void black_hole_close(struct black_hole *bh)
+{
+    for (int i = 0; i < 4; i++) {
+        close(bh->fds[i]);
+    }
+}
+
+/* Issue 8: http.connect_timeout_ms bounds each attempt's connection phase,
+ * so a vault address that never answers fails after about attempts x
+ * connect timeout (+ backoff), not after timeout_ms per attempt and the
+ * whole budget_ms (8 s here) as before. */
+static void test_connect_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct black_hole bh;
+    int port = black_hole_open(&bh);
+    char json[2048];
+    char err[512];
+    struct akv_kv_key k;
+    int64_t t0;
+    int64_t dt;
+
+    snprintf(json, sizeof(json),
+             "{\"tokens\":[{\"label\":\"t\",\"vault_url\":"
+             "\"http://127.0.0.1:%d\",\"keys\":[\"cmk\"],"
+             "\"credential\":{\"type\":\"client_secret\",\"tenant_id\":"
+             "\"tenant-1\",\"client_id\":\"cid\",\"client_secret_env\":"
+             "\"AKV_TEST_SECRET\",\"authority_host\":\"%s\"},"
+             "\"http\":{\"allow_http_loopback\":true,\"retries\":2,"
+             "\"timeout_ms\":4000,\"budget_ms\":8000,"
+             "\"connect_timeout_ms\":300}}]}",
+             port, mock_url(f->m));
+    if (akv_config_parse(json, strlen(json), "test.json", &f->cfg, err,
+                         sizeof(err))
+        != 0) {
+        fail_msg("config: %s", err);
+    }
+    assert_int_equal(f->cfg->tokens[0].http.connect_timeout_ms, 300);
+    assert_int_equal(akv_kv_rest_new(&f->cfg->tokens[0], &f->kv), CKR_OK);
+    t0 = akv_retry_now_ms();
+    assert_int_equal(f->kv->ops->get_key(f->kv, "cmk", NULL, &k),
+                     CKR_DEVICE_ERROR);
+    dt = akv_retry_now_ms() - t0;
+    /* 3 attempts x 300 ms + backoff (at most 500 + 1000 ms) */
+    assert_true(dt >= 850);
+    assert_true(dt < 3500);
+    /* the identity endpoint (answering) was asked; the vault never was */
+    assert_int_equal(mock_count(f->m, "/keys"), 0);
+    assert_true(mock_count(f->m, "/tenant-1") >= 1);
+    black_hole_close(&bh);
+}
+
 int main(void)
 {
     uint8_t n[256];
@@ -1126,6 +1212,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
     };
 #endif
 

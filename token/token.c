@@ -13,6 +13,7 @@
 #include "../common/log.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
+#include "seal.h"
 
 int64_t akv_token_now(void)
 {
@@ -184,6 +185,8 @@ static uint64_t rec_sum(const struct akv_store_record *r)
     h = fnv(h, "|", 1);
     h = fnv(h, r->alg, r->alg != NULL ? strlen(r->alg) : 0);
     h = fnv(h, r->wrapped, r->wrapped_len);
+    h = fnv(h, r->sealed, r->sealed_len);
+    h = fnv(h, &r->generation, sizeof(r->generation));
     return h;
 }
 
@@ -851,11 +854,9 @@ static CK_RV obj_from_record(struct akv_store_record *r, struct akv_obj **out)
         goto out;
     }
     o->rec_sum = rec_sum(r);
-    /* Take the record's buffers; the attrs blob is not kept. */
+    /* Take the record's buffers; the attrs blob is kept: it is associated
+     * data of the sealed value (seal.h). */
     o->rec = *r;
-    free(o->rec.attrs);
-    o->rec.attrs = NULL;
-    o->rec.attrs_len = 0;
     memset(r, 0, sizeof(*r));
     *out = o;
     o = NULL;
@@ -864,6 +865,54 @@ out:
     akv_attrs_clear(&a);
     akv_obj_unref(o);
     return rv;
+}
+
+/* ---- sealing (token/seal.h) ---- */
+
+static struct akv_seal_ctx seal_ctx(const struct akv_token *t)
+{
+    struct akv_seal_ctx c = {t->kv, t->store, t->cfg->vault_url};
+    return c;
+}
+
+/* The key that seals new records now: akv_seal_choose over the configured
+ * keys as last fetched. CKR_OK or CKR_TEMPLATE_INCONSISTENT. */
+static CK_RV seal_target(struct akv_token *t, struct akv_seal_target *out)
+{
+    struct akv_seal_cand c[16];
+    size_t n = 0;
+    CK_RV rv;
+
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->n_keys && n < sizeof(c) / sizeof(c[0]); i++) {
+        const struct akv_keyslot *ks = &t->keys[i];
+
+        if (!ks->ever) {
+            continue;
+        }
+        c[n].name = ks->cfg->name;
+        c[n].version = ks->current;
+        c[n].kid = ks->kid;
+        c[n].kty = ks->kty;
+        n++;
+    }
+    rv = akv_seal_choose(c, n, out);
+    pthread_rwlock_unlock(&t->lock);
+    return rv;
+}
+
+/* Loads (or on first use creates) the store secret; network, no lock. */
+static CK_RV seal_ready(struct akv_token *t)
+{
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
+    bool have_tg = false;
+
+    if (akv_store_has_secret(t->store)) {
+        return CKR_OK;
+    }
+    have_tg = seal_target(t, &tg) == CKR_OK;
+    return akv_seal_ready(&c, have_tg ? &tg : NULL);
 }
 
 static CK_RV reload_store(struct akv_token *t)
@@ -882,6 +931,14 @@ static CK_RV reload_store(struct akv_token *t)
     need = !t->store_loaded || stamp != t->store_stamp;
     pthread_rwlock_unlock(&t->lock);
     if (!need) {
+        goto out;
+    }
+    rv = seal_ready(t);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token '%s': store key not available (rv 0x%lx); token "
+                     "objects not loaded",
+                     t->cfg->label, (unsigned long)rv);
+        rv = CKR_OK;
         goto out;
     }
     rv = akv_store_list(t->store, &recs, &n);
@@ -975,15 +1032,12 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
                           struct akv_secret *out)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    char *kid = NULL;
-    char *alg_name = NULL;
-    uint8_t *wrapped = NULL;
-    size_t wrapped_len = 0;
-    char name[AKV_KV_NAME_MAX];
-    char version[AKV_KV_VERSION_MAX];
-    int alg;
+    struct akv_store_record rec;
+    struct akv_seal_ctx c = seal_ctx(t);
     struct akv_secret plain = AKV_SECRET_INIT;
     long ttl = t->cfg->dek_cache_ttl_s;
+
+    memset(&rec, 0, sizeof(rec));
 
     if (o->origin == AKV_ORIGIN_SESSION) {
         if (o->value.data == NULL) {
@@ -1007,33 +1061,16 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
         pthread_rwlock_unlock(&t->lock);
         goto out;
     }
-    kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
-    alg_name = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
-    if (o->rec.wrapped_len > 0) {
-        wrapped = malloc(o->rec.wrapped_len);
-        if (wrapped != NULL) {
-            memcpy(wrapped, o->rec.wrapped, o->rec.wrapped_len);
-            wrapped_len = o->rec.wrapped_len;
-        }
-    }
+    rv = akv_store_record_copy(&rec, &o->rec);
     pthread_rwlock_unlock(&t->lock);
-    if (kid == NULL || alg_name == NULL || wrapped == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    alg = akv_kv_alg_parse(alg_name);
-    if (!akv_token_kid_split(kid, name, version) || alg < 0) {
-        AKV_LOG_ERR("store record: unusable kid/alg; value not readable");
-        rv = CKR_KEY_HANDLE_INVALID;
-        goto out;
-    }
-    /* No lock held: this is a network call. */
-    rv = t->kv->ops->unwrap(t->kv, name, version, (enum akv_kv_alg)alg, wrapped,
-                            wrapped_len, &plain);
     if (rv != CKR_OK) {
-        AKV_LOG_WARN("token object value: unwrap with %s/%s failed (rv "
-                     "0x%lx)",
-                     name, version, (unsigned long)rv);
+        goto out;
+    }
+    /* No lock held: unwrap is a network call. */
+    rv = akv_seal_open(&c, &rec, &plain);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token object %s: value not available (rv 0x%lx)", rec.id,
+                     (unsigned long)rv);
         /* An expired cached value is never served again: wipe it now
          * rather than keep the plaintext until a later unwrap succeeds
          * (re-checked under the write lock: another thread may have
@@ -1059,9 +1096,7 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
     rv = CKR_OK;
 out:
     akv_secret_clear(&plain);
-    free(kid);
-    free(alg_name);
-    free(wrapped);
+    akv_store_record_clear(&rec);
     return rv;
 }
 
@@ -1092,13 +1127,9 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
                         const struct akv_secret *value)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    char name[AKV_KV_NAME_MAX] = "";
-    char version[AKV_KV_VERSION_MAX] = "";
-    char kid[AKV_KV_KID_MAX] = "";
-    char kid_out[AKV_KV_KID_MAX] = "";
-    enum akv_kv_alg alg = AKV_KV_ALG_RSA_OAEP_256;
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
     struct akv_store_record rec;
-    bool found = false;
 
     memset(&rec, 0, sizeof(rec));
     if (t->store == NULL) {
@@ -1115,51 +1146,23 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
         goto out;
     }
     rv = refresh_keys(t);
-    pthread_rwlock_rdlock(&t->lock);
-    for (int pass = 0; pass < 2 && !found; pass++) {
-        for (size_t i = 0; i < t->n_keys && !found; i++) {
-            const struct akv_keyslot *ks = &t->keys[i];
-
-            if (!ks->ever) {
-                continue;
-            }
-            if ((pass == 0 && ks->kty == AKV_KV_KTY_RSA)
-                || (pass == 1 && ks->kty == AKV_KV_KTY_OCT_HSM)) {
-                (void)snprintf(name, sizeof(name), "%s", ks->cfg->name);
-                (void)snprintf(version, sizeof(version), "%s", ks->current);
-                (void)snprintf(kid, sizeof(kid), "%s", ks->kid);
-                alg = pass == 0 ? AKV_KV_ALG_RSA_OAEP_256
-                                : AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD;
-                found = true;
-            }
-        }
-    }
-    pthread_rwlock_unlock(&t->lock);
-    if (!found) {
+    if (seal_target(t, &tg) != CKR_OK) {
         AKV_LOG_ERR("token '%s': no usable vault key to wrap token objects",
                     t->cfg->label);
         rv = rv != CKR_OK ? rv : CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
-    rv = t->kv->ops->wrap(t->kv, name, version, alg, value->data, value->len,
-                          &rec.wrapped, &rec.wrapped_len, kid_out);
-    if (rv != CKR_OK) {
-        goto out;
+    rv = akv_seal_ready(&c, &tg);
+    if (rv == CKR_OK) {
+        rv = akv_seal_seal(&c, &tg, &rec, value->data, value->len);
     }
-    rec.kid = strdup(kid_out[0] != '\0' ? kid_out : kid);
-    rec.alg = strdup(akv_kv_alg_name(alg));
-    if (rec.kid == NULL || rec.alg == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
+    if (rv == CKR_OK) {
+        rv = akv_store_put(t->store, &rec);
     }
-    rv = akv_store_put(t->store, &rec);
     if (rv != CKR_OK) {
         goto out;
     }
     o->rec_sum = rec_sum(&rec);
-    free(rec.attrs);
-    rec.attrs = NULL;
-    rec.attrs_len = 0;
     akv_store_record_clear(&o->rec);
     o->rec = rec;
     memset(&rec, 0, sizeof(rec));
@@ -1174,34 +1177,52 @@ CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
                               const struct akv_attrs *attrs)
 {
     CK_RV rv = CKR_HOST_MEMORY;
-    struct akv_store_record rec;
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
+    struct akv_store_record old, rec;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
 
+    memset(&old, 0, sizeof(old));
     memset(&rec, 0, sizeof(rec));
-    pthread_rwlock_rdlock(&t->lock);
-    memcpy(rec.id, o->rec.id, sizeof(rec.id));
-    rec.kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
-    rec.alg = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
-    rec.wrapped = malloc(o->rec.wrapped_len + 1);
-    if (rec.wrapped != NULL && o->rec.wrapped_len > 0) {
-        memcpy(rec.wrapped, o->rec.wrapped, o->rec.wrapped_len);
-    }
-    rec.wrapped_len = o->rec.wrapped_len;
-    pthread_rwlock_unlock(&t->lock);
-    if (rec.kid == NULL || rec.alg == NULL || rec.wrapped == NULL) {
-        goto out;
-    }
-    rv = serialise_attrs(attrs, &rec.attrs, &rec.attrs_len);
+    rv = serialise_attrs(attrs, &blob, &blob_len);
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = akv_store_put(t->store, &rec);
+    pthread_rwlock_rdlock(&t->lock);
+    rv = akv_store_record_copy(&old, &o->rec);
+    pthread_rwlock_unlock(&t->lock);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* The attributes are associated data of the sealed value: a change
+     * reseals it (and moves a legacy record to format 2) under the
+     * current sealing key. */
+    (void)refresh_keys(t);
+    rv = seal_target(t, &tg);
+    if (rv == CKR_OK) {
+        rv = akv_seal_ready(&c, &tg);
+    }
+    if (rv == CKR_OK) {
+        rv = akv_seal_reseal(&c, &tg, &old, blob, blob_len, &rec);
+    }
+    if (rv == CKR_OK) {
+        rv = akv_store_put(t->store, &rec);
+    }
     if (rv != CKR_OK) {
         goto out;
     }
     pthread_rwlock_wrlock(&t->lock);
     o->rec_sum = rec_sum(&rec);
+    akv_store_record_clear(&o->rec);
+    o->rec = rec;
+    memset(&rec, 0, sizeof(rec));
+    (void)akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, o->rec.kid,
+                        strlen(o->rec.kid));
     pthread_rwlock_unlock(&t->lock);
 out:
+    free(blob);
+    akv_store_record_clear(&old);
     akv_store_record_clear(&rec);
     return rv;
 }

@@ -1296,6 +1296,30 @@ static bool record_eq(const struct akv_store_record *a,
            && bytes_eq(a->sealed, a->sealed_len, b->sealed, b->sealed_len);
 }
 
+/*
+ * A writer killed between renaming its record into place and the final
+ * manifest write left entry E with a pending generation that may be the
+ * one on disk. Before E's pending slot is reused, make whatever is on disk
+ * the current generation, or a later write killed after its first step
+ * would leave that record refused. Caller holds the exclusive lock.
+ */
+static void settle_locked(struct akv_store *store, struct manifest *m,
+                          struct man_entry *e)
+{
+    struct akv_store_record on_disk;
+
+    memset(&on_disk, 0, sizeof(on_disk));
+    if (load(store, m, e->id, &on_disk) == CKR_OK
+        && on_disk.format == AKV_STORE_FORMAT_V2
+        && on_disk.generation == e->pending) {
+        e->cur = e->pending;
+        e->flags &= ~MAN_HAS_HASH;
+        memset(e->hash, 0, sizeof(e->hash));
+    }
+    e->pending = 0;
+    akv_store_record_clear(&on_disk);
+}
+
 /* Shared body of put and put_if; EXPECTED NULL means unconditional. */
 static CK_RV put(struct akv_store *store,
                  const struct akv_store_record *expected,
@@ -1373,6 +1397,9 @@ static CK_RV put(struct akv_store *store,
      *    generation becomes the only one. A kill between any two steps
      *    leaves a record that a reader accepts: the old or the new. */
     e = man_find(&m, rec->id);
+    if (e != NULL && e->pending != 0) {
+        settle_locked(store, &m, e);
+    }
     if (e == NULL) {
         e = man_add(&m, rec->id);
         if (e == NULL) {

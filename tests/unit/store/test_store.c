@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1009,6 +1010,227 @@ static void test_stamp(void **state)
     assert_int_equal(akv_store_stamp(NULL), 0);
 }
 
+/* Expects record ID to be refused now (get fails, list skips and counts
+ * it as refused). */
+static void expect_refused(struct fixture *f, const char *id, size_t n_ok)
+{
+    struct akv_store_record got, *list = NULL;
+    size_t n = 0;
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(akv_store_get(f->store, id, &got), CKR_DEVICE_ERROR);
+    assert_null(got.kid);
+    assert_int_equal(akv_store_list(f->store, &list, &n), CKR_OK);
+    assert_int_equal(n, n_ok);
+    assert_true(akv_store_last_refused(f->store) >= 1);
+    akv_store_records_free(list, n);
+}
+
+/* A record written under another store secret (a store of the attacker's,
+ * or one planted beside ours), or not in the manifest, is refused. */
+static void test_auth_planted(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    struct akv_store *other = NULL;
+    uint8_t evil[32];
+    char dir[256], path[512];
+    uint8_t buf[2048];
+    size_t len;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    sample_make(&s, "good", 7);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    /* The attacker's own store with their own S. */
+    memset(evil, 0xee, sizeof(evil));
+    snprintf(dir, sizeof(dir), "%s/evil", f->root);
+    assert_int_equal(akv_store_open(dir, &other), CKR_OK);
+    assert_int_equal(akv_store_set_secret(other, evil, sizeof(evil)), CKR_OK);
+    assert_int_equal(akv_store_set_secret(other, SECRET, sizeof(SECRET)),
+                     CKR_FUNCTION_FAILED); /* set once */
+    sample_make(&s, "planted", 8);
+    assert_int_equal(akv_store_put(other, &s.rec), CKR_OK);
+    akv_store_close(other);
+    snprintf(path, sizeof(path), "%s/planted.obj", dir);
+    len = read_whole(path, buf, sizeof(buf));
+    path_of(f, "planted.obj", path, sizeof(path));
+    write_whole(path, buf, len);
+    expect_refused(f, "planted", 1);
+    /* Even with a correct HMAC (a holder of S), no manifest entry: refused. */
+    fix_mac(0, buf, len);
+    write_whole(path, buf, len);
+    expect_refused(f, "planted", 1);
+    /* The attacker's manifest is refused as a whole. */
+    snprintf(path, sizeof(path), "%s/.manifest", dir);
+    len = read_whole(path, buf, sizeof(buf));
+    path_of(f, ".manifest", path, sizeof(path));
+    write_whole(path, buf, len);
+    {
+        struct akv_store_record *list = NULL;
+        size_t n = 0;
+        assert_int_equal(akv_store_list(f->store, &list, &n), CKR_DEVICE_ERROR);
+    }
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* An older copy of a record, or a deleted record brought back, is refused;
+ * the current one is accepted. */
+static void test_auth_rollback(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    char path[256];
+    uint8_t old[2048], cur[2048];
+    size_t old_len, cur_len;
+    struct akv_store_record got;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    sample_make(&s, "rb", 1);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    path_of(f, "rb.obj", path, sizeof(path));
+    old_len = read_whole(path, old, sizeof(old));
+    sample_make(&s, "rb", 2);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    cur_len = read_whole(path, cur, sizeof(cur));
+    write_whole(path, old, old_len);
+    expect_refused(f, "rb", 0);
+    write_whole(path, cur, cur_len);
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(akv_store_get(f->store, "rb", &got), CKR_OK);
+    assert_true(sample_matches(&got, 2));
+    akv_store_record_clear(&got);
+    /* Deleted, then the last copy brought back. */
+    assert_int_equal(akv_store_delete(f->store, "rb"), CKR_OK);
+    write_whole(path, cur, cur_len);
+    expect_refused(f, "rb", 0);
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* Legacy records: adopted by hash on first use; edited (CRC recomputed) or
+ * planted afterwards: refused; moved to format 2 by their next write. */
+static void test_auth_legacy(void **state)
+{
+    struct fixture *f = *state;
+    char dir[256], path[512];
+    struct akv_store *st = NULL;
+    struct akv_store_key k;
+    uint8_t attrs[16], w[64];
+    struct akv_store_record got, *list = NULL;
+    size_t n = 0;
+    struct sample s;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    memset(attrs, 0x11, sizeof(attrs));
+    memset(w, 0x22, sizeof(w));
+    snprintf(dir, sizeof(dir), "%s/legacy", f->root);
+    assert_int_equal(akv_store_open(dir, &st), CKR_OK);
+    assert_int_equal(legacy_write(dir, "old1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    assert_int_equal(legacy_write(dir, "old2", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP", w, sizeof(w)),
+                     0);
+    /* No secret yet: nothing is readable. */
+    assert_false(akv_store_has_secret(st));
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_GENERAL_ERROR);
+    assert_int_equal(akv_store_key_get(st, &k), CKR_OBJECT_HANDLE_INVALID);
+    k.kid = (char *)KID_A;
+    k.alg = (char *)"RSA-OAEP-256";
+    k.wrapped = w;
+    k.wrapped_len = sizeof(w);
+    assert_int_equal(akv_store_key_create(st, &k, SECRET, sizeof(SECRET)),
+                     CKR_OK);
+    assert_int_equal(akv_store_key_create(st, &k, SECRET, sizeof(SECRET)),
+                     CKR_FUNCTION_FAILED);
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].format, AKV_STORE_FORMAT_V1);
+    assert_string_equal(list[1].alg, "RSA-OAEP");
+    akv_store_records_free(list, n);
+    /* .storekey round trip */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(akv_store_key_get(st, &k), CKR_OK);
+    assert_string_equal(k.kid, KID_A);
+    assert_int_equal(k.wrapped_len, sizeof(w));
+    akv_store_key_clear(&k);
+    /* Edited after adoption, CRC recomputed: refused. */
+    attrs[0] = 0x12;
+    assert_int_equal(legacy_write(dir, "old1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    /* Planted after adoption: refused. */
+    assert_int_equal(legacy_write(dir, "new1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "old2");
+    assert_int_equal(akv_store_last_refused(st), 2);
+    akv_store_records_free(list, n);
+    /* Next write moves old2 to format 2; the legacy file is then refused. */
+    snprintf(path, sizeof(path), "%s/old2.obj", dir);
+    {
+        uint8_t v1[512];
+        size_t v1_len;
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        v1_len = fread(v1, 1, sizeof(v1), fp);
+        fclose(fp);
+        sample_make(&s, "old2", 3);
+        assert_int_equal(akv_store_put(st, &s.rec), CKR_OK);
+        memset(&got, 0, sizeof(got));
+        assert_int_equal(akv_store_get(st, "old2", &got), CKR_OK);
+        assert_int_equal(got.format, AKV_STORE_FORMAT_V2);
+        akv_store_record_clear(&got);
+        fp = fopen(path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(v1, 1, v1_len, fp), v1_len);
+        fclose(fp);
+        assert_int_equal(akv_store_get(st, "old2", &got), CKR_DEVICE_ERROR);
+    }
+    akv_store_close(st);
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* kill -9 at random instants while a writer replaces a record over and
+ * over: the record on disk is always accepted (the old or the new one),
+ * never refused or lost. */
+static void test_auth_kill_anywhere(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    unsigned seen_new = 0;
+
+    sample_make(&s, "k", 1);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    for (int round = 0; round < 40; round++) {
+        struct akv_store_record got;
+        struct timespec ts = {0, (long)(2000 + rand() % 40000) * 1000L};
+        int status;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct akv_store *st = NULL;
+            if (open_keyed(f->dir, &st) != CKR_OK) {
+                _exit(3);
+            }
+            for (unsigned i = 0;; i++) {
+                struct sample c;
+                sample_make(&c, "k", 100 + (i % 50));
+                c.rec.generation = 5000u + (unsigned)round * 100000u + i;
+                (void)akv_store_put(st, &c.rec);
+            }
+        }
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        memset(&got, 0, sizeof(got));
+        assert_int_equal(akv_store_get(f->store, "k", &got), CKR_OK);
+        seen_new += got.generation != s.rec.generation;
+        akv_store_record_clear(&got);
+    }
+    assert_true(seen_new > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1029,6 +1251,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_waits_for_live_writer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stamp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_planted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_legacy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_kill_anywhere, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1174,7 +1174,7 @@ out:
 }
 
 CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
-                              const struct akv_attrs *attrs)
+                              struct akv_attrs *attrs)
 {
     CK_RV rv = CKR_HOST_MEMORY;
     struct akv_seal_ctx c = seal_ctx(t);
@@ -1212,13 +1212,17 @@ CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
     if (rv != CKR_OK) {
         goto out;
     }
+    /* The caller installs ATTRS as the object's attributes: it must name
+     * the key that now wraps the record key. */
+    rv = akv_attrs_set(attrs, CKA_AKV_WRAPPING_KID, rec.kid, strlen(rec.kid));
+    if (rv != CKR_OK) {
+        goto out;
+    }
     pthread_rwlock_wrlock(&t->lock);
     o->rec_sum = rec_sum(&rec);
     akv_store_record_clear(&o->rec);
     o->rec = rec;
     memset(&rec, 0, sizeof(rec));
-    (void)akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, o->rec.kid,
-                        strlen(o->rec.kid));
     pthread_rwlock_unlock(&t->lock);
 out:
     free(blob);

@@ -88,9 +88,13 @@ logged "record $(basename "$RB" .obj) refused: legacy record whose SHA-256" "edi
 cp "$T_TMP/rb.v1" "$RB"
 expect_ok "original legacy record accepted again" holds 0b "$KB"
 
-# Upgrade: rewrap moves legacy records to format 2, keeping the values.
+# Upgrade: the next write (C_SetAttributeValue) moves 0a to format 2,
+# rewrap moves 0b; both keep their values.
+expect_ok "attribute write on legacy 0a" p11 --type secrkey --id 0a --set-id 0a
+expect_eq "0a format 2 after its next write" "$($ED dump "$RA" | jq .format)" 2
+expect_eq "0b still format 1" "$($ED dump "$RB" | jq .format)" 1
 expect_ok "rewrap" tool rewrap
-expect_grep "rewrap moved both legacy records" "rewrapped 2, already current 0, failed 0" "$T_TMP/last.out"
+expect_grep "rewrap moved the other legacy record" "rewrapped 1, already current 1, failed 0" "$T_TMP/last.out"
 expect_eq "0a now format 2" "$($ED dump "$RA" | jq .format)" 2
 expect_eq "0b now format 2" "$($ED dump "$RB" | jq .format)" 2
 expect_ok "0a still KA after upgrade" holds 0a "$KA"

@@ -358,10 +358,6 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             cJSON_AddStringToObject(jk, "kid", pr.key.kid);
             cJSON_AddStringToObject(jk, "kty", pr.key.kty_name);
             cJSON_AddBoolToObject(jk, "enabled", pr.key.enabled);
-            if (k == 0) {
-                memcpy(target_ver, pr.key.version, sizeof(target_ver));
-                memcpy(target_name, pr.key.name, sizeof(target_name));
-            }
         }
         cJSON_AddBoolToObject(jk, "get", pr.get_ok);
         cJSON_AddBoolToObject(jk, "wrapKey", pr.wrap_ok);
@@ -383,6 +379,16 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             printf("\n");
         }
         akv_kv_key_clear(&pr.key);
+    }
+    {
+        /* "current" = what rewrap would target: the one sealing rule. */
+        struct akv_seal_target tg;
+
+        if (kv != NULL
+            && akv_admin_target(kv, tc->keys, tc->n_keys, &tg) == CKR_OK) {
+            memcpy(target_ver, tg.version, sizeof(target_ver));
+            memcpy(target_name, tg.name, sizeof(target_name));
+        }
     }
     if (tc->store_dir == NULL) {
         cJSON_AddNullToObject(jt, "store");

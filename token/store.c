@@ -1667,6 +1667,37 @@ size_t akv_store_last_refused(struct akv_store *store)
     (STORE_MAGIC_LEN + 2 + STORE_KID_MAX + 2 + STORE_ALG_MAX + 4               \
      + STORE_WRAPPED_MAX + 4)
 
+bool akv_store_unused(struct akv_store *store)
+{
+    struct stat st;
+    int fd = -1;
+    DIR *d = NULL;
+    struct dirent *de = NULL;
+    bool unused = true;
+
+    if (store == NULL) {
+        return false;
+    }
+    if (fstatat(store->dir_fd, STORE_KEY_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0
+        || errno != ENOENT) {
+        return false;
+    }
+    fd = openat(store->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    while (unused && (de = readdir(d)) != NULL) {
+        char id[AKV_STORE_ID_LEN + 1];
+        unused = !record_name(de->d_name, id);
+    }
+    closedir(d);
+    return unused;
+}
+
 void akv_store_key_clear(struct akv_store_key *key)
 {
     if (key == NULL) {

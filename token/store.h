@@ -118,6 +118,13 @@ CK_RV akv_store_key_create(struct akv_store *store,
                            const struct akv_store_key *key, const uint8_t *s,
                            size_t len);
 
+/*
+ * akv_store_unused - true when the store has neither .storekey nor any
+ * record file: nothing to authenticate, so a reader need not create the
+ * store secret (no vault call for a token that never stores objects).
+ */
+bool akv_store_unused(struct akv_store *store);
+
 /* akv_store_key_clear - frees KEY's buffers. NULL-safe. */
 void akv_store_key_clear(struct akv_store_key *key);
 

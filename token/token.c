@@ -933,6 +933,12 @@ static CK_RV reload_store(struct akv_token *t)
     if (!need) {
         goto out;
     }
+    if (!akv_store_has_secret(t->store) && akv_store_unused(t->store)) {
+        /* Nothing stored yet: no store secret (and no vault call) until the
+         * first token object is created. */
+        rv = CKR_OK;
+        goto out;
+    }
     rv = seal_ready(t);
     if (rv != CKR_OK) {
         AKV_LOG_WARN("token '%s': store key not available (rv 0x%lx); token "

@@ -244,6 +244,11 @@ static CK_RV wrap_with(const struct akv_seal_ctx *c,
     CK_RV rv;
 
     kid_out[0] = '\0';
+    if (c->local_wrap != NULL
+        && c->local_wrap(c->local_arg, t, in, in_len, out, out_len) == CKR_OK) {
+        (void)snprintf(kid_out, AKV_KV_KID_MAX, "%s", t->kid);
+        return CKR_OK;
+    }
     rv = c->kv->ops->wrap(c->kv, t->name, t->version, t->alg, in, in_len, out,
                           out_len, kid_out);
     if (rv != CKR_OK) {

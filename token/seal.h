@@ -56,6 +56,17 @@ struct akv_seal_ctx {
     struct akv_kv *kv;       /* not owned */
     struct akv_store *store; /* not owned */
     const char *binding;     /* the token's vault URL (token binding) */
+    /*
+     * Optional ("wrap": "local"): wraps IN (IN_LEN bytes) with T's public
+     * key exactly as Key Vault wrapKey would (RSAES-OAEP, RFC 8017 §7.1),
+     * *out malloc'd (*out_len bytes). Any error falls back to the vault's
+     * wrapKey. NULL = always the vault (akv-pkcs11-tool). The value is still
+     * opened only through the vault's unwrapKey.
+     */
+    CK_RV(*local_wrap)
+    (void *arg, const struct akv_seal_target *t, const uint8_t *in,
+     size_t in_len, uint8_t **out, size_t *out_len);
+    void *local_arg;
 };
 
 /*

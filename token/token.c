@@ -869,9 +869,60 @@ out:
 
 /* ---- sealing (token/seal.h) ---- */
 
-static struct akv_seal_ctx seal_ctx(const struct akv_token *t)
+/* "wrap": "local": the record key and S are wrapped with the cached
+ * public key of the target version (same RSAES-OAEP output as wrapKey, no
+ * round trip, not audited by Key Vault: docs/SECURITY.md). */
+static CK_RV local_wrap(void *arg, const struct akv_seal_target *tg,
+                        const uint8_t *in, size_t in_len, uint8_t **out,
+                        size_t *out_len)
 {
-    struct akv_seal_ctx c = {t->kv, t->store, t->cfg->vault_url};
+    struct akv_token *t = arg;
+    EVP_PKEY *pub = NULL;
+    CK_RV rv = CKR_KEY_HANDLE_INVALID;
+    size_t len = 0;
+
+    if (tg->alg != AKV_KV_ALG_RSA_OAEP_256) {
+        return rv;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->n_objs && pub == NULL; i++) {
+        const struct akv_obj *o = t->objs[i];
+
+        if (o->origin == AKV_ORIGIN_VAULT && o->pub != NULL && o->vkey != NULL
+            && strcmp(o->vkey->name, tg->name) == 0
+            && strcasecmp(o->vkey->version, tg->version) == 0
+            && EVP_PKEY_up_ref(o->pub) == 1) {
+            pub = o->pub;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (pub == NULL) {
+        return rv;
+    }
+    *out = malloc((size_t)EVP_PKEY_get_size(pub));
+    if (*out == NULL) {
+        rv = CKR_HOST_MEMORY;
+    } else {
+        rv = akv_crypto_rsa_encrypt(pub, tg->alg, in, in_len, *out, &len);
+    }
+    if (rv == CKR_OK) {
+        *out_len = len;
+    } else {
+        free(*out);
+        *out = NULL;
+    }
+    EVP_PKEY_free(pub);
+    return rv;
+}
+
+static struct akv_seal_ctx seal_ctx(struct akv_token *t)
+{
+    struct akv_seal_ctx c = {t->kv, t->store, t->cfg->vault_url, NULL, NULL};
+
+    if (t->cfg->wrap == AKV_WRAP_LOCAL) {
+        c.local_wrap = local_wrap;
+        c.local_arg = t;
+    }
     return c;
 }
 

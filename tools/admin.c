@@ -201,7 +201,7 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
     struct akv_store_record *recs = NULL;
     size_t n = 0;
     long writes = 0;
-    struct akv_seal_ctx c = {kv, store, binding};
+    struct akv_seal_ctx c = {kv, store, binding, NULL, NULL};
 
     if (kv == NULL || store == NULL || target == NULL || stats == NULL
         || binding == NULL || target->name[0] == '\0'

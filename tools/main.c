@@ -419,7 +419,7 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             /* Records are authenticated under the store secret; status
              * never creates it (NULL target): a legacy store nobody has
              * used since the upgrade is reported as such. */
-            struct akv_seal_ctx sc = {kv, store, tc->vault_url};
+            struct akv_seal_ctx sc = {kv, store, tc->vault_url, NULL, NULL};
             rv = akv_seal_ready(&sc, NULL);
             if (rv == CKR_TEMPLATE_INCONSISTENT) {
                 cJSON_AddBoolToObject(js, "sealed", false);

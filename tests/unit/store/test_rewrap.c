@@ -79,7 +79,7 @@ static void get_target(struct fx *f, struct akv_seal_target *t)
 
 static struct akv_seal_ctx ctx_of(struct fx *f)
 {
-    struct akv_seal_ctx c = {f->kv, f->store, BINDING};
+    struct akv_seal_ctx c = {f->kv, f->store, BINDING, NULL, NULL};
     return c;
 }
 
@@ -469,7 +469,7 @@ static CK_RV racing_wrap(struct akv_kv *kv, const char *n, const char *v,
         /* Another process changes the attributes (same value, old key),
          * resealing as the token does (through the inner vault). */
         struct akv_store_record cur, next;
-        struct akv_seal_ctx c = {r->inner, r->f->store, BINDING};
+        struct akv_seal_ctx c = {r->inner, r->f->store, BINDING, NULL, NULL};
         uint8_t attrs[64];
         memset(&cur, 0, sizeof(cur));
         assert_int_equal(akv_store_get(r->f->store, r->id, &cur), CKR_OK);

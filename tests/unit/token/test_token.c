@@ -498,6 +498,34 @@ static void test_wrap_local_mode(void **state)
     assert_memory_equal(a, b, 32);
 }
 
+/* "wrap": "local" also wraps the store secret and record keys locally; the
+ * value is still opened only through the vault. */
+static void test_store_local_wrap(void **state)
+{
+    char extra[160];
+    CK_SESSION_HANDLE rw;
+    CK_OBJECT_HANDLE k;
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG len32 = 32;
+    CK_BBOOL tr = CK_TRUE;
+    CK_ATTRIBUTE tt[] = {{CKA_VALUE_LEN, &len32, sizeof(len32)},
+                         {CKA_TOKEN, &tr, sizeof(tr)}};
+    uint8_t iv[16] = {0};
+    CK_MECHANISM cbc = {CKM_AES_CBC_PAD, iv, 16};
+
+    (void)state;
+    snprintf(extra, sizeof(extra),
+             ",\"key_refresh_s\":3600,\"wrap\":\"local\",\"store_dir\":\"%s\"",
+             store_dir);
+    init_with(extra);
+    rw = open_session(CKF_RW_SESSION);
+    (void)find_one(rw, CKO_PUBLIC_KEY, NULL, 0); /* public key cached */
+    assert_int_equal(akv_object_generate_key(rw, &gen, tt, 2, &k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
+    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+}
+
 /* ---- RSA decrypt through the vault ---- */
 
 static void test_decrypt_lengths(void **state)
@@ -1151,7 +1179,7 @@ static void test_store_shared_between_processes(void **state)
     assert_int_equal(akv_store_open(store_dir, &other), CKR_OK);
     {
         struct akv_seal_ctx sc = {kv_fake_kv(fake), other,
-                                  "https://fake.vault.azure.net"};
+                                  "https://fake.vault.azure.net", NULL, NULL};
         assert_int_equal(akv_seal_ready(&sc, NULL), CKR_OK);
     }
     assert_int_equal(akv_store_list(other, &recs, &n), CKR_OK);
@@ -1636,6 +1664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrap_length_and_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_local_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_local_wrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decrypt_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_objects_die_with_session,

@@ -1360,6 +1360,13 @@ static CK_RV put(struct akv_store *store,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
+    lfd = lock(store, LOCK_EX);
+    if (lfd < 0) {
+        rv = CKR_DEVICE_ERROR;
+        goto out;
+    }
+    /* Checked and used under the lock: a first-use creation that fails
+     * (akv_store_key_create, which holds the lock) forgets S again. */
     if (!akv_store_has_secret(store)) {
         AKV_LOG_ERR("store %s: store secret not loaded", store->dir);
         rv = CKR_GENERAL_ERROR;
@@ -1367,11 +1374,6 @@ static CK_RV put(struct akv_store *store,
     }
     rv = encode2(store, rec, &buf, &len);
     if (rv != CKR_OK) {
-        goto out;
-    }
-    lfd = lock(store, LOCK_EX);
-    if (lfd < 0) {
-        rv = CKR_DEVICE_ERROR;
         goto out;
     }
     rv = man_load(store, &m);

@@ -15,6 +15,7 @@
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
 #include "rotate.h"
+#include "seal.h"
 
 int64_t akv_token_now(void)
 {
@@ -134,6 +135,8 @@ static uint64_t rec_sum(const struct akv_store_record *r)
     h = fnv(h, "|", 1);
     h = fnv(h, r->alg, r->alg != NULL ? strlen(r->alg) : 0);
     h = fnv(h, r->wrapped, r->wrapped_len);
+    h = fnv(h, r->sealed, r->sealed_len);
+    h = fnv(h, &r->generation, sizeof(r->generation));
     return h;
 }
 
@@ -825,11 +828,9 @@ static CK_RV obj_from_record(struct akv_store_record *r, struct akv_obj **out)
         goto out;
     }
     o->rec_sum = rec_sum(r);
-    /* Take the record's buffers; the attrs blob is not kept. */
+    /* Take the record's buffers; the attrs blob is kept: it is associated
+     * data of the sealed value (seal.h). */
     o->rec = *r;
-    free(o->rec.attrs);
-    o->rec.attrs = NULL;
-    o->rec.attrs_len = 0;
     memset(r, 0, sizeof(*r));
     *out = o;
     o = NULL;
@@ -838,6 +839,105 @@ out:
     akv_attrs_clear(&a);
     akv_obj_unref(o);
     return rv;
+}
+
+/* ---- sealing (token/seal.h) ---- */
+
+/* "wrap": "local": the record key and S are wrapped with the cached
+ * public key of the target version (same RSAES-OAEP output as wrapKey, no
+ * round trip, not audited by Key Vault: docs/SECURITY.md). */
+static CK_RV local_wrap(void *arg, const struct akv_seal_target *tg,
+                        const uint8_t *in, size_t in_len, uint8_t **out,
+                        size_t *out_len)
+{
+    struct akv_token *t = arg;
+    EVP_PKEY *pub = NULL;
+    CK_RV rv = CKR_KEY_HANDLE_INVALID;
+    size_t len = 0;
+
+    if (tg->alg != AKV_KV_ALG_RSA_OAEP_256) {
+        return rv;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->n_objs && pub == NULL; i++) {
+        const struct akv_obj *o = t->objs[i];
+
+        if (o->origin == AKV_ORIGIN_VAULT && o->pub != NULL && o->vkey != NULL
+            && strcmp(o->vkey->name, tg->name) == 0
+            && strcasecmp(o->vkey->version, tg->version) == 0
+            && EVP_PKEY_up_ref(o->pub) == 1) {
+            pub = o->pub;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (pub == NULL) {
+        return rv;
+    }
+    *out = malloc((size_t)EVP_PKEY_get_size(pub));
+    if (*out == NULL) {
+        rv = CKR_HOST_MEMORY;
+    } else {
+        rv = akv_crypto_rsa_encrypt(pub, tg->alg, in, in_len, *out, &len);
+    }
+    if (rv == CKR_OK) {
+        *out_len = len;
+    } else {
+        free(*out);
+        *out = NULL;
+    }
+    EVP_PKEY_free(pub);
+    return rv;
+}
+
+static struct akv_seal_ctx seal_ctx(struct akv_token *t)
+{
+    struct akv_seal_ctx c = {t->kv, t->store, t->cfg->vault_url, NULL, NULL};
+
+    if (t->cfg->wrap == AKV_WRAP_LOCAL) {
+        c.local_wrap = local_wrap;
+        c.local_arg = t;
+    }
+    return c;
+}
+
+/* The key that seals new records now: akv_seal_choose over the configured
+ * keys as last fetched. CKR_OK or CKR_TEMPLATE_INCONSISTENT. */
+static CK_RV seal_target(struct akv_token *t, struct akv_seal_target *out)
+{
+    struct akv_seal_cand c[16];
+    size_t n = 0;
+    CK_RV rv;
+
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->n_keys && n < sizeof(c) / sizeof(c[0]); i++) {
+        const struct akv_keyslot *ks = &t->keys[i];
+
+        if (!ks->ever) {
+            continue;
+        }
+        c[n].name = ks->cfg->name;
+        c[n].version = ks->current;
+        c[n].kid = ks->kid;
+        c[n].kty = ks->kty;
+        n++;
+    }
+    rv = akv_seal_choose(c, n, out);
+    pthread_rwlock_unlock(&t->lock);
+    return rv;
+}
+
+/* Loads (or on first use creates) the store secret; network, no lock. */
+static CK_RV seal_ready(struct akv_token *t)
+{
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
+    bool have_tg = false;
+
+    if (akv_store_has_secret(t->store)) {
+        return CKR_OK;
+    }
+    have_tg = seal_target(t, &tg) == CKR_OK;
+    return akv_seal_ready(&c, have_tg ? &tg : NULL);
 }
 
 /* Brings one record into the table (caller holds the write lock): an
@@ -913,6 +1013,22 @@ static CK_RV reload_store(struct akv_token *t)
     if (t->store == NULL || !store_changed(t, &stamp)) {
         goto out;
     }
+    if (!akv_store_has_secret(t->store) && akv_store_unused(t->store)) {
+        /* Nothing stored yet: no store secret (and no vault call) until the
+         * first token object is created. */
+        rv = CKR_OK;
+        goto out;
+    }
+    /* The store secret (an unwrapKey, once per process) before the store
+     * mutex: no lock is held across a vault call. */
+    rv = seal_ready(t);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token '%s': store key not available (rv 0x%lx); token "
+                     "objects not loaded",
+                     t->cfg->label, (unsigned long)rv);
+        rv = CKR_OK;
+        goto out;
+    }
     pthread_mutex_lock(&t->store_mu);
     locked = true;
     if (!store_changed(t, &stamp)) {
@@ -977,15 +1093,12 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
                           struct akv_secret *out)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    char *kid = NULL;
-    char *alg_name = NULL;
-    uint8_t *wrapped = NULL;
-    size_t wrapped_len = 0;
-    char name[AKV_KV_NAME_MAX];
-    char version[AKV_KV_VERSION_MAX];
-    int alg;
+    struct akv_store_record rec;
+    struct akv_seal_ctx c = seal_ctx(t);
     struct akv_secret plain = AKV_SECRET_INIT;
     long ttl = t->cfg->dek_cache_ttl_s;
+
+    memset(&rec, 0, sizeof(rec));
 
     if (o->origin == AKV_ORIGIN_SESSION) {
         if (o->value.data == NULL) {
@@ -1009,33 +1122,16 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
         pthread_rwlock_unlock(&t->lock);
         goto out;
     }
-    kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
-    alg_name = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
-    if (o->rec.wrapped_len > 0) {
-        wrapped = malloc(o->rec.wrapped_len);
-        if (wrapped != NULL) {
-            memcpy(wrapped, o->rec.wrapped, o->rec.wrapped_len);
-            wrapped_len = o->rec.wrapped_len;
-        }
-    }
+    rv = akv_store_record_copy(&rec, &o->rec);
     pthread_rwlock_unlock(&t->lock);
-    if (kid == NULL || alg_name == NULL || wrapped == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    alg = akv_kv_alg_parse(alg_name);
-    if (!akv_token_kid_split(kid, name, version) || alg < 0) {
-        AKV_LOG_ERR("store record: unusable kid/alg; value not readable");
-        rv = CKR_KEY_HANDLE_INVALID;
-        goto out;
-    }
-    /* No lock held: this is a network call. */
-    rv = t->kv->ops->unwrap(t->kv, name, version, (enum akv_kv_alg)alg, wrapped,
-                            wrapped_len, &plain);
     if (rv != CKR_OK) {
-        AKV_LOG_WARN("token object value: unwrap with %s/%s failed (rv "
-                     "0x%lx)",
-                     name, version, (unsigned long)rv);
+        goto out;
+    }
+    /* No lock held: unwrap is a network call. */
+    rv = akv_seal_open(&c, &rec, &plain);
+    if (rv != CKR_OK) {
+        AKV_LOG_WARN("token object %s: value not available (rv 0x%lx)", rec.id,
+                     (unsigned long)rv);
         /* An expired cached value is never served again: wipe it now
          * rather than keep the plaintext until a later unwrap succeeds
          * (re-checked under the write lock: another thread may have
@@ -1061,9 +1157,7 @@ CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
     rv = CKR_OK;
 out:
     akv_secret_clear(&plain);
-    free(kid);
-    free(alg_name);
-    free(wrapped);
+    akv_store_record_clear(&rec);
     return rv;
 }
 
@@ -1094,13 +1188,9 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
                         const struct akv_secret *value)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    char name[AKV_KV_NAME_MAX] = "";
-    char version[AKV_KV_VERSION_MAX] = "";
-    char kid[AKV_KV_KID_MAX] = "";
-    char kid_out[AKV_KV_KID_MAX] = "";
-    enum akv_kv_alg alg = AKV_KV_ALG_RSA_OAEP_256;
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
     struct akv_store_record rec;
-    bool found = false;
 
     memset(&rec, 0, sizeof(rec));
     if (t->store == NULL && t->store_refused) {
@@ -1124,45 +1214,17 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
         goto out;
     }
     rv = refresh_keys(t);
-    pthread_rwlock_rdlock(&t->lock);
-    for (int pass = 0; pass < 2 && !found; pass++) {
-        for (size_t i = 0; i < t->n_keys && !found; i++) {
-            const struct akv_keyslot *ks = &t->keys[i];
-
-            if (!ks->ever) {
-                continue;
-            }
-            if ((pass == 0 && ks->kty == AKV_KV_KTY_RSA)
-                || (pass == 1 && ks->kty == AKV_KV_KTY_OCT_HSM)) {
-                (void)snprintf(name, sizeof(name), "%s", ks->cfg->name);
-                (void)snprintf(version, sizeof(version), "%s", ks->current);
-                (void)snprintf(kid, sizeof(kid), "%s", ks->kid);
-                alg = pass == 0 ? AKV_KV_ALG_RSA_OAEP_256
-                                : AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD;
-                found = true;
-            }
-        }
-    }
-    pthread_rwlock_unlock(&t->lock);
-    if (!found) {
+    if (seal_target(t, &tg) != CKR_OK) {
         AKV_LOG_ERR("token '%s': no usable vault key to wrap token objects",
                     t->cfg->label);
         rv = rv != CKR_OK ? rv : CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
-    rv = t->kv->ops->wrap(t->kv, name, version, alg, value->data, value->len,
-                          &rec.wrapped, &rec.wrapped_len, kid_out);
-    if (rv != CKR_OK) {
-        goto out;
+    /* Sealing (a vault call) runs before the store mutex is taken. */
+    rv = akv_seal_ready(&c, &tg);
+    if (rv == CKR_OK) {
+        rv = akv_seal_seal(&c, &tg, &rec, value->data, value->len);
     }
-    rec.kid = strdup(kid_out[0] != '\0' ? kid_out : kid);
-    rec.alg = strdup(akv_kv_alg_name(alg));
-    if (rec.kid == NULL || rec.alg == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    rv = akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, rec.kid,
-                       strlen(rec.kid));
     if (rv != CKR_OK) {
         goto out;
     }
@@ -1172,15 +1234,16 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
     rv = akv_store_put(t->store, &rec);
     if (rv == CKR_OK) {
         o->rec_sum = rec_sum(&rec);
-        free(rec.attrs);
-        rec.attrs = NULL;
-        rec.attrs_len = 0;
         akv_store_record_clear(&o->rec);
         o->rec = rec;
         memset(&rec, 0, sizeof(rec));
-        pthread_rwlock_wrlock(&t->lock);
-        rv = akv_token_add_obj_locked(t, o);
-        pthread_rwlock_unlock(&t->lock);
+        rv = akv_attrs_set(&o->attrs, CKA_AKV_WRAPPING_KID, o->rec.kid,
+                           strlen(o->rec.kid));
+        if (rv == CKR_OK) {
+            pthread_rwlock_wrlock(&t->lock);
+            rv = akv_token_add_obj_locked(t, o);
+            pthread_rwlock_unlock(&t->lock);
+        }
         if (rv != CKR_OK) {
             (void)akv_store_delete(t->store, o->rec.id);
         }
@@ -1215,38 +1278,62 @@ CK_RV akv_token_forget(struct akv_token *t, struct akv_obj *o)
 }
 
 CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
-                              const struct akv_attrs *attrs)
+                              struct akv_attrs *attrs)
 {
     CK_RV rv = CKR_HOST_MEMORY;
-    struct akv_store_record rec;
+    struct akv_seal_ctx c = seal_ctx(t);
+    struct akv_seal_target tg;
+    struct akv_store_record old, rec;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
 
+    memset(&old, 0, sizeof(old));
     memset(&rec, 0, sizeof(rec));
-    pthread_rwlock_rdlock(&t->lock);
-    memcpy(rec.id, o->rec.id, sizeof(rec.id));
-    rec.kid = o->rec.kid != NULL ? strdup(o->rec.kid) : NULL;
-    rec.alg = o->rec.alg != NULL ? strdup(o->rec.alg) : NULL;
-    rec.wrapped = malloc(o->rec.wrapped_len + 1);
-    if (rec.wrapped != NULL && o->rec.wrapped_len > 0) {
-        memcpy(rec.wrapped, o->rec.wrapped, o->rec.wrapped_len);
-    }
-    rec.wrapped_len = o->rec.wrapped_len;
-    pthread_rwlock_unlock(&t->lock);
-    if (rec.kid == NULL || rec.alg == NULL || rec.wrapped == NULL) {
-        goto out;
-    }
-    rv = serialise_attrs(attrs, &rec.attrs, &rec.attrs_len);
+    rv = serialise_attrs(attrs, &blob, &blob_len);
     if (rv != CKR_OK) {
         goto out;
     }
+    pthread_rwlock_rdlock(&t->lock);
+    rv = akv_store_record_copy(&old, &o->rec);
+    pthread_rwlock_unlock(&t->lock);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* The attributes are associated data of the sealed value: a change
+     * reseals it (and moves a legacy record to format 2) under the
+     * current sealing key. Sealing is a vault call: no mutex held. */
+    (void)refresh_keys(t);
+    rv = seal_target(t, &tg);
+    if (rv == CKR_OK) {
+        rv = akv_seal_ready(&c, &tg);
+    }
+    if (rv == CKR_OK) {
+        rv = akv_seal_reseal(&c, &tg, &old, blob, blob_len, &rec);
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* The caller installs ATTRS as the object's attributes: it must name
+     * the key that now wraps the record key. */
+    rv = akv_attrs_set(attrs, CKA_AKV_WRAPPING_KID, rec.kid, strlen(rec.kid));
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* Disk and table change together (one record, one handle). */
     pthread_mutex_lock(&t->store_mu);
     rv = akv_store_put(t->store, &rec);
     if (rv == CKR_OK) {
         pthread_rwlock_wrlock(&t->lock);
         o->rec_sum = rec_sum(&rec);
+        akv_store_record_clear(&o->rec);
+        o->rec = rec;
+        memset(&rec, 0, sizeof(rec));
         pthread_rwlock_unlock(&t->lock);
     }
     pthread_mutex_unlock(&t->store_mu);
 out:
+    free(blob);
+    akv_store_record_clear(&old);
     akv_store_record_clear(&rec);
     return rv;
 }

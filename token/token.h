@@ -190,25 +190,29 @@ CK_RV akv_token_refresh(struct akv_token *t, const CK_ATTRIBUTE *tmpl,
 
 /*
  * akv_token_obj_value - a copy of a secret key's value into OUT (wiped by
- * the caller). Session objects: local copy. Store objects: unwrapped by the
- * vault key version that wrapped it (kv unwrap; no lock held), cached for
+ * the caller). Session objects: local copy. Store objects: akv_seal_open
+ * (record key unwrapped by the vault key version that wrapped it, kv
+ * unwrap with no lock held, then the AEAD checked), cached for
  * dek_cache_ttl_s. Returns CKR_OK, CKR_HOST_MEMORY, CKR_KEY_HANDLE_INVALID
- * (no value), or the kv errors (CKR_KEY_FUNCTION_NOT_PERMITTED when the
- * vault key is revoked, CKR_DEVICE_ERROR, ...).
+ * (no value), CKR_DEVICE_ERROR (the sealed value fails authentication,
+ * logged), or the kv errors (CKR_KEY_FUNCTION_NOT_PERMITTED when the vault
+ * key is revoked, CKR_DEVICE_ERROR, ...).
  */
 CK_RV akv_token_obj_value(struct akv_token *t, struct akv_obj *o,
                           struct akv_secret *out);
 
 /*
- * akv_token_persist - wraps VALUE with the token's current vault key
- * version (first configured RSA key with RSA-OAEP-256, else an oct-HSM key
- * with CKM_AES_KEY_WRAP_PAD), writes O (attributes + wrapped value) to the
- * store, filling o->rec, and inserts O into the object table (o->handle),
- * the write and the insert under t->store_mu so that no store reload can
- * add the same record a second time. O must not be in the table yet. On any
- * failure nothing is left on disk or in the table. Returns CKR_OK,
- * CKR_TEMPLATE_INCONSISTENT (no store_dir / no usable vault key),
- * CKR_HOST_MEMORY, CKR_DEVICE_MEMORY (table full), kv or store errors.
+ * akv_token_persist - seals VALUE (token/seal.h: envelope AEAD, record key
+ * wrapped by the key akv_seal_choose picks: the current version of the
+ * first RSA key with RSA-OAEP-256, else an oct-HSM key with
+ * CKM_AES_KEY_WRAP_PAD), writes O (attributes + sealed value) to the store,
+ * filling o->rec - on a store's first use this creates its secret - and
+ * inserts O into the object table (o->handle), the write and the insert
+ * under t->store_mu so that no store reload can add the same record a
+ * second time. O must not be in the table yet. On any failure nothing is
+ * left on disk or in the table. Returns CKR_OK, CKR_TEMPLATE_INCONSISTENT
+ * (no store_dir / no usable vault key), CKR_HOST_MEMORY, CKR_DEVICE_MEMORY
+ * (table full), kv or store errors.
  */
 CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
                         const struct akv_secret *value);
@@ -219,9 +223,13 @@ CK_RV akv_token_persist(struct akv_token *t, struct akv_obj *o,
 CK_RV akv_token_forget(struct akv_token *t, struct akv_obj *o);
 
 /* akv_token_rewrite_attrs - rewrites the store record of O after a
- * C_SetAttributeValue (value stays wrapped as is). CKR_OK or store errors. */
+ * C_SetAttributeValue: the attributes are associated data of the sealed
+ * value, so the value is resealed (akv_seal_reseal: one unwrapKey, one
+ * wrapKey) under the current sealing key, which also moves a legacy record
+ * to format 2. Sets CKA_AKV_WRAPPING_KID in ATTRS to the new kid. CKR_OK,
+ * seal (kv) or store errors. */
 CK_RV akv_token_rewrite_attrs(struct akv_token *t, struct akv_obj *o,
-                              const struct akv_attrs *attrs);
+                              struct akv_attrs *attrs);
 
 /*
  * akv_token_fetch_version - Key Vault "Get Key" for NAME/VERSION, installing

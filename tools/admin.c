@@ -42,17 +42,6 @@ CK_RV akv_admin_parse_kid(const char *kid, char *name, char *version)
     return CKR_OK;
 }
 
-bool akv_admin_needs_rewrap(const struct akv_store_record *rec,
-                            const char *name, const char *version)
-{
-    char n[AKV_KV_NAME_MAX], v[AKV_KV_VERSION_MAX];
-
-    if (akv_admin_parse_kid(rec->kid, n, v) != CKR_OK) {
-        return true;
-    }
-    return strcasecmp(n, name) != 0 || strcasecmp(v, version) != 0;
-}
-
 static void say(const struct akv_rewrap_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -77,74 +66,37 @@ enum outcome {
     OUT_VANISHED,
 };
 
-/* One attempt on one record: unwrap with its kid, wrap with TARGET,
- * compare-and-swap. Prints the failure reason; the caller prints success. */
-static enum outcome rewrap_one(struct akv_kv *kv, struct akv_store *store,
-                               const struct akv_kv_key *target,
+/* One attempt on one record: reseal under TARGET (open with its own kid and
+ * alg, seal anew: also moves a legacy record to format 2), then
+ * compare-and-swap. Prints the failure reason; the caller prints
+ * success. */
+static enum outcome rewrap_one(const struct akv_seal_ctx *c,
+                               const struct akv_seal_target *target,
                                const struct akv_store_record *rec,
                                const struct akv_rewrap_opts *o, char *old_ver)
 {
     enum outcome res = OUT_FAILED;
-    char name[AKV_KV_NAME_MAX], tn[AKV_KV_NAME_MAX];
-    char tv[AKV_KV_VERSION_MAX];
-    char kid_out[AKV_KV_KID_MAX];
-    struct akv_secret plain = AKV_SECRET_INIT;
+    char name[AKV_KV_NAME_MAX];
     struct akv_store_record next;
-    uint8_t *wrapped = NULL;
-    size_t wrapped_len = 0;
-    int alg = -1;
     CK_RV rv = CKR_GENERAL_ERROR;
 
     memset(&next, 0, sizeof(next));
-    kid_out[0] = '\0';
     if (akv_admin_parse_kid(rec->kid, name, old_ver) != CKR_OK) {
         say(o, "%s: failed: stored kid is not a versioned key identifier\n",
             rec->id);
         goto out;
     }
-    if (!akv_admin_needs_rewrap(rec, target->name, target->version)) {
+    if (akv_seal_is_current(rec, target)) {
         res = OUT_CURRENT;
         goto out;
     }
-    alg = akv_kv_alg_parse(rec->alg);
-    if (alg < 0) {
-        say(o, "%s: failed: unknown algorithm \"%s\"\n", rec->id, rec->alg);
-        goto out;
-    }
-    rv = kv->ops->unwrap(kv, name, old_ver, (enum akv_kv_alg)alg, rec->wrapped,
-                         rec->wrapped_len, &plain);
+    rv = akv_seal_reseal(c, target, rec, NULL, 0, &next);
     if (rv != CKR_OK) {
-        say(o, "%s: failed: unwrapKey with %s/%s: %s\n", rec->id, name, old_ver,
-            akv_admin_rv_name(rv));
+        say(o, "%s: failed: reseal (%s/%s -> %s/%s): %s\n", rec->id, name,
+            old_ver, target->name, target->version, akv_admin_rv_name(rv));
         goto out;
     }
-    rv = kv->ops->wrap(kv, target->name, target->version, (enum akv_kv_alg)alg,
-                       plain.data, plain.len, &wrapped, &wrapped_len, kid_out);
-    if (rv != CKR_OK) {
-        say(o, "%s: failed: wrapKey with %s/%s: %s\n", rec->id, target->name,
-            target->version, akv_admin_rv_name(rv));
-        goto out;
-    }
-    if (kid_out[0] == '\0') {
-        snprintf(kid_out, sizeof(kid_out), "%s", target->kid);
-    }
-    /* The record must name the version that really wrapped it, or it could
-     * never be unwrapped again. */
-    if (akv_admin_parse_kid(kid_out, tn, tv) != CKR_OK
-        || strcasecmp(tv, target->version) != 0
-        || strcasecmp(tn, target->name) != 0) {
-        say(o, "%s: failed: wrapKey answered with an unexpected kid\n",
-            rec->id);
-        goto out;
-    }
-    memcpy(next.id, rec->id, sizeof(next.id));
-    next.attrs = rec->attrs;
-    next.attrs_len = rec->attrs_len;
-    next.kid = kid_out;
-    next.alg = rec->alg;
-    next.wrapped = wrapped;
-    next.wrapped_len = wrapped_len;
-    rv = akv_store_put_if(store, rec, &next);
+    rv = akv_store_put_if(c->store, rec, &next);
     if (rv == CKR_FUNCTION_FAILED) {
         res = OUT_CONFLICT;
         goto out;
@@ -155,16 +107,53 @@ static enum outcome rewrap_one(struct akv_kv *kv, struct akv_store *store,
     }
     res = OUT_REWRAPPED;
 out:
-    akv_secret_clear(&plain);
-    if (wrapped != NULL) {
-        OPENSSL_cleanse(wrapped, wrapped_len);
-    }
-    free(wrapped);
+    akv_store_record_clear(&next);
     return res;
 }
 
+CK_RV akv_admin_target(struct akv_kv *kv, const struct akv_key_config *keys,
+                       size_t n, struct akv_seal_target *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_kv_key *got = NULL;
+    struct akv_seal_cand *c = NULL;
+    CK_RV first_err = CKR_OK;
+
+    if (kv == NULL || (keys == NULL && n > 0) || out == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    got = calloc(n > 0 ? n : 1, sizeof(*got));
+    c = calloc(n > 0 ? n : 1, sizeof(*c));
+    if (got == NULL || c == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rv = kv->ops->get_key(kv, keys[i].name, keys[i].version, &got[i]);
+        if (rv != CKR_OK && first_err == CKR_OK) {
+            first_err = rv;
+        }
+        c[i].name = got[i].name;
+        c[i].version = got[i].version;
+        c[i].kid = got[i].kid;
+        c[i].kty = rv == CKR_OK ? got[i].kty : AKV_KV_KTY_OTHER;
+    }
+    rv = akv_seal_choose(c, n, out);
+    if (rv != CKR_OK && first_err != CKR_OK) {
+        rv = first_err; /* the vault's reason is the useful one */
+    }
+out:
+    for (size_t i = 0; got != NULL && i < n; i++) {
+        akv_kv_key_clear(&got[i]);
+    }
+    free(got);
+    free(c);
+    return rv;
+}
+
 CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
-                       const struct akv_kv_key *target,
+                       const char *binding,
+                       const struct akv_seal_target *target,
                        const struct akv_rewrap_opts *opts,
                        struct akv_rewrap_stats *stats)
 {
@@ -172,13 +161,21 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
     struct akv_store_record *recs = NULL;
     size_t n = 0;
     long writes = 0;
+    struct akv_seal_ctx c = {kv, store, binding, NULL, NULL};
 
     if (kv == NULL || store == NULL || target == NULL || stats == NULL
-        || target->name[0] == '\0' || target->version[0] == '\0') {
+        || binding == NULL || target->name[0] == '\0'
+        || target->version[0] == '\0') {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
     memset(stats, 0, sizeof(*stats));
+    /* Loads S, or on a legacy store's first use creates it and adopts the
+     * legacy records (trust on first use, docs/STORE.md). */
+    rv = akv_seal_ready(&c, target);
+    if (rv != CKR_OK) {
+        goto out;
+    }
     rv = akv_store_list(store, &recs, &n);
     if (rv != CKR_OK) {
         goto out;
@@ -191,7 +188,7 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
 
         memset(&fresh, 0, sizeof(fresh));
         for (int attempt = 0; attempt < 2; attempt++) {
-            res = rewrap_one(kv, store, target, rec, opts, old_ver);
+            res = rewrap_one(&c, target, rec, opts, old_ver);
             if (res != OUT_CONFLICT) {
                 break;
             }
@@ -216,7 +213,8 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
         switch (res) {
         case OUT_REWRAPPED:
             stats->rewrapped++;
-            say(opts, "%s: rewrapped %s -> %s\n", rec->id, old_ver,
+            say(opts, "%s: rewrapped %s%s -> %s\n", rec->id, old_ver,
+                rec->format == AKV_STORE_FORMAT_V1 ? " (legacy format)" : "",
                 target->version);
             writes++;
             if (opts != NULL && opts->kill_after_writes > 0

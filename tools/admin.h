@@ -18,6 +18,8 @@
 #include <p11-kit/pkcs11.h>
 
 #include "keyvault/kv.h"
+#include "common/config.h"
+#include "token/seal.h"
 #include "token/store.h"
 
 /*
@@ -30,15 +32,6 @@
  * outputs are then empty strings.
  */
 CK_RV akv_admin_parse_kid(const char *kid, char *name, char *version);
-
-/*
- * akv_admin_needs_rewrap - true when REC's kid names another key or another
- * version than NAME/VERSION (compared case-insensitively, as Key Vault
- * identifiers are), or cannot be parsed. The vault host is not compared:
- * unwrap always goes to the configured vault.
- */
-bool akv_admin_needs_rewrap(const struct akv_store_record *rec,
-                            const char *name, const char *version);
 
 struct akv_rewrap_opts {
     FILE *out; /* one line per record + summary; NULL = silent */
@@ -55,17 +48,30 @@ struct akv_rewrap_stats {
 };
 
 /*
- * akv_admin_rewrap - re-wraps every record of STORE that is not under
- * TARGET (a key from get_key: name, version and kid are used): unwrap with
- * the record's own kid and alg, wrap the plaintext with TARGET and the same
- * alg, write with akv_store_put_if so a record changed by another process
- * in between is never overwritten (re-read and retried once, then counted
- * as failed). Plaintexts are wiped. Returns CKR_OK when every record was
- * processed (even if some failed: see stats), CKR_ARGUMENTS_BAD,
- * CKR_HOST_MEMORY, or the error of akv_store_list.
+ * akv_admin_target - GETs each configured key (KEYS, N entries; a pinned
+ * version is honoured) and applies the one sealing rule (akv_seal_choose)
+ * the module applies too. Returns CKR_OK (OUT filled), the first kv error
+ * when no key is usable because a GET failed, CKR_TEMPLATE_INCONSISTENT
+ * (no RSA or oct-HSM key), CKR_ARGUMENTS_BAD, CKR_HOST_MEMORY.
+ */
+CK_RV akv_admin_target(struct akv_kv *kv, const struct akv_key_config *keys,
+                       size_t n, struct akv_seal_target *out);
+
+/*
+ * akv_admin_rewrap - loads the store secret (creating it and adopting the
+ * legacy records on a store's first use, akv_seal_ready), then reseals
+ * every record of STORE that is not format 2 under TARGET
+ * (akv_seal_is_current): open with the record's own kid and alg, seal anew
+ * under TARGET with BINDING (the token's vault URL), write with
+ * akv_store_put_if so a record changed by another process in between is
+ * never overwritten (re-read and retried once, then counted as failed).
+ * Plaintexts are wiped. Returns CKR_OK when every record was processed
+ * (even if some failed: see stats), CKR_ARGUMENTS_BAD, CKR_HOST_MEMORY,
+ * the errors of akv_seal_ready or of akv_store_list.
  */
 CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
-                       const struct akv_kv_key *target,
+                       const char *binding,
+                       const struct akv_seal_target *target,
                        const struct akv_rewrap_opts *opts,
                        struct akv_rewrap_stats *stats);
 

@@ -192,9 +192,8 @@ static int rewrap_token(const struct akv_token_config *tc,
 {
     struct akv_kv *kv = NULL;
     struct akv_store *store = NULL;
-    struct akv_kv_key target;
+    struct akv_seal_target target;
     struct akv_rewrap_stats st;
-    const struct akv_key_config *kc = NULL;
     CK_RV rv = CKR_GENERAL_ERROR;
     int rc = 1;
 
@@ -204,16 +203,16 @@ static int rewrap_token(const struct akv_token_config *tc,
         printf("token %s: no key configured\n", tc->label);
         goto out;
     }
-    kc = &tc->keys[0];
     rv = akv_kv_rest_new(tc, &kv);
     if (rv != CKR_OK) {
         printf("token %s: cannot create the Key Vault client: %s\n", tc->label,
                akv_admin_rv_name(rv));
         goto out;
     }
-    rv = kv->ops->get_key(kv, kc->name, kc->version, &target);
+    /* The same rule as the module (token/seal.c akv_seal_choose). */
+    rv = akv_admin_target(kv, tc->keys, tc->n_keys, &target);
     if (rv != CKR_OK) {
-        printf("token %s: get key %s: %s\n", tc->label, kc->name,
+        printf("token %s: no sealing key: %s\n", tc->label,
                akv_admin_rv_name(rv));
         goto out;
     }
@@ -226,7 +225,7 @@ static int rewrap_token(const struct akv_token_config *tc,
     printf("token %s: store %s, target %s/%s\n", tc->label, tc->store_dir,
            target.name, target.version);
     fflush(stdout);
-    rv = akv_admin_rewrap(kv, store, &target, ro, &st);
+    rv = akv_admin_rewrap(kv, store, tc->vault_url, &target, ro, &st);
     if (rv != CKR_OK) {
         printf("token %s: cannot read store %s: %s\n", tc->label, tc->store_dir,
                akv_admin_rv_name(rv));
@@ -245,7 +244,6 @@ out:
     total->failed += st.failed + (rc != 0 && st.failed == 0 ? 1 : 0);
     total->vanished += st.vanished;
     akv_store_close(store);
-    akv_kv_key_clear(&target);
     if (kv != NULL) {
         kv->ops->destroy(kv);
     }
@@ -366,10 +364,6 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             cJSON_AddStringToObject(jk, "kid", pr.key.kid);
             cJSON_AddStringToObject(jk, "kty", pr.key.kty_name);
             cJSON_AddBoolToObject(jk, "enabled", pr.key.enabled);
-            if (k == 0) {
-                memcpy(target_ver, pr.key.version, sizeof(target_ver));
-                memcpy(target_name, pr.key.name, sizeof(target_name));
-            }
         }
         cJSON_AddBoolToObject(jk, "get", pr.get_ok);
         cJSON_AddBoolToObject(jk, "wrapKey", pr.wrap_ok);
@@ -391,6 +385,16 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             printf("\n");
         }
         akv_kv_key_clear(&pr.key);
+    }
+    {
+        /* "current" = what rewrap would target: the one sealing rule. */
+        struct akv_seal_target tg;
+
+        if (kv != NULL
+            && akv_admin_target(kv, tc->keys, tc->n_keys, &tg) == CKR_OK) {
+            memcpy(target_ver, tg.version, sizeof(target_ver));
+            memcpy(target_name, tg.name, sizeof(target_name));
+        }
     }
     if (tc->store_dir == NULL) {
         cJSON_AddNullToObject(jt, "store");
@@ -417,6 +421,23 @@ static bool status_token(const struct akv_token_config *tc, bool json,
         }
         cJSON_AddBoolToObject(js, "exists", true);
         rv = akv_store_open(tc->store_dir, &store);
+        if (rv == CKR_OK && kv != NULL) {
+            /* Records are authenticated under the store secret; status
+             * never creates it (NULL target): a legacy store nobody has
+             * used since the upgrade is reported as such. */
+            struct akv_seal_ctx sc = {kv, store, tc->vault_url, NULL, NULL};
+            rv = akv_seal_ready(&sc, NULL);
+            if (rv == CKR_TEMPLATE_INCONSISTENT) {
+                cJSON_AddBoolToObject(js, "sealed", false);
+                if (!json) {
+                    printf("  store:      %s: no .storekey yet (legacy "
+                           "records are adopted on first use or by "
+                           "rewrap)\n",
+                           tc->store_dir);
+                }
+                goto out;
+            }
+        }
         if (rv == CKR_OK) {
             rv = akv_store_list(store, &recs, &n);
         }
@@ -436,8 +457,10 @@ static bool status_token(const struct akv_token_config *tc, bool json,
         {
             /* A record that cannot be read may be a lost data key. */
             size_t bad = akv_store_last_unreadable(store);
+            size_t refused = akv_store_last_refused(store);
 
             cJSON_AddNumberToObject(js, "unreadable", (double)bad);
+            cJSON_AddNumberToObject(js, "refused", (double)refused);
             if (bad > 0) {
                 ok = false;
                 cJSON_AddStringToObject(js, "error", "unreadable records");
@@ -445,8 +468,11 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             if (!json) {
                 printf("  store:      %s: %zu object%s", tc->store_dir, n,
                        n == 1 ? "" : "s");
-                printf(bad > 0 ? ", %zu UNREADABLE (see the log)\n" : "\n",
-                       bad);
+                printf(bad > 0 ? ", %zu UNREADABLE (see the log)" : "", bad);
+                printf(refused > 0 ? ", of which %zu REFUSED (fail "
+                                     "authentication)\n"
+                                   : "\n",
+                       refused);
             }
         }
         jv = cJSON_AddArrayToObject(js, "by_version");

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,53 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+
 #include "common/log.h"
+#include "legacy.h"
 #include "token/store.h"
+
+/* The store secret S of every fixture (tests play a reader who knows it). */
+static const uint8_t SECRET[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                   12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                   23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+/* Reference HKDF-SHA256 (RFC 5869) + HMAC-SHA256 of docs/STORE.md,
+ * independent of store.c: the MAC key of records (which 0) or of the
+ * manifest (which 1). */
+static void ref_key(int which, uint8_t out[32])
+{
+    const char *info = which == 0 ? "akv-pkcs11 store record v2"
+                                  : "akv-pkcs11 store manifest v2";
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    OSSL_PARAM p[4];
+    p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                            (char *)"SHA256", 0);
+    p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)SECRET,
+                                             sizeof(SECRET));
+    p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info,
+                                             strlen(info));
+    p[3] = OSSL_PARAM_construct_end();
+    assert_int_equal(EVP_KDF_derive(ctx, out, 32, p), 1);
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+}
+
+/* Rewrites the trailing HMAC of a record image (what only a holder of S
+ * can do), so only the field checks can reject BUF. */
+static void fix_mac(int which, uint8_t *buf, size_t len)
+{
+    uint8_t k[32];
+    unsigned int n = 0;
+    ref_key(which, k);
+    assert_non_null(
+        HMAC(EVP_sha256(), k, 32, buf, len - 32, buf + len - 32, &n));
+    assert_int_equal(n, 32);
+}
 
 #define KID_A                                                                  \
     "https://v.vault.azure.net/keys/cmk/0123456789abcdef0123456789abcdef"
@@ -64,8 +110,20 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->root));
     snprintf(f->dir, sizeof(f->dir), "%s/a/store", f->root);
     assert_int_equal(akv_store_open(f->dir, &f->store), CKR_OK);
+    assert_int_equal(akv_store_set_secret(f->store, SECRET, sizeof(SECRET)),
+                     CKR_OK);
     *state = f;
     return 0;
+}
+
+/* Opens DIR and gives it the fixture's secret, as token/seal.c would. */
+static CK_RV open_keyed(const char *dir, struct akv_store **st)
+{
+    CK_RV rv = akv_store_open(dir, st);
+    if (rv == CKR_OK) {
+        rv = akv_store_set_secret(*st, SECRET, sizeof(SECRET));
+    }
+    return rv;
 }
 
 static int teardown(void **state)
@@ -82,6 +140,7 @@ struct sample {
     struct akv_store_record rec;
     uint8_t attrs[64];
     uint8_t wrapped[256];
+    uint8_t sealed[60];
     char kid[200];
     char alg[16];
 };
@@ -105,8 +164,15 @@ static void sample_make(struct sample *s, const char *id, unsigned seed)
     s->rec.attrs_len = sizeof(s->attrs);
     s->rec.wrapped = s->wrapped;
     s->rec.wrapped_len = sizeof(s->wrapped);
+    for (size_t i = 0; i < sizeof(s->sealed); i++) {
+        s->sealed[i] = (uint8_t)(seed * 5u + i * 3u);
+    }
     s->rec.kid = s->kid;
     s->rec.alg = s->alg;
+    s->rec.sealed = s->sealed;
+    s->rec.sealed_len = sizeof(s->sealed);
+    s->rec.generation = 1000u + seed;
+    s->rec.format = AKV_STORE_FORMAT_V2;
 }
 
 /* True when R holds exactly what sample_make(SEED) produced. */
@@ -118,7 +184,11 @@ static bool sample_matches(const struct akv_store_record *r, unsigned seed)
            && memcmp(r->attrs, s.attrs, sizeof(s.attrs)) == 0
            && r->wrapped_len == sizeof(s.wrapped)
            && memcmp(r->wrapped, s.wrapped, sizeof(s.wrapped)) == 0
-           && strcmp(r->kid, s.kid) == 0 && strcmp(r->alg, s.alg) == 0;
+           && strcmp(r->kid, s.kid) == 0 && strcmp(r->alg, s.alg) == 0
+           && r->format == AKV_STORE_FORMAT_V2
+           && r->generation == s.rec.generation
+           && r->sealed_len == sizeof(s.sealed)
+           && memcmp(r->sealed, s.sealed, sizeof(s.sealed)) == 0;
 }
 
 /* Counts folder entries: *.obj files and temp files. */
@@ -256,9 +326,15 @@ static void test_file_format(void **state)
 
     sample_make(&s, "fmt", 5);
     assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
-    /* docs/STORE.md, version 1, little-endian. */
-    memcpy(want, "AKVOBJ1\n", 8);
+    /* docs/STORE.md, version 2, little-endian. */
+    memcpy(want, "AKVOBJ2\n", 8);
     w = 8;
+    want[w++] = 3;
+    memcpy(want + w, "fmt", 3);
+    w += 3;
+    want[w++] = (uint8_t)(1005 & 0xff), want[w++] = (uint8_t)(1005 >> 8);
+    memset(want + w, 0, 6);
+    w += 6;
     want[w++] = 64, want[w++] = 0, want[w++] = 0, want[w++] = 0;
     memcpy(want + w, s.attrs, 64);
     w += 64;
@@ -271,13 +347,11 @@ static void test_file_format(void **state)
     want[w++] = 0, want[w++] = 1, want[w++] = 0, want[w++] = 0; /* 256 */
     memcpy(want + w, s.wrapped, 256);
     w += 256;
-    {
-        uint32_t crc = ref_crc32(want, w);
-        want[w++] = (uint8_t)crc;
-        want[w++] = (uint8_t)(crc >> 8);
-        want[w++] = (uint8_t)(crc >> 16);
-        want[w++] = (uint8_t)(crc >> 24);
-    }
+    want[w++] = 60, want[w++] = 0, want[w++] = 0, want[w++] = 0;
+    memcpy(want + w, s.sealed, 60);
+    w += 60;
+    w += 32;
+    fix_mac(0, want, w);
     path_of(f, "fmt.obj", path, sizeof(path));
     h = read_whole(path, have, sizeof(have));
     assert_int_equal(h, w);
@@ -460,15 +534,9 @@ static void expect_corrupt(struct fixture *f, const uint8_t *buf, size_t len)
     expect_only_good(f);
 }
 
-/* Rewrites the trailing CRC so only the field checks can reject BUF. */
-static void fix_crc(uint8_t *buf, size_t len)
-{
-    uint32_t crc = ref_crc32(buf, len - 4);
-    buf[len - 4] = (uint8_t)crc;
-    buf[len - 3] = (uint8_t)(crc >> 8);
-    buf[len - 2] = (uint8_t)(crc >> 16);
-    buf[len - 1] = (uint8_t)(crc >> 24);
-}
+/* A holder of S re-MACs after each edit, so only the field checks can
+ * reject BUF. */
+#define fix_crc(buf, len) fix_mac(0, (buf), (len))
 
 static void test_corrupt_files(void **state)
 {
@@ -485,20 +553,22 @@ static void test_corrupt_files(void **state)
     assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
     path_of(f, "good.obj", path, sizeof(path));
     len = read_whole(path, good, sizeof(good));
-    kid_off = 8 + 4 + 64;
+    /* v2: magic, id_len "good", generation, then as v1 */
+    kid_off = 8 + 1 + 4 + 8 + 4 + 64;
     alg_off = kid_off + 2 + strlen(s.kid);
     wr_off = alg_off + 2 + 12;
 
-    /* Sanity: an identical copy under another name is valid. */
+    /* An identical copy under another name is refused: the id is inside
+     * the MAC'd record (a value moved between records). */
     {
         struct akv_store_record got;
         char p2[256];
         memset(&got, 0, sizeof(got));
         path_of(f, "copy.obj", p2, sizeof(p2));
         write_whole(p2, good, len);
-        assert_int_equal(akv_store_get(f->store, "copy", &got), CKR_OK);
-        assert_true(sample_matches(&got, 7));
-        akv_store_record_clear(&got);
+        assert_int_equal(akv_store_get(f->store, "copy", &got),
+                         CKR_DEVICE_ERROR);
+        assert_null(got.kid);
         assert_int_equal(unlink(p2), 0);
     }
     /* Truncated at every offset, including the zero-length file. */
@@ -520,14 +590,31 @@ static void test_corrupt_files(void **state)
     /* Huge or inconsistent length fields with a valid CRC. */
     {
         static const uint8_t ff4[4] = {0xff, 0xff, 0xff, 0xff};
+        const size_t at = kid_off - 64 - 4; /* attrs_len */
         memcpy(buf, good, len);
-        memcpy(buf + 8, ff4, 4); /* attrs_len = 4 GiB - 1 */
+        memcpy(buf + at, ff4, 4); /* attrs_len = 4 GiB - 1 */
         fix_crc(buf, len);
         expect_corrupt(f, buf, len);
 
         memcpy(buf, good, len);
-        buf[8] = 0x01, buf[9] = 0x00, buf[10] = 0x01, buf[11] = 0x00;
+        buf[at] = 0x01, buf[at + 1] = 0x00, buf[at + 2] = 0x01;
+        buf[at + 3] = 0x00;
         fix_crc(buf, len); /* attrs_len 64 KiB + 1 */
+        expect_corrupt(f, buf, len);
+
+        memcpy(buf, good, len);
+        buf[8] = 0; /* id_len 0 */
+        fix_crc(buf, len);
+        expect_corrupt(f, buf, len);
+
+        memcpy(buf, good, len);
+        memset(buf + 13, 0, 8); /* generation 0 */
+        fix_crc(buf, len);
+        expect_corrupt(f, buf, len);
+
+        memcpy(buf, good, len);
+        memcpy(buf + len - 32 - 60 - 4, ff4, 4); /* sealed_len huge */
+        fix_crc(buf, len);
         expect_corrupt(f, buf, len);
 
         memcpy(buf, good, len);
@@ -568,7 +655,7 @@ static void test_corrupt_files(void **state)
         expect_corrupt(f, buf, len);
 
         memcpy(buf, good, len);
-        memcpy(buf, "AKVOBJ2\n", 8);
+        memcpy(buf, "AKVOBJ3\n", 8);
         fix_crc(buf, len);
         expect_corrupt(f, buf, len);
     }
@@ -635,7 +722,7 @@ static void test_permissions(void **state)
 
     /* Even with umask 0: folder 0700, records and lock file 0600. */
     snprintf(dir, sizeof(dir), "%s/perm/deeper", f->root);
-    assert_int_equal(akv_store_open(dir, &st), CKR_OK);
+    assert_int_equal(open_keyed(dir, &st), CKR_OK);
     assert_int_equal(stat(dir, &sb), 0);
     assert_int_equal(sb.st_mode & 07777, 0700);
     sample_make(&s, "p", 1);
@@ -652,7 +739,7 @@ static void test_permissions(void **state)
     /* A strict umask must not leave an unusable folder either. */
     umask(0777);
     snprintf(dir, sizeof(dir), "%s/perm2", f->root);
-    assert_int_equal(akv_store_open(dir, &st), CKR_OK);
+    assert_int_equal(open_keyed(dir, &st), CKR_OK);
     umask(old);
     assert_int_equal(stat(dir, &sb), 0);
     assert_int_equal(sb.st_mode & 07777, 0700);
@@ -681,7 +768,7 @@ static void test_permissions(void **state)
 static int writer_main(const char *dir, unsigned w)
 {
     struct akv_store *st = NULL;
-    if (akv_store_open(dir, &st) != CKR_OK) {
+    if (open_keyed(dir, &st) != CKR_OK) {
         return 10;
     }
     for (unsigned i = 0; i < PER_WRITER; i++) {
@@ -708,7 +795,7 @@ static int reader_main(const char *dir, const char *stop_file)
 {
     struct akv_store *st = NULL;
     unsigned ok = 0;
-    if (akv_store_open(dir, &st) != CKR_OK) {
+    if (open_keyed(dir, &st) != CKR_OK) {
         return 20;
     }
     while (access(stop_file, F_OK) != 0) {
@@ -819,7 +906,7 @@ static void test_temp_sweep(void **state)
     count_files(f->dir, &objs, &tmps);
     assert_int_equal(tmps, 2);
 
-    assert_int_equal(akv_store_open(f->dir, &st), CKR_OK);
+    assert_int_equal(open_keyed(f->dir, &st), CKR_OK);
     count_files(f->dir, &objs, &tmps);
     assert_int_equal(tmps, 0);
     assert_int_equal(objs, 1);
@@ -861,7 +948,7 @@ static void test_sweep_waits_for_live_writer(void **state)
     {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        assert_int_equal(akv_store_open(f->dir, &st), CKR_OK);
+        assert_int_equal(open_keyed(f->dir, &st), CKR_OK);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         /* Waited for the writer (≈300 ms), did not race it. */
         assert_true((t1.tv_sec - t0.tv_sec) * 1000
@@ -891,7 +978,7 @@ static void test_stamp(void **state)
 
     /* A replace by another handle (count unchanged, possibly the same
      * mtime tick) is still noticed. */
-    assert_int_equal(akv_store_open(f->dir, &other), CKR_OK);
+    assert_int_equal(open_keyed(f->dir, &other), CKR_OK);
     sample_make(&s, "st", 2);
     {
         struct stat before;
@@ -923,6 +1010,227 @@ static void test_stamp(void **state)
     assert_int_equal(akv_store_stamp(NULL), 0);
 }
 
+/* Expects record ID to be refused now (get fails, list skips and counts
+ * it as refused). */
+static void expect_refused(struct fixture *f, const char *id, size_t n_ok)
+{
+    struct akv_store_record got, *list = NULL;
+    size_t n = 0;
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(akv_store_get(f->store, id, &got), CKR_DEVICE_ERROR);
+    assert_null(got.kid);
+    assert_int_equal(akv_store_list(f->store, &list, &n), CKR_OK);
+    assert_int_equal(n, n_ok);
+    assert_true(akv_store_last_refused(f->store) >= 1);
+    akv_store_records_free(list, n);
+}
+
+/* A record written under another store secret (a store of the attacker's,
+ * or one planted beside ours), or not in the manifest, is refused. */
+static void test_auth_planted(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    struct akv_store *other = NULL;
+    uint8_t evil[32];
+    char dir[256], path[512];
+    uint8_t buf[2048];
+    size_t len;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    sample_make(&s, "good", 7);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    /* The attacker's own store with their own S. */
+    memset(evil, 0xee, sizeof(evil));
+    snprintf(dir, sizeof(dir), "%s/evil", f->root);
+    assert_int_equal(akv_store_open(dir, &other), CKR_OK);
+    assert_int_equal(akv_store_set_secret(other, evil, sizeof(evil)), CKR_OK);
+    assert_int_equal(akv_store_set_secret(other, SECRET, sizeof(SECRET)),
+                     CKR_FUNCTION_FAILED); /* set once */
+    sample_make(&s, "planted", 8);
+    assert_int_equal(akv_store_put(other, &s.rec), CKR_OK);
+    akv_store_close(other);
+    snprintf(path, sizeof(path), "%s/planted.obj", dir);
+    len = read_whole(path, buf, sizeof(buf));
+    path_of(f, "planted.obj", path, sizeof(path));
+    write_whole(path, buf, len);
+    expect_refused(f, "planted", 1);
+    /* Even with a correct HMAC (a holder of S), no manifest entry: refused. */
+    fix_mac(0, buf, len);
+    write_whole(path, buf, len);
+    expect_refused(f, "planted", 1);
+    /* The attacker's manifest is refused as a whole. */
+    snprintf(path, sizeof(path), "%s/.manifest", dir);
+    len = read_whole(path, buf, sizeof(buf));
+    path_of(f, ".manifest", path, sizeof(path));
+    write_whole(path, buf, len);
+    {
+        struct akv_store_record *list = NULL;
+        size_t n = 0;
+        assert_int_equal(akv_store_list(f->store, &list, &n), CKR_DEVICE_ERROR);
+    }
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* An older copy of a record, or a deleted record brought back, is refused;
+ * the current one is accepted. */
+static void test_auth_rollback(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    char path[256];
+    uint8_t old[2048], cur[2048];
+    size_t old_len, cur_len;
+    struct akv_store_record got;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    sample_make(&s, "rb", 1);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    path_of(f, "rb.obj", path, sizeof(path));
+    old_len = read_whole(path, old, sizeof(old));
+    sample_make(&s, "rb", 2);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    cur_len = read_whole(path, cur, sizeof(cur));
+    write_whole(path, old, old_len);
+    expect_refused(f, "rb", 0);
+    write_whole(path, cur, cur_len);
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(akv_store_get(f->store, "rb", &got), CKR_OK);
+    assert_true(sample_matches(&got, 2));
+    akv_store_record_clear(&got);
+    /* Deleted, then the last copy brought back. */
+    assert_int_equal(akv_store_delete(f->store, "rb"), CKR_OK);
+    write_whole(path, cur, cur_len);
+    expect_refused(f, "rb", 0);
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* Legacy records: adopted by hash on first use; edited (CRC recomputed) or
+ * planted afterwards: refused; moved to format 2 by their next write. */
+static void test_auth_legacy(void **state)
+{
+    struct fixture *f = *state;
+    char dir[256], path[512];
+    struct akv_store *st = NULL;
+    struct akv_store_key k;
+    uint8_t attrs[16], w[64];
+    struct akv_store_record got, *list = NULL;
+    size_t n = 0;
+    struct sample s;
+
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    memset(attrs, 0x11, sizeof(attrs));
+    memset(w, 0x22, sizeof(w));
+    snprintf(dir, sizeof(dir), "%s/legacy", f->root);
+    assert_int_equal(akv_store_open(dir, &st), CKR_OK);
+    assert_int_equal(legacy_write(dir, "old1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    assert_int_equal(legacy_write(dir, "old2", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP", w, sizeof(w)),
+                     0);
+    /* No secret yet: nothing is readable. */
+    assert_false(akv_store_has_secret(st));
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_GENERAL_ERROR);
+    assert_int_equal(akv_store_key_get(st, &k), CKR_OBJECT_HANDLE_INVALID);
+    k.kid = (char *)KID_A;
+    k.alg = (char *)"RSA-OAEP-256";
+    k.wrapped = w;
+    k.wrapped_len = sizeof(w);
+    assert_int_equal(akv_store_key_create(st, &k, SECRET, sizeof(SECRET)),
+                     CKR_OK);
+    assert_int_equal(akv_store_key_create(st, &k, SECRET, sizeof(SECRET)),
+                     CKR_FUNCTION_FAILED);
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].format, AKV_STORE_FORMAT_V1);
+    assert_string_equal(list[1].alg, "RSA-OAEP");
+    akv_store_records_free(list, n);
+    /* .storekey round trip */
+    memset(&k, 0, sizeof(k));
+    assert_int_equal(akv_store_key_get(st, &k), CKR_OK);
+    assert_string_equal(k.kid, KID_A);
+    assert_int_equal(k.wrapped_len, sizeof(w));
+    akv_store_key_clear(&k);
+    /* Edited after adoption, CRC recomputed: refused. */
+    attrs[0] = 0x12;
+    assert_int_equal(legacy_write(dir, "old1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    /* Planted after adoption: refused. */
+    assert_int_equal(legacy_write(dir, "new1", attrs, sizeof(attrs), KID_A,
+                                  "RSA-OAEP-256", w, sizeof(w)),
+                     0);
+    assert_int_equal(akv_store_list(st, &list, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, "old2");
+    assert_int_equal(akv_store_last_refused(st), 2);
+    akv_store_records_free(list, n);
+    /* Next write moves old2 to format 2; the legacy file is then refused. */
+    snprintf(path, sizeof(path), "%s/old2.obj", dir);
+    {
+        uint8_t v1[512];
+        size_t v1_len;
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        v1_len = fread(v1, 1, sizeof(v1), fp);
+        fclose(fp);
+        sample_make(&s, "old2", 3);
+        assert_int_equal(akv_store_put(st, &s.rec), CKR_OK);
+        memset(&got, 0, sizeof(got));
+        assert_int_equal(akv_store_get(st, "old2", &got), CKR_OK);
+        assert_int_equal(got.format, AKV_STORE_FORMAT_V2);
+        akv_store_record_clear(&got);
+        fp = fopen(path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(v1, 1, v1_len, fp), v1_len);
+        fclose(fp);
+        assert_int_equal(akv_store_get(st, "old2", &got), CKR_DEVICE_ERROR);
+    }
+    akv_store_close(st);
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+}
+
+/* kill -9 at random instants while a writer replaces a record over and
+ * over: the record on disk is always accepted (the old or the new one),
+ * never refused or lost. */
+static void test_auth_kill_anywhere(void **state)
+{
+    struct fixture *f = *state;
+    struct sample s;
+    unsigned seen_new = 0;
+
+    sample_make(&s, "k", 1);
+    assert_int_equal(akv_store_put(f->store, &s.rec), CKR_OK);
+    for (int round = 0; round < 40; round++) {
+        struct akv_store_record got;
+        struct timespec ts = {0, (long)(2000 + rand() % 40000) * 1000L};
+        int status;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct akv_store *st = NULL;
+            if (open_keyed(f->dir, &st) != CKR_OK) {
+                _exit(3);
+            }
+            for (unsigned i = 0;; i++) {
+                struct sample c;
+                sample_make(&c, "k", 100 + (i % 50));
+                c.rec.generation = 5000u + (unsigned)round * 100000u + i;
+                (void)akv_store_put(st, &c.rec);
+            }
+        }
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        memset(&got, 0, sizeof(got));
+        assert_int_equal(akv_store_get(f->store, "k", &got), CKR_OK);
+        seen_new += got.generation != s.rec.generation;
+        akv_store_record_clear(&got);
+    }
+    assert_true(seen_new > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,6 +1251,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_waits_for_live_writer, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stamp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_planted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_legacy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_kill_anywhere, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include "token/attr.h"
 #include "token/cipher.h"
 #include "token/object.h"
+#include "token/seal.h"
 #include "token/session.h"
 #include "token/slot.h"
 #include "token/store.h"
@@ -227,24 +228,41 @@ static void *encryptor(void *arg)
 }
 
 /* Rewrites the one record on disk with attribute TYPE = VALUE (LEN bytes),
- * as another process would (its own store handle). */
+ * as another process would: through its own store handle and the sealing
+ * component (the attributes are the sealed value's associated data, so a
+ * change is a reseal under the store secret - docs/STORE.md). */
 static void rewrite_on_disk(struct akv_store *other, CK_ATTRIBUTE_TYPE type,
                             const void *value, size_t len)
 {
+    struct akv_seal_ctx c = {kv_fake_kv(fake), other,
+                             "https://fake.vault.azure.net", NULL, NULL};
+    char kid[AKV_KV_KID_MAX];
+    struct akv_seal_cand cand = {"cmk", kv_fake_version(fake, "cmk", 0), kid,
+                                 AKV_KV_KTY_RSA};
+    struct akv_seal_target tg;
     struct akv_store_record *recs = NULL;
+    struct akv_store_record out;
     size_t n = 0;
     struct akv_attrs a = AKV_ATTRS_INIT;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
 
+    snprintf(kid, sizeof(kid), "https://fake.vault.azure.net/keys/cmk/%s",
+             cand.version);
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(akv_seal_choose(&cand, 1, &tg), CKR_OK);
+    assert_int_equal(akv_seal_ready(&c, &tg), CKR_OK);
     assert_int_equal(akv_store_list(other, &recs, &n), CKR_OK);
     assert_int_equal(n, 1);
     assert_int_equal(akv_attrs_parse(recs[0].attrs, recs[0].attrs_len, &a),
                      CKR_OK);
     assert_int_equal(akv_attrs_set(&a, type, value, (CK_ULONG)len), CKR_OK);
-    free(recs[0].attrs);
-    recs[0].attrs = NULL;
-    assert_int_equal(
-        akv_attrs_serialise(&a, &recs[0].attrs, &recs[0].attrs_len), CKR_OK);
-    assert_int_equal(akv_store_put(other, &recs[0]), CKR_OK);
+    assert_int_equal(akv_attrs_serialise(&a, &blob, &blob_len), CKR_OK);
+    assert_int_equal(akv_seal_reseal(&c, &tg, &recs[0], blob, blob_len, &out),
+                     CKR_OK);
+    assert_int_equal(akv_store_put(other, &out), CKR_OK);
+    free(blob);
+    akv_store_record_clear(&out);
     akv_attrs_clear(&a);
     akv_store_records_free(recs, n);
 }

@@ -32,6 +32,7 @@
 #include "token/object.h"
 #include "token/session.h"
 #include "token/slot.h"
+#include "token/seal.h"
 #include "token/store.h"
 #include "token/wrap.h"
 
@@ -682,6 +683,34 @@ static void test_wrap_local_mode(void **state)
     assert_int_equal(get_value(s, dek, a, sizeof(a)), 32);
     assert_int_equal(get_value(s, back, b, sizeof(b)), 32);
     assert_memory_equal(a, b, 32);
+}
+
+/* "wrap": "local" also wraps the store secret and record keys locally; the
+ * value is still opened only through the vault. */
+static void test_store_local_wrap(void **state)
+{
+    char extra[160];
+    CK_SESSION_HANDLE rw;
+    CK_OBJECT_HANDLE k;
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG len32 = 32;
+    CK_BBOOL tr = CK_TRUE;
+    CK_ATTRIBUTE tt[] = {{CKA_VALUE_LEN, &len32, sizeof(len32)},
+                         {CKA_TOKEN, &tr, sizeof(tr)}};
+    uint8_t iv[16] = {0};
+    CK_MECHANISM cbc = {CKM_AES_CBC_PAD, iv, 16};
+
+    (void)state;
+    snprintf(extra, sizeof(extra),
+             ",\"key_refresh_s\":3600,\"wrap\":\"local\",\"store_dir\":\"%s\"",
+             store_dir);
+    init_with(extra);
+    rw = open_session(CKF_RW_SESSION);
+    (void)find_one(rw, CKO_PUBLIC_KEY, NULL, 0); /* public key cached */
+    assert_int_equal(akv_object_generate_key(rw, &gen, tt, 2, &k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
+    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
 }
 
 /* ---- RSA decrypt through the vault ---- */
@@ -1812,7 +1841,9 @@ static void test_token_objects_and_revocation(void **state)
     assert_int_equal(akv_object_generate_key(ro, &gen, tt, 4, &k),
                      CKR_SESSION_READ_ONLY);
     assert_int_equal(akv_object_generate_key(rw, &gen, tt, 4, &k), CKR_OK);
-    assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 1);
+    /* First use of the store: the store secret S, then the record key R
+     * (docs/STORE.md "Authentication"). */
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 2);
     assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
     len = sizeof(ct);
@@ -1891,6 +1922,11 @@ static void test_store_shared_between_processes(void **state)
     assert_int_equal(find(rw, &fc, 1, h, 8), 2);
     /* "Another process" deletes the record: the next find drops it. */
     assert_int_equal(akv_store_open(store_dir, &other), CKR_OK);
+    {
+        struct akv_seal_ctx sc = {kv_fake_kv(fake), other,
+                                  "https://fake.vault.azure.net", NULL, NULL};
+        assert_int_equal(akv_seal_ready(&sc, NULL), CKR_OK);
+    }
     assert_int_equal(akv_store_list(other, &recs, &n), CKR_OK);
     assert_int_equal(n, 1);
     assert_int_equal(akv_store_delete(other, recs[0].id), CKR_OK);
@@ -2377,6 +2413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrap_length_and_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_local_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_local_wrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decrypt_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_objects_die_with_session,

@@ -166,6 +166,45 @@ out:
     return rc;
 }
 
+/* ---- issued-token record (token issued, for leak tests) ---- */
+
+/* The last ISSUED_MAX access tokens handed out, so a test can search a
+ * client's memory for the exact token it received (there is no other way
+ * to learn it: the client must never reveal it). Admin plane only. */
+#define ISSUED_MAX 16
+static char *issued[ISSUED_MAX];
+static unsigned issued_next;
+static pthread_mutex_t issued_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void issued_remember(const char *tok)
+{
+    char *dup = tok ? strdup(tok) : NULL;
+
+    if (!dup) {
+        return;
+    }
+    pthread_mutex_lock(&issued_lock);
+    free(issued[issued_next % ISSUED_MAX]);
+    issued[issued_next % ISSUED_MAX] = dup;
+    issued_next++;
+    pthread_mutex_unlock(&issued_lock);
+}
+
+cJSON *emu_token_issued_json(void)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "tokens");
+    unsigned n, i;
+
+    pthread_mutex_lock(&issued_lock);
+    n = issued_next < ISSUED_MAX ? issued_next : ISSUED_MAX;
+    for (i = issued_next - n; i != issued_next; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(issued[i % ISSUED_MAX]));
+    }
+    pthread_mutex_unlock(&issued_lock);
+    return j;
+}
+
 char *emu_token_issue(const struct emu_principal *p, const char *aud,
                       long long *exp_out)
 {
@@ -193,6 +232,7 @@ char *emu_token_issue(const struct emu_principal *p, const char *aud,
     cJSON_AddNumberToObject(c, "xms_emu_gen", (double)p->token_gen);
     tok = emu_jwt_sign(emu.signing_key, emu.signing_kid, c);
     cJSON_Delete(c);
+    issued_remember(tok);
     if (exp_out) {
         *exp_out = now + emu.token_lifetime;
     }

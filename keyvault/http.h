@@ -22,6 +22,12 @@
 
 #define AKV_HTTP_BODY_MAX 262144 /* bytes (256 KiB); larger answers fail */
 
+/* akv_http_resp.curl_code when a TLS handshake failed in this process
+ * before the ClientHello was sent (the local OpenSSL refused: memory, or
+ * the module's OpenSSL context is unusable); not a CURLcode, never retried
+ * (retry.c retries only the codes it lists). */
+#define AKV_HTTP_E_TLS_LOCAL 1000
+
 enum akv_http_scheme {
     AKV_HTTP_HTTPS_ONLY = 0, /* https:// only */
     AKV_HTTP_LOOPBACK_OK,    /* + http:// to 127.0.0.0/8, ::1, localhost */
@@ -85,11 +91,12 @@ void akv_http_resp_clear(struct akv_http_resp *resp);
  * without port) is a loopback name or address. */
 bool akv_http_host_is_loopback(const char *host);
 
-/* akv_http_strerror - text for resp->curl_code (curl_easy_strerror). */
+/* akv_http_strerror - text for resp->curl_code (curl_easy_strerror, with
+ * hints for the failures a user can fix, and AKV_HTTP_E_TLS_LOCAL). */
+const char *akv_http_strerror(int curl_code);
+
 /* akv_http_origin - "scheme://host[:port]" of URL (no path, no query: safe
  * to log) into OUT (OUT_LEN bytes, always NUL-terminated). */
 void akv_http_origin(const char *url, char *out, size_t out_len);
-
-const char *akv_http_strerror(int curl_code);
 
 #endif /* AKV_KEYVAULT_HTTP_H */

@@ -26,6 +26,7 @@
 
 #include "../common/config.h"
 #include "../common/log.h"
+#include "../common/ossl.h"
 #include "../keyvault/kv.h"
 #include "../token/slot.h"
 #include "module.h"
@@ -34,6 +35,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void fork_child(void)
 {
+    akv_ossl_forget();
     akv_slot_fork_child();
 }
 

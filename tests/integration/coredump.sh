@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Secrets don't outlive the call (docs/SECURITY.md "Secrets in memory"):
+# a host program (memprobe) wraps and unwraps a data key it knows through
+# the vault with a client_secret credential, destroys the objects, closes
+# the session and pauses; gcore takes a core dump of it, and another after
+# C_Finalize. Each core is searched for the data key, the access token the
+# emulator issued (akv-emulator token issued) and the client secret, each
+# raw, hex, HEX, base64 and base64url (every alignment). Any copy fails the
+# test, naming the secret, the encoding and the count.
+#
+# After C_Finalize nothing may remain. After C_CloseSession the module still
+# holds the cached access token (reused until it expires, by design): its
+# buffer is excluded from core dumps (MADV_DONTDUMP), so it must not show
+# either.
+. "$(dirname "$0")/../lib/common.sh"
+need gcore xxd
+: "${AKV_MEMPROBE:?}"
+
+t_begin
+
+if [ -n "${AKV_ASAN_PRELOAD:-}" ]; then
+    # ASan's quarantine keeps freed blocks (already wiped by us) and its own
+    # shadow; the check is about the release build's allocator behaviour.
+    echo "SKIP: core search runs in the regular build only"
+    exit 77
+fi
+
+KEY_HEX=$(openssl rand -hex 32)
+printf '%s' "$KEY_HEX" >"$T_TMP/key.hex"
+SECRET_HEX=$(xxd -p -c 100000 "$SP_SECRET_FILE" | tr -d '\n')
+
+mkfifo "$T_TMP/in"
+# the driver's stdin stays open through fd 3 until we close it
+exec 3<>"$T_TMP/in"
+"$AKV_MEMPROBE" run "$AKV_MODULE" "$KEY_NAME" "$T_TMP/key.hex" pause \
+    <"$T_TMP/in" >"$T_TMP/probe.out" 2>&1 &
+PROBE=$!
+
+
+# wait_ready WHAT - until the driver prints "READY WHAT" (or dies)
+wait_ready() {
+    local i
+    for i in $(seq 1 300); do
+        grep -q "^READY $1" "$T_TMP/probe.out" && return 0
+        kill -0 "$PROBE" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "driver did not reach '$1'"; sed 's/^/    /' "$T_TMP/probe.out"
+    return 1
+}
+
+# check POINT - gcore the driver and search the core for every secret.
+check() {
+    local point=$1 core tok tokens_hex="" line name enc n found=0
+    core="$T_TMP/core.$point"
+    if ! gcore -o "$core" "$PROBE" >"$T_TMP/gcore.out" 2>&1; then
+        fail "gcore at $point"; tail -n 5 "$T_TMP/gcore.out"; return
+    fi
+    core="$core.$PROBE"
+    local args=("datakey=$KEY_HEX" "client_secret=$SECRET_HEX")
+    local i=0
+    for tok in $(emu_cli token issued | jq -r '.tokens[]'); do
+        args+=("access_token$i=$(printf '%s' "$tok" | xxd -p -c 100000 | tr -d '\n')")
+        i=$((i + 1))
+    done
+    [ "$i" -gt 0 ] || fail "the emulator issued no token"
+    "$AKV_MEMPROBE" scan "$core" "${args[@]}" >"$T_TMP/scan.$point"
+    while read -r name enc n; do
+        if [ "$n" != 0 ]; then
+            fail "$point: $n copies of the $name ($enc) in the core"
+            found=1
+        fi
+    done <"$T_TMP/scan.$point"
+    [ "$found" = 1 ] || pass "$point: no copy of the data key, $i access token(s) or the client secret in any encoding ($(stat -c %s "$core") byte core)"
+    rm -f "$core"
+}
+
+if wait_ready close; then
+    expect_grep "wrap/unwrap through the vault" "round trip OK" "$T_TMP/probe.out"
+    check after-close
+    echo >&3
+    if wait_ready finalize; then
+        check after-finalize
+    fi
+    echo >&3
+fi
+exec 3>&-
+wait "$PROBE" || fail "driver exit status $?"
+t_finish

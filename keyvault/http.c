@@ -241,8 +241,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 
     if (akv_secret_append(&resp->body, ptr, n, AKV_HTTP_BODY_MAX) != 0) {
         resp->too_big = resp->body.len + n > AKV_HTTP_BODY_MAX;
+        akv_secret_wipe(ptr, n);
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
+    /* PTR is libcurl's receive buffer, which it keeps until the handle is
+     * freed: wipe the copy we now own (answers hold tokens and data keys),
+     * also when the host's allocator does not wipe freed blocks */
+    akv_secret_wipe(ptr, n);
     return n;
 }
 

@@ -7,8 +7,14 @@
 # the session and pauses; gcore takes a core dump of it, and another after
 # C_Finalize. Each core is searched for the data key, the access token the
 # emulator issued (akv-emulator token issued) and the client secret, each
-# raw, hex, HEX, base64 and base64url (every alignment). Any copy fails the
+# raw, hex, HEX, base64 and base64url (every alignment). A copy fails the
 # test, naming the secret, the encoding and the count.
+#   module-curl  the module initialises libcurl (its wiping allocator is in):
+#                no copy at all
+#   host-curl    the host called curl_global_init first: libcurl keeps the
+#                host's allocator and frees its request buffers unwiped; the
+#                copies in them are the documented exception, measured and
+#                bounded (allowed() below); any other copy fails
 #
 # After C_Finalize nothing may remain. After C_CloseSession the module still
 # holds the cached access token (reused until it expires, by design): its
@@ -17,6 +23,13 @@
 . "$(dirname "$0")/../lib/common.sh"
 need gcore xxd
 : "${AKV_MEMPROBE:?}"
+case_=${1:-module-curl}
+extra=()
+case $case_ in
+module-curl) ;;
+host-curl) extra=(curl) ;;
+*) echo "unknown case $case_"; exit 2 ;;
+esac
 
 t_begin
 
@@ -34,7 +47,7 @@ SECRET_HEX=$(xxd -p -c 100000 "$SP_SECRET_FILE" | tr -d '\n')
 mkfifo "$T_TMP/in"
 # the driver's stdin stays open through fd 3 until we close it
 exec 3<>"$T_TMP/in"
-"$AKV_MEMPROBE" run "$AKV_MODULE" "$KEY_NAME" "$T_TMP/key.hex" pause \
+"$AKV_MEMPROBE" run "$AKV_MODULE" "$KEY_NAME" "$T_TMP/key.hex" pause "${extra[@]}" \
     <"$T_TMP/in" >"$T_TMP/probe.out" 2>&1 &
 PROBE=$!
 
@@ -51,9 +64,24 @@ wait_ready() {
     return 1
 }
 
+# allowed NAME ENC - copies the documented exception permits: none, except
+# with host-curl, where libcurl frees each request buffer (headers + body)
+# without wiping and a buffer that grew by realloc leaves two: the wrapKey
+# body (data key, base64url), the token request body (client secret, raw)
+# and the Authorization header of the 3 vault requests (token, raw).
+allowed() {
+    if [ "$case_" != host-curl ]; then echo 0; return; fi
+    case "$1 $2" in
+    "datakey base64url") echo 2 ;;
+    "client_secret raw") echo 2 ;;
+    access_token*" raw") echo 6 ;;
+    *) echo 0 ;;
+    esac
+}
+
 # check POINT - gcore the driver and search the core for every secret.
 check() {
-    local point=$1 core tok tokens_hex="" line name enc n found=0
+    local point=$1 core tok name enc n max found=0 measured=""
     core="$T_TMP/core.$point"
     if ! gcore -o "$core" "$PROBE" >"$T_TMP/gcore.out" 2>&1; then
         fail "gcore at $point"; tail -n 5 "$T_TMP/gcore.out"; return
@@ -68,12 +96,17 @@ check() {
     [ "$i" -gt 0 ] || fail "the emulator issued no token"
     "$AKV_MEMPROBE" scan "$core" "${args[@]}" >"$T_TMP/scan.$point"
     while read -r name enc n; do
-        if [ "$n" != 0 ]; then
-            fail "$point: $n copies of the $name ($enc) in the core"
+        max=$(allowed "$name" "$enc")
+        if [ "$n" -gt "$max" ]; then
+            fail "$point: $n copies of the $name ($enc) in the core (allowed $max)"
             found=1
+        elif [ "$n" != 0 ]; then
+            measured="$measured $name/$enc=$n"
         fi
     done <"$T_TMP/scan.$point"
-    [ "$found" = 1 ] || pass "$point: no copy of the data key, $i access token(s) or the client secret in any encoding ($(stat -c %s "$core") byte core)"
+    if [ "$found" = 0 ]; then
+        pass "$point: no copy of the data key, $i access token(s) or the client secret in any encoding beyond the documented exception${measured:+ (measured:$measured)} ($(stat -c %s "$core") byte core)"
+    fi
     rm -f "$core"
 }
 

@@ -17,6 +17,8 @@
  *       provider NAME: before any module call, loads OpenSSL provider NAME and
  *       then "default" into the process's default library context, as a host
  *       with its own provider (pkcs11-provider, a TPM provider) does.
+ *       curl: initialises libcurl (curl_global_init) before the module does,
+ *       as a host that uses libcurl itself does.
  *       conf: loads OPENSSL_CONF into the default context first
  *       (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG)), as most hosts do.
  *       Exit 0 when the round trip worked, 1 when a call failed, 2 for usage.
@@ -38,6 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/provider.h>
 #include <p11-kit/pkcs11.h>
@@ -196,7 +199,7 @@ static int cmd_run(int argc, char **argv)
 {
     const char *module = argv[2];
     const char *label = argv[3];
-    int pause = 0, conf = 0;
+    int pause = 0, conf = 0, host_curl = 0;
     const char *prov = NULL;
     char hex[65];
     unsigned char key[32];
@@ -213,11 +216,17 @@ static int cmd_run(int argc, char **argv)
             pause = 1;
         } else if (strcmp(argv[i], "conf") == 0) {
             conf = 1;
+        } else if (strcmp(argv[i], "curl") == 0) {
+            host_curl = 1;
         } else if (strcmp(argv[i], "provider") == 0 && i + 1 < argc) {
             prov = argv[++i];
         } else {
             return 2;
         }
+    }
+    if (host_curl && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        printf("FAIL: host: curl_global_init\n");
+        return 2;
     }
     if (conf && OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
         printf("FAIL: host: OPENSSL_CONF did not load\n");
@@ -395,7 +404,7 @@ int main(int argc, char **argv)
         return cmd_scan(argc, argv);
     }
     fprintf(stderr, "usage: memprobe run MODULE LABEL KEYFILE [pause] "
-                    "[provider NAME] [conf]\n"
+                    "[provider NAME] [conf] [curl]\n"
                     "       memprobe scan CORE NAME=HEX...\n");
     return 2;
 }

@@ -168,40 +168,54 @@ out:
 
 /* ---- issued-token record (token issued, for leak tests) ---- */
 
-/* The last ISSUED_MAX access tokens handed out, so a test can search a
- * client's memory for the exact token it received (there is no other way
- * to learn it: the client must never reveal it). Admin plane only. */
-#define ISSUED_MAX 16
-static char *issued[ISSUED_MAX];
-static unsigned issued_next;
-static pthread_mutex_t issued_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The last RING_MAX access tokens handed out and client assertions
+ * received, so a test can search a client's memory for the exact secrets
+ * it handled (there is no other way to learn them: the client must never
+ * reveal them). Admin plane only. */
+#define RING_MAX 16
+struct ring {
+    char *v[RING_MAX];
+    unsigned next;
+};
+static struct ring issued, assertions;
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void issued_remember(const char *tok)
+static void ring_put(struct ring *r, const char *s)
 {
-    char *dup = tok ? strdup(tok) : NULL;
+    char *dup = s ? strdup(s) : NULL;
 
     if (!dup) {
         return;
     }
-    pthread_mutex_lock(&issued_lock);
-    free(issued[issued_next % ISSUED_MAX]);
-    issued[issued_next % ISSUED_MAX] = dup;
-    issued_next++;
-    pthread_mutex_unlock(&issued_lock);
+    pthread_mutex_lock(&ring_lock);
+    free(r->v[r->next % RING_MAX]);
+    r->v[r->next % RING_MAX] = dup;
+    r->next++;
+    pthread_mutex_unlock(&ring_lock);
+}
+
+static void ring_json(const struct ring *r, cJSON *arr)
+{
+    unsigned n = r->next < RING_MAX ? r->next : RING_MAX;
+
+    for (unsigned i = r->next - n; i != r->next; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(r->v[i % RING_MAX]));
+    }
+}
+
+void emu_assertion_seen(const char *assertion)
+{
+    ring_put(&assertions, assertion);
 }
 
 cJSON *emu_token_issued_json(void)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(j, "tokens");
-    unsigned n, i;
 
-    pthread_mutex_lock(&issued_lock);
-    n = issued_next < ISSUED_MAX ? issued_next : ISSUED_MAX;
-    for (i = issued_next - n; i != issued_next; i++) {
-        cJSON_AddItemToArray(arr, cJSON_CreateString(issued[i % ISSUED_MAX]));
-    }
-    pthread_mutex_unlock(&issued_lock);
+    pthread_mutex_lock(&ring_lock);
+    ring_json(&issued, cJSON_AddArrayToObject(j, "tokens"));
+    ring_json(&assertions, cJSON_AddArrayToObject(j, "assertions"));
+    pthread_mutex_unlock(&ring_lock);
     return j;
 }
 
@@ -232,7 +246,7 @@ char *emu_token_issue(const struct emu_principal *p, const char *aud,
     cJSON_AddNumberToObject(c, "xms_emu_gen", (double)p->token_gen);
     tok = emu_jwt_sign(emu.signing_key, emu.signing_kid, c);
     cJSON_Delete(c);
-    issued_remember(tok);
+    ring_put(&issued, tok);
     if (exp_out) {
         *exp_out = now + emu.token_lifetime;
     }

@@ -28,16 +28,29 @@ extra=()
 case $case_ in
 module-curl) ;;
 host-curl) extra=(curl) ;;
+cert) ;;
 *) echo "unknown case $case_"; exit 2 ;;
 esac
-
-t_begin
 
 if [ -n "${AKV_ASAN_PRELOAD:-}" ]; then
     # ASan's quarantine keeps freed blocks (already wiped by us) and its own
     # shadow; the check is about the release build's allocator behaviour.
     echo "SKIP: core search runs in the regular build only"
     exit 77
+fi
+t_begin
+if [ "$case_" = cert ]; then
+    # a client_certificate credential: the secret is the signed assertion
+    sp=$(emu_cli ad sp create-for-rbac --name akv-cert-app --create-cert)
+    cert_app=$(jq -r .appId <<<"$sp")
+    emu_cli keyvault set-policy --name "$VAULT_NAME" --spn "$cert_app" \
+        --key-permissions get wrapKey unwrapKey >/dev/null
+    jq --arg cid "$cert_app" --arg f "$(jq -r .fileWithCertAndPrivateKey <<<"$sp")" \
+        '.tokens[0].credential = { type: "client_certificate", client_id: $cid,
+           tenant_id: .tokens[0].credential.tenant_id, certificate_file: $f,
+           authority_host: .tokens[0].credential.authority_host }' \
+        "$AKV_PKCS11_CONFIG" >"$T_TMP/cfg.json"
+    cat "$T_TMP/cfg.json" >"$AKV_PKCS11_CONFIG"
 fi
 
 KEY_HEX=$(openssl rand -hex 32)
@@ -88,12 +101,19 @@ check() {
     fi
     core="$core.$PROBE"
     local args=("datakey=$KEY_HEX" "client_secret=$SECRET_HEX")
-    local i=0
+    local i=0 n_tok=0 n_ass=0
     for tok in $(emu_cli token issued | jq -r '.tokens[]'); do
         args+=("access_token$i=$(printf '%s' "$tok" | xxd -p -c 100000 | tr -d '\n')")
-        i=$((i + 1))
+        i=$((i + 1)); n_tok=$((n_tok + 1))
     done
     [ "$i" -gt 0 ] || fail "the emulator issued no token"
+    for tok in $(emu_cli token issued | jq -r '.assertions[]'); do
+        args+=("client_assertion$i=$(printf '%s' "$tok" | xxd -p -c 100000 | tr -d '\n')")
+        i=$((i + 1)); n_ass=$((n_ass + 1))
+    done
+    if [ "$case_" = cert ] && [ "$n_ass" = 0 ]; then
+        fail "the emulator received no client assertion"
+    fi
     "$AKV_MEMPROBE" scan "$core" "${args[@]}" >"$T_TMP/scan.$point"
     while read -r name enc n; do
         max=$(allowed "$name" "$enc")
@@ -105,7 +125,7 @@ check() {
         fi
     done <"$T_TMP/scan.$point"
     if [ "$found" = 0 ]; then
-        pass "$point: no copy of the data key, $i access token(s) or the client secret in any encoding beyond the documented exception${measured:+ (measured:$measured)} ($(stat -c %s "$core") byte core)"
+        pass "$point: no copy of the data key, $n_tok access token(s), $n_ass client assertion(s) or the client secret in any encoding beyond the documented exception${measured:+ (measured:$measured)} ($(stat -c %s "$core") byte core)"
     fi
     rm -f "$core"
 }

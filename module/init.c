@@ -26,7 +26,6 @@
 
 #include "../common/config.h"
 #include "../common/log.h"
-#include "../common/ossl.h"
 #include "../keyvault/kv.h"
 #include "../token/slot.h"
 #include "module.h"
@@ -35,7 +34,6 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void fork_child(void)
 {
-    akv_ossl_forget();
     akv_slot_fork_child();
 }
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One HTTP exchange over libcurl: a small pool of easy handles (keep-alive
- * reuse; a handle is used by one thread at a time), TLS verification always
+ * One HTTP exchange over libcurl: a fresh easy handle per request over a
+ * small pool of connection-cache shares (keep-alive reuse; a share is used
+ * by one thread at a time), TLS under the module's private OpenSSL library
+ * context (common/ossl.h) with plaintext cleansing, TLS verification always
  * on, optional CA file, https only (plain http only where the caller allows
  * it), no redirects, a per-attempt timeout and a bounded response body held
  * in a secret buffer. Retries live in retry.c.

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +224,10 @@ static int cmd_run(int argc, char **argv)
         } else {
             return 2;
         }
+    }
+    if (pause) {
+        /* let gcore attach under Yama ptrace_scope 1 (not our parent) */
+        (void)prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
     }
     if (host_curl && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         printf("FAIL: host: curl_global_init\n");

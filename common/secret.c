@@ -259,3 +259,51 @@ int akv_secret_read_fd(struct akv_secret *s, int fd, size_t len)
     s->data[s->len] = '\0';
     return 0;
 }
+
+void akv_secret_wipe_regs(void)
+{
+#if defined(__x86_64__)
+    /* AES-NI / VAES code leaves round keys in vector registers; the
+     * dynamic linker's lazy-binding trampoline later saves them all to the
+     * stack, and a core file holds them in its register notes. */
+    if (__builtin_cpu_supports("avx")) {
+        __asm__ volatile("vzeroall" ::
+                             : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                               "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                               "xmm12", "xmm13", "xmm14", "xmm15");
+    } else {
+        __asm__ volatile("pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\t"
+                         "pxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
+                         "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\t"
+                         "pxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
+                         "pxor %%xmm8, %%xmm8\n\tpxor %%xmm9, %%xmm9\n\t"
+                         "pxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+                         "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\t"
+                         "pxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15" ::
+                             : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                               "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                               "xmm12", "xmm13", "xmm14", "xmm15");
+    }
+    if (__builtin_cpu_supports("avx512f")) {
+        /* the upper 16 vector registers exist only with AVX-512 */
+        __asm__ volatile("vpxord %%zmm16, %%zmm16, %%zmm16\n\tvpxord %%zmm17, "
+                         "%%zmm17, %%zmm17\n\t"
+                         "vpxord %%zmm18, %%zmm18, %%zmm18\n\tvpxord %%zmm19, "
+                         "%%zmm19, %%zmm19\n\t"
+                         "vpxord %%zmm20, %%zmm20, %%zmm20\n\tvpxord %%zmm21, "
+                         "%%zmm21, %%zmm21\n\t"
+                         "vpxord %%zmm22, %%zmm22, %%zmm22\n\tvpxord %%zmm23, "
+                         "%%zmm23, %%zmm23\n\t"
+                         "vpxord %%zmm24, %%zmm24, %%zmm24\n\tvpxord %%zmm25, "
+                         "%%zmm25, %%zmm25\n\t"
+                         "vpxord %%zmm26, %%zmm26, %%zmm26\n\tvpxord %%zmm27, "
+                         "%%zmm27, %%zmm27\n\t"
+                         "vpxord %%zmm28, %%zmm28, %%zmm28\n\tvpxord %%zmm29, "
+                         "%%zmm29, %%zmm29\n\t"
+                         "vpxord %%zmm30, %%zmm30, %%zmm30\n\tvpxord %%zmm31, "
+                         "%%zmm31, %%zmm31\n\t"
+                         "vzeroupper" ::
+                             : "memory");
+    }
+#endif
+}

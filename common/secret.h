@@ -56,4 +56,13 @@ void akv_secret_wipe(void *p, size_t len);
 /* akv_secret_free_str - wipes a NUL-terminated heap string and frees it. */
 void akv_secret_free_str(char *str);
 
+/*
+ * akv_secret_wipe_regs - clears the vector registers (x86-64: xmm/ymm, and
+ * zmm16-31 with AVX-512; elsewhere a no-op): OpenSSL's AES-NI code leaves
+ * round keys there, the dynamic linker's lazy-binding trampoline saves
+ * them to the stack, and a core file holds them (measured). The module's
+ * entry points call it as they return (module/pkcs11.c).
+ */
+void akv_secret_wipe_regs(void);
+
 #endif /* AKV_COMMON_SECRET_H */

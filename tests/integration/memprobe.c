@@ -11,7 +11,8 @@
  *       its libraries'. The key becomes a session AES key (C_CreateObject),
  *       is wrapped by the vault key (C_WrapKey, RSA-OAEP-SHA256: Key Vault
  *       wrapKey) and unwrapped again (C_UnwrapKey: unwrapKey); both objects
- *       are destroyed and the session closed.
+ *       are destroyed and the session closed. Between, the key encrypts
+ *       some data (AES-GCM, local crypto).
  *       pause: then prints "READY close" and waits for a line on stdin, calls
  *       C_Finalize, prints "READY finalize" and waits again.
  *       provider NAME: before any module call, loads OpenSSL provider NAME and
@@ -29,7 +30,10 @@
  *       each of the three byte alignments (so a copy inside a longer encoded
  *       string counts too; padding and the edge characters that depend on
  *       neighbouring bytes are left out). Prints one line per secret and
- *       encoding: "NAME ENCODING COUNT". Exit 0, or 2 on error.
+ *       encoding: "NAME ENCODING COUNT". With MEMPROBE_WHERE set, each match
+ *       is also printed to stderr with its file offset (for finding where
+ *       in the process a copy is: readelf -l CORE maps offsets to
+ *       addresses). Exit 0, or 2 on error.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -180,6 +184,25 @@ static int roundtrip(const char *label, unsigned char *key)
         printf("FAIL: unwrapped value differs (0x%lx)\n", (unsigned long)rv);
         goto out;
     }
+    {
+        /* local crypto with the key too: AES-GCM under the created object
+         * (its key schedule holds the raw key while the operation runs) */
+        CK_BYTE iv[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+        CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, NULL, 0, 128};
+        CK_MECHANISM gm = {CKM_AES_GCM, &gp, sizeof(gp)};
+        CK_BYTE pt[] = "envelope encryption at rest";
+        CK_BYTE enc[128];
+        CK_ULONG ctl = sizeof(enc);
+
+        rv = p11->C_EncryptInit(s, &gm, dek);
+        if (rv == CKR_OK) {
+            rv = p11->C_Encrypt(s, pt, sizeof(pt), enc, &ctl);
+        }
+        if (rv != CKR_OK) {
+            printf("FAIL: AES-GCM encrypt: 0x%lx\n", (unsigned long)rv);
+            goto out;
+        }
+    }
     printf("wrap/unwrap round trip OK\n");
     rc = 0;
 out:
@@ -304,6 +327,9 @@ static size_t count(const unsigned char *hay, size_t hn, const char *needle,
             break;
         }
         c++;
+        if (getenv("MEMPROBE_WHERE") != NULL) {
+            fprintf(stderr, "match at core offset 0x%zx\n", (size_t)(f - hay));
+        }
         p = f + 1;
     }
     return c;

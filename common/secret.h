@@ -3,8 +3,9 @@
  * struct akv_secret: the one container for secret bytes (data keys, access
  * tokens, client secrets, unwrapped values, wrapkey request bodies).
  * Memory is wiped with OPENSSL_cleanse before it is released, on every path,
- * and excluded from core dumps where the kernel allows (MADV_DONTDUMP is
- * best effort and only applied to page-sized buffers).
+ * and lives in pages the module maps itself with MADV_DONTDUMP, so core
+ * dumps do not hold it where the kernel supports the flag (secret.c says
+ * how; docs/SECURITY.md "Secrets in memory").
  */
 #ifndef AKV_COMMON_SECRET_H
 #define AKV_COMMON_SECRET_H
@@ -54,5 +55,14 @@ void akv_secret_wipe(void *p, size_t len);
 
 /* akv_secret_free_str - wipes a NUL-terminated heap string and frees it. */
 void akv_secret_free_str(char *str);
+
+/*
+ * akv_secret_wipe_regs - clears the vector registers (x86-64: xmm/ymm, and
+ * zmm16-31 with AVX-512; elsewhere a no-op): OpenSSL's AES-NI code leaves
+ * round keys there, the dynamic linker's lazy-binding trampoline saves
+ * them to the stack, and a core file holds them (measured). The module's
+ * entry points call it as they return (module/pkcs11.c).
+ */
+void akv_secret_wipe_regs(void);
 
 #endif /* AKV_COMMON_SECRET_H */

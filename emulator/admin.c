@@ -919,6 +919,9 @@ int emu_admin_run(cJSON *argv, char **out)
     if (strcmp(c0, "fault") == 0) {
         return emu_fault_admin(argv, 1, out);
     }
+    if (strcmp(c0, "token") == 0 && c1 && strcmp(c1, "issued") == 0) {
+        return emit(out, emu_token_issued_json());
+    }
     if (strcmp(c0, "stats") == 0) {
         a.first = 1;
         return emit(out, emu_stats_json(has_flag(&a, "--reset")));

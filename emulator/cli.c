@@ -56,6 +56,7 @@ static const char *const help_lines[] = {
     "      or at fault clear)",
     "fault clear | fault list",
     "stats [--reset]",
+    "token issued",
 };
 
 /* Depth to which the leading words of LINE match ARGV (each line word is

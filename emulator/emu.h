@@ -327,6 +327,12 @@ int emu_token_check(const char *authz, struct emu_caller *who, char *msgbuf,
  * emu.token_lifetime s; malloc'ed JWT, *exp_out = expiry (epoch s). */
 char *emu_token_issue(const struct emu_principal *p, const char *aud,
                       long long *exp_out);
+/* emu_token_issued_json - {"tokens":[jwt...],"assertions":[jwt...]}: the
+ * last 16 access tokens issued and client assertions received (oldest
+ * first), for tests that search a client's memory. */
+cJSON *emu_token_issued_json(void);
+/* emu_assertion_seen - remember a client_assertion received (NULL-safe). */
+void emu_assertion_seen(const char *assertion);
 /* emu_token_cache_clear - forget every verified token. */
 void emu_token_cache_clear(void);
 

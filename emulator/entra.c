@@ -256,6 +256,7 @@ static void token(struct emu_req *rq, struct emu_resp *rs, const char *tenant)
     cJSON *j;
 
     pthread_rwlock_rdlock(&emu.lock);
+    emu_assertion_seen(assertion);
     if (!emu_strcaseeq(tenant, emu.tenant_id)) {
         snprintf(msg, sizeof(msg),
                  "Tenant '%.60s' not found. Check to make sure you have the "

@@ -166,6 +166,59 @@ out:
     return rc;
 }
 
+/* ---- issued-token record (token issued, for leak tests) ---- */
+
+/* The last RING_MAX access tokens handed out and client assertions
+ * received, so a test can search a client's memory for the exact secrets
+ * it handled (there is no other way to learn them: the client must never
+ * reveal them). Admin plane only. */
+#define RING_MAX 16
+struct ring {
+    char *v[RING_MAX];
+    unsigned next;
+};
+static struct ring issued, assertions;
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void ring_put(struct ring *r, const char *s)
+{
+    char *dup = s ? strdup(s) : NULL;
+
+    if (!dup) {
+        return;
+    }
+    pthread_mutex_lock(&ring_lock);
+    free(r->v[r->next % RING_MAX]);
+    r->v[r->next % RING_MAX] = dup;
+    r->next++;
+    pthread_mutex_unlock(&ring_lock);
+}
+
+static void ring_json(const struct ring *r, cJSON *arr)
+{
+    unsigned n = r->next < RING_MAX ? r->next : RING_MAX;
+
+    for (unsigned i = r->next - n; i != r->next; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(r->v[i % RING_MAX]));
+    }
+}
+
+void emu_assertion_seen(const char *assertion)
+{
+    ring_put(&assertions, assertion);
+}
+
+cJSON *emu_token_issued_json(void)
+{
+    cJSON *j = cJSON_CreateObject();
+
+    pthread_mutex_lock(&ring_lock);
+    ring_json(&issued, cJSON_AddArrayToObject(j, "tokens"));
+    ring_json(&assertions, cJSON_AddArrayToObject(j, "assertions"));
+    pthread_mutex_unlock(&ring_lock);
+    return j;
+}
+
 char *emu_token_issue(const struct emu_principal *p, const char *aud,
                       long long *exp_out)
 {
@@ -193,6 +246,7 @@ char *emu_token_issue(const struct emu_principal *p, const char *aud,
     cJSON_AddNumberToObject(c, "xms_emu_gen", (double)p->token_gen);
     tok = emu_jwt_sign(emu.signing_key, emu.signing_kid, c);
     cJSON_Delete(c);
+    ring_put(&issued, tok);
     if (exp_out) {
         *exp_out = now + emu.token_lifetime;
     }

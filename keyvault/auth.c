@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/provider.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include "../common/fsperm.h"
 #include "../common/kvid.h"
 #include "../common/log.h"
+#include "../common/ossl.h"
 #include "json.h"
 #include "jwt.h"
 #include "pcache.h"
@@ -61,8 +61,7 @@ struct akv_auth {
     enum akv_http_scheme authority_scheme;
     struct akv_http *http;
     struct akv_retry_policy policy;
-    OSSL_LIB_CTX *libctx; /* private: host openssl.cnf cannot recurse */
-    OSSL_PROVIDER *prov;  /* the default provider loaded into libctx */
+    OSSL_LIB_CTX *libctx; /* akv_ossl_libctx: host openssl.cnf cannot recurse */
 
     /* Federated token file content; touched only by the refreshing thread
      * (refreshing == true serialises refreshes). */
@@ -479,11 +478,8 @@ CK_RV akv_auth_new(const struct akv_cred_config *cred,
         goto out;
     }
     if (a->type == EFF_CERT) {
-        a->libctx = OSSL_LIB_CTX_new();
-        if (a->libctx != NULL) {
-            a->prov = OSSL_PROVIDER_load(a->libctx, "default");
-        }
-        if (a->libctx == NULL || a->prov == NULL) {
+        a->libctx = akv_ossl_libctx();
+        if (a->libctx == NULL) {
             goto out;
         }
     }
@@ -514,10 +510,6 @@ void akv_auth_free(struct akv_auth *a)
     akv_secret_clear(&a->identity_header);
     akv_secret_clear(&a->fed_token);
     akv_secret_clear(&a->header);
-    if (a->prov != NULL) {
-        (void)OSSL_PROVIDER_unload(a->prov);
-    }
-    OSSL_LIB_CTX_free(a->libctx);
     (void)pthread_cond_destroy(&a->cond);
     (void)pthread_mutex_destroy(&a->lock);
     free(a);

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,75 +14,57 @@
 
 #include "../common/kvid.h"
 #include "../common/log.h"
+#include "../common/ossl.h"
 
 #define POOL_SIZE 8
 
+/*
+ * Keep-alive without keeping secrets: each request runs on a fresh easy
+ * handle that is cleaned up when the request ends, so libcurl's request,
+ * header and receive buffers (which held the bearer token, the request body
+ * and the answer) are released - and wiped, through the allocator kv.c
+ * installs with curl_global_init_mem - after every call. The connections
+ * live in a share object (CURL_LOCK_DATA_CONNECT, plus the DNS cache and TLS
+ * sessions) that survives the handle. A share is used by one thread at a
+ * time (taken from and returned to this pool like the easy handles were
+ * before), which is why it needs no lock callbacks and why sharing the
+ * connection cache is safe: libcurl documents that one connection cache
+ * must not be used by concurrent threads.
+ */
 struct akv_http {
     pthread_mutex_t lock;
-    CURL *idle[POOL_SIZE]; /* LOCKED by lock */
-    size_t n_idle;         /* LOCKED by lock */
+    CURLSH *idle[POOL_SIZE]; /* LOCKED by lock */
+    size_t n_idle;           /* LOCKED by lock */
     char *ca_file;
     pid_t pid; /* a forked child must not reuse the parent's connections */
-    /* DNS cache and TLS sessions shared by the pooled handles, so a handle
-     * that opens a new connection resumes a session instead of a full
-     * handshake. Connections themselves are not shared: curl documents
-     * that sharing them between concurrent threads is unsafe. */
-    CURLSH *share;
-    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-    bool share_locks_ok;
     long connect_timeout_ms; /* 0 = only the attempt's timeout applies */
 };
 
-static void share_lock(CURL *c, curl_lock_data data, curl_lock_access acc,
-                       void *userptr)
+static CURLSH *new_share(void)
 {
-    struct akv_http *h = userptr;
-    (void)c;
-    (void)acc;
-    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
-        pthread_mutex_lock(&h->share_locks[data]);
-    }
-}
+    CURLSH *sh = curl_share_init();
 
-static void share_unlock(CURL *c, curl_lock_data data, void *userptr)
-{
-    struct akv_http *h = userptr;
-    (void)c;
-    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
-        pthread_mutex_unlock(&h->share_locks[data]);
-    }
-}
-
-/* Best effort: without a share object every handle still works alone. */
-static void make_share(struct akv_http *h)
-{
-    CURLSH *sh;
-
-    for (int i = 0; i < (int)CURL_LOCK_DATA_LAST; i++) {
-        if (pthread_mutex_init(&h->share_locks[i], NULL) != 0) {
-            while (--i >= 0) {
-                (void)pthread_mutex_destroy(&h->share_locks[i]);
-            }
-            return;
-        }
-    }
-    h->share_locks_ok = true;
-    sh = curl_share_init();
     if (sh == NULL) {
-        return;
+        return NULL;
     }
-    if (curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
-        || curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock)
-               != CURLSHE_OK
-        || curl_share_setopt(sh, CURLSHOPT_USERDATA, h) != CURLSHE_OK
+    if (curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT)
+            != CURLSHE_OK
         || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS)
                != CURLSHE_OK
         || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
                != CURLSHE_OK) {
         (void)curl_share_cleanup(sh);
-        return;
+        return NULL;
     }
-    h->share = sh;
+    return sh;
+}
+
+/* Closes the connections of SH (their TLS state is freed with them). */
+static void free_share(CURLSH *sh)
+{
+    if (sh != NULL) {
+        (void)curl_share_cleanup(sh);
+    }
 }
 
 CK_RV akv_http_new(const char *ca_file, struct akv_http **out)
@@ -104,7 +87,6 @@ CK_RV akv_http_new(const char *ca_file, struct akv_http **out)
         goto out;
     }
     h->pid = getpid();
-    make_share(h);
     if (ca_file != NULL) {
         h->ca_file = strdup(ca_file);
         if (h->ca_file == NULL) {
@@ -134,16 +116,7 @@ void akv_http_free(struct akv_http *h)
     }
     if (h->pid == getpid()) {
         for (size_t i = 0; i < h->n_idle; i++) {
-            curl_easy_cleanup(h->idle[i]);
-        }
-        /* after the handles that use it */
-        if (h->share != NULL) {
-            (void)curl_share_cleanup(h->share);
-        }
-    }
-    if (h->share_locks_ok) {
-        for (int i = 0; i < (int)CURL_LOCK_DATA_LAST; i++) {
-            (void)pthread_mutex_destroy(&h->share_locks[i]);
+            free_share(h->idle[i]);
         }
     }
     (void)pthread_mutex_destroy(&h->lock);
@@ -151,42 +124,39 @@ void akv_http_free(struct akv_http *h)
     free(h);
 }
 
-static CURL *take_handle(struct akv_http *h)
+/* A share (connection cache) for one request; NULL only on allocation
+ * failure. A forked child starts with fresh connections. */
+static CURLSH *take_share(struct akv_http *h)
 {
-    CURL *c = NULL;
+    CURLSH *sh = NULL;
 
     if (h->pid == getpid()) {
         pthread_mutex_lock(&h->lock);
         if (h->n_idle > 0) {
-            c = h->idle[--h->n_idle];
+            sh = h->idle[--h->n_idle];
         }
         pthread_mutex_unlock(&h->lock);
     }
-    if (c == NULL) {
-        c = curl_easy_init();
-    }
-    return c;
+    return sh != NULL ? sh : new_share();
 }
 
-static void give_handle(struct akv_http *h, CURL *c)
+static void give_share(struct akv_http *h, CURLSH *sh)
 {
-    int kept = 0;
+    bool kept = false;
 
-    if (c == NULL) {
+    if (sh == NULL) {
         return;
     }
-    /* curl_easy_reset keeps the connection cache: keep-alive survives */
-    curl_easy_reset(c);
     if (h->pid == getpid()) {
         pthread_mutex_lock(&h->lock);
         if (h->n_idle < POOL_SIZE) {
-            h->idle[h->n_idle++] = c;
-            kept = 1;
+            h->idle[h->n_idle++] = sh;
+            kept = true;
         }
         pthread_mutex_unlock(&h->lock);
     }
     if (!kept) {
-        curl_easy_cleanup(c);
+        free_share(sh);
     }
 }
 
@@ -202,6 +172,12 @@ void akv_http_resp_clear(struct akv_http_resp *resp)
 const char *akv_http_strerror(int curl_code)
 {
     /* The failures a user can fix get a hint naming the setting. */
+    if (curl_code == AKV_HTTP_E_TLS_LOCAL) {
+        return "TLS handshake refused by this process before anything was "
+               "sent (OpenSSL could not make a key share or ClientHello: "
+               "out of memory, or an OpenSSL provider that fails key "
+               "generation; not retried)";
+    }
     switch ((CURLcode)curl_code) {
     case CURLE_PEER_FAILED_VERIFICATION:
         return "TLS certificate not trusted or not for this host "
@@ -251,8 +227,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 
     if (akv_secret_append(&resp->body, ptr, n, AKV_HTTP_BODY_MAX) != 0) {
         resp->too_big = resp->body.len + n > AKV_HTTP_BODY_MAX;
+        akv_secret_wipe(ptr, n);
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
+    /* PTR is libcurl's receive buffer, which it keeps until the handle is
+     * freed: wipe the copy we now own (answers hold tokens and data keys),
+     * also when the host's allocator does not wipe freed blocks */
+    akv_secret_wipe(ptr, n);
     return n;
 }
 
@@ -379,11 +360,49 @@ static void free_headers(struct curl_slist *list)
     curl_slist_free_all(list);
 }
 
+/* Set by tls_info on the thread running curl_easy_perform: our ClientHello
+ * has left, so a handshake failure from here on involves the peer. */
+static _Thread_local bool hello_sent;
+
+static void tls_info(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if ((where & SSL_CB_LOOP) != 0
+        && SSL_get_state(ssl) == TLS_ST_CW_CLNT_HELLO) {
+        hello_sent = true;
+    }
+}
+
+/*
+ * CURLOPT_SSL_CTX_FUNCTION: runs for each new connection's SSL_CTX (created
+ * inside curl_easy_perform, so under the module's private library context).
+ * SSL_OP_CLEANSE_PLAINTEXT: OpenSSL wipes decrypted application data from
+ * its record buffer once handed to libcurl (the vault's answers hold data
+ * keys and tokens); SSL_MODE_RELEASE_BUFFERS: idle connections keep no
+ * record buffers at all.
+ */
+static CURLcode on_ssl_ctx(CURL *c, void *ssl_ctx, void *userptr)
+{
+    SSL_CTX *ctx = ssl_ctx;
+
+    (void)c;
+    (void)userptr;
+    (void)SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+    (void)SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_info_callback(ctx, tls_info);
+    return CURLE_OK;
+}
+
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                        long timeout_ms, struct akv_http_resp *resp)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
     CURL *c = NULL;
+    CURLSH *sh = NULL;
+    OSSL_LIB_CTX *libctx = akv_ossl_libctx();
+    OSSL_LIB_CTX *prev;
+    char tls_why[CURL_ERROR_SIZE] = "";
+    long new_conns = -1;
     struct curl_slist *hdrs = NULL;
     struct curl_slist *tmp;
     char ct[128];
@@ -409,8 +428,14 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     if (rv != CKR_OK) {
         goto out;
     }
+    if (libctx == NULL) {
+        AKV_LOG_ERR("cannot create the private OpenSSL library context");
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
     rv = CKR_HOST_MEMORY;
-    c = take_handle(h);
+    sh = take_share(h);
+    c = sh != NULL ? curl_easy_init() : NULL;
     if (c == NULL) {
         goto out;
     }
@@ -465,9 +490,10 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         /* IMDS and loopback must never go through a proxy */
         bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
     }
-    if (h->share != NULL && h->pid == getpid()) {
-        bad |= curl_easy_setopt(c, CURLOPT_SHARE, h->share) != CURLE_OK;
-    }
+    bad |= curl_easy_setopt(c, CURLOPT_SHARE, sh) != CURLE_OK;
+    bad |=
+        curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, tls_why) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
     /* A black-holed address (SYN never answered) fails after this, not
      * after the whole attempt's timeout; the earlier of the two wins. 0
@@ -498,8 +524,21 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         goto out;
     }
 
+    /* libcurl 7.88 creates each connection's SSL_CTX and does every TLS
+     * read and write inside curl_easy_perform, on this thread: with the
+     * private context as this thread's default, the host's providers,
+     * default_properties and OPENSSL_CONF do not apply to them. */
+    hello_sent = false;
+    prev = OSSL_LIB_CTX_set0_default(libctx);
     cc = curl_easy_perform(c);
+    (void)OSSL_LIB_CTX_set0_default(prev);
     resp->curl_code = (int)cc;
+    if (cc == CURLE_SSL_CONNECT_ERROR && !hello_sent) {
+        /* refused before our ClientHello left: nothing the server did,
+         * and a retry gets the same answer */
+        resp->curl_code = AKV_HTTP_E_TLS_LOCAL;
+    }
+    (void)curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
     resp->elapsed_ms = (long)(now_ms() - t0);
     if (cc == CURLE_OK) {
         (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -510,17 +549,18 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         akv_secret_clear(&resp->body);
         rv = CKR_DEVICE_ERROR;
     }
-    AKV_LOG_DEBUG("HTTP %s %s -> %ld%s%s in %ld ms%s%s", req->method,
-                  req->log_path != NULL ? req->log_path : "?", resp->status,
+    AKV_LOG_DEBUG("HTTP %s %s -> %ld%s%s%s%s in %ld ms (%s connection)%s%s",
+                  req->method, req->log_path, resp->status,
                   cc != CURLE_OK ? " " : "",
-                  cc != CURLE_OK ? curl_easy_strerror(cc) : "",
-                  resp->elapsed_ms, resp->request_id[0] ? " request-id " : "",
-                  resp->request_id);
+                  cc != CURLE_OK ? akv_http_strerror(resp->curl_code) : "",
+                  tls_why[0] != '\0' ? ": " : "", tls_why, resp->elapsed_ms,
+                  new_conns > 0 ? "new" : "reused",
+                  resp->request_id[0] ? " request-id " : "", resp->request_id);
 out:
     free_headers(hdrs);
-    if (c != NULL) {
-        /* drop the request pointers before the handle goes back to the pool */
-        give_handle(h, c);
-    }
+    /* frees (and, with kv.c's allocator, wipes) the handle's buffers; the
+     * connection stays in the share */
+    curl_easy_cleanup(c);
+    give_share(h, sh);
     return rv;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One HTTP exchange over libcurl: a small pool of easy handles (keep-alive
- * reuse; a handle is used by one thread at a time), TLS verification always
+ * One HTTP exchange over libcurl: a fresh easy handle per request over a
+ * small pool of connection-cache shares (keep-alive reuse; a share is used
+ * by one thread at a time), TLS under the module's private OpenSSL library
+ * context (common/ossl.h) with plaintext cleansing, TLS verification always
  * on, optional CA file, https only (plain http only where the caller allows
  * it), no redirects, a per-attempt timeout and a bounded response body held
  * in a secret buffer. Retries live in retry.c.
@@ -21,6 +23,12 @@
 #include "../common/secret.h"
 
 #define AKV_HTTP_BODY_MAX 262144 /* bytes (256 KiB); larger answers fail */
+
+/* akv_http_resp.curl_code when a TLS handshake failed in this process
+ * before the ClientHello was sent (the local OpenSSL refused: memory, or
+ * the module's OpenSSL context is unusable); not a CURLcode, never retried
+ * (retry.c retries only the codes it lists). */
+#define AKV_HTTP_E_TLS_LOCAL 1000
 
 enum akv_http_scheme {
     AKV_HTTP_HTTPS_ONLY = 0, /* https:// only */
@@ -102,11 +110,12 @@ void akv_http_header_line(struct akv_http_resp *resp, const char *line,
 /* akv_http_resp_clear - wipes the body, zeroes RESP. NULL-safe. */
 void akv_http_resp_clear(struct akv_http_resp *resp);
 
-/* akv_http_strerror - text for resp->curl_code (curl_easy_strerror). */
+/* akv_http_strerror - text for resp->curl_code (curl_easy_strerror, with
+ * hints for the failures a user can fix, and AKV_HTTP_E_TLS_LOCAL). */
+const char *akv_http_strerror(int curl_code);
+
 /* akv_http_origin - "scheme://host[:port]" of URL (no path, no query: safe
  * to log) into OUT (OUT_LEN bytes, always NUL-terminated). */
 void akv_http_origin(const char *url, char *out, size_t out_len);
-
-const char *akv_http_strerror(int curl_code);
 
 #endif /* AKV_KEYVAULT_HTTP_H */

@@ -8,11 +8,15 @@
 #include "kv.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/log.h"
+#include "../common/secret.h"
 
 static const char *const alg_names[AKV_KV_ALG_COUNT] = {
     [AKV_KV_ALG_RSA_OAEP] = "RSA-OAEP",
@@ -92,10 +96,89 @@ int akv_kv_alg_parse(const char *name)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+static bool curl_hooks_ok;
+
+/*
+ * libcurl's allocator, installed with curl_global_init_mem: every block
+ * libcurl frees or moves is wiped first (its usable size, as malloc reports
+ * it), so the request buffer (Authorization header, request body), the
+ * receive buffer (tokens, unwrapped keys) and the header buffers leave no
+ * copy in freed heap. Blocks come from the C library's malloc as before.
+ */
+static atomic_ulong curl_allocs;
+
+static void *wipe_malloc(size_t n)
+{
+    curl_allocs++;
+    return malloc(n);
+}
+
+static void wipe_free(void *p)
+{
+    if (p != NULL) {
+        akv_secret_wipe(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+static void *wipe_realloc(void *p, size_t n)
+{
+    size_t old;
+    void *q;
+
+    if (p == NULL) {
+        return wipe_malloc(n);
+    }
+    if (n == 0) {
+        wipe_free(p);
+        return NULL;
+    }
+    /* never let realloc move a block without wiping the old one */
+    old = malloc_usable_size(p);
+    if (n <= old) {
+        return p;
+    }
+    q = malloc(n);
+    if (q == NULL) {
+        return NULL;
+    }
+    memcpy(q, p, old);
+    wipe_free(p);
+    return q;
+}
+
+static char *wipe_strdup(const char *s)
+{
+    return strdup(s);
+}
+
+static void *wipe_calloc(size_t n, size_t size)
+{
+    curl_allocs++;
+    return calloc(n, size);
+}
 
 static void init_curl(void)
 {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    unsigned long before = curl_allocs;
+    char *probe;
+
+    /* If the host program initialised libcurl first, curl keeps its
+     * allocator and this call only counts a reference. */
+    curl_init_rc =
+        curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, wipe_free,
+                             wipe_realloc, wipe_strdup, wipe_calloc);
+    if (curl_init_rc != CURLE_OK) {
+        return;
+    }
+    probe = curl_easy_escape(NULL, "probe", 5);
+    curl_hooks_ok = curl_allocs != before;
+    curl_free(probe);
+    if (!curl_hooks_ok) {
+        AKV_LOG_INFO("libcurl was initialised by the host program before this "
+                     "module: its buffers are freed without wiping (see "
+                     "docs/SECURITY.md, Secrets in memory)");
+    }
 }
 
 CK_RV akv_kv_global_init(void)

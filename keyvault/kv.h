@@ -161,8 +161,11 @@ struct akv_kv {
 CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out);
 
 /*
- * akv_kv_global_init - curl_global_init once per process (idempotent,
- * thread-safe). Returns CKR_OK or CKR_GENERAL_ERROR.
+ * akv_kv_global_init - curl_global_init_mem once per process (idempotent,
+ * thread-safe), with an allocator that wipes every block libcurl frees or
+ * moves; when the host initialised libcurl first its allocator stays (logged
+ * at INFO; docs/SECURITY.md "Secrets in memory"). Returns CKR_OK or
+ * CKR_GENERAL_ERROR.
  */
 CK_RV akv_kv_global_init(void);
 

@@ -12,6 +12,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "../common/log.h"
+#include "../common/secret.h"
 #include "../token/cipher.h"
 #include "../token/object.h"
 #include "../token/session.h"
@@ -25,6 +26,9 @@
 static CK_RV end_call(const char *fn, CK_RV rv)
 {
     akv_slot_end();
+    /* the work is done: no round key may stay in a vector register
+     * (docs/SECURITY.md "Secrets in memory") */
+    akv_secret_wipe_regs();
     if (rv == CKR_GENERAL_ERROR || rv == CKR_DEVICE_ERROR) {
         AKV_LOG_WARN("%s: rv 0x%lx", fn, (unsigned long)rv);
     } else if (rv != CKR_OK) {

@@ -13,56 +13,33 @@
 #include <openssl/rsa.h>
 
 #include "../common/log.h"
+#include "../common/ossl.h"
 
-static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static OSSL_LIB_CTX *libctx;
-static OSSL_PROVIDER *defprov;
 
 CK_RV akv_crypto_init(void)
 {
-    CK_RV rv = CKR_GENERAL_ERROR;
-
-    pthread_mutex_lock(&ctx_lock);
-    if (libctx != NULL) {
-        rv = CKR_OK;
-        goto out;
-    }
-    libctx = OSSL_LIB_CTX_new();
+    /* the module's one private context (common/ossl.h), shared with the
+     * TLS and JWT code; kept for the life of the process */
+    libctx = akv_ossl_libctx();
     if (libctx == NULL) {
-        AKV_LOG_ERR("cannot create the private OpenSSL library context");
-        goto out;
+        AKV_LOG_ERR("cannot create the private OpenSSL library context "
+                    "with the default provider");
+        return CKR_GENERAL_ERROR;
     }
-    defprov = OSSL_PROVIDER_load(libctx, "default");
-    if (defprov == NULL) {
-        AKV_LOG_ERR("cannot load the OpenSSL default provider");
-        OSSL_LIB_CTX_free(libctx);
-        libctx = NULL;
-        goto out;
-    }
-    rv = CKR_OK;
-out:
-    pthread_mutex_unlock(&ctx_lock);
-    return rv;
+    return CKR_OK;
 }
 
 void akv_crypto_fini(void)
 {
-    /* The context is kept for the life of the process (the module is never
-     * unloaded: -z nodelete) and reused by the next C_Initialize. OpenSSL
-     * 3.0 keeps per-thread state (the DRBGs) keyed to the context and
-     * cleans it up when each thread exits: freeing the context here made
-     * any application thread that had called us and outlived C_Finalize
-     * crash on exit (found by tests/integration/abuse.c, group threads).
-     * It holds no key material: values live in akv_secret buffers. */
+    /* Nothing to free: see akv_ossl_libctx. It holds no key material:
+     * values live in akv_secret buffers. */
 }
 
 void akv_crypto_forget(void)
 {
-    /* The parent's context may be mid-use by a thread that no longer
-     * exists in the child; abandon it rather than free it. */
-    pthread_mutex_init(&ctx_lock, NULL);
+    akv_ossl_forget();
     libctx = NULL;
-    defprov = NULL;
 }
 
 OSSL_LIB_CTX *akv_crypto_libctx(void)

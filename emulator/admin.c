@@ -383,7 +383,8 @@ cJSON *emu_vault_json(const struct emu_vault *v)
         cJSON *sku = cJSON_AddObjectToObject(props, "sku");
 
         cJSON_AddStringToObject(sku, "family", "A");
-        cJSON_AddStringToObject(sku, "name", "standard");
+        cJSON_AddStringToObject(sku, "name",
+                                v->premium ? "premium" : "standard");
     }
     cJSON_AddNumberToObject(props, "softDeleteRetentionInDays", 90);
     cJSON_AddStringToObject(props, "tenantId", emu.tenant_id);
@@ -437,8 +438,20 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
     v = emu_find_vault(name);
     if (strcmp(sub, "create") == 0) {
         struct emu_vault **nv;
+        /* az keyvault create --sku: standard (az's default) or premium. */
+        const char *sku = opt(a, "--sku");
+        int premium = emu_strcaseeq(sku, "premium");
 
+        if (sku && !premium && !emu_strcaseeq(sku, "standard")) {
+            return usage_fail(out, "invalid --sku '%s': standard or premium",
+                              sku);
+        }
         if (v) {
+            /* ARM PUT semantics: creating an existing vault updates it. */
+            if (sku && v->premium != premium) {
+                v->premium = premium;
+                emu_store_save_state();
+            }
             return emit(out, emu_vault_json(v));
         }
         if (!emu_valid_name(name, 3, 24)) {
@@ -459,6 +472,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         }
         emu.vaults = nv;
         snprintf(v->name, sizeof(v->name), "%s", name);
+        v->premium = premium;
         if (emu_vault_start(v) != 0) {
             free(v);
             return fail(out, 500, "cannot start a listener for vault %s", name);
@@ -740,6 +754,10 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         }
         if (!kv) {
             return fail(out, 400, "%s", err);
+        }
+        if (!emu_vault_kty_allowed(v, kv->kty, &err)) {
+            emu_keyver_free(kv);
+            return fail(out, 403, "%s", err);
         }
         if (sub[0] == 'r') {
             kv->ops = cur->ops;

@@ -760,8 +760,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
             return fail(out, 403, "%s", err);
         }
         if (sub[0] == 'r') {
-            kv->ops = cur->ops;
-            kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
+            emu_keyver_rotated(kv, cur, k);
         }
         rc = apply_key_opts(a, kv, out);
         if (rc) {
@@ -809,6 +808,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         if (sub[0] == 'r') {
             k->deleted = 0;
             k->deleted_date = k->purge_date = 0;
+            k->pending_until_ms = 0; /* the control plane does not wait */
             emu_store_save_key(v, k);
             return emit(
                 out, emu_keybundle_json(base, k, emu_find_version(k, NULL), 0));
@@ -836,6 +836,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
     }
     if (strcmp(sub, "delete") == 0) {
         k->deleted = 1;
+        k->pending_until_ms = 0; /* the control plane does not wait */
         k->deleted_date = emu_now();
         k->purge_date = k->deleted_date + 90LL * 86400;
         emu_store_save_key(v, k);

@@ -423,6 +423,13 @@ cJSON *emu_rotation_policy_json(const char *base, const struct emu_key *k);
 /* emu_rotation_policy_expiry - the policy's expiryTime in seconds, 0 when
  * POLICY is NULL or has none. */
 long long emu_rotation_policy_expiry(const cJSON *policy);
+/* emu_keyver_rotated - make KV, the version Rotate Key just generated
+ * for K, follow K's current version CUR: key_ops, tags, exportable and
+ * release policy copied, exp = created + the rotation policy's expiryTime
+ * (when K has one). Used by POST /keys/{name}/rotate and the CLI's
+ * `keyvault key rotate`. */
+void emu_keyver_rotated(struct emu_keyver *kv, const struct emu_keyver *cur,
+                        const struct emu_key *k);
 /* emu_release_on_create - attributes.exportable and release_policy of a
  * create or import BODY (KeyCreateParameters / KeyImportParameters) onto
  * KV (kty already set) in vault V at api-version API: 0, or -1 with *err =

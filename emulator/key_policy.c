@@ -253,6 +253,25 @@ long long emu_rotation_policy_expiry(const cJSON *policy)
     return s > 0 ? s : 0;
 }
 
+void emu_keyver_rotated(struct emu_keyver *kv, const struct emu_keyver *cur,
+                        const struct emu_key *k)
+{
+    long long life = emu_rotation_policy_expiry(k->rotation_policy);
+
+    kv->ops = cur->ops;
+    cJSON_Delete(kv->tags);
+    kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
+    kv->exportable = cur->exportable;
+    cJSON_Delete(kv->release_policy);
+    kv->release_policy =
+        cur->release_policy ? cJSON_Duplicate(cur->release_policy, 1) : NULL;
+    /* Rotate Key: the new version gets exp = its creation + the rotation
+     * policy's expiryTime (KeyRotationPolicyAttributes.expiryTime). */
+    if (life) {
+        kv->exp = kv->created + life;
+    }
+}
+
 /* ---- secure key release ---- */
 
 /* KeyReleasePolicy in canonical form (contentType, data, immutable) from a

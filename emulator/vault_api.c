@@ -674,26 +674,14 @@ static void op_create(struct call *c, int mode)
         goto out;
     }
     if (rotate) {
-        struct emu_keyver *cur = k ? emu_find_version(k, NULL) : NULL;
-        long long life =
-            emu_rotation_policy_expiry(k ? k->rotation_policy : NULL);
+        struct emu_keyver *cur = key_live(k) ? emu_find_version(k, NULL) : NULL;
 
         if (!cur) {
             pthread_rwlock_unlock(&emu.lock);
             not_found_key(c->rs, c->rt.name, NULL);
             goto out;
         }
-        kv->ops = cur->ops;
-        kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
-        kv->exportable = cur->exportable;
-        kv->release_policy = cur->release_policy
-                                 ? cJSON_Duplicate(cur->release_policy, 1)
-                                 : NULL;
-        /* Rotate Key: "the new version ... with the expiry time from the
-         * rotation policy" (KeyRotationPolicyAttributes.expiryTime). */
-        if (life) {
-            kv->exp = kv->created + life;
-        }
+        emu_keyver_rotated(kv, cur, k);
     }
     if (!k) {
         struct emu_key **nk =

@@ -148,6 +148,10 @@ describe("key rotation policy (GET/PUT /keys/{name}/rotationpolicy)", () => {
     // the first version is untouched
     const first = await client.getKey("rprot", { version: k.properties.version });
     assert.equal(first.properties.expiresOn, undefined);
+    // `az keyvault key rotate` (the control CLI) is the same operation
+    const r2 = await emu.cli("keyvault", "key", "rotate", "--vault-name", "stdvault", "--name", "rprot");
+    assert.equal(r2.attributes.exp - r2.attributes.created, 90 * 86400);
+    assert.deepEqual(r2.tags, { team: "a" });
 
     const sp = await createSp(emu, "fidelity-norp");
     await emu.cli("keyvault", "set-policy", "--name", "stdvault", "--object-id", sp.objectId,

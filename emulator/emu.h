@@ -387,7 +387,8 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
 /* emu_keyver_new_e - emu_keyver_new with the RSA public exponent PUBEXP
  * (KeyCreateParameters.public_exponent): 0 = 65537; 3 and 65537 are
  * accepted for RSA / RSA-HSM; any other value, or a non-zero PUBEXP for
- * another key type, is NULL with *err (400 BadParameter message). */
+ * another key type, is NULL with *err (400 BadParameter message); so is a
+ * non-empty CRV for a key type other than EC / EC-HSM. */
 struct emu_keyver *emu_keyver_new_e(const char *kty, int bits, const char *crv,
                                     long long pubexp, const char **err);
 /* emu_vault_kty_allowed - vault SKU rule (Key Vault pricing tiers: HSM-

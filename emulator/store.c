@@ -184,6 +184,12 @@ struct emu_keyver *emu_keyver_new_e(const char *kty, int bits, const char *crv,
                "type.";
         goto out;
     }
+    /* KeyCreateParameters.crv names an elliptic curve: on another key
+     * type it is refused rather than ignored (the message is ours). */
+    if (crv && *crv && strcmp(kty, "EC") != 0 && strcmp(kty, "EC-HSM") != 0) {
+        *err = "The specified curve is not supported for the key type.";
+        goto out;
+    }
     if (rsa) {
         if (bits == 0) {
             bits = 2048;

@@ -301,6 +301,12 @@ describe("create options honoured or refused", () => {
     assert.deepEqual([...r.keyOperations], ["verify"]);
     await expectRest(client.createKey("tk2", "RSA", { keyOps: ["fly"] }), 400, "BadParameter");
   });
+
+  it("curve on a non-EC key is refused, not ignored", async () => {
+    await expectRest(client.createKey("rsacrv", "RSA", { curve: "P-256" }), 400, "BadParameter", /curve/);
+    await expectRest(client.getKey("rsacrv"), 404, "KeyNotFound");
+    assert.equal((await client.createKey("eccrv", "EC", { curve: "P-384" })).key.crv, "P-384");
+  });
 });
 
 describe("vault SKU", () => {

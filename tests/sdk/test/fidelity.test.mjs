@@ -209,6 +209,21 @@ describe("secure key release (exportable + release_policy)", () => {
     }
   });
 
+  it("importKey honours exportable + releasePolicy and the same rules; standard vault refuses hardwareProtected", async () => {
+    const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const j = privateKey.export({ format: "jwk" });
+    const jwk = { kty: "RSA" };
+    for (const f of ["n", "e", "d", "p", "q", "dp", "dq", "qi"]) {
+      jwk[f] = Buffer.from(j[f], "base64url");
+    }
+    const imp = await premium.importKey("skrimp", jwk, { hardwareProtected: true, exportable: true, releasePolicy: releasePolicy() });
+    assert.equal(imp.keyType, "RSA-HSM");
+    assert.equal(imp.properties.exportable, true);
+    assert.ok(imp.properties.releasePolicy.encodedPolicy.length > 10);
+    await expectRest(premium.importKey("skrimp2", jwk, { hardwareProtected: true, exportable: true }), 400, "BadParameter", /AKV\.SKR\.1004/);
+    await expectRest(standard.importKey("skrimp3", jwk, { hardwareProtected: true }), 403, "Forbidden", /standard vault/);
+  });
+
   it("releaseKey: no attestation service, so 400 for an exportable key; 404 unknown key", async () => {
     await premium.createRsaKey("skr9", { exportable: true, hsm: true, releasePolicy: releasePolicy() });
     await expectRest(premium.releaseKey("skr9", "eyJhbGciOiJub25lIn0.e30."), 400, "BadParameter", /attestation/);

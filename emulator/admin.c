@@ -383,7 +383,8 @@ cJSON *emu_vault_json(const struct emu_vault *v)
         cJSON *sku = cJSON_AddObjectToObject(props, "sku");
 
         cJSON_AddStringToObject(sku, "family", "A");
-        cJSON_AddStringToObject(sku, "name", "standard");
+        cJSON_AddStringToObject(sku, "name",
+                                v->premium ? "premium" : "standard");
     }
     cJSON_AddNumberToObject(props, "softDeleteRetentionInDays", 90);
     cJSON_AddStringToObject(props, "tenantId", emu.tenant_id);
@@ -437,8 +438,20 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
     v = emu_find_vault(name);
     if (strcmp(sub, "create") == 0) {
         struct emu_vault **nv;
+        /* az keyvault create --sku: standard (az's default) or premium. */
+        const char *sku = opt(a, "--sku");
+        int premium = emu_strcaseeq(sku, "premium");
 
+        if (sku && !premium && !emu_strcaseeq(sku, "standard")) {
+            return usage_fail(out, "invalid --sku '%s': standard or premium",
+                              sku);
+        }
         if (v) {
+            /* ARM PUT semantics: creating an existing vault updates it. */
+            if (sku && v->premium != premium) {
+                v->premium = premium;
+                emu_store_save_state();
+            }
             return emit(out, emu_vault_json(v));
         }
         if (!emu_valid_name(name, 3, 24)) {
@@ -459,6 +472,7 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         }
         emu.vaults = nv;
         snprintf(v->name, sizeof(v->name), "%s", name);
+        v->premium = premium;
         if (emu_vault_start(v) != 0) {
             free(v);
             return fail(out, 500, "cannot start a listener for vault %s", name);
@@ -741,9 +755,12 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         if (!kv) {
             return fail(out, 400, "%s", err);
         }
+        if (!emu_vault_kty_allowed(v, kv->kty, &err)) {
+            emu_keyver_free(kv);
+            return fail(out, 403, "%s", err);
+        }
         if (sub[0] == 'r') {
-            kv->ops = cur->ops;
-            kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
+            emu_keyver_rotated(kv, cur, k);
         }
         rc = apply_key_opts(a, kv, out);
         if (rc) {
@@ -791,6 +808,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
         if (sub[0] == 'r') {
             k->deleted = 0;
             k->deleted_date = k->purge_date = 0;
+            k->pending_until_ms = 0; /* the control plane does not wait */
             emu_store_save_key(v, k);
             return emit(
                 out, emu_keybundle_json(base, k, emu_find_version(k, NULL), 0));
@@ -818,6 +836,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
     }
     if (strcmp(sub, "delete") == 0) {
         k->deleted = 1;
+        k->pending_until_ms = 0; /* the control plane does not wait */
         k->deleted_date = emu_now();
         k->purge_date = k->deleted_date + 90LL * 86400;
         emu_store_save_key(v, k);

@@ -22,13 +22,15 @@ void emu_cli_help(FILE *f, int argc, char **argv);
 static const char *const help_lines[] = {
     "serve --dir DIR [--host 127.0.0.1] [--port P] [--imds-port Q]\n"
     "      [--token-lifetime SECONDS] [--throttle] [--throttle-scale F]\n"
-    "      [--threads N]\n"
+    "      [--threads N] [--delete-delay-ms MS]\n"
     "      (without --port/--imds-port the ports of DIR's previous start are\n"
     "      reused when free; 0 = any free port)",
     "identity create|show|federated-token --name N",
     "identity revoke-tokens --name N | --object-id OID",
     "ad sp create-for-rbac --name N [--create-cert]",
     "keyvault create|show --name V | keyvault list",
+    "keyvault create --name V [--sku standard|premium]  (default standard;\n"
+    "      -HSM keys need premium)",
     "keyvault set-policy --name V (--object-id OID | --spn APPID)\n"
     "      --key-permissions P...",
     "keyvault delete-policy --name V (--object-id OID | --spn APPID)",

@@ -32,6 +32,24 @@ EVP_PKEY *emu_rsa_generate(int bits)
     return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
 }
 
+EVP_PKEY *emu_rsa_generate_e(int bits, unsigned long e)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    EVP_PKEY *k = NULL;
+    BIGNUM *bn = BN_new();
+
+    if (!ctx || !bn || !BN_set_word(bn, e) || EVP_PKEY_keygen_init(ctx) <= 0
+        || EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) <= 0
+        || EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, bn) <= 0
+        || EVP_PKEY_keygen(ctx, &k) <= 0) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    BN_free(bn);
+    EVP_PKEY_CTX_free(ctx);
+    return k;
+}
+
 static EVP_PKEY *ec_generate(void)
 {
     return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");

@@ -116,7 +116,10 @@ struct emu_keyver {
     int enabled;
     long long nbf, exp; /* 0 = unset */
     long long created, updated;
-    cJSON *tags; /* object or NULL */
+    cJSON *tags;           /* object or NULL */
+    int exportable;        /* attributes.exportable (secure key release) */
+    cJSON *release_policy; /* KeyReleasePolicy {contentType, data,
+                              immutable} or NULL */
 };
 
 struct emu_key {
@@ -125,6 +128,13 @@ struct emu_key {
     size_t nvers;
     int deleted;
     long long deleted_date, purge_date;
+    /* KeyRotationPolicy as PUT (lifetimeActions, attributes with
+     * expiryTime, created, updated) or NULL: the service default. */
+    cJSON *rotation_policy;
+    /* serve --delete-delay-ms: until this time (ms since the epoch) a
+     * delete or recover is "in progress" and the key is visible in neither
+     * /keys nor /deletedkeys. Not persisted (a restart completes it). */
+    long long pending_until_ms;
 };
 
 struct emu_throttle;
@@ -138,6 +148,7 @@ struct emu_vault {
     struct emu_key **keys;
     size_t nkeys;
     struct emu_throttle *throttle;
+    int premium; /* SKU: 1 premium (HSM keys allowed), 0 standard */
 };
 
 struct emu_state {
@@ -153,6 +164,7 @@ struct emu_state {
     int throttle_on;
     double throttle_scale;
     int nthreads;
+    int delete_delay_ms; /* serve --delete-delay-ms (0: instant) */
     char *tls_key_pem, *tls_cert_pem;
     EVP_PKEY *signing_key;
     char signing_kid[64];
@@ -234,6 +246,9 @@ cJSON *emu_perms_json(unsigned perms);
 int emu_crypto_ensure_tls(const char *dir);
 /* emu_rsa_generate - new RSA key of BITS (e = 65537); NULL on failure. */
 EVP_PKEY *emu_rsa_generate(int bits);
+/* emu_rsa_generate_e - new RSA key of BITS with public exponent E (odd,
+ * >= 3); NULL on failure. */
+EVP_PKEY *emu_rsa_generate_e(int bits, unsigned long e);
 /* emu_pkey_to_pem / emu_pkey_from_pem - PKCS#8 PEM private key <-> EVP_PKEY
  * (malloc'ed string / new key); NULL on failure. */
 char *emu_pkey_to_pem(EVP_PKEY *k);
@@ -375,12 +390,69 @@ void emu_key_free(struct emu_key *k);
  * *err (400 message). */
 struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
                                   const char **err);
+/* emu_keyver_new_e - emu_keyver_new with the RSA public exponent PUBEXP
+ * (KeyCreateParameters.public_exponent): 0 = 65537; 3 and 65537 are
+ * accepted for RSA / RSA-HSM; any other value, or a non-zero PUBEXP for
+ * another key type, is NULL with *err (400 BadParameter message); so is a
+ * non-empty CRV for a key type other than EC / EC-HSM. */
+struct emu_keyver *emu_keyver_new_e(const char *kty, int bits, const char *crv,
+                                    long long pubexp, const char **err);
+/* emu_vault_kty_allowed - vault SKU rule (Key Vault pricing tiers: HSM-
+ * protected keys need a premium vault). Returns 1 when V may hold KTY,
+ * else 0 with *err = the service's 403 Forbidden message. */
+int emu_vault_kty_allowed(const struct emu_vault *v, const char *kty,
+                          const char **err);
 
 /* emu_keyver_import - new version from an imported key: a JWK (RSA with
  * private members, or oct with k) or, when JWK is NULL, PEM (PKCS#8 / PKCS#1
  * RSA private key). HSM selects RSA-HSM. NULL with *err (400 message). */
 struct emu_keyver *emu_keyver_import(cJSON *jwk, const char *pem, int hsm,
                                      const char **err);
+
+/* ---- key_policy.c (rotation and release policies, keys.json) ---- */
+/* emu_iso_duration - ISO 8601 duration "PnYnMnWnDTnHnMnS" in seconds
+ * (a month = 30 days, a year = 365 days); -1 when S is not one. */
+long long emu_iso_duration(const char *s);
+/* emu_rotation_policy_parse - the KeyRotationPolicy body of PUT
+ * /keys/{name}/rotationpolicy checked (action type Rotate|Notify, one of
+ * each; exactly one trigger, >= P7D and >= 7 days before expiryTime;
+ * Notify only timeBeforeExpiry; timeBeforeExpiry needs expiryTime;
+ * expiryTime >= P28D) and made canonical: {lifetimeActions, attributes:
+ * {expiryTime?, created (kept from PREV), updated}}, with the default
+ * Notify P30D appended when none is given. New object, or NULL with *err
+ * = the 400 BadParameter message. */
+cJSON *emu_rotation_policy_parse(cJSON *body, const cJSON *prev,
+                                 const char **err);
+/* emu_rotation_policy_json - the KeyRotationPolicy answer for K (id =
+ * BASE/keys/{name}/rotationpolicy): its policy, or the service default
+ * (Notify P30D before expiry) when none was set. New object. */
+cJSON *emu_rotation_policy_json(const char *base, const struct emu_key *k);
+/* emu_rotation_policy_expiry - the policy's expiryTime in seconds, 0 when
+ * POLICY is NULL or has none. */
+long long emu_rotation_policy_expiry(const cJSON *policy);
+/* emu_keyver_rotated - make KV, the version Rotate Key just generated
+ * for K, follow K's current version CUR: key_ops, tags, exportable and
+ * release policy copied, exp = created + the rotation policy's expiryTime
+ * (when K has one). Used by POST /keys/{name}/rotate and the CLI's
+ * `keyvault key rotate`. */
+void emu_keyver_rotated(struct emu_keyver *kv, const struct emu_keyver *cur,
+                        const struct emu_key *k);
+/* emu_release_on_create - attributes.exportable and release_policy of a
+ * create or import BODY (KeyCreateParameters / KeyImportParameters) onto
+ * KV (kty already set) in vault V at api-version API: 0, or -1 with *err =
+ * the 400 BadParameter message (AKV.SKR.1001 standard vault or api < 7.3,
+ * 1006 not an -HSM key, 1004 exportable without policy, 1005 policy
+ * without exportable, or a policy whose data is not base64url JSON). */
+int emu_release_on_create(cJSON *body, const struct emu_vault *v,
+                          const char *api, struct emu_keyver *kv,
+                          const char **err);
+/* emu_release_on_update - the same members of a PATCH (KeyUpdateParameters)
+ * BODY against the current version KV: 0 with *policy = the new canonical
+ * release policy (caller owns) or NULL when none is given, or -1 with *err
+ * (AKV.SKR.1003 exportable changed, 1005 policy on a non-exportable key,
+ * 1020 immutable policy, invalid policy). */
+int emu_release_on_update(cJSON *body, const struct emu_keyver *kv,
+                          cJSON **policy, const char **err);
 
 /* ---- vault_api.c (Key Vault keys REST, one listener per vault) ---- */
 /* emu_vault_start - listen for V on 127.0.0.1:V->port (0 = pick one and

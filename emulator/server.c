@@ -202,6 +202,16 @@ int emu_serve_main(int argc, char **argv, const char *dir)
             if (!(emu.throttle_scale > 0)) {
                 return usage();
             }
+        } else if (strcmp(a, "--delete-delay-ms") == 0) {
+            /* How long a delete or recover stays "in progress" (Azure
+             * completes them asynchronously; the SDK pollers rely on it). */
+            char *end;
+            long d = strtol(v, &end, 10);
+
+            if (*v < '0' || *v > '9' || *end || d > 600000) {
+                return usage();
+            }
+            emu.delete_delay_ms = (int)d;
         } else if (strcmp(a, "--threads") == 0) {
             emu.nthreads = atoi(v) < 1 ? 1 : atoi(v);
         } else {

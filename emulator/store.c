@@ -126,6 +126,7 @@ void emu_keyver_free(struct emu_keyver *kv)
     free(kv->x_b64);
     free(kv->y_b64);
     cJSON_Delete(kv->tags);
+    cJSON_Delete(kv->release_policy);
     free(kv);
 }
 
@@ -140,11 +141,32 @@ void emu_key_free(struct emu_key *k)
         emu_keyver_free(k->vers[i]);
     }
     free(k->vers);
+    cJSON_Delete(k->rotation_policy);
     free(k);
+}
+
+int emu_vault_kty_allowed(const struct emu_vault *v, const char *kty,
+                          const char **err)
+{
+    /* Key Vault pricing tiers: HSM-protected keys (RSA-HSM, EC-HSM and,
+     * by the emulator's choice, oct-HSM) need a premium vault; a standard
+     * vault answers 403 Forbidden "Hardware key operation not allowed on
+     * standard vault" (as seen by the Azure SDK for Python, issue 29945). */
+    if (!v->premium && kty && strstr(kty, "-HSM")) {
+        *err = "Hardware key operation not allowed on standard vault.";
+        return 0;
+    }
+    return 1;
 }
 
 struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
                                   const char **err)
+{
+    return emu_keyver_new_e(kty, bits, crv, 0, err);
+}
+
+struct emu_keyver *emu_keyver_new_e(const char *kty, int bits, const char *crv,
+                                    long long pubexp, const char **err)
 {
     struct emu_keyver *kv = calloc(1, sizeof(*kv));
     int rsa = strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0;
@@ -152,6 +174,21 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
     if (!kv) {
         *err = "Internal error.";
         return NULL;
+    }
+    /* KeyCreateParameters.public_exponent: RSA only; the service creates
+     * keys with e = 3 or 65537 (the Azure SDK's "can create a RSA key with
+     * public exponent" test sends 3). Refused, never ignored, otherwise;
+     * the message is ours. */
+    if (pubexp != 0 && (!rsa || (pubexp != 3 && pubexp != 65537))) {
+        *err = "The specified public exponent is not supported for the key "
+               "type.";
+        goto out;
+    }
+    /* KeyCreateParameters.crv names an elliptic curve: on another key
+     * type it is refused rather than ignored (the message is ours). */
+    if (crv && *crv && strcmp(kty, "EC") != 0 && strcmp(kty, "EC-HSM") != 0) {
+        *err = "The specified curve is not supported for the key type.";
+        goto out;
     }
     if (rsa) {
         if (bits == 0) {
@@ -162,7 +199,8 @@ struct emu_keyver *emu_keyver_new(const char *kty, int bits, const char *crv,
                    "type.";
             goto out;
         }
-        kv->pkey = emu_rsa_generate(bits);
+        kv->pkey =
+            pubexp == 3 ? emu_rsa_generate_e(bits, 3) : emu_rsa_generate(bits);
         if (!kv->pkey || emu_rsa_public_b64(kv->pkey, &kv->n_b64, &kv->e_b64)) {
             *err = "Internal error.";
             goto out;
@@ -236,6 +274,10 @@ cJSON *emu_key_to_json(const struct emu_key *k)
     cJSON_AddBoolToObject(root, "deleted", k->deleted);
     cJSON_AddNumberToObject(root, "deletedDate", (double)k->deleted_date);
     cJSON_AddNumberToObject(root, "scheduledPurgeDate", (double)k->purge_date);
+    if (k->rotation_policy) {
+        cJSON_AddItemToObject(root, "rotationPolicy",
+                              cJSON_Duplicate(k->rotation_policy, 1));
+    }
     vers = cJSON_AddArrayToObject(root, "versions");
     for (i = 0; i < k->nvers; i++) {
         const struct emu_keyver *kv = k->vers[i];
@@ -272,6 +314,13 @@ cJSON *emu_key_to_json(const struct emu_key *k)
         cJSON_AddNumberToObject(o, "updated", (double)kv->updated);
         if (kv->tags) {
             cJSON_AddItemToObject(o, "tags", cJSON_Duplicate(kv->tags, 1));
+        }
+        if (kv->exportable) {
+            cJSON_AddBoolToObject(o, "exportable", 1);
+        }
+        if (kv->release_policy) {
+            cJSON_AddItemToObject(o, "releasePolicy",
+                                  cJSON_Duplicate(kv->release_policy, 1));
         }
     }
     return root;
@@ -347,6 +396,10 @@ struct emu_key *emu_key_from_json(cJSON *root)
     k->deleted = cJSON_IsTrue(cJSON_GetObjectItem(root, "deleted"));
     k->deleted_date = emu_json_num(root, "deletedDate", 0);
     k->purge_date = emu_json_num(root, "scheduledPurgeDate", 0);
+    if (cJSON_IsObject(cJSON_GetObjectItem(root, "rotationPolicy"))) {
+        k->rotation_policy =
+            cJSON_Duplicate(cJSON_GetObjectItem(root, "rotationPolicy"), 1);
+    }
     vers = cJSON_GetObjectItem(root, "versions");
     cJSON_ArrayForEach(o, vers)
     {
@@ -404,6 +457,11 @@ struct emu_key *emu_key_from_json(cJSON *root)
         kv->updated = emu_json_num(o, "updated", 0);
         if (cJSON_IsObject(cJSON_GetObjectItem(o, "tags"))) {
             kv->tags = cJSON_Duplicate(cJSON_GetObjectItem(o, "tags"), 1);
+        }
+        kv->exportable = cJSON_IsTrue(cJSON_GetObjectItem(o, "exportable"));
+        if (cJSON_IsObject(cJSON_GetObjectItem(o, "releasePolicy"))) {
+            kv->release_policy =
+                cJSON_Duplicate(cJSON_GetObjectItem(o, "releasePolicy"), 1);
         }
         nv = realloc(k->vers, (k->nvers + 1) * sizeof(*nv));
         if (!nv) {
@@ -512,6 +570,7 @@ int emu_store_save_state(void)
         cJSON_AddItemToArray(arr, o);
         cJSON_AddStringToObject(o, "name", v->name);
         cJSON_AddNumberToObject(o, "port", v->port);
+        cJSON_AddStringToObject(o, "sku", v->premium ? "premium" : "standard");
         pol = cJSON_AddArrayToObject(o, "policies");
         for (j = 0; j < v->npolicies; j++) {
             cJSON *po = cJSON_CreateObject();
@@ -679,6 +738,9 @@ int emu_store_parse_state(const char *text, const char *path)
         snprintf(v->name, sizeof(v->name), "%s",
                  emu_json_str(o, "name") ? emu_json_str(o, "name") : "");
         v->port = (int)emu_json_num(o, "port", 0);
+        /* A state.json written before SKUs existed: its vaults held HSM
+         * keys, i.e. behaved as premium; keep them so. */
+        v->premium = !emu_strcaseeq(emu_json_str(o, "sku"), "standard");
         cJSON_ArrayForEach(po, cJSON_GetObjectItem(o, "policies"))
         {
             struct emu_policy *np;

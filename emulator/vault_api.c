@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -32,7 +33,12 @@ struct route {
     const char *version;
     const char *action; /* wrapkey/unwrapkey/encrypt/decrypt */
     int is_mutation;
+    int special; /* SP_*: operations without a stats/fault op name */
 };
+
+/* Operations counted as "other" in stats (fault rules reach them with
+ * --path): rotation policy get/update, secure key release. */
+enum { SP_NONE, SP_GET_POLICY, SP_SET_POLICY, SP_RELEASE };
 
 struct call {
     struct emu_req *rq;
@@ -63,6 +69,40 @@ static void not_found_key(struct emu_resp *rs, const char *name,
 static void bad_param(struct emu_resp *rs, const char *msg)
 {
     emu_resp_kv_error(rs, 400, "BadParameter", msg, NULL);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A delete or recover still "in progress" (serve --delete-delay-ms): the
+ * key is then in neither /keys nor /deletedkeys, so the SDK pollers
+ * (getDeletedKey after DELETE, getKey after recover) see 404 = not done. */
+static int key_pending(const struct emu_key *k)
+{
+    return k->pending_until_ms > now_ms();
+}
+
+/* K when it is a live key: not deleted, no delete/recover in progress. */
+static int key_live(const struct emu_key *k)
+{
+    return k && !k->deleted && k->nvers && !key_pending(k);
+}
+
+/* K when it is soft-deleted and its deletion has completed. */
+static int key_in_deleted(const struct emu_key *k)
+{
+    return k && k->deleted && k->nvers && !key_pending(k);
+}
+
+static void start_pending(struct emu_key *k)
+{
+    k->pending_until_ms =
+        emu.delete_delay_ms > 0 ? now_ms() + emu.delete_delay_ms : 0;
 }
 
 /* Splits URL into segments (empty ones kept: "/keys/n//wrapkey"). */
@@ -146,6 +186,21 @@ static int route(const char *method, char **s, int n, struct route *rt)
             if (strcmp(s[2], "rotate") == 0 && post) {
                 return set_op(rt, EMU_OPN_ROTATE, EMU_P_ROTATE, 1);
             }
+            /* GET/PUT /keys/{name}/rotationpolicy (getKeyRotationPolicy,
+             * updateKeyRotationPolicy; api 7.3+). */
+            if (strcmp(s[2], "rotationpolicy") == 0 && (get || put)) {
+                rt->special = get ? SP_GET_POLICY : SP_SET_POLICY;
+                return set_op(rt, EMU_OPN_OTHER,
+                              get ? EMU_P_GETROTATIONPOLICY
+                                  : EMU_P_SETROTATIONPOLICY,
+                              put);
+            }
+            /* POST /keys/{name}/release (release, latest version). */
+            if (strcmp(s[2], "release") == 0 && post) {
+                rt->special = SP_RELEASE;
+                rt->version = "";
+                return set_op(rt, EMU_OPN_OTHER, EMU_P_RELEASE, 0);
+            }
             rt->version = s[2];
             if (get) {
                 return set_op(rt, EMU_OPN_GET, EMU_P_GET, 0);
@@ -170,6 +225,10 @@ static int route(const char *method, char **s, int n, struct route *rt)
                 set_op(rt, EMU_OPN_SIGN, EMU_P_SIGN, 0);
             } else if (emu_strcaseeq(s[3], "verify")) {
                 set_op(rt, EMU_OPN_VERIFY, EMU_P_VERIFY, 0);
+            } else if (strcmp(s[3], "release") == 0) {
+                /* POST /keys/{name}/{version}/release */
+                rt->special = SP_RELEASE;
+                set_op(rt, EMU_OPN_OTHER, EMU_P_RELEASE, 0);
             } else {
                 return 404;
             }
@@ -215,7 +274,7 @@ static cJSON *attributes_json(const struct emu_keyver *kv)
     cJSON_AddNumberToObject(a, "updated", (double)kv->updated);
     cJSON_AddStringToObject(a, "recoveryLevel", "Recoverable+Purgeable");
     cJSON_AddNumberToObject(a, "recoverableDays", 90);
-    cJSON_AddBoolToObject(a, "exportable", 0);
+    cJSON_AddBoolToObject(a, "exportable", kv->exportable);
     if (strstr(kv->kty, "HSM")) {
         cJSON_AddStringToObject(a, "hsmPlatform", "2");
     }
@@ -257,6 +316,10 @@ cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
     cJSON_AddItemToObject(root, "attributes", attributes_json(kv));
     if (kv->tags) {
         cJSON_AddItemToObject(root, "tags", cJSON_Duplicate(kv->tags, 1));
+    }
+    if (kv->release_policy) {
+        cJSON_AddItemToObject(root, "release_policy",
+                              cJSON_Duplicate(kv->release_policy, 1));
     }
     return root;
 }
@@ -482,6 +545,7 @@ static void op_create(struct call *c, int mode)
     const char *kty = NULL, *err = NULL;
     char crv[8] = "";
     int bits = 0;
+    long long pubexp = 0;
     struct emu_keyver *kv = NULL;
     struct emu_key *k;
 
@@ -537,12 +601,23 @@ static void op_create(struct call *c, int mode)
             }
             snprintf(crv, sizeof(crv), "%s", x->valuestring);
         }
+        /* KeyCreateParameters.public_exponent (the SDK's createRsaKey
+         * publicExponent): honoured or refused by emu_keyver_new_e. */
+        x = cJSON_GetObjectItemCaseSensitive(body, "public_exponent");
+        if (cJSON_IsNumber(x)) {
+            if (emu_json_ll(x, &pubexp) != 0 || pubexp == 0) {
+                pubexp = -1;
+            }
+        } else if (x && !cJSON_IsNull(x)) {
+            bad_param(c->rs, "Property 'public_exponent' is not valid.");
+            goto out;
+        }
     } else {
         struct emu_keyver *cur;
 
         pthread_rwlock_rdlock(&emu.lock);
         k = emu_find_key(c->v, c->rt.name);
-        cur = k && !k->deleted ? emu_find_version(k, NULL) : NULL;
+        cur = key_live(k) ? emu_find_version(k, NULL) : NULL;
         if (cur) {
             /* Literals only: the key may be purged after the unlock. */
             kty = strcmp(cur->kty, "RSA-HSM") == 0   ? "RSA-HSM"
@@ -561,7 +636,7 @@ static void op_create(struct call *c, int mode)
     }
     /* Key generation outside the lock: RSA-4096 may take a second. */
     if (!kv) {
-        kv = emu_keyver_new(kty, bits, crv, &err);
+        kv = emu_keyver_new_e(kty, bits, crv, pubexp, &err);
     }
     if (!kv) {
         bad_param(c->rs, err);
@@ -577,16 +652,36 @@ static void op_create(struct call *c, int mode)
         conflict_deleted(c->rs, c->rt.name);
         goto out;
     }
+    if (k && key_pending(k)) {
+        /* A recover still in progress (serve --delete-delay-ms). */
+        pthread_rwlock_unlock(&emu.lock);
+        emu_resp_kv_error(c->rs, 409, "Conflict",
+                          "The key is being recovered; retry when the "
+                          "recovery has completed.",
+                          NULL);
+        goto out;
+    }
+    /* Vault SKU (403), then secure key release attributes (400): the
+     * service's order, each refused rather than ignored. */
+    if (!emu_vault_kty_allowed(c->v, kv->kty, &err)) {
+        pthread_rwlock_unlock(&emu.lock);
+        emu_resp_kv_error(c->rs, 403, "Forbidden", err, NULL);
+        goto out;
+    }
+    if (body && emu_release_on_create(body, c->v, c->api, kv, &err) != 0) {
+        pthread_rwlock_unlock(&emu.lock);
+        bad_param(c->rs, err);
+        goto out;
+    }
     if (rotate) {
-        struct emu_keyver *cur = k ? emu_find_version(k, NULL) : NULL;
+        struct emu_keyver *cur = key_live(k) ? emu_find_version(k, NULL) : NULL;
 
         if (!cur) {
             pthread_rwlock_unlock(&emu.lock);
             not_found_key(c->rs, c->rt.name, NULL);
             goto out;
         }
-        kv->ops = cur->ops;
-        kv->tags = cur->tags ? cJSON_Duplicate(cur->tags, 1) : NULL;
+        emu_keyver_rotated(kv, cur, k);
     }
     if (!k) {
         struct emu_key **nk =
@@ -630,7 +725,7 @@ static void op_get(struct call *c)
 
     pthread_rwlock_rdlock(&emu.lock);
     k = emu_find_key(c->v, c->rt.name);
-    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    kv = key_live(k) ? emu_find_version(k, c->rt.version) : NULL;
     if (!kv) {
         not_found_key(c->rs, c->rt.name, c->rt.version);
     } else {
@@ -643,16 +738,17 @@ static void op_get(struct call *c)
 
 static void op_update(struct call *c)
 {
-    cJSON *body = parse_body(c);
+    cJSON *body = parse_body(c), *policy = NULL;
     struct emu_key *k;
     struct emu_keyver *kv, tmp;
+    const char *err = NULL;
 
     if (!body) {
         return;
     }
     pthread_rwlock_wrlock(&emu.lock);
     k = emu_find_key(c->v, c->rt.name);
-    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    kv = key_live(k) ? emu_find_version(k, c->rt.version) : NULL;
     if (!kv) {
         not_found_key(c->rs, c->rt.name, c->rt.version);
         goto out;
@@ -663,6 +759,16 @@ static void op_update(struct call *c)
     if (apply_attrs(c, body, &tmp) != 0) {
         cJSON_Delete(tmp.tags);
         goto out;
+    }
+    /* KeyUpdateParameters.release_policy / attributes.exportable. */
+    if (emu_release_on_update(body, kv, &policy, &err) != 0) {
+        cJSON_Delete(tmp.tags);
+        bad_param(c->rs, err);
+        goto out;
+    }
+    if (policy) {
+        cJSON_Delete(kv->release_policy);
+        kv->release_policy = policy;
     }
     kv->enabled = tmp.enabled;
     kv->nbf = tmp.nbf;
@@ -686,13 +792,14 @@ static void op_delete(struct call *c)
 
     pthread_rwlock_wrlock(&emu.lock);
     k = emu_find_key(c->v, c->rt.name);
-    if (!k || k->deleted || !k->nvers) {
+    if (!key_live(k)) {
         not_found_key(c->rs, c->rt.name, NULL);
         goto out;
     }
     k->deleted = 1;
     k->deleted_date = emu_now();
     k->purge_date = k->deleted_date + 90LL * 86400;
+    start_pending(k);
     emu_store_save_key(c->v, k);
     send_bundle(c, 200, k, emu_find_version(k, NULL), 1);
 out:
@@ -710,7 +817,7 @@ static void op_backup(struct call *c)
 
     pthread_rwlock_rdlock(&emu.lock);
     k = emu_find_key(c->v, c->rt.name);
-    if (!k || k->deleted || !k->nvers) {
+    if (!key_live(k)) {
         pthread_rwlock_unlock(&emu.lock);
         not_found_key(c->rs, c->rt.name, NULL);
         goto out;
@@ -826,7 +933,7 @@ static void op_deleted(struct call *c)
 
     pthread_rwlock_wrlock(&emu.lock);
     k = emu_find_key(c->v, c->rt.name);
-    if (!k || !k->deleted || !k->nvers) {
+    if (!key_in_deleted(k)) {
         deleted_not_found(c->rs, c->rt.name);
         goto out;
     }
@@ -837,6 +944,7 @@ static void op_deleted(struct call *c)
     case EMU_OPN_RECOVER:
         k->deleted = 0;
         k->deleted_date = k->purge_date = 0;
+        start_pending(k);
         emu_store_save_key(c->v, k);
         send_bundle(c, 200, k, emu_find_version(k, NULL), 0);
         break;
@@ -896,21 +1004,23 @@ static void op_list(struct call *c)
     pthread_rwlock_rdlock(&emu.lock);
     if (versions) {
         k = emu_find_key(c->v, c->rt.name);
-        if (!k || k->deleted) {
-            pthread_rwlock_unlock(&emu.lock);
-            cJSON_Delete(root);
-            not_found_key(c->rs, c->rt.name, NULL);
-            return;
+        /* List Key Versions of a key that does not exist (or is deleted):
+         * the service answers 200 with an empty list, not 404 (the Azure
+         * SDK's listPropertiesOfKeyVersions tests expect no items). */
+        if (!key_live(k)) {
+            k = NULL;
         }
     }
-    count = versions ? k->nvers : c->v->nkeys;
+    count = versions ? (k ? k->nvers : 0) : c->v->nkeys;
     for (i = 0; i < count; i++) {
         const struct emu_key *kk = versions ? k : c->v->keys[i];
         const struct emu_keyver *kv =
             versions ? k->vers[i] : emu_find_version(c->v->keys[i], NULL);
         cJSON *o;
 
-        if (!kv || (!versions && kk->deleted != c->rt.deleted_ns)) {
+        if (!kv
+            || (!versions
+                && (kk->deleted != c->rt.deleted_ns || key_pending(kk)))) {
             continue;
         }
         if (idx++ < skip) {
@@ -956,6 +1066,101 @@ static void op_list(struct call *c)
     pthread_rwlock_unlock(&emu.lock);
     emu_resp_json(c->rs, 200, root);
     cJSON_Delete(root);
+}
+
+/* GET /keys/{name}/rotationpolicy (Get Key Rotation Policy) and PUT
+ * (Update Key Rotation Policy): 404 KeyNotFound for a key that does not
+ * exist (the Azure SDK's "throws when attempting to fetch a policy of a
+ * non-existent key"), 400 BadParameter for a policy the service refuses. */
+static void op_rotation_policy(struct call *c)
+{
+    int put = c->rt.special == SP_SET_POLICY;
+    cJSON *body = NULL, *pol = NULL, *res;
+    const char *err = NULL;
+    struct emu_key *k;
+
+    if (put && !(body = parse_body(c))) {
+        return;
+    }
+    if (put) {
+        pthread_rwlock_wrlock(&emu.lock);
+    } else {
+        pthread_rwlock_rdlock(&emu.lock);
+    }
+    k = emu_find_key(c->v, c->rt.name);
+    if (!key_live(k)) {
+        not_found_key(c->rs, c->rt.name, NULL);
+        goto out;
+    }
+    if (put) {
+        pol = emu_rotation_policy_parse(body, k->rotation_policy, &err);
+        if (!pol) {
+            bad_param(c->rs, err);
+            goto out;
+        }
+        cJSON_Delete(k->rotation_policy);
+        k->rotation_policy = pol;
+        emu_store_save_key(c->v, k);
+    }
+    res = emu_rotation_policy_json(c->base, k);
+    emu_resp_json(c->rs, 200, res);
+    cJSON_Delete(res);
+out:
+    pthread_rwlock_unlock(&emu.lock);
+    cJSON_Delete(body);
+}
+
+/* POST /keys/{name}[/{version}]/release (Release, KeyReleaseParameters:
+ * target attestation token, nonce, enc). The emulator has no attestation
+ * service to verify TARGET against the key's release policy, so a valid
+ * request for an exportable key gets the answer of a vault that cannot
+ * verify the attestation: 400 BadParameter (message ours). */
+static void op_release(struct call *c)
+{
+    static const char *const encs[] = {
+        "CKM_RSA_AES_KEY_WRAP", "RSA_AES_KEY_WRAP_256", "RSA_AES_KEY_WRAP_384"};
+    cJSON *body = parse_body(c), *x;
+    struct emu_key *k;
+    struct emu_keyver *kv;
+    size_t i;
+
+    if (!body) {
+        return;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(body, "target");
+    if (!cJSON_IsString(x) || !x->valuestring[0]) {
+        bad_param(c->rs, "Property 'target' is required.");
+        goto out_body;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(body, "enc");
+    if (x && !cJSON_IsNull(x)) {
+        for (i = 0; i < sizeof(encs) / sizeof(encs[0]); i++) {
+            if (cJSON_IsString(x) && strcmp(x->valuestring, encs[i]) == 0) {
+                break;
+            }
+        }
+        if (i == sizeof(encs) / sizeof(encs[0])) {
+            bad_param(c->rs, "Property 'enc' is not a supported key "
+                             "encryption algorithm.");
+            goto out_body;
+        }
+    }
+    pthread_rwlock_rdlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    kv = key_live(k) ? emu_find_version(k, c->rt.version) : NULL;
+    if (!kv) {
+        not_found_key(c->rs, c->rt.name, c->rt.version);
+    } else if (!kv->exportable) {
+        bad_param(c->rs, "The key is not exportable: it has no release "
+                         "policy.");
+    } else {
+        bad_param(c->rs, "Target environment attestation statement cannot "
+                         "be verified: this vault has no attestation "
+                         "service.");
+    }
+    pthread_rwlock_unlock(&emu.lock);
+out_body:
+    cJSON_Delete(body);
 }
 
 static const char *op_display(int op)
@@ -1035,7 +1240,7 @@ static void op_crypt(struct call *c)
     pthread_rwlock_rdlock(&emu.lock);
     locked = 1;
     k = emu_find_key(c->v, c->rt.name);
-    kv = k && !k->deleted ? emu_find_version(k, c->rt.version) : NULL;
+    kv = key_live(k) ? emu_find_version(k, c->rt.version) : NULL;
     if (!kv) {
         not_found_key(c->rs, c->rt.name, c->rt.version);
         goto out;
@@ -1339,7 +1544,14 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
             goto out;
         }
     }
-    switch (c.rt.op) {
+    switch (c.rt.special ? -1 : c.rt.op) {
+    case -1:
+        if (c.rt.special == SP_RELEASE) {
+            op_release(&c);
+        } else {
+            op_rotation_policy(&c);
+        }
+        break;
     case EMU_OPN_GET:
         op_get(&c);
         break;

@@ -18,7 +18,7 @@ eq "$IMDS" "http://127.0.0.1:$IMDS_PORT/metadata/identity/oauth2/token" "imds_en
 ok "ready line and DIR layout"
 
 # --- control plane ---
-cli keyvault create --name vault1 > "$WORK/vault.json"
+cli keyvault create --name vault1 --sku premium > "$WORK/vault.json"
 VURI=$(jq -r .properties.vaultUri "$WORK/vault.json")
 case "$VURI" in https://127.0.0.1:*/) ;; *) fail "vaultUri $VURI" ;; esac
 V=${VURI%/}

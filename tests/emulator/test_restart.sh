@@ -39,6 +39,8 @@ warnings() { grep -c 'warning: .* of the previous start is taken' "$WORK/stderr"
 start_emu
 AUTH1=$AUTH IMDS1=$IMDS PORT1=$PORT IMDS_PORT1=$IMDS_PORT
 V1=$(cli keyvault create --name vaultr | jq -r .properties.vaultUri)
+cli keyvault create --name vaultp --sku premium > /dev/null
+eq "$(cli keyvault show --name vaultr | jq -r .properties.sku.name)" standard "default SKU"
 eq "$(jq .port "$D/server.json")" "$PORT1" "server.json records the main port"
 eq "$(jq .imds_port "$D/server.json")" "$IMDS_PORT1" "server.json records the IMDS port"
 
@@ -60,6 +62,8 @@ start_emu
 eq "$AUTH" "$AUTH1" "authority_host after restart"
 eq "$IMDS" "$IMDS1" "imds_endpoint after restart"
 eq "$(cli keyvault show --name vaultr | jq -r .properties.vaultUri)" "$V1" "vault URI after restart"
+eq "$(cli keyvault show --name vaultp | jq -r .properties.sku.name)" premium "premium SKU after restart"
+eq "$(cli keyvault show --name vaultr | jq -r .properties.sku.name)" standard "standard SKU after restart"
 cli identity create --name mi > /dev/null
 st=$(curl -s -o "$BODY" -w '%{http_code}' -H 'Metadata: true' "$IMDS1?api-version=2018-02-01&resource=https://vault.azure.net")
 eq "$st" 200 "IMDS answers on the old endpoint"

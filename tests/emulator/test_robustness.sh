@@ -6,7 +6,7 @@ EMU=${1:?usage: $0 path/to/akv-emulator}
 . "$(dirname "$0")/lib.sh"
 
 start_emu
-V=$(cli keyvault create --name vault3 | jq -r .properties.vaultUri); V=${V%/}
+V=$(cli keyvault create --name vault3 --sku premium | jq -r .properties.vaultUri); V=${V%/}
 SP=$(cli ad sp create-for-rbac --name fuzz)
 APPID=$(jq -r .appId <<<"$SP")
 cli keyvault set-policy --name vault3 --object-id "$(jq -r .objectId <<<"$SP")" --key-permissions all > /dev/null

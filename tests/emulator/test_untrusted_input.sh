@@ -15,7 +15,7 @@ EMU=${1:?usage: $0 path/to/akv-emulator}
 . "$(dirname "$0")/lib.sh"
 
 start_emu
-V=$(cli keyvault create --name vaultu | jq -r .properties.vaultUri)
+V=$(cli keyvault create --name vaultu --sku premium | jq -r .properties.vaultUri)
 V=${V%/}
 cli ad sp create-for-rbac --name appu > "$WORK/sp.json"
 cli keyvault set-policy --name vaultu --spn "$(jq -r .appId "$WORK/sp.json")" \

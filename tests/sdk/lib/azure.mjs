@@ -11,6 +11,7 @@ export const VAULT_SCOPE = "https://vault.azure.net/.default";
 export const ALL_KEY_PERMS = [
   "get", "list", "create", "update", "import", "delete", "recover", "backup", "restore",
   "purge", "encrypt", "decrypt", "wrapKey", "unwrapKey", "sign", "verify", "rotate",
+  "getrotationpolicy", "setrotationpolicy", "release",
 ];
 
 /** Retry options that keep fault tests short but keep the SDK's strategy. */
@@ -51,9 +52,10 @@ export function managedIdentityCredential(emu, clientId) {
   return new ManagedIdentityCredential({ clientId });
 }
 
-/** Create vault NAME and give OBJECT_ID the key permissions PERMS; returns the vaultUri. */
-export async function createVault(emu, name, grants = []) {
-  const v = await emu.cli("keyvault", "create", "--name", name);
+/** Create vault NAME (SKU standard, az's default, unless sku is given) and
+ * give OBJECT_ID the key permissions PERMS; returns the vaultUri. */
+export async function createVault(emu, name, grants = [], { sku } = {}) {
+  const v = await emu.cli("keyvault", "create", "--name", name, ...(sku ? ["--sku", sku] : []));
   for (const [oid, perms] of grants) {
     await emu.cli("keyvault", "set-policy", "--name", name, "--object-id", oid, "--key-permissions", ...perms);
   }

@@ -49,7 +49,13 @@ export async function startEmulator({ args = [], dir = null, seed = process.env.
     }
   }
   const errFd = openSync(join(dir, "serve.err"), "a");
-  const child = spawn(emulatorPath(), ["serve", "--dir", dir, "--port", "0", "--imds-port", "0", ...args], {
+  // Azure completes a delete or recover asynchronously and the SDK pollers
+  // rely on seeing it "in progress" first: the SDK tests run the emulator
+  // with a realistic delay unless a test sets its own (or
+  // AKV_SDK_DELETE_DELAY_MS, e.g. 0, overrides the default).
+  const delay = process.env.AKV_SDK_DELETE_DELAY_MS ?? "1000";
+  const delayArgs = args.includes("--delete-delay-ms") ? [] : ["--delete-delay-ms", delay];
+  const child = spawn(emulatorPath(), ["serve", "--dir", dir, "--port", "0", "--imds-port", "0", ...delayArgs, ...args], {
     stdio: ["ignore", "pipe", errFd],
   });
   closeSync(errFd);

@@ -22,7 +22,7 @@ before(async () => {
   vaultUrl = await createVault(emu, "keysvault", [
     [admin.objectId, ALL_KEY_PERMS],
     [nolist.objectId, ALL_KEY_PERMS.filter((p) => p !== "list")],
-  ]);
+  ], { sku: "premium" }); // premium: the RSA-HSM test below
   cred = secretCredential(emu, admin);
   client = keyClient(vaultUrl, cred);
 });

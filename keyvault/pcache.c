@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "../common/log.h"
+#include "../common/ossl.h"
 
 #define MAGIC     "AKVPC1\n"
 #define MAGIC_LEN 8 /* incl. the NUL */
@@ -227,7 +228,7 @@ int akv_pcache_store(const char *dir, const char *kind, const char *desc,
 
     if (data == NULL || len == 0 || len > AKV_PCACHE_MAX
         || !entry_path(dir, kind, desc, path, sizeof(path))
-        || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        || RAND_bytes_ex(akv_ossl_libctx(), rnd, sizeof(rnd), 0) != 1) {
         return -1;
     }
     if (!dir_ok(dir) && !make_dir(dir)) {

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "../common/log.h"
+#include "../common/ossl.h"
 
 #define SEAL_LABEL "akv-pkcs11 sealed value"
 
@@ -175,16 +176,19 @@ CK_RV akv_seal_ad(const char *binding, const struct akv_store_record *rec,
 static int gcm(bool enc, const uint8_t *key, const uint8_t *ad, size_t ad_len,
                const uint8_t *in, size_t in_len, uint8_t *out)
 {
+    /* Fetched from the module's private context: the host's providers
+     * and default_properties cannot change or break it (common/ossl.h). */
+    EVP_CIPHER *aes = EVP_CIPHER_fetch(akv_ossl_libctx(), "AES-256-GCM", NULL);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     const uint8_t *nonce = enc ? out : in;
     int n = 0, rc = -1;
 
-    if (ctx == NULL) {
-        return -1;
+    if (ctx == NULL || aes == NULL) {
+        goto out;
     }
     if (enc) {
-        if (RAND_bytes(out, AKV_SEAL_NONCE_LEN) != 1
-            || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) != 1
+        if (RAND_bytes_ex(akv_ossl_libctx(), out, AKV_SEAL_NONCE_LEN, 0) != 1
+            || EVP_EncryptInit_ex2(ctx, aes, key, nonce, NULL) != 1
             || EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1
             || EVP_EncryptUpdate(ctx, out + AKV_SEAL_NONCE_LEN, &n, in,
                                  (int)in_len)
@@ -198,7 +202,7 @@ static int gcm(bool enc, const uint8_t *key, const uint8_t *ad, size_t ad_len,
     } else {
         size_t ct_len = in_len - AKV_SEAL_NONCE_LEN - AKV_SEAL_TAG_LEN;
 
-        if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce) != 1
+        if (EVP_DecryptInit_ex2(ctx, aes, key, nonce, NULL) != 1
             || EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_len) != 1
             || EVP_DecryptUpdate(ctx, out, &n, in + AKV_SEAL_NONCE_LEN,
                                  (int)ct_len)
@@ -213,6 +217,7 @@ static int gcm(bool enc, const uint8_t *key, const uint8_t *ad, size_t ad_len,
     rc = 0;
 out:
     EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(aes);
     return rc;
 }
 
@@ -308,7 +313,8 @@ CK_RV akv_seal_ready(const struct akv_seal_ctx *c,
             rv = CKR_TEMPLATE_INCONSISTENT;
             goto out;
         }
-        if (RAND_priv_bytes(fresh, sizeof(fresh)) != 1) {
+        if (RAND_priv_bytes_ex(akv_ossl_libctx(), fresh, sizeof(fresh), 0)
+            != 1) {
             rv = CKR_GENERAL_ERROR;
             goto out;
         }
@@ -368,12 +374,13 @@ CK_RV akv_seal_seal(const struct akv_seal_ctx *c,
      * the store lock is taken (no lock across the vault call), and a
      * reader only needs it to differ from every older copy. */
     do {
-        if (RAND_bytes((uint8_t *)&rec->generation, sizeof(rec->generation))
+        if (RAND_bytes_ex(akv_ossl_libctx(), (uint8_t *)&rec->generation,
+                          sizeof(rec->generation), 0)
             != 1) {
             return CKR_GENERAL_ERROR;
         }
     } while (rec->generation == 0);
-    if (RAND_priv_bytes(r, sizeof(r)) != 1) {
+    if (RAND_priv_bytes_ex(akv_ossl_libctx(), r, sizeof(r), 0) != 1) {
         return CKR_GENERAL_ERROR;
     }
     rv = wrap_with(c, t, r, sizeof(r), &rec->wrapped, &rec->wrapped_len, kid);

@@ -42,6 +42,7 @@
 
 #include "../common/fsperm.h"
 #include "../common/log.h"
+#include "../common/ossl.h"
 #include "../common/secret.h"
 
 #define STORE_MAGIC     "AKVOBJ1\n"
@@ -342,7 +343,7 @@ static uint64_t get_le64(const uint8_t *p)
  * Returns 0 or -1. */
 static int hkdf(const uint8_t *s, size_t len, const char *info, uint8_t *out)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF *kdf = EVP_KDF_fetch(akv_ossl_libctx(), "HKDF", NULL);
     EVP_KDF_CTX *ctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
     OSSL_PARAM params[4];
     int rc = -1;
@@ -402,15 +403,27 @@ bool akv_store_has_secret(struct akv_store *store)
     return store != NULL && __atomic_load_n(&store->keyed, __ATOMIC_ACQUIRE);
 }
 
+/* SHA-256 of BUF into OUT in the module's private context. 0 or -1. */
+static int sha256(const uint8_t *buf, size_t len, uint8_t out[32])
+{
+    return EVP_Q_digest(akv_ossl_libctx(), "SHA256", NULL, buf, len, out, NULL)
+                   == 1
+               ? 0
+               : -1;
+}
+
 /* HMAC-SHA256 of BUF under key WHICH (0 record, 1 manifest) into MAC.
  * Caller checked akv_store_has_secret. Returns 0 or -1. */
 static int mac(struct akv_store *store, int which, const uint8_t *buf,
                size_t len, uint8_t mac_out[STORE_MAC_LEN])
 {
-    unsigned int out_len = 0;
+    size_t out_len = 0;
 
-    if (HMAC(EVP_sha256(), store->keys.data + 32 * which, 32, buf, len, mac_out,
-             &out_len)
+    /* In the module's private context (common/ossl.h): the host's providers
+     * cannot change or break it. */
+    if (EVP_Q_mac(akv_ossl_libctx(), "HMAC", NULL, "SHA256", NULL,
+                  store->keys.data + 32 * which, 32, buf, len, mac_out,
+                  STORE_MAC_LEN, &out_len)
             == NULL
         || out_len != STORE_MAC_LEN) {
         return -1;
@@ -960,8 +973,8 @@ static const char *man_accepts(const struct manifest *m,
         uint8_t h[32];
         bool ok = (e->flags & MAN_HAS_HASH) != 0;
 
-        SHA256(buf, len, h);
-        ok = ok && CRYPTO_memcmp(h, e->hash, 32) == 0;
+        ok = ok && sha256(buf, len, h) == 0
+             && CRYPTO_memcmp(h, e->hash, 32) == 0;
         return ok ? NULL
                   : "legacy record whose SHA-256 is not the one adopted: "
                     "edited or planted";
@@ -1902,7 +1915,9 @@ static CK_RV adopt_v1_locked(struct akv_store *store, struct manifest *m)
                 rv = CKR_HOST_MEMORY;
             } else {
                 e->flags = MAN_HAS_HASH;
-                SHA256(buf, len, e->hash);
+                if (sha256(buf, len, e->hash) != 0) {
+                    e->flags = 0; /* never matches: the record is refused */
+                }
                 AKV_LOG_INFO("store %s: legacy record %s adopted (trust on "
                              "first use)",
                              store->dir, id);

@@ -12,6 +12,7 @@
 
 #include "../common/kvid.h"
 #include "../common/log.h"
+#include "../common/ossl.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
 #include "rotate.h"
@@ -197,11 +198,15 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
                          tc->vault_url != NULL ? tc->vault_url : "",
                          tc->label != NULL ? tc->label : "");
 
-        SHA256((const unsigned char *)who,
-               n < 0                     ? 0
-               : (size_t)n < sizeof(who) ? (size_t)n
-                                         : sizeof(who) - 1,
-               md);
+        size_t wlen = n < 0                     ? 0
+                      : (size_t)n < sizeof(who) ? (size_t)n
+                                                : sizeof(who) - 1;
+
+        /* the module's private context (common/ossl.h), as all its crypto */
+        if (EVP_Q_digest(akv_ossl_libctx(), "SHA256", NULL, who, wlen, md, NULL)
+            != 1) {
+            memset(md, 0, sizeof(md));
+        }
     }
     for (int i = 0; i < 8; i++) {
         (void)snprintf(t->serial + 2 * i, 3, "%02X", md[i]);

@@ -10,6 +10,9 @@
 #   load-first          OSSL_PROVIDER_load(NULL, "badprov") before "default"
 #   default-properties  OPENSSL_CONF activating badprov and default with
 #                       default_properties = ?provider=badprov
+#   token-objects       the same OPENSSL_CONF (badprov also breaks the host's
+#                       SHA-256, AES-256-GCM, HMAC and HKDF): token objects
+#                       are created, listed and used
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_MEMPROBE:?}" "${AKV_BADPROV_DIR:?}"
 case_=${1:?case}
@@ -55,6 +58,28 @@ default-properties)
     expect_ok "wrap/unwrap with default_properties=?provider=badprov" \
         with_conf "$AKV_MEMPROBE" run "$AKV_MODULE" "$KEY_NAME" \
         "$T_TMP/key.hex" conf
+    ;;
+token-objects)
+    # The object store's crypto (HKDF, HMAC, SHA-256, AES-256-GCM: docs/
+    # STORE.md) must run in the module's context too: with badprov preferred
+    # in the host's context, a token key is created, listed (records
+    # authenticated) and used (sealed value opened) by pkcs11-tool.
+    cfgp() { OPENSSL_CONF="$T_TMP/openssl.cnf" p11 "$@"; }
+    if OPENSSL_CONF="$T_TMP/openssl.cnf" openssl dgst -sha256 /dev/null \
+            >/dev/null 2>&1; then
+        fail "badprov does not break the host's SHA-256 (the test proves nothing)"
+    else
+        pass "badprov breaks the host's own SHA-256"
+    fi
+    expect_ok "token AES key created with badprov preferred by the host" \
+        cfgp --keygen --key-type AES:32 --label tok --id 01 --extractable
+    expect_ok "store listed with badprov preferred by the host" cfgp -O
+    expect_grep "the stored key is listed" "label: *tok" "$T_TMP/last.out"
+    printf 'sixteen byte msg' >"$T_TMP/msg"
+    expect_ok "stored key used with badprov preferred by the host" \
+        cfgp --encrypt -m AES-CBC-PAD --iv 00000000000000000000000000000000 \
+        --id 01 -i "$T_TMP/msg" -o "$T_TMP/ct"
+    expect_eq "ciphertext length" "$(stat -c %s "$T_TMP/ct" 2>/dev/null)" 32
     ;;
 *) echo "unknown case $case_"; exit 2 ;;
 esac

@@ -9,7 +9,14 @@
  * handshake in that context fail at the key share. The module's own TLS
  * must not notice (tests/integration/provider.sh).
  *
- * Follows: OpenSSL 3.0 provider(7), provider-keymgmt(7).
+ * It also offers SHA-256, AES-256-GCM, HMAC and HKDF implementations that
+ * cannot be used (their contexts cannot be made), so a host that prefers
+ * badprov breaks every digest, AEAD, MAC and KDF done in its default
+ * context: the token object store (token/store.c, token/seal.c) must not
+ * notice either.
+ *
+ * Follows: OpenSSL 3.0 provider(7), provider-keymgmt(7), provider-digest(7),
+ * provider-cipher(7), provider-mac(7), provider-kdf(7).
  */
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
@@ -99,12 +106,131 @@ static const OSSL_ALGORITHM keymgmts[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+/* ---- digests, ciphers, MACs, KDFs whose contexts cannot be made ---- */
+
+static void *no_ctx(void *provctx)
+{
+    (void)provctx;
+    return NULL; /* the failure under test */
+}
+
+static void free_ctx(void *ctx)
+{
+    (void)ctx;
+}
+
+static int fail_op(void)
+{
+    return 0;
+}
+
+static int md_get_params(OSSL_PARAM params[])
+{
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_DIGEST_PARAM_SIZE);
+
+    if (p != NULL && !OSSL_PARAM_set_size_t(p, 32)) {
+        return 0;
+    }
+    p = OSSL_PARAM_locate(params, OSSL_DIGEST_PARAM_BLOCK_SIZE);
+    return p == NULL || OSSL_PARAM_set_size_t(p, 64);
+}
+
+static const OSSL_DISPATCH md_functions[] = {
+    {OSSL_FUNC_DIGEST_NEWCTX, (void (*)(void))no_ctx},
+    {OSSL_FUNC_DIGEST_FREECTX, (void (*)(void))free_ctx},
+    {OSSL_FUNC_DIGEST_INIT, (void (*)(void))fail_op},
+    {OSSL_FUNC_DIGEST_UPDATE, (void (*)(void))fail_op},
+    {OSSL_FUNC_DIGEST_FINAL, (void (*)(void))fail_op},
+    {OSSL_FUNC_DIGEST_GET_PARAMS, (void (*)(void))md_get_params},
+    {0, NULL},
+};
+
+static int cipher_get_params(OSSL_PARAM params[])
+{
+    static const struct {
+        const char *name;
+        size_t value;
+    } p[] = {{OSSL_CIPHER_PARAM_KEYLEN, 32},
+             {OSSL_CIPHER_PARAM_IVLEN, 12},
+             {OSSL_CIPHER_PARAM_BLOCK_SIZE, 1}};
+
+    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+        OSSL_PARAM *q = OSSL_PARAM_locate(params, p[i].name);
+        if (q != NULL && !OSSL_PARAM_set_size_t(q, p[i].value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const OSSL_DISPATCH cipher_functions[] = {
+    {OSSL_FUNC_CIPHER_NEWCTX, (void (*)(void))no_ctx},
+    {OSSL_FUNC_CIPHER_FREECTX, (void (*)(void))free_ctx},
+    {OSSL_FUNC_CIPHER_ENCRYPT_INIT, (void (*)(void))fail_op},
+    {OSSL_FUNC_CIPHER_DECRYPT_INIT, (void (*)(void))fail_op},
+    {OSSL_FUNC_CIPHER_UPDATE, (void (*)(void))fail_op},
+    {OSSL_FUNC_CIPHER_FINAL, (void (*)(void))fail_op},
+    {OSSL_FUNC_CIPHER_GET_PARAMS, (void (*)(void))cipher_get_params},
+    {0, NULL},
+};
+
+static const OSSL_DISPATCH mac_functions[] = {
+    {OSSL_FUNC_MAC_NEWCTX, (void (*)(void))no_ctx},
+    {OSSL_FUNC_MAC_FREECTX, (void (*)(void))free_ctx},
+    {OSSL_FUNC_MAC_INIT, (void (*)(void))fail_op},
+    {OSSL_FUNC_MAC_UPDATE, (void (*)(void))fail_op},
+    {OSSL_FUNC_MAC_FINAL, (void (*)(void))fail_op},
+    {0, NULL},
+};
+
+static const OSSL_DISPATCH kdf_functions[] = {
+    {OSSL_FUNC_KDF_NEWCTX, (void (*)(void))no_ctx},
+    {OSSL_FUNC_KDF_FREECTX, (void (*)(void))free_ctx},
+    {OSSL_FUNC_KDF_DERIVE, (void (*)(void))fail_op},
+    {0, NULL},
+};
+
+static const OSSL_ALGORITHM digests[] = {
+    {"SHA2-256:SHA-256:SHA256:2.16.840.1.101.3.4.2.1", "provider=badprov",
+     md_functions, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM ciphers[] = {
+    {"AES-256-GCM:id-aes256-GCM:2.16.840.1.101.3.4.1.46", "provider=badprov",
+     cipher_functions, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM macs[] = {
+    {"HMAC", "provider=badprov", mac_functions, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const OSSL_ALGORITHM kdfs[] = {
+    {"HKDF", "provider=badprov", kdf_functions, NULL},
+    {NULL, NULL, NULL, NULL},
+};
+
 static const OSSL_ALGORITHM *query(void *provctx, int operation_id,
                                    int *no_cache)
 {
     (void)provctx;
     *no_cache = 0;
-    return operation_id == OSSL_OP_KEYMGMT ? keymgmts : NULL;
+    switch (operation_id) {
+    case OSSL_OP_KEYMGMT:
+        return keymgmts;
+    case OSSL_OP_DIGEST:
+        return digests;
+    case OSSL_OP_CIPHER:
+        return ciphers;
+    case OSSL_OP_MAC:
+        return macs;
+    case OSSL_OP_KDF:
+        return kdfs;
+    default:
+        return NULL;
+    }
 }
 
 static void teardown(void *provctx)

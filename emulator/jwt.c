@@ -209,6 +209,7 @@ struct cache_ent {
     char oid[EMU_GUID_LEN + 1];
     char appid[EMU_GUID_LEN + 1];
     long long nbf, exp, gen;
+    int mhsm; /* aud https://managedhsm.azure.net (else vault.azure.net) */
 };
 
 static struct cache_ent cache[CACHE_SLOTS];
@@ -251,7 +252,8 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
         goto out;
     }
     aud = emu_json_str(claims, "aud");
-    if (!aud || strcmp(aud, "https://vault.azure.net") != 0) {
+    ent->mhsm = aud && strcmp(aud, "https://managedhsm.azure.net") == 0;
+    if (!aud || (!ent->mhsm && strcmp(aud, "https://vault.azure.net") != 0)) {
         snprintf(msg, msglen,
                  "AKV10022: Invalid audience. Expected "
                  "https://vault.azure.net, found: %.200s.",
@@ -288,8 +290,8 @@ out:
     return rc;
 }
 
-int emu_token_check(const char *authz, struct emu_caller *who, char *msg,
-                    size_t msglen)
+int emu_token_check(const char *authz, int mhsm, struct emu_caller *who,
+                    char *msg, size_t msglen)
 {
     const char *tok;
     struct cache_ent ent;
@@ -334,6 +336,16 @@ int emu_token_check(const char *authz, struct emu_caller *who, char *msg,
         cache[slot].hash = h;
         cache[slot].tok = strdup(tok);
         pthread_rwlock_unlock(&cache_lock);
+    }
+    /* A token is for vaults or for Managed HSMs, never both (the
+     * audience is the resource, keyvault-protocol.md 1.1). */
+    if (ent.mhsm != (mhsm != 0)) {
+        snprintf(
+            msg, msglen, "AKV10022: Invalid audience. Expected %s, found: %s.",
+            mhsm ? "https://managedhsm.azure.net" : "https://vault.azure.net",
+            ent.mhsm ? "https://managedhsm.azure.net"
+                     : "https://vault.azure.net");
+        return -1;
     }
     if (ent.exp <= now) {
         snprintf(msg, msglen, "AKV10013: Token is expired.");

@@ -512,6 +512,10 @@ int emu_store_save_state(void)
         cJSON_AddItemToArray(arr, o);
         cJSON_AddStringToObject(o, "name", v->name);
         cJSON_AddNumberToObject(o, "port", v->port);
+        if (v->hsm) {
+            cJSON_AddTrueToObject(o, "managedHsm");
+            cJSON_AddItemToObject(o, "roleAssignments", emu_rbac_save(v));
+        }
         pol = cJSON_AddArrayToObject(o, "policies");
         for (j = 0; j < v->npolicies; j++) {
             cJSON *po = cJSON_CreateObject();
@@ -679,6 +683,15 @@ int emu_store_parse_state(const char *text, const char *path)
         snprintf(v->name, sizeof(v->name), "%s",
                  emu_json_str(o, "name") ? emu_json_str(o, "name") : "");
         v->port = (int)emu_json_num(o, "port", 0);
+        v->hsm = cJSON_IsTrue(cJSON_GetObjectItem(o, "managedHsm"));
+        if (v->hsm
+            && emu_rbac_load(v, cJSON_GetObjectItem(o, "roleAssignments"))
+                   != 0) {
+            fprintf(stderr,
+                    "akv-emulator: %s: a role assignment of %s is not "
+                    "valid; it is left out\n",
+                    path, v->name);
+        }
         cJSON_ArrayForEach(po, cJSON_GetObjectItem(o, "policies"))
         {
             struct emu_policy *np;

@@ -299,8 +299,9 @@ static void challenge(struct call *c, const char *msg)
     emu_resp_kv_error(c->rs, 401, "Unauthorized", msg, NULL);
     snprintf(c->rs->www_auth, sizeof(c->rs->www_auth),
              "Bearer authorization=\"https://%s:%d/%s\", "
-             "resource=\"https://vault.azure.net\"",
-             emu.host, emu.port, emu.tenant_id);
+             "resource=\"https://%s.azure.net\"",
+             emu.host, emu.port, emu.tenant_id,
+             c->v->hsm ? "managedhsm" : "vault");
 }
 
 /* 401/403 checks under a shared lock; returns 0 when allowed. */
@@ -312,10 +313,23 @@ static int authorize(struct call *c)
     int rc = -1;
 
     pthread_rwlock_rdlock(&emu.lock);
-    if (emu_token_check(emu_req_header(c->rq, "Authorization"), &c->who, msg,
-                        sizeof(msg))
+    if (emu_token_check(emu_req_header(c->rq, "Authorization"), c->v->hsm,
+                        &c->who, msg, sizeof(msg))
         != 0) {
         challenge(c, msg);
+        goto out;
+    }
+    if (c->v->hsm) {
+        /* Managed HSM: local RBAC (rbac.c), no access policies. */
+        const char *key =
+            c->rt.name && !(c->rt.op == EMU_OPN_RESTORE) ? c->rt.name : NULL;
+
+        if (emu_rbac_check(c->v, &c->who, c->rt.perm, key, msg, sizeof(msg))
+            != 0) {
+            emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "ForbiddenByRbac");
+            goto out;
+        }
+        rc = 0;
         goto out;
     }
     for (i = 0; i < c->v->npolicies; i++) {
@@ -517,6 +531,13 @@ static void op_create(struct call *c, int mode)
             goto out;
         }
         kty = x->valuestring;
+        if (c->v->hsm && strcmp(kty, "RSA-HSM") != 0
+            && strcmp(kty, "EC-HSM") != 0 && strcmp(kty, "oct-HSM") != 0) {
+            /* Managed HSM keeps HSM-protected keys only (mhsm.md). */
+            bad_param(c->rs, "The specified key type is not supported by "
+                             "Managed HSM: use RSA-HSM, EC-HSM or oct-HSM.");
+            goto out;
+        }
         x = cJSON_GetObjectItemCaseSensitive(body, "key_size");
         if (cJSON_IsNumber(x)) {
             long long ks;
@@ -1072,7 +1093,7 @@ static void op_crypt(struct call *c)
                           "KeyOperationForbidden");
         goto out;
     }
-    if (emu.throttle_on) {
+    if (emu.throttle_on && !c->v->hsm) {
         int ra = emu_throttle_take(c->v, op, kv);
 
         if (ra > 0) {

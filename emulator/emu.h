@@ -268,6 +268,26 @@ int emu_rsa_public_b64(EVP_PKEY *k, char **n_b64, char **e_b64);
 int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
                   const unsigned char *in, size_t inlen, unsigned char **out,
                   size_t *outlen, const char **err);
+/* ---- aes.c (Managed HSM AES-GCM / AES-CBC on oct-HSM keys) ---- */
+struct emu_aes_params {
+    unsigned char iv[16]; /* in: CBC iv, GCM decrypt iv; out: GCM iv */
+    size_t iv_len;
+    unsigned char tag[16]; /* in: GCM decrypt tag; out: GCM encrypt tag */
+    size_t tag_len;
+    const unsigned char *aad; /* GCM additional data (may be NULL) */
+    size_t aad_len;
+    int answer_iv, answer_tag; /* out: the answer carries iv / tag */
+};
+/* emu_aes_crypt - Key Vault encrypt (DECRYPT 0) / decrypt (1) with ALG =
+ * A128GCM/A192GCM/A256GCM (12-byte IV chosen by the service on encrypt,
+ * 16-byte tag) or A128CBC.../A256CBCPAD (caller's 16-byte iv) on an oct
+ * key of the alg's size. Returns 1 when ALG is none of these (the caller
+ * tries emu_key_crypt), 0 with a malloc'ed *out of *outlen bytes and P's
+ * outputs set, or -1 with *err = the 400 BadParameter message. */
+int emu_aes_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
+                  const unsigned char *in, size_t inlen,
+                  struct emu_aes_params *p, unsigned char **out, size_t *outlen,
+                  const char **err);
 /* emu_backup_seal / emu_backup_open - Key Vault key backup blobs: AES-256-GCM
  * under a key derived from this emulator's token-signing key (so a blob
  * restores only into the emulator instance, i.e. DIR, that made it, as a

@@ -129,6 +129,21 @@ emulator)
     expect_eq "Crypto User: create oct-HSM 256" "$(call POST "/keys/k2/create?api-version=7.4" '{"kty":"oct-HSM","key_size":256}')" 200
     expect_eq "Crypto User: create RSA-HSM" "$(call POST "/keys/k3/create?api-version=7.4" '{"kty":"RSA-HSM","key_size":2048}')" 200
     expect_eq "Crypto User: create RSA (software) refused: 400" "$(call POST "/keys/k4/create?api-version=7.4" '{"kty":"RSA","key_size":2048}')" 400
+    # AES-GCM: the service picks the 12-byte iv and answers the 16-byte tag
+    P=AAECAwQFBgcICQoLDA0ODxAREhM # 20 bytes
+    E="/keys/hsmkey/$HKEY_VERSION/encrypt?api-version=7.4" D="/keys/hsmkey/$HKEY_VERSION/decrypt?api-version=7.4"
+    expect_eq "encrypt A128GCM: 200" "$(call POST "$E" "{\"alg\":\"A128GCM\",\"value\":\"$P\",\"aad\":\"YWFk\"}")" 200
+    read -r ct iv tag <<<"$(jq -r '[.value,.iv,.tag]|join(" ")' "$T_TMP/b")"
+    expect_eq "GCM answer: 12-byte iv, 16-byte tag, 20-byte ciphertext" "${#iv}/${#tag}/${#ct}" "16/22/27"
+    expect_eq "decrypt A128GCM: the plaintext" "$(call POST "$D" "{\"alg\":\"A128GCM\",\"value\":\"$ct\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"YWFk\"}")/$(jq -r .value "$T_TMP/b")" "200/$P"
+    expect_eq "decrypt A128GCM with other aad: 400" "$(call POST "$D" "{\"alg\":\"A128GCM\",\"value\":\"$ct\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"YWFl\"}")" 400
+    expect_eq "A256GCM on a 128-bit key: 400" "$(call POST "$E" "{\"alg\":\"A256GCM\",\"value\":\"$P\"}")" 400
+    IVC=AAAAAAAAAAAAAAAAAAAAAA
+    expect_eq "encrypt A128CBCPAD: 200" "$(call POST "$E" "{\"alg\":\"A128CBCPAD\",\"value\":\"$P\",\"iv\":\"$IVC\"}")" 200
+    ct=$(jq -r .value "$T_TMP/b")
+    expect_eq "CBCPAD: two blocks" "${#ct}" 43
+    expect_eq "decrypt A128CBCPAD: the plaintext" "$(call POST "$D" "{\"alg\":\"A128CBCPAD\",\"value\":\"$ct\",\"iv\":\"$IVC\"}")/$(jq -r .value "$T_TMP/b")" "200/$P"
+    expect_eq "A128CBC (no padding) of 20 bytes: 400" "$(call POST "$E" "{\"alg\":\"A128CBC\",\"value\":\"$P\",\"iv\":\"$IVC\"}")" 400
     expect_eq "Crypto User: purge is not in the role: 403" "$(call DELETE "/deletedkeys/k2?api-version=7.4")" 403
     expect_eq "role assignments listed" "$(emu_cli keyvault role assignment list --hsm-name "$HSM" --assignee-object-id "$SP_OBJ_ID" | jq -r 'map(.roleName) | sort | join(",")')" \
         "Managed HSM Administrator,Managed HSM Crypto Service Encryption User,Managed HSM Crypto User"

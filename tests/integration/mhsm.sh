@@ -80,8 +80,19 @@ store)
     expect_ok "encrypt with it (another process)" p11 --encrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/plain" -o "$T_TMP/ct"
     f=$(find "$STORE_DIR" -name '*.obj' -print -quit)
     grep -q "$HKEY_VERSION" "$f" && pass "record names the oct-HSM key version" || fail "record lacks the oct-HSM kid version"
+    if [ -n "${AKV_TOOL:-}" ]; then
+        # the tool's probe wraps with the oct-HSM key without knowing its size
+        "$AKV_TOOL" status --json --config "$AKV_PKCS11_CONFIG" >"$T_TMP/s.json" && rc=0 || rc=$?
+        expect_eq "akv-pkcs11-tool status: exit 0" "$rc" 0
+        expect_eq "status: get/wrapKey/unwrapKey probes" "$(jq -r '.tokens[0].keys[0] | "\(.get) \(.wrapKey) \(.unwrapKey)"' "$T_TMP/s.json")" "true true true"
+    fi
     emu_cli keyvault key rotate --hsm-name "$HSM" --name hsmkey >/dev/null
     sleep 1.1
+    if [ -n "${AKV_TOOL:-}" ]; then
+        expect_ok "rotated: akv-pkcs11-tool rewrap to the new oct-HSM version" "$AKV_TOOL" rewrap --config "$AKV_PKCS11_CONFIG"
+        f=$(find "$STORE_DIR" -name '*.obj' -print -quit)
+        grep -q "$HKEY_VERSION" "$f" && fail "rewrapped record still names the old version" || pass "rewrapped record left the old version"
+    fi
     expect_ok "rotated: decrypt with the stored key" p11 --decrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/ct" -o "$T_TMP/back"
     expect_ok "rotated: nothing lost" cmp "$T_TMP/plain" "$T_TMP/back"
     revoke

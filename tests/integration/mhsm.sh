@@ -122,6 +122,10 @@ emulator)
     expect_eq "a vault token: 401" "$(call GET /keys/hsmkey?api-version=7.4)" 401
     expect_grep "AKV10022 audience" "AKV10022" "$T_TMP/b"
     T=$(tok https://managedhsm.azure.net/.default)
+    code=$(curl -s -o "$T_TMP/b" -w '%{http_code}' --cacert "$EMU_CA" -H "Authorization: Bearer $T" \
+        "${VAULT_URL%/}/keys/$KEY_NAME?api-version=7.4")
+    expect_eq "a Managed HSM token at a vault: 401" "$code" 401
+    expect_grep "AKV10022 there too" "AKV10022" "$T_TMP/b"
     expect_eq "Managed HSM token, only an Administrator at /: 403" "$(call GET /keys/hsmkey?api-version=7.4)" 403
     expect_grep "ForbiddenByRbac naming the data action" 'ForbiddenByRbac.*|keys/read/action' "$T_TMP/b"
     grant

@@ -239,8 +239,8 @@ void emu_token_cache_clear(void)
 }
 
 /* Full validation of a token not in the cache; fills ENT on success. */
-static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
-                        size_t msglen)
+static int validate_new(const char *tok, int mhsm, struct cache_ent *ent,
+                        char *msg, size_t msglen)
 {
     cJSON *claims = NULL;
     const char *aud, *iss, *oid, *appid;
@@ -255,8 +255,9 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
     ent->mhsm = aud && strcmp(aud, "https://managedhsm.azure.net") == 0;
     if (!aud || (!ent->mhsm && strcmp(aud, "https://vault.azure.net") != 0)) {
         snprintf(msg, msglen,
-                 "AKV10022: Invalid audience. Expected "
-                 "https://vault.azure.net, found: %.200s.",
+                 "AKV10022: Invalid audience. Expected %s, found: %.200s.",
+                 mhsm ? "https://managedhsm.azure.net"
+                      : "https://vault.azure.net",
                  aud ? aud : "");
         goto out;
     }
@@ -327,7 +328,7 @@ int emu_token_check(const char *authz, int mhsm, struct emu_caller *who,
     }
     pthread_rwlock_unlock(&cache_lock);
     if (!found) {
-        if (validate_new(tok, &ent, msg, msglen) != 0) {
+        if (validate_new(tok, mhsm, &ent, msg, msglen) != 0) {
             return -1;
         }
         pthread_rwlock_wrlock(&cache_lock);

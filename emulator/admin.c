@@ -831,7 +831,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
                             pf ? pf : "");
             }
             kv = emu_keyver_import(NULL, pem,
-                                   emu_strcaseeq(prot, "hsm")
+                                   v->hsm || emu_strcaseeq(prot, "hsm")
                                        || emu_strcaseeq(kty, "RSA-HSM"),
                                    &err);
             OPENSSL_cleanse(pem, strlen(pem));

@@ -514,8 +514,10 @@ static void op_create(struct call *c, int mode)
             bad_param(c->rs, "Property 'key' is required.");
             goto out;
         }
+        /* A Managed HSM keeps every imported key in its HSM. */
         kv = emu_keyver_import(
-            x, NULL, cJSON_IsTrue(cJSON_GetObjectItem(body, "Hsm")), &err);
+            x, NULL,
+            c->v->hsm || cJSON_IsTrue(cJSON_GetObjectItem(body, "Hsm")), &err);
         if (!kv) {
             bad_param(c->rs, err);
             goto out;

@@ -163,7 +163,9 @@ emulator)
     expect_eq "role assignments listed" "$(emu_cli keyvault role assignment list --hsm-name "$HSM" --assignee-object-id "$SP_OBJ_ID" | jq -r 'map(.roleName) | sort | join(",")')" \
         "Managed HSM Administrator,Managed HSM Crypto Service Encryption User,Managed HSM Crypto User"
     expect_fail "set-policy on a Managed HSM is refused" emu_cli keyvault set-policy --name "$HSM" --object-id "$SP_OBJ_ID" --key-permissions get
-    expect_fail "a software key in a Managed HSM is refused" emu_cli keyvault key create --hsm-name "$HSM" --name soft --kty RSA
+    openssl genrsa -out "$T_TMP/imp.pem" 2048 2>/dev/null
+    expect_eq "an imported key lands in the HSM (RSA-HSM)" "$(emu_cli keyvault key import --hsm-name "$HSM" --name imp --pem-file "$T_TMP/imp.pem" | jq -r .key.kty)" RSA-HSM
+        expect_fail "a software key in a Managed HSM is refused" emu_cli keyvault key create --hsm-name "$HSM" --name soft --kty RSA
     expect_fail "an unknown role is refused" emu_cli keyvault role assignment create --hsm-name "$HSM" --role "Key Vault Crypto User" --assignee-object-id "$SP_OBJ_ID"
     expect_fail "a bad scope is refused" emu_cli keyvault role assignment create --hsm-name "$HSM" --role "$ROLE" --assignee-object-id "$SP_OBJ_ID" --scope /secrets
     emu_restart

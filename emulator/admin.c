@@ -85,6 +85,16 @@ static int opt_list(const struct args *a, const char *name, int *cnt)
     return -1;
 }
 
+/* The vault a command names: --vault-name, or --hsm-name for a Managed HSM
+ * (az keyvault key ... --hsm-name). *HSM says which was given. */
+static const char *vault_opt(const struct args *a, int *hsm)
+{
+    const char *h = opt(a, "--hsm-name");
+
+    *hsm = h != NULL;
+    return h ? h : opt(a, "--vault-name");
+}
+
 __attribute__((format(printf, 4, 0))) static int
 vfail(char **out, int status, int usage, const char *fmt, va_list ap)
 {
@@ -343,12 +353,61 @@ static int cmd_sp(const struct args *a, char **out)
     return emit(out, j);
 }
 
+/* `az keyvault show --hsm-name` shape (Microsoft.KeyVault/managedHSMs). */
+static cJSON *emu_mhsm_json(const struct emu_vault *v)
+{
+    cJSON *j = cJSON_CreateObject(), *props, *admins, *sku;
+    char buf[600];
+    size_t i;
+
+    snprintf(buf, sizeof(buf),
+             "/subscriptions/%s/resourceGroups/akv-emulator/providers/"
+             "Microsoft.KeyVault/managedHSMs/%s",
+             emu.subscription_id, v->name);
+    cJSON_AddStringToObject(j, "id", buf);
+    cJSON_AddStringToObject(j, "location", "local");
+    cJSON_AddStringToObject(j, "name", v->name);
+    cJSON_AddStringToObject(j, "resourceGroup", "akv-emulator");
+    sku = cJSON_AddObjectToObject(j, "sku");
+    cJSON_AddStringToObject(sku, "family", "B");
+    cJSON_AddStringToObject(sku, "name", "Standard_B1");
+    cJSON_AddObjectToObject(j, "tags");
+    cJSON_AddStringToObject(j, "type", "Microsoft.KeyVault/managedHSMs");
+    props = cJSON_AddObjectToObject(j, "properties");
+    cJSON_AddBoolToObject(props, "enablePurgeProtection", 0);
+    cJSON_AddBoolToObject(props, "enableSoftDelete", 1);
+    snprintf(buf, sizeof(buf), "https://%s:%d/", emu.host, v->port);
+    cJSON_AddStringToObject(props, "hsmUri", buf);
+    admins = cJSON_AddArrayToObject(props, "initialAdminObjectIds");
+    for (i = 0; i < v->nroles; i++) {
+        if (strcmp(v->roles[i].scope, "/") == 0
+            && emu_role_at((size_t)v->roles[i].role)
+                   == emu_role_find("Managed HSM Administrator")) {
+            cJSON_AddItemToArray(admins,
+                                 cJSON_CreateString(v->roles[i].principal));
+        }
+    }
+    cJSON_AddStringToObject(props, "provisioningState", "Succeeded");
+    cJSON_AddStringToObject(props, "publicNetworkAccess", "Enabled");
+    cJSON_AddStringToObject(props, "securityDomainProperties",
+                            "Activated"); /* no security-domain download */
+    cJSON_AddNumberToObject(props, "softDeleteRetentionInDays", 90);
+    cJSON_AddStringToObject(props, "statusMessage",
+                            "The Managed HSM is provisioned and ready to use.");
+    cJSON_AddStringToObject(props, "tenantId", emu.tenant_id);
+    return j;
+}
+
 cJSON *emu_vault_json(const struct emu_vault *v)
 {
     cJSON *j = cJSON_CreateObject(), *props, *pols;
     char buf[600];
     size_t i;
 
+    if (v->hsm) {
+        cJSON_Delete(j);
+        return emu_mhsm_json(v);
+    }
     snprintf(buf, sizeof(buf),
              "/subscriptions/%s/resourceGroups/akv-emulator/providers/"
              "Microsoft.KeyVault/vaults/%s",
@@ -417,9 +476,33 @@ static const char *policy_oid(const struct args *a, char **out, int *status)
     return NULL;
 }
 
+/* `keyvault create --hsm-name H --administrators OID...`: each becomes a
+ * Managed HSM Administrator at "/" (as az does; that role grants no key
+ * operation). Returns 0, or -1 with *STATUS and *OUT. */
+static int mhsm_admins(const struct args *a, struct emu_vault *v, char **out,
+                       int *status)
+{
+    const struct emu_role *adm = emu_role_find("Managed HSM Administrator");
+    struct emu_role_assignment *ra;
+    int first, cnt, k;
+
+    first = opt_list(a, "--administrators", &cnt);
+    for (k = 0; first >= 0 && k < cnt; k++) {
+        const char *oid = arg_at(a, first + k);
+
+        if (!oid || strlen(oid) > EMU_GUID_LEN
+            || emu_rbac_assign(v, adm, oid, "/", &ra) != 0) {
+            *status = usage_fail(out, "invalid object id: %s", oid ? oid : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_vault(const struct args *a, const char *sub, char **out)
 {
-    const char *name = opt(a, "--name");
+    const char *hname = opt(a, "--hsm-name");
+    const char *name = hname ? hname : opt(a, "--name");
     struct emu_vault *v;
     int status = 400;
     size_t i;
@@ -436,6 +519,9 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         return usage_fail(out, "keyvault %s: --name is required", sub);
     }
     v = emu_find_vault(name);
+    if (v && hname && !v->hsm) {
+        return fail(out, 404, "managed HSM not found: %s (a vault)", name);
+    }
     if (strcmp(sub, "create") == 0) {
         struct emu_vault **nv;
         /* az keyvault create --sku: standard (az's default) or premium. */
@@ -473,7 +559,17 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
         emu.vaults = nv;
         snprintf(v->name, sizeof(v->name), "%s", name);
         v->premium = premium;
+        v->hsm = hname != NULL;
+        /* A Managed HSM holds HSM keys only: never the standard-tier
+         * refusal of -HSM keys. */
+        v->premium = v->premium || v->hsm;
+        if (v->hsm && mhsm_admins(a, v, out, &status) != 0) {
+            free(v->roles);
+            free(v);
+            return status;
+        }
         if (emu_vault_start(v) != 0) {
+            free(v->roles);
             free(v);
             return fail(out, 500, "cannot start a listener for vault %s", name);
         }
@@ -486,6 +582,13 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
     }
     if (strcmp(sub, "show") == 0) {
         return emit(out, emu_vault_json(v));
+    }
+    if ((strcmp(sub, "set-policy") == 0 || strcmp(sub, "delete-policy") == 0)
+        && v->hsm) {
+        return fail(out, 400,
+                    "%s is a managed HSM: it uses local RBAC (keyvault role "
+                    "assignment), not access policies",
+                    name);
     }
     if (strcmp(sub, "set-policy") == 0 || strcmp(sub, "delete-policy") == 0) {
         const char *oid = policy_oid(a, out, &status);
@@ -656,7 +759,8 @@ static cJSON *key_item_json(const char *base, const struct emu_key *k,
 
 static int cmd_key(struct args *a, const char *sub, char **out)
 {
-    const char *vname = opt(a, "--vault-name"), *name = opt(a, "--name");
+    int by_hsm;
+    const char *vname = vault_opt(a, &by_hsm), *name = opt(a, "--name");
     const char *ver = opt(a, "--version");
     char base[128];
     struct emu_vault *v;
@@ -666,12 +770,14 @@ static int cmd_key(struct args *a, const char *sub, char **out)
     int rc;
 
     if (!vname || !*vname) {
-        return usage_fail(out, "keyvault key %s: --vault-name is required",
-                          sub);
+        return usage_fail(
+            out, "keyvault key %s: --vault-name or --hsm-name is required",
+            sub);
     }
     v = emu_find_vault(vname);
-    if (!v) {
-        return fail(out, 404, "vault not found: %s", vname);
+    if (!v || v->hsm != by_hsm) {
+        return fail(out, 404, "%s not found: %s",
+                    by_hsm ? "managed HSM" : "vault", vname);
     }
     snprintf(base, sizeof(base), "https://%s:%d", emu.host, v->port);
     if (strcmp(sub, "list") == 0) {
@@ -723,6 +829,13 @@ static int cmd_key(struct args *a, const char *sub, char **out)
             kty = cur->kty;
             bits = cur->bits;
         }
+        if (v->hsm && sub[0] == 'c'
+            && !(kty
+                 && (strcmp(kty, "RSA-HSM") == 0 || strcmp(kty, "EC-HSM") == 0
+                     || strcmp(kty, "oct-HSM") == 0))) {
+            return usage_fail(out, "a managed HSM keeps RSA-HSM, EC-HSM and "
+                                   "oct-HSM keys only (--kty)");
+        }
         if (sub[0] == 'i') {
             const char *pf = opt(a, "--pem-file");
             const char *prot = opt(a, "--protection");
@@ -735,7 +848,7 @@ static int cmd_key(struct args *a, const char *sub, char **out)
                             pf ? pf : "");
             }
             kv = emu_keyver_import(NULL, pem,
-                                   emu_strcaseeq(prot, "hsm")
+                                   v->hsm || emu_strcaseeq(prot, "hsm")
                                        || emu_strcaseeq(kty, "RSA-HSM"),
                                    &err);
             OPENSSL_cleanse(pem, strlen(pem));
@@ -888,7 +1001,8 @@ static int cmd_key(struct args *a, const char *sub, char **out)
 static struct emu_keyver *pregenerate(const struct args *a, int rotate)
 {
     const char *kty = opt(a, "--kty"), *size = opt(a, "--size");
-    const char *vname = opt(a, "--vault-name"), *name = opt(a, "--name");
+    int by_hsm;
+    const char *vname = vault_opt(a, &by_hsm), *name = opt(a, "--name");
     const char *err = NULL;
     char kbuf[8] = "RSA", cbuf[8] = "";
     int bits = size ? atoi(size) : 0;
@@ -918,6 +1032,115 @@ static struct emu_keyver *pregenerate(const struct args *a, int rotate)
         }
     }
     return emu_keyver_new(kbuf, bits, cbuf, &err);
+}
+
+/* `keyvault role assignment create|delete|list` and `keyvault role
+ * definition list` (az keyvault role ... --hsm-name H): the Managed HSM's
+ * local RBAC. create needs --role (name or id), --assignee-object-id (or
+ * --assignee: a service principal's appId or name) and --scope (default
+ * "/"); delete removes every assignment matching the filters given (at
+ * least one) and prints them; list prints the matching ones. */
+static int cmd_role(const struct args *a, const char *what, const char *sub,
+                    char **out)
+{
+    const char *hname = opt(a, "--hsm-name");
+    const char *rname = opt(a, "--role"), *oid = opt(a, "--assignee-object-id");
+    const char *who = opt(a, "--assignee"), *scope = opt(a, "--scope");
+    const struct emu_role *role = NULL;
+    struct emu_role_assignment *ra;
+    struct emu_vault *v;
+    cJSON *arr;
+    size_t i;
+
+    if (!hname || !*hname) {
+        return usage_fail(out, "keyvault role %s %s: --hsm-name is required",
+                          what, sub);
+    }
+    v = emu_find_vault(hname);
+    if (!v || !v->hsm) {
+        return fail(out, 404, "managed HSM not found: %s", hname);
+    }
+    if (strcmp(what, "definition") == 0 && strcmp(sub, "list") == 0) {
+        arr = cJSON_CreateArray();
+        for (i = 0; emu_role_at(i); i++) {
+            cJSON *d = cJSON_CreateObject();
+            cJSON *perms = emu_perms_json(emu_role_at(i)->perms);
+
+            cJSON_AddStringToObject(d, "name", emu_role_at(i)->id);
+            cJSON_AddStringToObject(d, "roleName", emu_role_at(i)->name);
+            cJSON_AddStringToObject(d, "roleType", "BuiltInRole");
+            cJSON_AddItemToObject(d, "keyPermissions", perms);
+            cJSON_AddItemToArray(arr, d);
+        }
+        return emit(out, arr);
+    }
+    if (strcmp(what, "assignment") != 0) {
+        return usage_fail(out, "unknown keyvault role command: %s", what);
+    }
+    if (who && *who && !(oid && *oid)) {
+        struct emu_principal *p = emu_find_principal_client(who);
+
+        if (!p) {
+            p = emu_find_principal_name(who, 1);
+        }
+        if (!p) {
+            p = emu_find_principal_oid(who);
+        }
+        if (!p) {
+            return fail(out, 404, "principal not found: %s", who);
+        }
+        oid = p->object_id;
+    }
+    if (rname) {
+        role = emu_role_find(rname);
+        if (!role) {
+            return usage_fail(out,
+                              "unknown role: %s (see keyvault role "
+                              "definition list)",
+                              rname);
+        }
+    }
+    if (scope && !emu_rbac_scope_valid(scope)) {
+        return usage_fail(out, "invalid scope: %s (/, /keys or /keys/NAME)",
+                          scope);
+    }
+    if (strcmp(sub, "create") == 0) {
+        if (!role || !oid || !*oid) {
+            return usage_fail(out, "keyvault role assignment create: --role "
+                                   "and --assignee-object-id are required");
+        }
+        if (emu_rbac_assign(v, role, oid, scope ? scope : "/", &ra) != 0) {
+            return usage_fail(out, "invalid object id: %s", oid);
+        }
+        emu_store_save_state();
+        return emit(out, emu_rbac_assignment_json(ra));
+    }
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "delete") != 0) {
+        return usage_fail(out, "unknown keyvault role assignment command: %s",
+                          sub);
+    }
+    if (sub[0] == 'd' && !role && !oid && !scope) {
+        return usage_fail(out, "keyvault role assignment delete: give "
+                               "--role, --assignee-object-id and/or --scope");
+    }
+    arr = cJSON_CreateArray();
+    for (i = 0; i < v->nroles;) {
+        ra = &v->roles[i];
+        if ((!role || emu_role_at((size_t)ra->role) == role)
+            && (!oid || emu_strcaseeq(ra->principal, oid))
+            && (!scope || strcmp(ra->scope, scope) == 0)) {
+            cJSON_AddItemToArray(arr, emu_rbac_assignment_json(ra));
+            if (sub[0] == 'd') {
+                v->roles[i] = v->roles[--v->nroles];
+                continue;
+            }
+        }
+        i++;
+    }
+    if (sub[0] == 'd') {
+        emu_store_save_state();
+    }
+    return emit(out, arr);
 }
 
 int emu_admin_run(cJSON *argv, char **out)
@@ -965,6 +1188,10 @@ int emu_admin_run(cJSON *argv, char **out)
     } else if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "key") == 0 && c2) {
         a.first = 3;
         status = cmd_key(&a, c2, out);
+    } else if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "role") == 0 && c2
+               && arg_at(&a, 3)) {
+        a.first = 4;
+        status = cmd_role(&a, c2, arg_at(&a, 3), out);
     } else if (strcmp(c0, "keyvault") == 0) {
         a.first = 2;
         status = cmd_vault(&a, c1, out);

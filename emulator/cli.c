@@ -31,6 +31,15 @@ static const char *const help_lines[] = {
     "keyvault create|show --name V | keyvault list",
     "keyvault create --name V [--sku standard|premium]  (default standard;\n"
     "      -HSM keys need premium)",
+    "keyvault create|show --hsm-name H [--administrators OID...]\n"
+    "      (a Managed HSM: local RBAC, audience https://managedhsm.azure.net;\n"
+    "      key commands take --hsm-name H instead of --vault-name V)",
+    "keyvault role assignment create --hsm-name H --role ROLE\n"
+    "      (--assignee-object-id OID | --assignee APPID|NAME) [--scope /|/keys|"
+    "/keys/K]",
+    "keyvault role assignment delete|list --hsm-name H [--role ROLE]\n"
+    "      [--assignee-object-id OID | --assignee APPID|NAME] [--scope S]",
+    "keyvault role definition list --hsm-name H",
     "keyvault set-policy --name V (--object-id OID | --spn APPID)\n"
     "      --key-permissions P...",
     "keyvault delete-policy --name V (--object-id OID | --spn APPID)",

@@ -139,9 +139,27 @@ struct emu_key {
 
 struct emu_throttle;
 
+/* Managed HSM local RBAC (rbac.c). */
+struct emu_role {
+    const char *name; /* "Managed HSM Crypto User" */
+    const char *id;   /* role definition GUID */
+    unsigned perms;   /* EMU_P_* key operations its data actions allow */
+};
+struct emu_role_assignment {
+    char name[EMU_GUID_LEN + 1];      /* assignment GUID */
+    char principal[EMU_GUID_LEN + 1]; /* object id */
+    int role;                         /* index in the built-in role table */
+    char scope[EMU_NAME_MAX + 8];     /* "/", "/keys" or "/keys/{name}" */
+};
+
 struct emu_vault {
     char name[32];
     int port;
+    int hsm; /* 1: a Managed HSM (NAME.managedhsm.azure.net): local RBAC
+                (roles) instead of access policies, audience
+                https://managedhsm.azure.net */
+    struct emu_role_assignment *roles;
+    size_t nroles;
     void *daemon; /* struct MHD_Daemon * */
     struct emu_policy *policies;
     size_t npolicies;
@@ -265,6 +283,26 @@ int emu_rsa_public_b64(EVP_PKEY *k, char **n_b64, char **e_b64);
 int emu_key_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
                   const unsigned char *in, size_t inlen, unsigned char **out,
                   size_t *outlen, const char **err);
+/* ---- aes.c (Managed HSM AES-GCM / AES-CBC on oct-HSM keys) ---- */
+struct emu_aes_params {
+    unsigned char iv[16]; /* in: CBC iv, GCM decrypt iv; out: GCM iv */
+    size_t iv_len;
+    unsigned char tag[16]; /* in: GCM decrypt tag; out: GCM encrypt tag */
+    size_t tag_len;
+    const unsigned char *aad; /* GCM additional data (may be NULL) */
+    size_t aad_len;
+    int answer_iv, answer_tag; /* out: the answer carries iv / tag */
+};
+/* emu_aes_crypt - Key Vault encrypt (DECRYPT 0) / decrypt (1) with ALG =
+ * A128GCM/A192GCM/A256GCM (12-byte IV chosen by the service on encrypt,
+ * 16-byte tag) or A128CBC.../A256CBCPAD (caller's 16-byte iv) on an oct
+ * key of the alg's size. Returns 1 when ALG is none of these (the caller
+ * tries emu_key_crypt), 0 with a malloc'ed *out of *outlen bytes and P's
+ * outputs set, or -1 with *err = the 400 BadParameter message. */
+int emu_aes_crypt(const struct emu_keyver *kv, int decrypt, const char *alg,
+                  const unsigned char *in, size_t inlen,
+                  struct emu_aes_params *p, unsigned char **out, size_t *outlen,
+                  const char **err);
 /* emu_backup_seal / emu_backup_open - Key Vault key backup blobs: AES-256-GCM
  * under a key derived from this emulator's token-signing key (so a blob
  * restores only into the emulator instance, i.e. DIR, that made it, as a
@@ -332,12 +370,13 @@ struct emu_caller {
 };
 /* emu_token_check - validate an "Authorization: Bearer <jwt>" value as Key
  * Vault does: signature by the emulator key, aud exactly
- * https://vault.azure.net (AKV10022), iss https://sts.windows.net/{tid}/
+ * https://vault.azure.net, or https://managedhsm.azure.net when MHSM
+ * (AKV10022), iss https://sts.windows.net/{tid}/
  * (AKV10032), exp/nbf (AKV10013), not revoked (AKV10014). Verified tokens
  * are cached by hash. Caller holds emu.lock shared. Returns 0 and fills
  * WHO, or -1 with the 401 message in MSGBUF. */
-int emu_token_check(const char *authz, struct emu_caller *who, char *msgbuf,
-                    size_t msglen);
+int emu_token_check(const char *authz, int mhsm, struct emu_caller *who,
+                    char *msgbuf, size_t msglen);
 /* emu_token_issue - access token for P with audience AUD, lifetime
  * emu.token_lifetime s; malloc'ed JWT, *exp_out = expiry (epoch s). */
 char *emu_token_issue(const struct emu_principal *p, const char *aud,
@@ -463,6 +502,33 @@ void emu_vault_stop(struct emu_vault *v);
  * kid = BASE/keys/{name}/{version}; new cJSON object. */
 cJSON *emu_keybundle_json(const char *base, const struct emu_key *k,
                           const struct emu_keyver *kv, int deleted);
+
+/* ---- rbac.c (Managed HSM local RBAC; callers hold emu.lock) ---- */
+/* emu_role_find - built-in role by name ("Managed HSM Crypto User",
+ * case-insensitive), GUID or role definition id
+ * (Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/
+ * GUID); NULL when none. emu_role_at - the I-th role, NULL past the end. */
+const struct emu_role *emu_role_find(const char *name_or_id);
+const struct emu_role *emu_role_at(size_t i);
+/* emu_rbac_scope_valid - 1 for "/", "/keys" or "/keys/{valid key name}". */
+int emu_rbac_scope_valid(const char *scope);
+/* emu_rbac_check - 0 when an assignment of WHO on Managed HSM V at a scope
+ * covering KEY (NULL: the key collection) grants PERM (one EMU_P_* bit);
+ * else -1 with the 403 message (Forbidden / ForbiddenByRbac) in MSG. */
+int emu_rbac_check(const struct emu_vault *v, const struct emu_caller *who,
+                   unsigned perm, const char *key, char *msg, size_t msglen);
+/* emu_rbac_assign - add (or find the identical) assignment of ROLE to
+ * object id OID at SCOPE (valid) on V; 0 with *OUT (owned by V), -1 on
+ * a too long OID or out of memory. */
+int emu_rbac_assign(struct emu_vault *v, const struct emu_role *role,
+                    const char *oid, const char *scope,
+                    struct emu_role_assignment **out);
+/* emu_rbac_assignment_json - `az keyvault role assignment` shape. */
+cJSON *emu_rbac_assignment_json(const struct emu_role_assignment *ra);
+/* emu_rbac_save / _load - V's assignments as stored in state.json
+ * (name, roleId, principalId, scope); load returns -1 on a bad entry. */
+cJSON *emu_rbac_save(const struct emu_vault *v);
+int emu_rbac_load(struct emu_vault *v, cJSON *arr);
 
 /* ---- admin.c (control plane) ---- */
 /* emu_vault_json - `az keyvault show` shape of V. */

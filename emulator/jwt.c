@@ -263,6 +263,7 @@ struct cache_ent {
     char oid[EMU_GUID_LEN + 1];
     char appid[EMU_GUID_LEN + 1];
     long long nbf, exp, gen;
+    int mhsm; /* aud https://managedhsm.azure.net (else vault.azure.net) */
 };
 
 static struct cache_ent cache[CACHE_SLOTS];
@@ -292,8 +293,8 @@ void emu_token_cache_clear(void)
 }
 
 /* Full validation of a token not in the cache; fills ENT on success. */
-static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
-                        size_t msglen)
+static int validate_new(const char *tok, int mhsm, struct cache_ent *ent,
+                        char *msg, size_t msglen)
 {
     cJSON *claims = NULL;
     const char *aud, *iss, *oid, *appid;
@@ -305,10 +306,12 @@ static int validate_new(const char *tok, struct cache_ent *ent, char *msg,
         goto out;
     }
     aud = emu_json_str(claims, "aud");
-    if (!aud || strcmp(aud, "https://vault.azure.net") != 0) {
+    ent->mhsm = aud && strcmp(aud, "https://managedhsm.azure.net") == 0;
+    if (!aud || (!ent->mhsm && strcmp(aud, "https://vault.azure.net") != 0)) {
         snprintf(msg, msglen,
-                 "AKV10022: Invalid audience. Expected "
-                 "https://vault.azure.net, found: %.200s.",
+                 "AKV10022: Invalid audience. Expected %s, found: %.200s.",
+                 mhsm ? "https://managedhsm.azure.net"
+                      : "https://vault.azure.net",
                  aud ? aud : "");
         goto out;
     }
@@ -342,8 +345,8 @@ out:
     return rc;
 }
 
-int emu_token_check(const char *authz, struct emu_caller *who, char *msg,
-                    size_t msglen)
+int emu_token_check(const char *authz, int mhsm, struct emu_caller *who,
+                    char *msg, size_t msglen)
 {
     const char *tok;
     struct cache_ent ent;
@@ -379,7 +382,7 @@ int emu_token_check(const char *authz, struct emu_caller *who, char *msg,
     }
     pthread_rwlock_unlock(&cache_lock);
     if (!found) {
-        if (validate_new(tok, &ent, msg, msglen) != 0) {
+        if (validate_new(tok, mhsm, &ent, msg, msglen) != 0) {
             return -1;
         }
         pthread_rwlock_wrlock(&cache_lock);
@@ -388,6 +391,16 @@ int emu_token_check(const char *authz, struct emu_caller *who, char *msg,
         cache[slot].hash = h;
         cache[slot].tok = strdup(tok);
         pthread_rwlock_unlock(&cache_lock);
+    }
+    /* A token is for vaults or for Managed HSMs, never both (the
+     * audience is the resource, keyvault-protocol.md 1.1). */
+    if (ent.mhsm != (mhsm != 0)) {
+        snprintf(
+            msg, msglen, "AKV10022: Invalid audience. Expected %s, found: %s.",
+            mhsm ? "https://managedhsm.azure.net" : "https://vault.azure.net",
+            ent.mhsm ? "https://managedhsm.azure.net"
+                     : "https://vault.azure.net");
+        return -1;
     }
     if (ent.exp <= now) {
         snprintf(msg, msglen, "AKV10013: Token is expired.");

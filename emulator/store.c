@@ -571,6 +571,11 @@ int emu_store_save_state(void)
         cJSON_AddStringToObject(o, "name", v->name);
         cJSON_AddNumberToObject(o, "port", v->port);
         cJSON_AddStringToObject(o, "sku", v->premium ? "premium" : "standard");
+
+        if (v->hsm) {
+            cJSON_AddTrueToObject(o, "managedHsm");
+            cJSON_AddItemToObject(o, "roleAssignments", emu_rbac_save(v));
+        }
         pol = cJSON_AddArrayToObject(o, "policies");
         for (j = 0; j < v->npolicies; j++) {
             cJSON *po = cJSON_CreateObject();
@@ -741,6 +746,16 @@ int emu_store_parse_state(const char *text, const char *path)
         /* A state.json written before SKUs existed: its vaults held HSM
          * keys, i.e. behaved as premium; keep them so. */
         v->premium = !emu_strcaseeq(emu_json_str(o, "sku"), "standard");
+
+        v->hsm = cJSON_IsTrue(cJSON_GetObjectItem(o, "managedHsm"));
+        if (v->hsm
+            && emu_rbac_load(v, cJSON_GetObjectItem(o, "roleAssignments"))
+                   != 0) {
+            fprintf(stderr,
+                    "akv-emulator: %s: a role assignment of %s is not "
+                    "valid; it is left out\n",
+                    path, v->name);
+        }
         cJSON_ArrayForEach(po, cJSON_GetObjectItem(o, "policies"))
         {
             struct emu_policy *np;

@@ -362,8 +362,9 @@ static void challenge(struct call *c, const char *msg)
     emu_resp_kv_error(c->rs, 401, "Unauthorized", msg, NULL);
     snprintf(c->rs->www_auth, sizeof(c->rs->www_auth),
              "Bearer authorization=\"https://%s:%d/%s\", "
-             "resource=\"https://vault.azure.net\"",
-             emu.host, emu.port, emu.tenant_id);
+             "resource=\"https://%s.azure.net\"",
+             emu.host, emu.port, emu.tenant_id,
+             c->v->hsm ? "managedhsm" : "vault");
 }
 
 /* 401/403 checks under a shared lock; returns 0 when allowed. */
@@ -375,10 +376,23 @@ static int authorize(struct call *c)
     int rc = -1;
 
     pthread_rwlock_rdlock(&emu.lock);
-    if (emu_token_check(emu_req_header(c->rq, "Authorization"), &c->who, msg,
-                        sizeof(msg))
+    if (emu_token_check(emu_req_header(c->rq, "Authorization"), c->v->hsm,
+                        &c->who, msg, sizeof(msg))
         != 0) {
         challenge(c, msg);
+        goto out;
+    }
+    if (c->v->hsm) {
+        /* Managed HSM: local RBAC (rbac.c), no access policies. */
+        const char *key =
+            c->rt.name && !(c->rt.op == EMU_OPN_RESTORE) ? c->rt.name : NULL;
+
+        if (emu_rbac_check(c->v, &c->who, c->rt.perm, key, msg, sizeof(msg))
+            != 0) {
+            emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "ForbiddenByRbac");
+            goto out;
+        }
+        rc = 0;
         goto out;
     }
     for (i = 0; i < c->v->npolicies; i++) {
@@ -564,8 +578,10 @@ static void op_create(struct call *c, int mode)
             bad_param(c->rs, "Property 'key' is required.");
             goto out;
         }
+        /* A Managed HSM keeps every imported key in its HSM. */
         kv = emu_keyver_import(
-            x, NULL, cJSON_IsTrue(cJSON_GetObjectItem(body, "Hsm")), &err);
+            x, NULL,
+            c->v->hsm || cJSON_IsTrue(cJSON_GetObjectItem(body, "Hsm")), &err);
         if (!kv) {
             bad_param(c->rs, err);
             goto out;
@@ -581,6 +597,13 @@ static void op_create(struct call *c, int mode)
             goto out;
         }
         kty = x->valuestring;
+        if (c->v->hsm && strcmp(kty, "RSA-HSM") != 0
+            && strcmp(kty, "EC-HSM") != 0 && strcmp(kty, "oct-HSM") != 0) {
+            /* Managed HSM keeps HSM-protected keys only (mhsm.md). */
+            bad_param(c->rs, "The specified key type is not supported by "
+                             "Managed HSM: use RSA-HSM, EC-HSM or oct-HSM.");
+            goto out;
+        }
         x = cJSON_GetObjectItemCaseSensitive(body, "key_size");
         if (cJSON_IsNumber(x)) {
             long long ks;
@@ -1181,6 +1204,68 @@ static const char *op_display(int op)
     }
 }
 
+/* KeyOperationsParameters iv / tag / aad (base64url, optional) into P:
+ * the AES-GCM/CBC inputs of emulator/aes.c. 0, or -1 with the 400 sent. */
+static int aes_params(struct call *c, cJSON *body, struct emu_aes_params *p)
+{
+    static const char *const names[] = {"iv", "tag", "aad"};
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        cJSON *x = cJSON_GetObjectItemCaseSensitive(body, names[i]);
+        unsigned char *v;
+        size_t n = 0;
+
+        if (!x || cJSON_IsNull(x)) {
+            continue;
+        }
+        v = cJSON_IsString(x) ? emu_b64url_decode(x->valuestring, &n) : NULL;
+        if (!v || (i < 2 && n > 16)) {
+            char msg[80];
+
+            free(v);
+            snprintf(msg, sizeof(msg), "Property '%s' is not valid.", names[i]);
+            bad_param(c->rs, msg);
+            return -1;
+        }
+        if (i == 0) {
+            memcpy(p->iv, v, n);
+            p->iv_len = n;
+        } else if (i == 1) {
+            memcpy(p->tag, v, n);
+            p->tag_len = n;
+        } else {
+            p->aad = v;
+            p->aad_len = n;
+            continue;
+        }
+        free(v);
+    }
+    return 0;
+}
+
+/* Adds the iv / tag (and aad) an AES-GCM/CBC answer carries. */
+static void aes_answer(cJSON *res, const struct emu_aes_params *p)
+{
+    char *b;
+
+    if (p->answer_iv) {
+        b = emu_b64url_encode(p->iv, p->iv_len);
+        cJSON_AddStringToObject(res, "iv", b ? b : "");
+        free(b);
+    }
+    if (p->answer_tag) {
+        b = emu_b64url_encode(p->tag, p->tag_len);
+        cJSON_AddStringToObject(res, "tag", b ? b : "");
+        free(b);
+        if (p->aad) {
+            b = emu_b64url_encode(p->aad, p->aad_len);
+            cJSON_AddStringToObject(res, "aad", b ? b : "");
+            free(b);
+        }
+    }
+}
+
 static void op_crypt(struct call *c)
 {
     cJSON *body = parse_body(c), *alg, *val, *res = NULL;
@@ -1197,6 +1282,7 @@ static void op_crypt(struct call *c)
                                               : EMU_OP_DECRYPT;
     unsigned char *in = NULL, *out = NULL, *dig = NULL;
     size_t inlen = 0, outlen = 0, diglen = 0;
+    struct emu_aes_params ap;
     int verified = 0;
     struct emu_key *k;
     struct emu_keyver *kv;
@@ -1205,6 +1291,7 @@ static void op_crypt(struct call *c)
     long long now = emu_now();
     int locked = 0, rc = -1;
 
+    memset(&ap, 0, sizeof(ap));
     if (!body) {
         goto out;
     }
@@ -1221,6 +1308,10 @@ static void op_crypt(struct call *c)
     in = emu_b64url_decode(val->valuestring, &inlen);
     if (!in) {
         bad_param(c->rs, "Content of 'value' is not base64url.");
+        goto out;
+    }
+    if ((op == EMU_OPN_ENCRYPT || op == EMU_OPN_DECRYPT)
+        && aes_params(c, body, &ap) != 0) {
         goto out;
     }
     if (op == EMU_OPN_VERIFY) {
@@ -1277,7 +1368,7 @@ static void op_crypt(struct call *c)
                           "KeyOperationForbidden");
         goto out;
     }
-    if (emu.throttle_on) {
+    if (emu.throttle_on && !c->v->hsm) {
         int ra = emu_throttle_take(c->v, op, kv);
 
         if (ra > 0) {
@@ -1296,8 +1387,14 @@ static void op_crypt(struct call *c)
         rc = emu_key_verify(kv, alg->valuestring, dig, diglen, in, inlen,
                             &verified, &err);
     } else {
-        rc = emu_key_crypt(kv, decrypt, alg->valuestring, in, inlen, &out,
-                           &outlen, &err);
+        rc = op == EMU_OPN_ENCRYPT || op == EMU_OPN_DECRYPT
+                 ? emu_aes_crypt(kv, decrypt, alg->valuestring, in, inlen, &ap,
+                                 &out, &outlen, &err)
+                 : 1;
+        if (rc == 1) {
+            rc = emu_key_crypt(kv, decrypt, alg->valuestring, in, inlen, &out,
+                               &outlen, &err);
+        }
     }
     if (rc != 0) {
         bad_param(c->rs, err);
@@ -1317,6 +1414,7 @@ static void op_crypt(struct call *c)
         char *ob = emu_b64url_encode(out, outlen);
 
         cJSON_AddStringToObject(res, "value", ob ? ob : "");
+        aes_answer(res, &ap);
         emu_resp_json(c->rs, 200, res);
         if (ob) {
             OPENSSL_cleanse(ob, strlen(ob));
@@ -1339,6 +1437,7 @@ out:
     }
     free(in);
     free(dig);
+    free((void *)ap.aad);
     if (out) {
         OPENSSL_cleanse(out, outlen);
     }

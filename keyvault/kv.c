@@ -26,6 +26,7 @@ static const char *const alg_names[AKV_KV_ALG_COUNT] = {
     [AKV_KV_ALG_A192KW] = "A192KW",
     [AKV_KV_ALG_A256KW] = "A256KW",
     [AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD] = "CKM_AES_KEY_WRAP_PAD",
+    [AKV_KV_ALG_CKM_AES_KEY_WRAP] = "CKM_AES_KEY_WRAP",
 };
 
 void akv_kv_key_clear(struct akv_kv_key *key)
@@ -89,6 +90,27 @@ int akv_kv_alg_parse(const char *name)
     for (int i = 0; i < (int)AKV_KV_ALG_COUNT; i++) {
         if (strcmp(name, alg_names[i]) == 0) {
             return i;
+        }
+    }
+    return -1;
+}
+
+int akv_kv_aes_kw_alg(size_t bits, bool pad, enum akv_kv_alg *alg)
+{
+    static const struct {
+        size_t bits;
+        enum akv_kv_alg alg;
+    } by_size[] = {
+        {0, AKV_KV_ALG_CKM_AES_KEY_WRAP},
+        {128, AKV_KV_ALG_A128KW},
+        {192, AKV_KV_ALG_A192KW},
+        {256, AKV_KV_ALG_A256KW},
+    };
+
+    for (size_t i = 0; i < sizeof(by_size) / sizeof(by_size[0]); i++) {
+        if (by_size[i].bits == bits) {
+            *alg = pad ? AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD : by_size[i].alg;
+            return 0;
         }
     }
     return -1;

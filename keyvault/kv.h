@@ -70,6 +70,7 @@ enum akv_kv_alg {
     AKV_KV_ALG_A192KW,
     AKV_KV_ALG_A256KW,
     AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD, /* RFC 5649, Managed HSM, 7.6+ */
+    AKV_KV_ALG_CKM_AES_KEY_WRAP,     /* RFC 3394 at the key's own size */
     AKV_KV_ALG_COUNT
 };
 
@@ -108,6 +109,16 @@ const char *akv_kv_alg_name(enum akv_kv_alg alg);
 
 /* akv_kv_alg_parse - inverse of akv_kv_alg_name; returns -1 if unknown. */
 int akv_kv_alg_parse(const char *name);
+
+/* akv_kv_aes_kw_alg - the one rule for the Key Vault alg of an AES key wrap
+ * on an oct-HSM key of BITS (the KeyBundle's key_size; 0 = not sent, as
+ * Managed HSM's Get Key answers): PAD -> "CKM_AES_KEY_WRAP_PAD" (RFC 5649);
+ * else 128/192/256 -> "A128KW"/"A192KW"/"A256KW" (RFC 3394 with the size
+ * named, so a wrong size is caught by the service) and 0 ->
+ * "CKM_AES_KEY_WRAP" (RFC 3394 at whatever size the key has; keys.json
+ * JsonWebKeyEncryptionAlgorithm, Managed HSM). Returns 0 with *ALG, or -1
+ * for any other BITS (no AES key has it). */
+int akv_kv_aes_kw_alg(size_t bits, bool pad, enum akv_kv_alg *alg);
 
 struct akv_kv;
 

@@ -147,18 +147,11 @@ CK_RV akv_mech_aes_kw_alg(const CK_MECHANISM *mech, size_t key_bytes,
     if (mech->pParameter != NULL || mech->ulParameterLen != 0) {
         goto out;
     }
-    if (key_bytes != 16 && key_bytes != 24 && key_bytes != 32) {
+    if (akv_kv_aes_kw_alg(key_bytes * 8,
+                          mech->mechanism == CKM_AES_KEY_WRAP_KWP, alg)
+        != 0) {
         rv = CKR_KEY_SIZE_RANGE;
         goto out;
-    }
-    if (mech->mechanism == CKM_AES_KEY_WRAP_KWP) {
-        *alg = AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD;
-    } else if (key_bytes == 16) {
-        *alg = AKV_KV_ALG_A128KW;
-    } else if (key_bytes == 24) {
-        *alg = AKV_KV_ALG_A192KW;
-    } else {
-        *alg = AKV_KV_ALG_A256KW;
     }
     rv = CKR_OK;
 out:

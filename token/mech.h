@@ -62,9 +62,11 @@ CK_RV akv_mech_rsa_alg(const CK_MECHANISM *mech, enum akv_kv_alg *alg);
 
 /*
  * akv_mech_aes_kw_alg - CKM_AES_KEY_WRAP on an AES key of KEY_BYTES (16,
- * 24, 32) -> A128KW/A192KW/A256KW; CKM_AES_KEY_WRAP_KWP ->
- * CKM_AES_KEY_WRAP_PAD. Parameters must be empty (the default IV) ->
- * else CKR_MECHANISM_PARAM_INVALID; bad size -> CKR_KEY_SIZE_RANGE.
+ * 24, 32) -> A128KW/A192KW/A256KW, of unknown size (KEY_BYTES 0: Managed
+ * HSM's Get Key does not say) -> CKM_AES_KEY_WRAP; CKM_AES_KEY_WRAP_KWP ->
+ * CKM_AES_KEY_WRAP_PAD (akv_kv_aes_kw_alg). Parameters must be empty (the
+ * default IV) -> else CKR_MECHANISM_PARAM_INVALID; any other size ->
+ * CKR_KEY_SIZE_RANGE.
  */
 CK_RV akv_mech_aes_kw_alg(const CK_MECHANISM *mech, size_t key_bytes,
                           enum akv_kv_alg *alg);

@@ -462,7 +462,12 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
         r |= akv_attrs_set_bool(a, CKA_SIGN_RECOVER, f);
         r |= akv_attrs_set_bool(a, CKA_ALWAYS_AUTHENTICATE, f);
     } else {
-        r |= akv_attrs_set_ulong(a, CKA_VALUE_LEN, k->oct_bits / 8);
+        /* Managed HSM's Get Key does not tell an oct-HSM key's size: then
+         * CKA_VALUE_LEN is left out and C_GetAttributeValue answers it with
+         * CK_UNAVAILABLE_INFORMATION (v3.0 5.7). */
+        if (k->oct_bits != 0) {
+            r |= akv_attrs_set_ulong(a, CKA_VALUE_LEN, k->oct_bits / 8);
+        }
         r |= akv_attrs_set_bool(a, CKA_ENCRYPT, f);
         r |= akv_attrs_set_bool(a, CKA_DECRYPT, f);
         r |= akv_attrs_set_bool(a, CKA_SIGN, f);

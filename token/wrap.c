@@ -68,6 +68,7 @@ static CK_RV wrapped_len(const struct akv_obj *wk, enum akv_kv_alg alg,
     case AKV_KV_ALG_A128KW:
     case AKV_KV_ALG_A192KW:
     case AKV_KV_ALG_A256KW:
+    case AKV_KV_ALG_CKM_AES_KEY_WRAP:
         if (len < 16 || len % 8 != 0) {
             return CKR_KEY_SIZE_RANGE;
         }

@@ -333,9 +333,10 @@ CK_RV akv_admin_probe(struct akv_kv *kv, const char *name, const char *version,
     out->get_ok = true;
     out->step = "wrapKey";
     if (out->key.kty == AKV_KV_KTY_OCT_HSM) {
-        alg = out->key.oct_bits == 128   ? AKV_KV_ALG_A128KW
-              : out->key.oct_bits == 192 ? AKV_KV_ALG_A192KW
-                                         : AKV_KV_ALG_A256KW;
+        if (akv_kv_aes_kw_alg(out->key.oct_bits, false, &alg) != 0) {
+            rv = CKR_KEY_SIZE_RANGE;
+            goto out;
+        }
     } else if (out->key.kty != AKV_KV_KTY_RSA) {
         rv = CKR_KEY_TYPE_INCONSISTENT;
         goto out;

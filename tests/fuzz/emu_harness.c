@@ -187,6 +187,7 @@ void emu_fuzz_free_model(void)
         }
         free(v->keys);
         free(v->policies);
+        free(v->roles);
         free(v);
     }
     free(emu.vaults);

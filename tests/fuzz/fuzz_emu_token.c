@@ -38,7 +38,7 @@ static void check_bearer(const char *authz, int must_pass)
     memset(&who, 0, sizeof(who));
     msg[0] = 0;
     pthread_rwlock_rdlock(&emu.lock);
-    rc = emu_token_check(authz, &who, msg, sizeof(msg));
+    rc = emu_token_check(authz, 0 /* a vault */, &who, msg, sizeof(msg));
     if (rc == 0 && !emu_find_principal_oid(who.oid)) {
         abort();
     }

@@ -19,6 +19,10 @@
 
 #include <p11-kit/pkcs11.h>
 
+#ifndef CKM_AES_KEY_WRAP_KWP
+#define CKM_AES_KEY_WRAP_KWP 0x0000210BUL /* PKCS#11 v3.0 */
+#endif
+
 static CK_FUNCTION_LIST *p11;
 static int failures;
 static CK_RV last_unwrap_rv = CKR_OK; /* for expect-unwrap */
@@ -175,10 +179,23 @@ static CK_OBJECT_HANDLE find_key(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
     return n == 1 ? h : CK_INVALID_HANDLE;
 }
 
+/* HASH "kw" / "kwp": AES key wrap (RFC 3394 / 5649) with the vault's
+ * oct-HSM secret key object instead of RSA-OAEP with its key pair. */
+static int is_kw(const char *hash)
+{
+    return strcmp(hash, "kw") == 0 || strcmp(hash, "kwp") == 0;
+}
+
 static void set_oaep(CK_MECHANISM *m, CK_RSA_PKCS_OAEP_PARAMS *p,
                      const char *hash)
 {
     memset(p, 0, sizeof(*p));
+    if (is_kw(hash)) {
+        m->mechanism = hash[2] == 'p' ? CKM_AES_KEY_WRAP_KWP : CKM_AES_KEY_WRAP;
+        m->pParameter = NULL;
+        m->ulParameterLen = 0;
+        return;
+    }
     if (strcmp(hash, "pkcs") == 0) {
         m->mechanism = CKM_RSA_PKCS;
         m->pParameter = NULL;
@@ -394,7 +411,8 @@ static int cmd_attrs(const char *label)
 static int cmd_wrap_file(const char *label, const char *file, const char *hash)
 {
     CK_SESSION_HANDLE s = open_session();
-    CK_OBJECT_HANDLE pub = find_key(s, CKO_PUBLIC_KEY, label, NULL, 0, NULL);
+    CK_OBJECT_HANDLE pub = find_key(
+        s, is_kw(hash) ? CKO_SECRET_KEY : CKO_PUBLIC_KEY, label, NULL, 0, NULL);
     CK_OBJECT_HANDLE dek;
     CK_MECHANISM m;
     CK_RSA_PKCS_OAEP_PARAMS p;
@@ -463,7 +481,8 @@ static int cmd_unwrap_file(const char *label, const char *file,
     }
     bl = fread(blob, 1, sizeof(blob), fp);
     fclose(fp);
-    priv = find_key(s, CKO_PRIVATE_KEY, label, id, (CK_ULONG)idl, &rv);
+    priv = find_key(s, is_kw(hash) ? CKO_SECRET_KEY : CKO_PRIVATE_KEY, label,
+                    id, (CK_ULONG)idl, &rv);
     if (priv == CK_INVALID_HANDLE) {
         last_unwrap_rv = rv == CKR_OK ? CKR_KEY_HANDLE_INVALID : rv;
         printf("RV %s (no private key with that id)\n",
@@ -625,16 +644,17 @@ static int cmd_repl(void)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: p11client MODULE roundtrip LABEL sha1|sha256|pkcs\n"
-            "       p11client MODULE bad-params LABEL\n"
-            "       p11client MODULE attrs LABEL\n"
-            "       p11client MODULE wrap-file LABEL FILE sha1|sha256|pkcs\n"
-            "       p11client MODULE unwrap-file LABEL FILE IDHEX "
-            "sha1|sha256|pkcs\n"
-            "       p11client MODULE expect-unwrap LABEL FILE IDHEX HASH CKR\n"
-            "       p11client MODULE threads LABEL N ITERS\n"
-            "       p11client MODULE repl -   (commands on stdin)\n");
+    fprintf(
+        stderr,
+        "usage: p11client MODULE roundtrip LABEL sha1|sha256|pkcs\n"
+        "       p11client MODULE bad-params LABEL\n"
+        "       p11client MODULE attrs LABEL\n"
+        "       p11client MODULE wrap-file LABEL FILE sha1|sha256|pkcs|kw|kwp\n"
+        "       p11client MODULE unwrap-file LABEL FILE IDHEX "
+        "sha1|sha256|pkcs|kw|kwp\n"
+        "       p11client MODULE expect-unwrap LABEL FILE IDHEX HASH CKR\n"
+        "       p11client MODULE threads LABEL N ITERS\n"
+        "       p11client MODULE repl -   (commands on stdin)\n");
     return 2;
 }
 

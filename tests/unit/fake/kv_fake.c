@@ -27,6 +27,7 @@ struct fake_key {
     enum akv_kv_kty kty;
     unsigned key_ops;
     unsigned bits;
+    bool hide_size; /* Get Key leaves key_size out (Managed HSM) */
     struct fake_version v[MAX_VERSIONS];
     int n;
 };
@@ -43,6 +44,7 @@ struct kv_fake {
     unsigned calls_get;
     unsigned calls_wrap;
     unsigned calls_unwrap;
+    int last_alg; /* alg of the last wrap/unwrap, -1 before any */
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -177,7 +179,7 @@ static CK_RV fake_get_key(struct akv_kv *kv, const char *name,
         bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_N, &out->n, &out->n_len);
         bn_param(v->rsa, OSSL_PKEY_PARAM_RSA_E, &out->e, &out->e_len);
     } else {
-        out->oct_bits = k->bits;
+        out->oct_bits = k->hide_size ? 0 : k->bits;
     }
     return CKR_OK;
 }
@@ -220,10 +222,19 @@ static CK_RV aes_kw(struct fake_key *k, struct fake_version *v,
     int l1 = 0;
     int l2 = 0;
     CK_RV rv = enc ? CKR_GENERAL_ERROR : CKR_WRAPPED_KEY_INVALID;
+    /* As the service: A128KW/A192KW/A256KW name the key's size (400
+     * otherwise); CKM_AES_KEY_WRAP(_PAD) work at any size. */
+    unsigned named = alg == AKV_KV_ALG_A128KW   ? 128
+                     : alg == AKV_KV_ALG_A192KW ? 192
+                     : alg == AKV_KV_ALG_A256KW ? 256
+                                                : k->bits;
 
-    if (EVP_CipherInit_ex2(ctx, c, v->aes, NULL, enc, NULL) == 1
-        && EVP_CipherUpdate(ctx, out, &l1, in, (int)in_len) == 1
-        && EVP_CipherFinal_ex(ctx, out + l1, &l2) == 1) {
+    if (named != k->bits) {
+        rv = CKR_MECHANISM_INVALID;
+    } else if (EVP_CipherInit_ex2(ctx, c, v->aes, NULL, enc, NULL) == 1
+
+               && EVP_CipherUpdate(ctx, out, &l1, in, (int)in_len) == 1
+               && EVP_CipherFinal_ex(ctx, out + l1, &l2) == 1) {
         *out_len = (size_t)(l1 + l2);
         rv = CKR_OK;
     }
@@ -243,6 +254,8 @@ static CK_RV fake_wrap(struct akv_kv *kv, const char *name, const char *version,
 
     __atomic_add_fetch(&f->calls_wrap, 1, __ATOMIC_RELAXED);
     maybe_delay(f, KV_FAKE_WRAP);
+
+    f->last_alg = (int)alg;
     rv = check_fail(f, KV_FAKE_WRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -293,6 +306,8 @@ static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
 
     __atomic_add_fetch(&f->calls_unwrap, 1, __ATOMIC_RELAXED);
     maybe_delay(f, KV_FAKE_UNWRAP);
+
+    f->last_alg = (int)alg;
     rv = check_fail(f, KV_FAKE_UNWRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -356,6 +371,7 @@ struct kv_fake *kv_fake_new(void)
 
     if (f != NULL) {
         f->base.ops = &fake_ops;
+        f->last_alg = -1;
     }
     return f;
 }
@@ -385,6 +401,20 @@ void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
     k->key_ops = key_ops;
     k->bits = bits;
     (void)new_version(k);
+}
+
+void kv_fake_hide_size(struct kv_fake *f, const char *name)
+{
+    struct fake_key *k = find_key(f, name);
+
+    if (k != NULL) {
+        k->hide_size = true;
+    }
+}
+
+int kv_fake_last_alg(struct kv_fake *f)
+{
+    return f->last_alg;
 }
 
 const char *kv_fake_rotate(struct kv_fake *f, const char *name)

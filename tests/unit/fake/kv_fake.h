@@ -31,6 +31,12 @@ void kv_fake_add_rsa(struct kv_fake *f, const char *name, unsigned key_ops);
 /* kv_fake_add_oct - adds oct-HSM key NAME of BITS. */
 void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
                      unsigned key_ops);
+/* kv_fake_hide_size - Get Key of oct-HSM key NAME answers no key_size
+ * (oct_bits 0), as Managed HSM does. */
+void kv_fake_hide_size(struct kv_fake *f, const char *name);
+/* kv_fake_last_alg - enum akv_kv_alg of the last wrap/unwrap, -1 before
+ * any. */
+int kv_fake_last_alg(struct kv_fake *f);
 /* kv_fake_rotate - new current version of NAME; returns it (owned), or
  * NULL when NAME is unknown or already has the maximum of 8 versions. */
 const char *kv_fake_rotate(struct kv_fake *f, const char *name);

@@ -381,6 +381,13 @@ static void test_mech_info_and_kw(void **state)
     assert_int_equal(akv_mech_aes_kw_alg(&kwp, 24, &alg), CKR_OK);
     assert_int_equal(alg, AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD);
     assert_int_equal(akv_mech_aes_kw_alg(&kw, 20, &alg), CKR_KEY_SIZE_RANGE);
+    /* size unknown (Managed HSM): the size-free Key Vault algorithms */
+    assert_int_equal(akv_mech_aes_kw_alg(&kw, 0, &alg), CKR_OK);
+    assert_int_equal(alg, AKV_KV_ALG_CKM_AES_KEY_WRAP);
+    assert_int_equal(akv_mech_aes_kw_alg(&kwp, 0, &alg), CKR_OK);
+    assert_int_equal(alg, AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD);
+    assert_string_equal(akv_kv_alg_name(AKV_KV_ALG_CKM_AES_KEY_WRAP),
+                        "CKM_AES_KEY_WRAP");
     kw.pParameter = &alg;
     kw.ulParameterLen = 8;
     assert_int_equal(akv_mech_aes_kw_alg(&kw, 16, &alg),

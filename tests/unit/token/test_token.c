@@ -2028,6 +2028,63 @@ static void test_oct_hsm(void **state)
                      CKR_OK);
 }
 
+/* Managed HSM's Get Key does not say an oct-HSM key's size: C_WrapKey /
+ * C_UnwrapKey still work (CKM_AES_KEY_WRAP at the key's own size, not an
+ * AxxxKW that would have to name it) and CKA_VALUE_LEN is unavailable. */
+static void test_oct_hsm_size_unknown(void **state)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE h[8];
+    CK_OBJECT_HANDLE dek;
+    CK_OBJECT_HANDLE back = 0;
+    CK_ULONG cls = CKO_SECRET_KEY;
+    CK_ULONG vlen = 7;
+    CK_ATTRIBUTE fc[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                         {CKA_LABEL, "hsm128", 6}};
+    CK_ATTRIBUTE q = {CKA_VALUE_LEN, &vlen, sizeof(vlen)};
+    CK_MECHANISM kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CK_MECHANISM kwp = {CKM_AES_KEY_WRAP_KWP, NULL, 0};
+    uint8_t wrapped[64];
+    CK_ULONG wlen = sizeof(wrapped);
+    uint8_t a[24];
+    uint8_t b[24];
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE ut[] = {{CKA_SENSITIVE, &f, sizeof(f)}};
+    char json[] = "{\"tokens\":[{\"label\":\"hsm\",\"vault_url\":"
+                  "\"https://fake.managedhsm.azure.net\",\"keys\":[{"
+                  "\"name\":\"hsm128\"}],\"credential\":{\"type\":"
+                  "\"managed_identity\"}}]}";
+    struct akv_config *cfg = NULL;
+    char err[256];
+
+    (void)state;
+    kv_fake_add_oct(fake, "hsm128", 128, ALL_OPS);
+    kv_fake_hide_size(fake, "hsm128");
+    assert_int_equal(
+        akv_config_parse(json, strlen(json), "t", &cfg, err, sizeof(err)), 0);
+    assert_int_equal(akv_slot_init(cfg, factory), CKR_OK);
+    s = open_session(0);
+    assert_int_equal(find(s, fc, 2, h, 8), 1);
+    assert_int_equal(akv_object_get_attrs(s, h[0], &q, 1),
+                     CKR_ATTRIBUTE_TYPE_INVALID);
+    assert_int_equal(q.ulValueLen, CK_UNAVAILABLE_INFORMATION);
+    dek = gen_aes(s, 24, CK_FALSE);
+    assert_int_equal(akv_wrap_key(s, &kw, h[0], dek, wrapped, &wlen), CKR_OK);
+    assert_int_equal(wlen, 32);
+    assert_int_equal(kv_fake_last_alg(fake), AKV_KV_ALG_CKM_AES_KEY_WRAP);
+    assert_int_equal(akv_wrap_unwrap(s, &kw, h[0], wrapped, wlen, ut, 1, &back),
+                     CKR_OK);
+    assert_int_equal(kv_fake_last_alg(fake), AKV_KV_ALG_CKM_AES_KEY_WRAP);
+    assert_int_equal(get_value(s, dek, a, sizeof(a)), 24);
+    assert_int_equal(get_value(s, back, b, sizeof(b)), 24);
+    assert_memory_equal(a, b, 24);
+    wlen = sizeof(wrapped);
+    assert_int_equal(akv_wrap_key(s, &kwp, h[0], dek, wrapped, &wlen), CKR_OK);
+    assert_int_equal(kv_fake_last_alg(fake), AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD);
+    assert_int_equal(
+        akv_wrap_unwrap(s, &kwp, h[0], wrapped, wlen, ut, 1, &back), CKR_OK);
+}
+
 static void test_pinned_version(void **state)
 {
     char json[512];
@@ -2434,6 +2491,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwrap_revoked_then_restored,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oct_hsm_size_unknown, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_oct_hsm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinned_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_shared_between_processes,

@@ -1,0 +1,181 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Managed HSM end to end: an oct-HSM key in an emulated Managed HSM (local
+# RBAC, audience https://managedhsm.azure.net, a Get Key that does not say
+# the key's size) serves C_WrapKey/C_UnwrapKey (CKM_AES_KEY_WRAP and _KWP)
+# and the token's object store, through real clients (p11client in ONE
+# process and session, pkcs11-tool in separate processes). The story of the
+# RSA vault key: wrap -> rotate -> revoke (role assignment removed) ->
+# restore (assigned again), nothing lost.
+# Usage: mhsm.sh wrap|store|emulator
+. "$(dirname "$0")/../lib/common.sh"
+: "${AKV_P11CLIENT:?}"
+t_begin
+CASE=${1:?case}
+HSM=testhsm
+ROLE="Managed HSM Crypto Service Encryption User"
+HSM_URL=$(emu_cli keyvault create --hsm-name "$HSM" --administrators "$SP_OBJ_ID" | jq -r .properties.hsmUri)
+HSM_URL=${HSM_URL%/}
+key=$(emu_cli keyvault key create --hsm-name "$HSM" --name hsmkey --kty oct-HSM --size 128)
+HKEY_VERSION=$(jq -r .key.kid <<<"$key"); HKEY_VERSION=${HKEY_VERSION##*/}
+grant() { emu_cli keyvault role assignment create --hsm-name "$HSM" --role "$ROLE" \
+    --assignee-object-id "$SP_OBJ_ID" --scope "${1:-/keys/hsmkey}" >/dev/null; }
+revoke() { emu_cli keyvault role assignment delete --hsm-name "$HSM" \
+    --assignee-object-id "$SP_OBJ_ID" --scope "${1:-/keys/hsmkey}" >/dev/null; }
+LOG="$T_TMP/module.log"
+# The module asks for a vault token first; the HSM's 401 challenge names
+# https://managedhsm.azure.net and the module follows it.
+VAULT_URL=$HSM_URL KEY_NAME=hsmkey AKV_TEST_LOG_FILE=$LOG \
+    emu_write_config "$AKV_PKCS11_CONFIG" '{"key_refresh_s":1}'
+
+case "$CASE" in
+wrap)
+    grant
+    coproc CL { "$AKV_P11CLIENT" "$AKV_MODULE" repl - 2>&1; }
+    CLPID=$CL_PID
+    exec {CL_IN}>&"${CL[1]}" {CL_OUT}<&"${CL[0]}"
+    ask() {
+        local r=""
+        echo "$*" >&"$CL_IN"
+        read -r -t 60 r <&"$CL_OUT" || r="(no answer)"
+        printf '%s' "$r"
+    }
+    read -r id val <<<"$(ask wrap hsmkey "$T_TMP/w" kw)"
+    expect_eq "CKM_AES_KEY_WRAP: wrapped under the current version" "$id" "$(ver_id "$HKEY_VERSION")"
+    expect_eq "wrapped blob: 32-byte key + 8" "$(stat -c %s "$T_TMP/w")" 40
+    expect_eq "CKM_AES_KEY_WRAP: unwraps" "$(ask unwrap hsmkey "$T_TMP/w" "$id" kw)" "$val"
+    read -r idp valp <<<"$(ask wrap hsmkey "$T_TMP/wp" kwp)"
+    expect_eq "CKM_AES_KEY_WRAP_KWP: unwraps" "$(ask unwrap hsmkey "$T_TMP/wp" "$idp" kwp)" "$valp"
+    # rotate: new data goes to the new version, old blobs still unwrap
+    emu_cli keyvault key rotate --hsm-name "$HSM" --name hsmkey >/dev/null
+    sleep 1.1
+    read -r id2 val2 <<<"$(ask wrap hsmkey "$T_TMP/w2" kw)"
+    [ -n "$id2" ] && [ "$id2" != "$id" ] && pass "rotated: wraps under the new version" || fail "rotated: id '$id2' (old '$id')"
+    expect_eq "rotated: the old blob unwraps (old version)" "$(ask unwrap hsmkey "$T_TMP/w" "$id" kw)" "$val"
+    expect_eq "rotated: the new blob unwraps" "$(ask unwrap hsmkey "$T_TMP/w2" "$id2" kw)" "$val2"
+    # revoke: the role assignment removed
+    revoke
+    expect_eq "assignment removed: unwrap refused" "$(ask unwrap hsmkey "$T_TMP/w" "$id" kw)" "RV CKR_KEY_FUNCTION_NOT_PERMITTED"
+    expect_grep "log names key, op, 403 and ForbiddenByRbac" "hsmkey.*unwrapkey.*403.*(ForbiddenByRbac|Forbidden)" "$LOG"
+    # an assignment on another key's scope does not cover this one
+    grant /keys/otherkey
+    expect_eq "assignment at /keys/otherkey: still refused" "$(ask unwrap hsmkey "$T_TMP/w" "$id" kw)" "RV CKR_KEY_FUNCTION_NOT_PERMITTED"
+    # restore: assigned again, at the HSM's /keys scope this time
+    grant /keys
+    expect_eq "restored: the same session unwraps the same blob" "$(ask unwrap hsmkey "$T_TMP/w" "$id" kw)" "$val"
+    expect_eq "restored: the rotated blob too" "$(ask unwrap hsmkey "$T_TMP/w2" "$id2" kw)" "$val2"
+    echo quit >&"$CL_IN"
+    wait "$CLPID" && rc=0 || rc=$?
+    expect_eq "client exited cleanly" "$rc" 0
+    ;;
+store)
+    need pkcs11-tool
+    grant
+    IV=0f0e0d0c0b0a09080706050403020100
+    head -c 4096 /dev/urandom >"$T_TMP/plain"
+    p11 -O >"$T_TMP/O" 2>&1 || true
+    expect_grep "the oct-HSM key is listed" "Secret Key Object; AES" "$T_TMP/O"
+    expect_grep "its label" "label: *hsmkey" "$T_TMP/O"
+    expect_ok "keygen token object sealed under the oct-HSM key" p11 --keygen --key-type AES:32 --label dek --id 0a
+    expect_ok "encrypt with it (another process)" p11 --encrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/plain" -o "$T_TMP/ct"
+    f=$(find "$STORE_DIR" -name '*.obj' -print -quit)
+    grep -q "$HKEY_VERSION" "$f" && pass "record names the oct-HSM key version" || fail "record lacks the oct-HSM kid version"
+    if [ -n "${AKV_TOOL:-}" ]; then
+        # the tool's probe wraps with the oct-HSM key without knowing its size
+        "$AKV_TOOL" status --json --config "$AKV_PKCS11_CONFIG" >"$T_TMP/s.json" && rc=0 || rc=$?
+        expect_eq "akv-pkcs11-tool status: exit 0" "$rc" 0
+        expect_eq "status: get/wrapKey/unwrapKey probes" "$(jq -r '.tokens[0].keys[0] | "\(.get) \(.wrapKey) \(.unwrapKey)"' "$T_TMP/s.json")" "true true true"
+    fi
+    emu_cli keyvault key rotate --hsm-name "$HSM" --name hsmkey >/dev/null
+    sleep 1.1
+    if [ -n "${AKV_TOOL:-}" ]; then
+        expect_ok "rotated: akv-pkcs11-tool rewrap to the new oct-HSM version" "$AKV_TOOL" rewrap --config "$AKV_PKCS11_CONFIG"
+        f=$(find "$STORE_DIR" -name '*.obj' -print -quit)
+        grep -q "$HKEY_VERSION" "$f" && fail "rewrapped record still names the old version" || pass "rewrapped record left the old version"
+    fi
+    expect_ok "rotated: decrypt with the stored key" p11 --decrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/ct" -o "$T_TMP/back"
+    expect_ok "rotated: nothing lost" cmp "$T_TMP/plain" "$T_TMP/back"
+    revoke
+    expect_fail "assignment removed: decrypt with the stored key fails" p11 --decrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/ct" -o "$T_TMP/x"
+    grant
+    rm -f "$T_TMP/back"
+    expect_ok "restored: decrypt works again" p11 --decrypt -m AES-CBC-PAD --iv "$IV" --id 0a -i "$T_TMP/ct" -o "$T_TMP/back"
+    expect_ok "restored: nothing lost" cmp "$T_TMP/plain" "$T_TMP/back"
+    ;;
+emulator)
+    # The Managed HSM as a client without the module sees it.
+    code=$(curl -s -o "$T_TMP/b" -D "$T_TMP/h" -w '%{http_code}' --cacert "$EMU_CA" \
+        "$HSM_URL/keys/hsmkey?api-version=7.4")
+    expect_eq "no token: 401" "$code" 401
+    expect_grep "challenge names the Managed HSM resource" 'resource="https://managedhsm.azure.net"' "$T_TMP/h"
+    tok() {
+        curl -s --cacert "$EMU_CA" "$EMU_AUTHORITY/$EMU_TENANT/oauth2/v2.0/token" \
+            --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$SP_APP_ID" \
+            --data-urlencode "client_secret=$(cat "$SP_SECRET_FILE")" --data-urlencode "scope=$1" | jq -r .access_token
+    }
+    call() { # METHOD PATH [BODY] -> status; body in $T_TMP/b
+        curl -s -o "$T_TMP/b" -w '%{http_code}' --cacert "$EMU_CA" -X "$1" \
+            -H "Authorization: Bearer $T" -H 'Content-Type: application/json' \
+            ${3:+--data "$3"} "$HSM_URL$2"
+    }
+    T=$(tok https://vault.azure.net/.default)
+    expect_eq "a vault token: 401" "$(call GET /keys/hsmkey?api-version=7.4)" 401
+    expect_grep "AKV10022 audience" "AKV10022" "$T_TMP/b"
+    T=$(tok https://managedhsm.azure.net/.default)
+    code=$(curl -s -o "$T_TMP/b" -w '%{http_code}' --cacert "$EMU_CA" -H "Authorization: Bearer $T" \
+        "${VAULT_URL%/}/keys/$KEY_NAME?api-version=7.4")
+    expect_eq "a Managed HSM token at a vault: 401" "$code" 401
+    expect_grep "AKV10022 there too" "AKV10022" "$T_TMP/b"
+    expect_eq "Managed HSM token, only an Administrator at /: 403" "$(call GET /keys/hsmkey?api-version=7.4)" 403
+    expect_grep "ForbiddenByRbac naming the data action" 'ForbiddenByRbac.*|keys/read/action' "$T_TMP/b"
+    grant
+    expect_eq "Crypto Service Encryption User: get 200" "$(call GET /keys/hsmkey?api-version=7.4)" 200
+    expect_eq "the KeyBundle says oct-HSM" "$(jq -r .key.kty "$T_TMP/b")" oct-HSM
+    for alg in A128KW CKM_AES_KEY_WRAP CKM_AES_KEY_WRAP_PAD; do
+        expect_eq "wrapKey $alg: 200" "$(call POST "/keys/hsmkey/$HKEY_VERSION/wrapkey?api-version=7.4" "{\"alg\":\"$alg\",\"value\":\"AAECAwQFBgcICQoLDA0ODw\"}")" 200
+        w=$(jq -r .value "$T_TMP/b")
+        expect_eq "unwrapKey $alg: the same 16 bytes" "$(call POST "/keys/hsmkey/$HKEY_VERSION/unwrapkey?api-version=7.4" "{\"alg\":\"$alg\",\"value\":\"$w\"}")/$(jq -r .value "$T_TMP/b")" "200/AAECAwQFBgcICQoLDA0ODw"
+    done
+    expect_eq "A256KW on a 128-bit key: 400" "$(call POST "/keys/hsmkey/$HKEY_VERSION/wrapkey?api-version=7.4" '{"alg":"A256KW","value":"AAECAwQFBgcICQoLDA0ODw"}')" 400
+    expect_eq "encrypt is not in the role: 403" "$(call POST "/keys/hsmkey/$HKEY_VERSION/encrypt?api-version=7.4" '{"alg":"A128GCM","value":"AAEC"}')" 403
+    expect_eq "create is not in the role: 403" "$(call POST "/keys/k2/create?api-version=7.4" '{"kty":"oct-HSM","key_size":256}')" 403
+    emu_cli keyvault role assignment create --hsm-name "$HSM" --role "Managed HSM Crypto User" \
+        --assignee "$SP_APP_ID" --scope / >/dev/null
+    expect_eq "Crypto User: create oct-HSM 256" "$(call POST "/keys/k2/create?api-version=7.4" '{"kty":"oct-HSM","key_size":256}')" 200
+    expect_eq "Crypto User: create RSA-HSM" "$(call POST "/keys/k3/create?api-version=7.4" '{"kty":"RSA-HSM","key_size":2048}')" 200
+    expect_eq "Crypto User: create RSA (software) refused: 400" "$(call POST "/keys/k4/create?api-version=7.4" '{"kty":"RSA","key_size":2048}')" 400
+    # AES-GCM: the service picks the 12-byte iv and answers the 16-byte tag
+    P=AAECAwQFBgcICQoLDA0ODxAREhM # 20 bytes
+    E="/keys/hsmkey/$HKEY_VERSION/encrypt?api-version=7.4" D="/keys/hsmkey/$HKEY_VERSION/decrypt?api-version=7.4"
+    expect_eq "encrypt A128GCM: 200" "$(call POST "$E" "{\"alg\":\"A128GCM\",\"value\":\"$P\",\"aad\":\"YWFk\"}")" 200
+    read -r ct iv tag <<<"$(jq -r '[.value,.iv,.tag]|join(" ")' "$T_TMP/b")"
+    expect_eq "GCM answer: 12-byte iv, 16-byte tag, 20-byte ciphertext" "${#iv}/${#tag}/${#ct}" "16/22/27"
+    expect_eq "decrypt A128GCM: the plaintext" "$(call POST "$D" "{\"alg\":\"A128GCM\",\"value\":\"$ct\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"YWFk\"}")/$(jq -r .value "$T_TMP/b")" "200/$P"
+    expect_eq "decrypt A128GCM with other aad: 400" "$(call POST "$D" "{\"alg\":\"A128GCM\",\"value\":\"$ct\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"YWFl\"}")" 400
+    expect_eq "A256GCM on a 128-bit key: 400" "$(call POST "$E" "{\"alg\":\"A256GCM\",\"value\":\"$P\"}")" 400
+    IVC=AAAAAAAAAAAAAAAAAAAAAA
+    expect_eq "encrypt A128CBCPAD: 200" "$(call POST "$E" "{\"alg\":\"A128CBCPAD\",\"value\":\"$P\",\"iv\":\"$IVC\"}")" 200
+    ct=$(jq -r .value "$T_TMP/b")
+    expect_eq "CBCPAD: two blocks" "${#ct}" 43
+    expect_eq "decrypt A128CBCPAD: the plaintext" "$(call POST "$D" "{\"alg\":\"A128CBCPAD\",\"value\":\"$ct\",\"iv\":\"$IVC\"}")/$(jq -r .value "$T_TMP/b")" "200/$P"
+    expect_eq "A128CBC (no padding) of 20 bytes: 400" "$(call POST "$E" "{\"alg\":\"A128CBC\",\"value\":\"$P\",\"iv\":\"$IVC\"}")" 400
+    expect_eq "Crypto User: purge is not in the role: 403" "$(call DELETE "/deletedkeys/k2?api-version=7.4")" 403
+    expect_eq "role assignments listed" "$(emu_cli keyvault role assignment list --hsm-name "$HSM" --assignee-object-id "$SP_OBJ_ID" | jq -r 'map(.roleName) | sort | join(",")')" \
+        "Managed HSM Administrator,Managed HSM Crypto Service Encryption User,Managed HSM Crypto User"
+    expect_fail "set-policy on a Managed HSM is refused" emu_cli keyvault set-policy --name "$HSM" --object-id "$SP_OBJ_ID" --key-permissions get
+    openssl genrsa -out "$T_TMP/imp.pem" 2048 2>/dev/null
+    expect_eq "an imported key lands in the HSM (RSA-HSM)" "$(emu_cli keyvault key import --hsm-name "$HSM" --name imp --pem-file "$T_TMP/imp.pem" | jq -r .key.kty)" RSA-HSM
+        expect_fail "a software key in a Managed HSM is refused" emu_cli keyvault key create --hsm-name "$HSM" --name soft --kty RSA
+    expect_fail "an unknown role is refused" emu_cli keyvault role assignment create --hsm-name "$HSM" --role "Key Vault Crypto User" --assignee-object-id "$SP_OBJ_ID"
+    expect_fail "a bad scope is refused" emu_cli keyvault role assignment create --hsm-name "$HSM" --role "$ROLE" --assignee-object-id "$SP_OBJ_ID" --scope /secrets
+    emu_restart
+    T=$(tok https://managedhsm.azure.net/.default)
+    expect_eq "after a restart: still a Managed HSM with its assignments" "$(call GET /keys/hsmkey?api-version=7.4)" 200
+    expect_eq "after a restart: three assignments" "$(emu_cli keyvault role assignment list --hsm-name "$HSM" | jq length)" 3
+    revoke /
+    revoke /keys/hsmkey
+    expect_eq "all key roles removed: 403" "$(call GET /keys/hsmkey?api-version=7.4)" 403
+    ;;
+*) echo "unknown case $CASE"; exit 2 ;;
+esac
+t_finish

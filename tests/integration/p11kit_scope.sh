@@ -25,10 +25,15 @@ write_module() { # ENABLE_IN_LINE(yes|no)
         if [ "$1" = yes ]; then cat; else grep -v '^enable-in:'; fi \
         >"$MODDIR/akv-pkcs11.module"
 }
-in_ns() { # CMD... - with only our module file registered, loader log on
+# in_ns CMD... - with only our module file registered, loader log on. In
+# the ASan build the runtimes are preloaded only when PRELOAD=1 (programs
+# whose use of the module is checked): gnutls-cli under a preloaded ASan
+# hangs at exit until `timeout`; where only the loader's log counts, an
+# instrumented module that aborts after being opened still shows as opened.
+in_ns() {
     unshare -m bash -c 'mount --bind "$1" /usr/share/p11-kit/modules &&
         { [ ! -d /etc/pkcs11/modules ] || mount --bind "$1" /etc/pkcs11/modules; } &&
-        shift && { [ -z "${AKV_ASAN_PRELOAD:-}" ] || export LD_PRELOAD="$AKV_ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:exitcode=86; } &&
+        shift && { [ "${PRELOAD:-0}" != 1 ] || [ -z "${AKV_ASAN_PRELOAD:-}" ] || export LD_PRELOAD="$AKV_ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:exitcode=86; } &&
         LD_DEBUG=files exec timeout 60 "$@" </dev/null' _ "$MODDIR" "$@"
 }
 # loads NAME CMD... - prints how often the loader opened our module
@@ -54,11 +59,11 @@ else pass "the token is not listed by git-remote-https"; fi
 emu_cli stats >"$T_TMP/stats"
 expect_eq "no request reached the emulator from those programs" \
     "$(jq '[.. | numbers] | add // 0' "$T_TMP/stats")" 0
-n=$(loads p11tool p11tool --list-tokens)
+n=$(PRELOAD=1 loads p11tool p11tool --list-tokens)
 [ "$n" -gt 0 ] && pass "p11tool loads the module ($n loader lines)" ||
     fail "p11tool did not load the module"
 expect_grep "p11tool lists the token" "token=$TOKEN_LABEL" "$T_TMP/p11tool.out"
-n=$(loads p11kit p11-kit list-modules)
+n=$(PRELOAD=1 loads p11kit p11-kit list-modules)
 [ "$n" -gt 0 ] && pass "p11-kit list-modules loads the module" ||
     fail "p11-kit list-modules did not load the module"
 expect_grep "p11-kit list-modules lists the token" "token: $TOKEN_LABEL" "$T_TMP/p11kit.out"

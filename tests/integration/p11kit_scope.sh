@@ -67,6 +67,24 @@ n=$(PRELOAD=1 loads p11kit p11-kit list-modules)
 [ "$n" -gt 0 ] && pass "p11-kit list-modules loads the module" ||
     fail "p11-kit list-modules did not load the module"
 expect_grep "p11-kit list-modules lists the token" "token: $TOKEN_LABEL" "$T_TMP/p11kit.out"
+# p11-kit server (remoting into a container) runs its helper
+# p11-kit-server, which the enable-in line names: a client through
+# p11-kit-client.so sees the token
+CLIENT_SO=$(pkg-config --variable=p11_module_path p11-kit-1)/p11-kit-client.so
+if [ -f "$CLIENT_SO" ] && command -v pkcs11-tool >/dev/null; then
+    unshare -m bash -c 'mount --bind "$1" /usr/share/p11-kit/modules &&
+        { [ ! -d /etc/pkcs11/modules ] || mount --bind "$1" /etc/pkcs11/modules; } &&
+        { [ -z "${AKV_ASAN_PRELOAD:-}" ] || export LD_PRELOAD="$AKV_ASAN_PRELOAD" ASAN_OPTIONS=detect_leaks=0:exitcode=86; }
+        p11-kit server -f -n "$2" "pkcs11:token=$4" >/dev/null 2>&1 & sp=$!
+        for _ in $(seq 50); do [ -S "$2" ] && break; sleep 0.1; done
+        P11_KIT_SERVER_ADDRESS="unix:path=$2" timeout 60 pkcs11-tool --module "$3" -L
+        kill "$sp"; wait "$sp" 2>/dev/null || true' \
+        _ "$MODDIR" "$T_TMP/server.sock" "$CLIENT_SO" "$TOKEN_LABEL" \
+        >"$T_TMP/server.out" 2>&1 </dev/null || true
+    expect_grep "p11-kit server exports the token" "token label +: $TOKEN_LABEL" "$T_TMP/server.out"
+else
+    echo "p11-kit-client.so or pkcs11-tool missing: p11-kit server case not run"
+fi
 
 # control: the same file without enable-in is loaded by both, so the zero
 # counts above come from the enable-in line and not from a blind probe

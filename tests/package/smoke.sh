@@ -47,20 +47,43 @@ for f in "${DEBS[@]}"; do dpkg-deb -c "$f" | awk '{print $6}'; done |
 PREEXIST=$(mktemp)
 while read -r p; do [ ! -e "$p" ] || echo "$p"; done <"$SHIPPED" >"$PREEXIST"
 
+# apt: wait for the dpkg lock (another apt run on the machine) instead of
+# failing at once; dpkg itself has no wait, so it is retried for a minute
+apt_() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -qq "$@"; }
+dpkg_() {
+    local out
+    for _ in $(seq 60); do
+        if out=$(dpkg "$@" 2>&1); then return 0; fi
+        grep -q 'lock' <<<"$out" || { echo "$out"; return 1; }
+        sleep 1
+    done
+    echo "$out"; return 1
+}
+
 purge_all() {
     rm -f "$OVERRIDE" /etc/akv-pkcs11/config.json
     [ "$MADE_ETC_MODULES" = 0 ] || rmdir /etc/pkcs11/modules /etc/pkcs11 2>/dev/null || true
-    dpkg --purge "${PKGS[@]}" >/dev/null 2>&1 || true
+    dpkg_ --purge "${PKGS[@]}" >/dev/null 2>&1 || true
 }
-
-echo "==> apt-get install ${DEBS[*]##*/}"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${DEBS[@]}" >/dev/null
 
 # shellcheck source=tests/lib/common.sh
 . "$SRC/tests/lib/common.sh"
 need p11-kit pkcs11-tool p11tool gnutls-cli man jq
+# whatever happens from here on, the packages are purged at exit: t_begin
+# installs t_cleanup as the EXIT trap, so t_cleanup purges first
+eval "t_cleanup_common() $(declare -f t_cleanup | tail -n +2)"
+t_cleanup() {
+    local rc=$?
+    purge_all
+    rm -f "$SHIPPED" "$PREEXIST"
+    (exit "$rc")
+    t_cleanup_common
+}
+trap t_cleanup EXIT
+
+echo "==> apt-get install ${DEBS[*]##*/}"
+apt_ install --no-install-recommends "${DEBS[@]}" >/dev/null
 t_begin   # the emulator from /usr/bin/akv-emulator, a vault, a key, a config
-trap 'rc=$?; purge_all; t_cleanup; rm -f "$SHIPPED" "$PREEXIST"; exit $rc' EXIT
 
 ## installed paths
 for f in "$AKV_MODULE" "$MODFILE" /usr/bin/akv-pkcs11-tool /usr/bin/akv-emulator \
@@ -113,11 +136,11 @@ rm -f "$OVERRIDE"
 
 ## remove keeps the administrator's configuration, purge leaves nothing else
 cp "$AKV_PKCS11_CONFIG" /etc/akv-pkcs11/config.json
-expect_ok "apt-get remove" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${PKGS[@]}"
+expect_ok "apt-get remove" apt_ remove "${PKGS[@]}"
 [ -f /etc/akv-pkcs11/config.json ] && pass "remove keeps /etc/akv-pkcs11/config.json" ||
     fail "remove deleted the administrator's config.json"
 # apt-get cannot name packages in state "rc" that came from local files
-expect_ok "dpkg --purge" dpkg --purge "${PKGS[@]}"
+expect_ok "dpkg --purge" dpkg_ --purge "${PKGS[@]}"
 [ -f /etc/akv-pkcs11/config.json ] && pass "purge keeps the administrator's config.json" ||
     fail "purge deleted a file the package did not ship"
 rm -f /etc/akv-pkcs11/config.json
@@ -128,8 +151,8 @@ left=$(while read -r p; do
        done <"$SHIPPED")
 expect_eq "nothing the packages shipped is left" "$left" ""
 # a purge with no administrator file leaves no /etc/akv-pkcs11 either
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${DEBS[@]}" >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "${PKGS[@]}" >/dev/null
+apt_ install --no-install-recommends "${DEBS[@]}" >/dev/null
+apt_ purge "${PKGS[@]}" >/dev/null
 [ ! -e /etc/akv-pkcs11 ] && pass "purge removes /etc/akv-pkcs11" || fail "/etc/akv-pkcs11 left after purge"
 for p in "${PKGS[@]}"; do
     expect_eq "dpkg no longer knows $p" \

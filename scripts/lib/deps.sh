@@ -5,8 +5,11 @@
 # run costs nothing. Set AKV_NO_INSTALL=1 to skip (e.g. not root).
 
 AKV_DEPS_BUILD="build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev
- libcjson-dev libmicrohttpd-dev libp11-kit-dev zlib1g-dev jq xxd ca-certificates"
+ libcjson-dev libmicrohttpd-dev libp11-kit-dev zlib1g-dev jq xxd ca-certificates
+ scdoc"
 AKV_DEPS_TOOLS="p11-kit opensc gnutls-bin libengine-pkcs11-openssl openssl"
+# the Debian packages (scripts/package) and their smoke test
+AKV_DEPS_PACKAGE="debhelper dpkg-dev lintian scdoc man-db"
 AKV_DEPS_TEST="libcmocka-dev clang libclang-rt-14-dev clang-format valgrind wrk curl python3
  gdb"
 
@@ -23,7 +26,8 @@ akv_missing_pkgs() {
 akv_install_deps() {
     local kind=$1 pkgs missing
     pkgs="$AKV_DEPS_BUILD $AKV_DEPS_TOOLS"
-    if [ "$kind" = test ]; then pkgs="$pkgs $AKV_DEPS_TEST"; fi
+    if [ "$kind" = test ]; then pkgs="$pkgs $AKV_DEPS_TEST $AKV_DEPS_PACKAGE"; fi
+    if [ "$kind" = package ]; then pkgs="$pkgs $AKV_DEPS_PACKAGE"; fi
     # shellcheck disable=SC2086
     missing=$(akv_missing_pkgs $pkgs)
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

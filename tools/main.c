@@ -468,7 +468,9 @@ static bool status_token(const struct akv_token_config *tc, bool json,
             if (!json) {
                 printf("  store:      %s: %zu object%s", tc->store_dir, n,
                        n == 1 ? "" : "s");
-                printf(bad > 0 ? ", %zu UNREADABLE (see the log)" : "", bad);
+                if (bad > 0) {
+                    printf(", %zu UNREADABLE (see the log)", bad);
+                }
                 printf(refused > 0 ? ", of which %zu REFUSED (fail "
                                      "authentication)\n"
                                    : "\n",

@@ -6,6 +6,7 @@
 
 #include "../common/log.h"
 #include "cipher.h"
+#include "digest.h"
 #include "crypto.h"
 #include "slot.h"
 
@@ -29,6 +30,8 @@ static void session_free(struct akv_session *s)
     akv_session_find_reset(s);
     akv_cipher_op_free(s->op);
     s->op = NULL;
+    akv_digest_op_free(s->digest);
+    s->digest = NULL;
     pthread_mutex_destroy(&s->lock);
     s->magic = 0;
     free(s);

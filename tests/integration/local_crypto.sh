@@ -24,7 +24,7 @@ hash)
         for f in data empty; do
             p11 --hash -m "$m" -i "$T_TMP/$f" -o "$T_TMP/h" >/dev/null 2>&1 ||
                 rm -f "$T_TMP/h"
-            got=$(xxd -p -c 256 "$T_TMP/h" 2>/dev/null)
+            got=$(xxd -p -c 256 "$T_TMP/h" 2>/dev/null || true)
             want=$(openssl dgst -"$o" -r "$T_TMP/$f" | cut -d' ' -f1)
             expect_eq "$m of $f equals openssl dgst -$o" "$got" "$want"
         done
@@ -100,9 +100,9 @@ digest-key)
     expect_ok "keygen AES-256 token object" p11 --keygen --key-type AES:32 --label dek1 --id 01 --extractable
     for who in token session; do
         if [ "$who" = token ]; then
-            out=$(local_client digest-key 01 "prefix:")
+            out=$(local_client digest-key 01 "prefix:" || true)
         else
-            out=$(local_client digest-key-session "prefix:")
+            out=$(local_client digest-key-session "prefix:" || true)
         fi
         d=${out%% *}
         v=${out#* }
@@ -112,8 +112,8 @@ digest-key)
     done
     # Keys it refuses: a sensitive key, the vault's private key.
     expect_ok "keygen sensitive token object" p11 --keygen --key-type AES:32 --label dek2 --id 02 --sensitive
-    expect_eq "sensitive key: CKR_KEY_INDIGESTIBLE" "$(local_client digest-key-rv 02)" 0x67
-    expect_eq "vault key: CKR_KEY_INDIGESTIBLE" "$(local_client digest-key-rv "$ID")" 0x67
+    expect_eq "sensitive key: CKR_KEY_INDIGESTIBLE" "$(local_client digest-key-rv 02 || true)" 0x67
+    expect_eq "vault key: CKR_KEY_INDIGESTIBLE" "$(local_client digest-key-rv "$ID" || true)" 0x67
     ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -438,28 +438,16 @@ enum akv_op_call {
 };
 
 /*
- * op_settle - the one rule for whether a call ends the active operation
- * (v3.0 §5.8 C_Encrypt/C_EncryptUpdate/C_EncryptFinal, §5.9 the decrypt
- * ones: "A call to C_Encrypt always terminates the active encryption
- * operation unless it returns CKR_BUFFER_TOO_SMALL or is a successful call
- * (i.e., one which returns CKR_OK) to determine the length of the buffer
- * needed to hold the ciphertext"; the same for Final, and an Update that
- * fails ends the operation too). The operation of S stays active only when
- *   - RV is CKR_BUFFER_TOO_SMALL;
- *   - RV is CKR_OK and the call was a length query (LEN_QUERY: NULL output
- *     buffer) or an update;
- *   - RV is CKR_OPERATION_ACTIVE: the call was refused because it does
- *     not belong to the operation's flow (a single-part call during a
- *     multi-part operation or the reverse), so it never acted on it.
- * Every other result - CKR_ARGUMENTS_BAD for a NULL pointer included -
- * ends it (key reference dropped, buffers wiped). S may be NULL (nothing
- * was claimed). Returns RV unchanged.
+ * op_settle - ends the active operation of S unless akv_session_op_kept
+ * (session.h: the one rule, v3.0 §5.8/§5.9) says the call leaves it
+ * active; a CKR_OK keeps it for a length query (LEN_QUERY: NULL output
+ * buffer) or an update. Ending drops the key reference and wipes buffers.
+ * S may be NULL (nothing was claimed). Returns RV unchanged.
  */
 static CK_RV op_settle(struct akv_session *s, CK_RV rv, enum akv_op_call call,
                        bool len_query)
 {
-    bool keep = rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
-                || (rv == CKR_OK && (len_query || call == AKV_CALL_UPDATE));
+    bool keep = akv_session_op_kept(rv, len_query || call == AKV_CALL_UPDATE);
 
     if (s != NULL && !keep) {
         end_op(s);

@@ -150,18 +150,12 @@ static CK_RV claim(CK_SESSION_HANDLE h, bool args_ok, struct akv_session **out)
     return args_ok ? CKR_OK : CKR_ARGUMENTS_BAD;
 }
 
-/* The ending rule of cipher.c's op_settle for digests (v3.0 §5.12: "A call
- * to C_Digest always terminates the active digest operation unless it
- * returns CKR_BUFFER_TOO_SMALL or is a successful call ... to determine the
- * length"; an Update or Key call that fails ends it; Final as C_Digest).
- * KEEP_OK: a CKR_OK that keeps the operation (length query, Update, Key).
- * S may be NULL. Releases S; returns RV. */
+/* Ends the digest operation of S unless akv_session_op_kept (v3.0 §5.12,
+ * the rule shared with cipher.c). KEEP_OK: a CKR_OK that keeps it (length
+ * query, Update, Key). S may be NULL. Releases S; returns RV. */
 static CK_RV settle(struct akv_session *s, CK_RV rv, bool keep_ok)
 {
-    bool keep = rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
-                || (rv == CKR_OK && keep_ok);
-
-    if (s != NULL && !keep) {
+    if (s != NULL && !akv_session_op_kept(rv, keep_ok)) {
         akv_digest_op_free(s->digest);
         s->digest = NULL;
     }

@@ -380,3 +380,9 @@ void akv_session_find_reset(struct akv_session *s)
     s->find_pos = 0;
     s->find_active = false;
 }
+
+bool akv_session_op_kept(CK_RV rv, bool ok_keeps)
+{
+    return rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
+           || (rv == CKR_OK && ok_keeps);
+}

@@ -95,6 +95,20 @@ CK_RV akv_session_login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
 /* C_Logout core: CKR_OK or CKR_USER_NOT_LOGGED_IN. */
 CK_RV akv_session_logout(CK_SESSION_HANDLE h);
 
+/*
+ * akv_session_op_kept - the one rule for whether a call on an active
+ * operation (encrypt, decrypt, digest, ...) leaves it active (v3.0 §5.8,
+ * §5.9, §5.12: "A call to C_Encrypt always terminates the active
+ * encryption operation unless it returns CKR_BUFFER_TOO_SMALL or is a
+ * successful call ... to determine the length of the buffer needed"; a
+ * failed Update ends it too). True only for CKR_BUFFER_TOO_SMALL, for
+ * CKR_OPERATION_ACTIVE (the call was refused as outside the operation's
+ * flow - single-part after an Update, or the reverse - and never acted on
+ * it), and for CKR_OK when OK_KEEPS (a length query, an Update or
+ * C_DigestKey). Every other result - CKR_ARGUMENTS_BAD included - ends it.
+ */
+bool akv_session_op_kept(CK_RV rv, bool ok_keeps);
+
 /* akv_session_find_reset - ends a find operation (frees its handle list).
  * Caller has claimed the session. */
 void akv_session_find_reset(struct akv_session *s);

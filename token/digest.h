@@ -4,7 +4,8 @@
  * C_DigestUpdate, C_DigestKey, C_DigestFinal with CKM_SHA_1, CKM_SHA224,
  * CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA512_224, CKM_SHA512_256 (FIPS
  * 180-4) and CKM_SHA3_224/256/384/512 (FIPS 202); no mechanism takes
- * parameters (Current Mechanisms v3.0 §2.20-§2.25, §2.26). All local, in
+ * parameters (Current Mechanisms v3.0, the SHA-1, SHA-2 and SHA-3 digest
+ * sections). All local, in
  * the module's private OpenSSL library context (token/crypto.h); nothing
  * asks the vault except C_DigestKey on a token object (its value is
  * unwrapped by the vault key, akv_token_obj_value).

@@ -8,7 +8,7 @@
  * Follows: PKCS#11 v3.0 §5.5 C_GetMechanismList/C_GetMechanismInfo;
  * PKCS#11 Current Mechanisms v3.0 §2.1.8 (CKM_RSA_PKCS_OAEP), §2.1.6
  * (CKM_RSA_PKCS), §2.14 (AES, CKM_AES_CTR), §2.15 (AES GCM), §2.20 (AES key
- * wrap), §2.20-§2.26 (SHA-1, SHA-2, SHA-3 digests);
+ * wrap), the SHA-1, SHA-2 and SHA-3 digest sections;
  * Key Vault JsonWebKeyEncryptionAlgorithm.
  */
 #ifndef AKV_TOKEN_MECH_H

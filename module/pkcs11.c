@@ -2,10 +2,10 @@
 /*
  * Every PKCS#11 2.40 entry point: init check (akv_slot_begin/end, which
  * also fails after a fork until C_Initialize), required-pointer checks,
- * dispatch into token/. The pointers of C_Encrypt/C_Decrypt and their
- * Update/Final calls are checked in token/cipher.c instead, where a
- * CKR_ARGUMENTS_BAD ends the active operation like any other error (v3.0
- * §5.8/§5.9). Parameter names are the spec's. Semantic checks
+ * dispatch into token/. The pointers of C_Encrypt/C_Decrypt/C_Digest and
+ * their Update/Final calls are checked in token/cipher.c and digest.c,
+ * where a CKR_ARGUMENTS_BAD ends the active operation like any other error
+ * (v3.0 §5.8/§5.9/§5.12). Parameter names are the spec's. Semantic checks
  * (mechanisms, templates, key usage) live in token/.
  * Follows: PKCS#11 Base Specification v3.0 §5.
  */
@@ -14,6 +14,7 @@
 #include "../common/log.h"
 #include "../common/secret.h"
 #include "../token/cipher.h"
+#include "../token/digest.h"
 #include "../token/object.h"
 #include "../token/session.h"
 #include "../token/slot.h"
@@ -477,31 +478,64 @@ CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
 
 CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = pMechanism != NULL ? akv_digest_init(hSession, pMechanism)
+                                : CKR_ARGUMENTS_BAD;
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
                CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
                CK_ULONG_PTR pulDigestLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        /* Pointers are checked in token/digest.c (a CKR_ARGUMENTS_BAD
+         * ends the operation, v3.0 §5.12). */
+        rv = akv_digest(hSession, pData, ulDataLen, pDigest, pulDigestLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
                      CK_ULONG ulPartLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_digest_update(hSession, pPart, ulPartLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_digest_key(hSession, hKey);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
                     CK_ULONG_PTR pulDigestLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_digest_final(hSession, pDigest, pulDigestLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,

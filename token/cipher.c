@@ -22,6 +22,25 @@ enum akv_op_kind {
     AKV_OP_DECRYPT,
 };
 
+/*
+ * CKM_AES_CTR (Current Mechanisms v3.0 §2.14, CK_AES_CTR_PARAMS; NIST SP
+ * 800-38A §B.1 "standard incrementing function"): only the low
+ * ulCounterBits bits of the counter block are incremented, modulo
+ * 2^ulCounterBits; the other bits (the nonce) never change. OpenSSL
+ * increments all 128 bits, so at the wrap point the context restarts with
+ * the counter bits zero (ctr_feed). A counter value may not come back under
+ * one key (the keystream would repeat): an operation takes at most
+ * 2^ulCounterBits blocks, more is CKR_DATA_LEN_RANGE /
+ * CKR_ENCRYPTED_DATA_LEN_RANGE. Byte counts saturate at UINT64_MAX ("never"
+ * for any real input).
+ */
+struct ctr_state {
+    uint8_t base[16]; /* the counter block with the counter bits zero */
+    uint64_t to_wrap; /* bytes until the counter bits wrap to zero */
+    uint64_t period;  /* bytes of one whole counter cycle */
+    uint64_t left;    /* bytes this operation may still process */
+};
+
 struct akv_op {
     enum akv_op_kind kind;
     CK_MECHANISM_TYPE mech;
@@ -31,6 +50,7 @@ struct akv_op {
     size_t mod_len;           /* RSA modulus bytes */
     EVP_CIPHER_CTX *ctx;      /* AES */
     size_t tag_len;           /* GCM tag bytes */
+    struct ctr_state ctr;     /* CKM_AES_CTR */
     bool multi;               /* an Update or Final call was made */
     bool single;              /* a single-part call kept a result */
     size_t pending;           /* bytes held inside the EVP context */
@@ -88,6 +108,80 @@ struct gcm_params_v240 {
     CK_ULONG ulTagBits;
 };
 
+static uint64_t blocks_to_bytes(uint64_t blocks)
+{
+    return blocks > UINT64_MAX / AES_BLOCK ? UINT64_MAX : blocks * AES_BLOCK;
+}
+
+/* Fills CTR from P (see struct ctr_state). CKR_MECHANISM_PARAM_INVALID
+ * unless 0 < ulCounterBits <= 128 (v3.0 §2.14). */
+static CK_RV ctr_setup(struct ctr_state *ctr, const CK_AES_CTR_PARAMS *p)
+{
+    CK_ULONG bits = p->ulCounterBits;
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    uint64_t hi_mask;
+    uint64_t to_wrap;
+
+    if (bits == 0 || bits > 128) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    for (int i = 0; i < 8; i++) {
+        hi = hi << 8 | p->cb[i];
+        lo = lo << 8 | p->cb[8 + i];
+    }
+    memcpy(ctr->base, p->cb, AES_BLOCK);
+    for (CK_ULONG i = 0; i < bits; i++) {
+        ctr->base[15 - i / 8] &= (uint8_t) ~(1u << (i % 8));
+    }
+    /* Blocks until the counter (its low BITS bits) passes 2^BITS - 1. */
+    if (bits < 64) {
+        lo &= (UINT64_C(1) << bits) - 1;
+        to_wrap = (UINT64_C(1) << bits) - lo;
+    } else {
+        hi_mask = bits == 128 ? UINT64_MAX : (UINT64_C(1) << (bits - 64)) - 1;
+        /* Only when every counter bit above the low 64 is set is the wrap
+         * less than 2^64 blocks away. */
+        to_wrap = (hi & hi_mask) == hi_mask && lo != 0 ? 0 - lo : UINT64_MAX;
+    }
+    ctr->to_wrap = blocks_to_bytes(to_wrap);
+    ctr->period = bits < 64 ? blocks_to_bytes(UINT64_C(1) << bits) : UINT64_MAX;
+    ctr->left = ctr->period;
+    return CKR_OK;
+}
+
+/* CTR through C (OP's context or a copy) with the counter wrap of struct
+ * ctr_state; *TO_WRAP is advanced. The caller has checked LEN against
+ * ctr.left. CKR_OK or CKR_GENERAL_ERROR. */
+static CK_RV ctr_feed(const struct akv_op *op, EVP_CIPHER_CTX *c,
+                      uint64_t *to_wrap, uint8_t *out, const uint8_t *in,
+                      size_t len)
+{
+    int outl = 0;
+
+    while (len > 0) {
+        size_t n = (uint64_t)len < *to_wrap ? len : (size_t)*to_wrap;
+
+        if (EVP_CipherUpdate(c, out, &outl, in, (int)n) != 1
+            || (size_t)outl != n) {
+            return CKR_GENERAL_ERROR;
+        }
+        out += n;
+        in += n;
+        len -= n;
+        *to_wrap -= n;
+        if (*to_wrap == 0) {
+            /* At a block boundary: restart at counter zero, same nonce. */
+            if (EVP_CipherInit_ex2(c, NULL, NULL, op->ctr.base, -1, NULL)
+                != 1) {
+                return CKR_GENERAL_ERROR;
+            }
+            *to_wrap = op->ctr.period;
+        }
+    }
+    return CKR_OK;
+}
+
 static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
                        const struct akv_secret *key, int enc)
 {
@@ -110,6 +204,14 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
             goto out;
         }
         iv = mech->pParameter;
+        break;
+    case CKM_AES_CTR:
+        if (mech->pParameter == NULL
+            || mech->ulParameterLen != sizeof(CK_AES_CTR_PARAMS)
+            || ctr_setup(&op->ctr, mech->pParameter) != CKR_OK) {
+            goto out;
+        }
+        iv = ((const CK_AES_CTR_PARAMS *)mech->pParameter)->cb;
         break;
     case CKM_AES_GCM:
         if (mech->pParameter == NULL) {
@@ -336,28 +438,16 @@ enum akv_op_call {
 };
 
 /*
- * op_settle - the one rule for whether a call ends the active operation
- * (v3.0 §5.8 C_Encrypt/C_EncryptUpdate/C_EncryptFinal, §5.9 the decrypt
- * ones: "A call to C_Encrypt always terminates the active encryption
- * operation unless it returns CKR_BUFFER_TOO_SMALL or is a successful call
- * (i.e., one which returns CKR_OK) to determine the length of the buffer
- * needed to hold the ciphertext"; the same for Final, and an Update that
- * fails ends the operation too). The operation of S stays active only when
- *   - RV is CKR_BUFFER_TOO_SMALL;
- *   - RV is CKR_OK and the call was a length query (LEN_QUERY: NULL output
- *     buffer) or an update;
- *   - RV is CKR_OPERATION_ACTIVE: the call was refused because it does
- *     not belong to the operation's flow (a single-part call during a
- *     multi-part operation or the reverse), so it never acted on it.
- * Every other result - CKR_ARGUMENTS_BAD for a NULL pointer included -
- * ends it (key reference dropped, buffers wiped). S may be NULL (nothing
- * was claimed). Returns RV unchanged.
+ * op_settle - ends the active operation of S unless akv_session_op_kept
+ * (session.h: the one rule, v3.0 §5.8/§5.9) says the call leaves it
+ * active; a CKR_OK keeps it for a length query (LEN_QUERY: NULL output
+ * buffer) or an update. Ending drops the key reference and wipes buffers.
+ * S may be NULL (nothing was claimed). Returns RV unchanged.
  */
 static CK_RV op_settle(struct akv_session *s, CK_RV rv, enum akv_op_call call,
                        bool len_query)
 {
-    bool keep = rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
-                || (rv == CKR_OK && (len_query || call == AKV_CALL_UPDATE));
+    bool keep = akv_session_op_kept(rv, len_query || call == AKV_CALL_UPDATE);
 
     if (s != NULL && !keep) {
         end_op(s);
@@ -438,8 +528,15 @@ static CK_RV aes_oneshot(struct akv_op *op, const CK_BYTE *in, size_t in_len,
                != 1) {
         goto out;
     }
-    if (data_len > 0
-        && EVP_CipherUpdate(c, res->data, &l1, in, (int)data_len) != 1) {
+    if (op->mech == CKM_AES_CTR) {
+        uint64_t to_wrap = op->ctr.to_wrap;
+
+        if (ctr_feed(op, c, &to_wrap, res->data, in, data_len) != CKR_OK) {
+            goto out;
+        }
+        l1 = (int)data_len;
+    } else if (data_len > 0
+               && EVP_CipherUpdate(c, res->data, &l1, in, (int)data_len) != 1) {
         goto out;
     }
     if (EVP_CipherFinal_ex(c, res->data + l1, &l2) != 1) {
@@ -510,6 +607,12 @@ static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
         } else {
             *len = in_len;
         }
+        return CKR_OK;
+    case CKM_AES_CTR:
+        if (in_len > op->ctr.left) {
+            return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+        }
+        *len = in_len;
         return CKR_OK;
     case CKM_AES_GCM:
         if (enc) {
@@ -631,7 +734,7 @@ static size_t update_len(const struct akv_op *op, size_t total)
 {
     size_t full = total - total % AES_BLOCK;
 
-    if (op->mech == CKM_AES_GCM) {
+    if (op->mech == CKM_AES_GCM || op->mech == CKM_AES_CTR) {
         return total;
     }
     if (op->kind == AKV_OP_DECRYPT && op->mech == CKM_AES_CBC_PAD
@@ -676,7 +779,8 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
         rv = CKR_OK;
         goto out;
     }
-    if (in_len > AKV_CIPHER_MAX_INPUT) {
+    if (in_len > AKV_CIPHER_MAX_INPUT
+        || (op->mech == CKM_AES_CTR && in_len > op->ctr.left)) {
         rv = kind == AKV_OP_ENCRYPT ? CKR_DATA_LEN_RANGE
                                     : CKR_ENCRYPTED_DATA_LEN_RANGE;
         goto out;
@@ -694,8 +798,15 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     }
     op->multi = true;
     rv = CKR_GENERAL_ERROR;
-    if (in_len > 0
-        && EVP_CipherUpdate(op->ctx, out, &outl, in, (int)in_len) != 1) {
+    if (op->mech == CKM_AES_CTR) {
+        if (ctr_feed(op, op->ctx, &op->ctr.to_wrap, out, in, in_len)
+            != CKR_OK) {
+            goto out;
+        }
+        op->ctr.left -= in_len;
+        outl = (int)in_len;
+    } else if (in_len > 0
+               && EVP_CipherUpdate(op->ctx, out, &outl, in, (int)in_len) != 1) {
         goto out;
     }
     if ((size_t)outl != len) {

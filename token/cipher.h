@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Encryption and decryption (v3.0 §5.8, §5.9) and random numbers (§5.15).
- * Local AES (ECB, CBC, CBC-PAD, GCM) on secret keys and RSA encryption with
- * a vault key's public part run in OpenSSL's private context; RSA
+ * Local AES (ECB, CBC, CBC-PAD, CTR, GCM) on secret keys and RSA encryption
+ * with a vault key's public part run in OpenSSL's private context; RSA
  * decryption with a vault private key is served by Key Vault unwrapKey.
  *
  * Output convention (v3.0 §5.2): a NULL output buffer returns the exact

@@ -234,6 +234,9 @@ EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
     case CKM_AES_GCM:
         mode = "GCM";
         break;
+    case CKM_AES_CTR:
+        mode = "CTR";
+        break;
     default:
         return NULL;
     }

@@ -66,7 +66,7 @@ CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
                              size_t *out_len);
 
 /* akv_crypto_aes_cipher - fetches the EVP cipher for an AES mechanism
- * (CKM_AES_ECB/CBC/CBC_PAD/GCM) and key length 16/24/32 from the private
+ * (CKM_AES_ECB/CBC/CBC_PAD/CTR/GCM) and key length 16/24/32 from the private
  * context; caller EVP_CIPHER_free()s. NULL when unsupported. */
 EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len);
 

@@ -7,6 +7,7 @@
 
 #define RSA_FLAGS (CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)
 #define AES_FLAGS (CKF_ENCRYPT | CKF_DECRYPT)
+#define NO_KEY    ((CK_KEY_TYPE)-1) /* digests use no key */
 
 /* Sorted by mechanism type (a unit test checks it). */
 static const struct akv_mech table[] = {
@@ -14,6 +15,18 @@ static const struct akv_mech table[] = {
     {CKM_RSA_PKCS, {2048, 4096, RSA_FLAGS}, CKK_RSA},
     /* Vault: RSA-OAEP / RSA-OAEP-256 (akv_mech_rsa_alg); bits. */
     {CKM_RSA_PKCS_OAEP, {2048, 4096, RSA_FLAGS}, CKK_RSA},
+    /* Local digests (token/digest.c); no key, sizes 0. */
+    {CKM_SHA512_224, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA512_256, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA_1, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA256, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA224, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA384, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA512, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA3_256, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA3_224, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA3_384, {0, 0, CKF_DIGEST}, NO_KEY},
+    {CKM_SHA3_512, {0, 0, CKF_DIGEST}, NO_KEY},
     /* Local; sizes in bits (Current Mechanisms §2.39). */
     {CKM_GENERIC_SECRET_KEY_GEN, {8, 4096, CKF_GENERATE}, CKK_GENERIC_SECRET},
     /* Local; AES sizes are in bytes (Current Mechanisms §2.14). */
@@ -21,6 +34,7 @@ static const struct akv_mech table[] = {
     {CKM_AES_ECB, {16, 32, AES_FLAGS}, CKK_AES},
     {CKM_AES_CBC, {16, 32, AES_FLAGS}, CKK_AES},
     {CKM_AES_CBC_PAD, {16, 32, AES_FLAGS}, CKK_AES},
+    {CKM_AES_CTR, {16, 32, AES_FLAGS}, CKK_AES},
     {CKM_AES_GCM, {16, 32, AES_FLAGS}, CKK_AES},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
     {CKM_AES_KEY_WRAP, {16, 32, CKF_WRAP | CKF_UNWRAP}, CKK_AES},

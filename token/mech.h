@@ -7,7 +7,8 @@
  *
  * Follows: PKCS#11 v3.0 §5.5 C_GetMechanismList/C_GetMechanismInfo;
  * PKCS#11 Current Mechanisms v3.0 §2.1.8 (CKM_RSA_PKCS_OAEP), §2.1.6
- * (CKM_RSA_PKCS), §2.14 (AES), §2.15 (AES GCM), §2.20 (AES key wrap);
+ * (CKM_RSA_PKCS), §2.14 (AES, CKM_AES_CTR), §2.15 (AES GCM), §2.20 (AES key
+ * wrap), the SHA-1, SHA-2 and SHA-3 digest sections;
  * Key Vault JsonWebKeyEncryptionAlgorithm.
  */
 #ifndef AKV_TOKEN_MECH_H
@@ -20,7 +21,7 @@
 struct akv_mech {
     CK_MECHANISM_TYPE type;
     CK_MECHANISM_INFO info; /* key sizes: RSA bits, AES bytes, generic bits */
-    CK_KEY_TYPE key_type;   /* CKK_RSA, CKK_AES or CKK_GENERIC_SECRET */
+    CK_KEY_TYPE key_type; /* CKK_RSA, CKK_AES, CKK_GENERIC_SECRET; digests -1 */
 };
 
 /* akv_mech_table - the rows (sorted by type), for tests. */
@@ -42,7 +43,7 @@ CK_RV akv_mech_get_info(CK_MECHANISM_TYPE type, CK_MECHANISM_INFO *info);
 
 /*
  * akv_mech_check - MECH is in the table and supports the FLAG
- * (CKF_ENCRYPT/DECRYPT/WRAP/UNWRAP/GENERATE) -> CKR_OK; unknown or wrong
+ * (CKF_ENCRYPT/DECRYPT/WRAP/UNWRAP/GENERATE/DIGEST) -> CKR_OK; unknown or wrong
  * use -> CKR_MECHANISM_INVALID; KEY_TYPE (a CKK_*, or (CK_KEY_TYPE)-1 to
  * skip) not the row's -> CKR_KEY_TYPE_INCONSISTENT.
  */

@@ -6,6 +6,7 @@
 
 #include "../common/log.h"
 #include "cipher.h"
+#include "digest.h"
 #include "crypto.h"
 #include "slot.h"
 
@@ -29,6 +30,8 @@ static void session_free(struct akv_session *s)
     akv_session_find_reset(s);
     akv_cipher_op_free(s->op);
     s->op = NULL;
+    akv_digest_op_free(s->digest);
+    s->digest = NULL;
     pthread_mutex_destroy(&s->lock);
     s->magic = 0;
     free(s);
@@ -376,4 +379,10 @@ void akv_session_find_reset(struct akv_session *s)
     s->n_found = 0;
     s->find_pos = 0;
     s->find_active = false;
+}
+
+bool akv_session_op_kept(CK_RV rv, bool ok_keeps)
+{
+    return rv == CKR_BUFFER_TOO_SMALL || rv == CKR_OPERATION_ACTIVE
+           || (rv == CKR_OK && ok_keeps);
 }

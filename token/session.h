@@ -22,7 +22,8 @@
 
 #define AKV_SESSION_MAGIC 0x414b5353u /* "AKSS" */
 
-struct akv_op; /* cipher.c */
+struct akv_op;        /* cipher.c */
+struct akv_digest_op; /* digest.c */
 
 struct akv_session {
     uint32_t magic;
@@ -40,6 +41,8 @@ struct akv_session {
     size_t find_pos;
     /* Encrypt / decrypt operation (cipher.c). */
     struct akv_op *op;
+    /* Digest operation (digest.c; its own slot, v3.0 §5.12). */
+    struct akv_digest_op *digest;
 };
 
 /* akv_session_get - looks up H and takes a reference. CKR_OK or
@@ -91,6 +94,20 @@ CK_RV akv_session_login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
                         const CK_UTF8CHAR *pin, CK_ULONG pin_len);
 /* C_Logout core: CKR_OK or CKR_USER_NOT_LOGGED_IN. */
 CK_RV akv_session_logout(CK_SESSION_HANDLE h);
+
+/*
+ * akv_session_op_kept - the one rule for whether a call on an active
+ * operation (encrypt, decrypt, digest, ...) leaves it active (v3.0 §5.8,
+ * §5.9, §5.12: "A call to C_Encrypt always terminates the active
+ * encryption operation unless it returns CKR_BUFFER_TOO_SMALL or is a
+ * successful call ... to determine the length of the buffer needed"; a
+ * failed Update ends it too). True only for CKR_BUFFER_TOO_SMALL, for
+ * CKR_OPERATION_ACTIVE (the call was refused as outside the operation's
+ * flow - single-part after an Update, or the reverse - and never acted on
+ * it), and for CKR_OK when OK_KEEPS (a length query, an Update or
+ * C_DigestKey). Every other result - CKR_ARGUMENTS_BAD included - ends it.
+ */
+bool akv_session_op_kept(CK_RV rv, bool ok_keeps);
 
 /* akv_session_find_reset - ends a find operation (frees its handle list).
  * Caller has claimed the session. */

@@ -35,6 +35,20 @@
 #define CKM_AES_KEY_WRAP_KWP 0x0000210BUL
 #endif
 
+/* SHA-3 digests (Current Mechanisms v3.0 §2.26; FIPS 202). */
+#ifndef CKM_SHA3_256
+#define CKM_SHA3_256 0x000002B0UL
+#endif
+#ifndef CKM_SHA3_224
+#define CKM_SHA3_224 0x000002B5UL
+#endif
+#ifndef CKM_SHA3_384
+#define CKM_SHA3_384 0x000002C0UL
+#endif
+#ifndef CKM_SHA3_512
+#define CKM_SHA3_512 0x000002D0UL
+#endif
+
 #ifndef CKF_INTERFACE_FORK_SAFE
 #define CKF_INTERFACE_FORK_SAFE 0x00000001UL
 

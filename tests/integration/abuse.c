@@ -457,11 +457,12 @@ static int group_null(void)
     EXPECT(p11->C_GetOperationState(s, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
     EXPECT(p11->C_SetOperationState(s, NULL, 0, 0, 0),
            CKR_FUNCTION_NOT_SUPPORTED);
-    EXPECT(p11->C_DigestInit(s, NULL), CKR_FUNCTION_NOT_SUPPORTED);
-    EXPECT(p11->C_Digest(s, NULL, 0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
-    EXPECT(p11->C_DigestUpdate(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
-    EXPECT(p11->C_DigestKey(s, dek), CKR_FUNCTION_NOT_SUPPORTED);
-    EXPECT(p11->C_DigestFinal(s, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
+    /* Digests (issue 10): NULL pointers and no active operation. */
+    EXPECT(p11->C_DigestInit(s, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Digest(s, NULL, 0, NULL, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DigestUpdate(s, NULL, 0), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestKey(s, dek), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestFinal(s, NULL, NULL), CKR_ARGUMENTS_BAD);
     EXPECT(p11->C_SignInit(s, NULL, dek), CKR_FUNCTION_NOT_SUPPORTED);
     EXPECT(p11->C_Sign(s, NULL, 0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
     EXPECT(p11->C_SignUpdate(s, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);

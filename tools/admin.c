@@ -377,6 +377,47 @@ out:
     return rv;
 }
 
+size_t akv_admin_catalog(const char *store_dir, const char *name,
+                         char (*out)[AKV_KV_VERSION_MAX], size_t max)
+{
+    char path[4096], line[256];
+    size_t n = 0, nl = 0;
+    FILE *f = NULL;
+
+    if (store_dir == NULL || name == NULL || out == NULL) {
+        return 0;
+    }
+    nl = strlen(name);
+    snprintf(path, sizeof(path), "%s/.versions", store_dir);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    while (n < max && fgets(line, sizeof(line), f) != NULL) {
+        char *v = line + nl + 1;
+        bool dup = false;
+        size_t vl = 0;
+
+        if (strncasecmp(line, name, nl) != 0 || line[nl] != ' ') {
+            continue;
+        }
+        v[strcspn(v, "\r\n")] = '\0';
+        vl = strlen(v);
+        if (vl == 0 || vl >= AKV_KV_VERSION_MAX
+            || strspn(v, "0123456789abcdefABCDEF") != vl) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            dup = dup || strcasecmp(out[i], v) == 0;
+        }
+        if (!dup) {
+            memcpy(out[n++], v, vl + 1);
+        }
+    }
+    fclose(f);
+    return n;
+}
+
 const char *akv_admin_rv_name(CK_RV rv)
 {
     static const struct {

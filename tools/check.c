@@ -542,39 +542,23 @@ out:
     return ok;
 }
 
-/* Versions of key NAME in the version catalog store_dir/.versions
- * (token/rotate.c format: a magic line, then "NAME VERSION" lines),
- * appended to LIST (LEN bytes) comma-separated; returns how many. */
+/* The older versions of KEY the catalog names, comma-separated into LIST
+ * (LEN bytes); returns how many. */
 static size_t catalog_versions(const char *store_dir, const char *name,
                                const char *current, char *list, size_t len)
 {
-    char path[4096], line[256];
-    size_t n = 0, nl = strlen(name);
-    FILE *f = NULL;
+    char vers[32][AKV_KV_VERSION_MAX];
+    size_t n = akv_admin_catalog(store_dir, name, vers, 32), known = 0;
 
-    if (store_dir == NULL) {
-        return 0;
-    }
-    snprintf(path, sizeof(path), "%s/.versions", store_dir);
-    f = fopen(path, "re");
-    if (f == NULL) {
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *v = line + nl + 1;
-        if (strncasecmp(line, name, nl) != 0 || line[nl] != ' ') {
-            continue;
-        }
-        v[strcspn(v, "\r\n")] = '\0';
-        if (strcmp(v, current) == 0 || strstr(list, v) != NULL) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(vers[i], current) == 0) {
             continue;
         }
         snprintf(list + strlen(list), len - strlen(list), "%s%s",
-                 list[0] != '\0' ? ", " : "", v);
-        n++;
+                 list[0] != '\0' ? ", " : "", vers[i]);
+        known++;
     }
-    fclose(f);
-    return n;
+    return known;
 }
 
 static void check_rotation(struct run *r, const struct tok *t,

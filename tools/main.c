@@ -24,6 +24,7 @@
 
 #include "admin.h"
 #include "check.h"
+#include "uri.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "keyvault/kv.h"
@@ -34,6 +35,10 @@
 #endif
 
 #define EXIT_USAGE 2
+
+#ifndef AKV_MODULE_PATH
+#define AKV_MODULE_PATH "akv-pkcs11.so"
+#endif
 
 static const char usage_text[] =
     "Usage: akv-pkcs11-tool [--help] [--version] COMMAND [OPTIONS]\n"
@@ -50,14 +55,16 @@ static const char usage_text[] =
     "          Prove every link the module needs, in the order it fails;\n"
     "          one OK/FAIL line each with cause and fix. Exit status: the\n"
     "          number of failures (at most 100).\n"
-    "  uri     [--config FILE] [--token LABEL]\n"
+    "  uri     [--config FILE] [--token LABEL] [--module PATH]\n"
     "          Print the RFC 7512 pkcs11: URI of every object and version.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE   module configuration (default: $AKV_PKCS11_CONFIG,\n"
     "                      then /etc/akv-pkcs11/config.json)\n"
     "  -t, --token LABEL   only this token\n"
-    "  -j, --json          status as a JSON document on stdout\n"
+    "  -j, --json          status/check as a JSON document on stdout\n"
+    "  -m, --module PATH   uri: the module to load (default\n"
+    "                      " AKV_MODULE_PATH ")\n"
     "  -v, --verbose       more log output on stderr (repeat for debug)\n"
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n"
@@ -72,6 +79,7 @@ static void usage(FILE *f)
 struct cmd_opts {
     const char *config;
     const char *token;
+    const char *module;
     bool json;
     int verbose;
 };
@@ -594,6 +602,21 @@ static int cmd_check(const struct cmd_opts *o)
     return rc;
 }
 
+static int cmd_uri(const struct cmd_opts *o)
+{
+    char *path =
+        o->config != NULL ? strdup(o->config) : akv_config_locate(NULL);
+    int rc = 1;
+
+    if (path == NULL) {
+        fprintf(stderr, "akv-pkcs11-tool: out of memory\n");
+        return 1;
+    }
+    rc = akv_uri_print(o->module, path, o->token);
+    free(path);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option global_opts[] = {
@@ -605,14 +628,16 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"token", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"module", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct cmd_opts o = {NULL, NULL, false, 0};
+    struct cmd_opts o = {NULL, NULL, AKV_MODULE_PATH, false, 0};
     const char *cmd = NULL;
     bool is_status = false;
     bool is_check = false;
+    bool is_uri = false;
     int c;
 
     /* "+": stop at the command name; its options are parsed below. */
@@ -639,6 +664,8 @@ int main(int argc, char **argv)
         is_status = true;
     } else if (strcmp(cmd, "check") == 0) {
         is_check = true;
+    } else if (strcmp(cmd, "uri") == 0) {
+        is_uri = true;
     } else if (strcmp(cmd, "rewrap") != 0) {
         fprintf(stderr, "akv-pkcs11-tool: unknown command \"%s\"\n", cmd);
         usage(stderr);
@@ -647,7 +674,7 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     optind = 0; /* glibc: full re-initialisation for the second scan */
-    while ((c = getopt_long(argc, argv, "+c:t:jvh", cmd_long, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:t:jm:vh", cmd_long, NULL)) != -1) {
         switch (c) {
         case 'c':
             o.config = optarg;
@@ -663,6 +690,14 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             o.json = true;
+            break;
+        case 'm':
+            if (!is_uri) {
+                fprintf(stderr, "akv-pkcs11-tool: --module is for uri\n");
+                usage(stderr);
+                return EXIT_USAGE;
+            }
+            o.module = optarg;
             break;
         case 'v':
             o.verbose++;
@@ -688,6 +723,9 @@ int main(int argc, char **argv)
     }
     if (is_check) {
         return cmd_check(&o);
+    }
+    if (is_uri) {
+        return cmd_uri(&o);
     }
     return is_status ? cmd_status(&o) : cmd_rewrap(&o);
 }

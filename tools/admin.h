@@ -38,6 +38,14 @@ struct akv_rewrap_opts {
     /* Test hook (docs/STORE.md): raise SIGKILL on ourselves after this many
      * successful record writes; 0 = never. */
     long kill_after_writes;
+    /* OUT gets failure lines only; the caller prints the summary. */
+    bool failures_only;
+    /* A terminal (akv-pkcs11-tool: stdout when isatty): after each record
+     * one "\r"-updated line "LABEL: I/N records: rewrapped A, already
+     * current B, failed C", erased ("\r" + ESC [K) before any other output
+     * and at the end. NULL = none. */
+    FILE *progress;
+    const char *progress_label; /* shown in the progress line */
 };
 
 struct akv_rewrap_stats {

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -246,17 +247,25 @@ static int rewrap_token(const struct akv_token_config *tc,
                akv_admin_rv_name(rv));
         goto out;
     }
-    printf("token %s: store %s, target %s/%s\n", tc->label, tc->store_dir,
-           target.name, target.version);
-    fflush(stdout);
-    rv = akv_admin_rewrap(kv, store, tc->vault_url, &target, ro, &st);
+    if (!ro->failures_only) {
+        printf("token %s: store %s, target %s/%s\n", tc->label, tc->store_dir,
+               target.name, target.version);
+        fflush(stdout);
+    }
+    {
+        struct akv_rewrap_opts o = *ro;
+        o.progress_label = tc->label;
+        rv = akv_admin_rewrap(kv, store, tc->vault_url, &target, &o, &st);
+    }
     if (rv != CKR_OK) {
         printf("token %s: cannot read store %s: %s\n", tc->label, tc->store_dir,
                akv_admin_rv_name(rv));
         goto out;
     }
-    printf("token %s: rewrapped %zu, already current %zu, failed %zu",
-           tc->label, st.rewrapped, st.current, st.failed);
+    printf("token %s: store %s, target %s/%s: rewrapped %zu, already "
+           "current %zu, failed %zu",
+           tc->label, tc->store_dir, target.name, target.version, st.rewrapped,
+           st.current, st.failed);
     if (st.vanished > 0) {
         printf(", deleted meanwhile %zu", st.vanished);
     }
@@ -277,7 +286,10 @@ out:
 static int cmd_rewrap(const struct cmd_opts *o)
 {
     struct akv_config *cfg = NULL;
-    struct akv_rewrap_opts ro = {stdout, 0};
+    /* Per-record lines with -v; otherwise failures and one summary line
+     * per token, and on a terminal a "\r"-updated progress line. */
+    struct akv_rewrap_opts ro = {stdout, 0, o->verbose == 0,
+                                 isatty(STDOUT_FILENO) ? stdout : NULL, NULL};
     struct akv_rewrap_stats total;
     const char *kill_at = getenv("AKV_TOOL_TEST_KILL_AT");
     size_t done = 0;

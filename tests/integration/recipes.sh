@@ -7,6 +7,7 @@
 #                  (the container side), listing and an OAEP decryption
 #   nss            modutil -add, modutil -list, certutil -K -h TOKEN
 #   python         PyKCS11: unwrap a data key, encrypt with it
+#   node           graphene-pk11 (pkcs11js): decrypt a wrapped data key
 #   uri            a URI printed by akv-pkcs11-tool uri used by the libp11
 #                  engine (OpenSSL 3) to decrypt
 . "$(dirname "$0")/../lib/common.sh"
@@ -71,6 +72,16 @@ python)
     openssl enc -d -aes-256-cbc -K "$(od -An -tx1 "$T_TMP/dek" | tr -d ' \n')" -iv "$IV" \
         -in "$T_TMP/ct" -out "$T_TMP/back" 2>/dev/null || true
     expect_ok "openssl decrypts it with the original data key" cmp "$T_TMP/msg" "$T_TMP/back"
+    ;;
+node)
+    need node
+    NODE_DIR=$(dirname "$0")/recipes/node
+    [ -d "$NODE_DIR/node_modules/graphene-pk11" ] \
+        || { echo "SKIP: run npm ci in $NODE_DIR (scripts/test does)"; exit 77; }
+    withmod node "$NODE_DIR/decrypt.js" "$AKV_MODULE" "$TOKEN_LABEL" "$KEY_NAME" \
+        "$T_TMP/dek.wrapped" >"$T_TMP/dek.back" 2>"$T_TMP/node.err" \
+        && pass "graphene-pk11 decrypts" || { fail "node script"; cat "$T_TMP/node.err"; }
+    expect_ok "the bytes round-trip" cmp "$T_TMP/dek" "$T_TMP/dek.back"
     ;;
 uri)
     : "${AKV_TOOL:?}"

@@ -766,6 +766,7 @@ int akv_check_run(const char *path, const char *only_token, bool json)
     struct akv_config *cfg = NULL;
     cJSON *doc = cJSON_CreateObject();
     char err[512];
+    bool matched = only_token == NULL;
 
     memset(&r, 0, sizeof(r));
     r.json = json;
@@ -792,9 +793,16 @@ int akv_check_run(const char *path, const char *only_token, bool json)
         if (only_token != NULL && strcmp(only_token, tc->label) != 0) {
             continue;
         }
+        matched = true;
         tc->cache = false; /* the vault's answer now, never the cache */
         akv_tool_cred_identity(&tc->cred, ident, sizeof(ident));
         check_token(&r, tc, akv_tool_cred_type_name(tc->cred.type), ident);
+    }
+    if (!matched) {
+        snprintf(err, sizeof(err), "no token labelled \"%s\" in %s",
+                 only_token != NULL ? only_token : "", path);
+        emit(&r, NULL, NULL, "token", "FAIL", err,
+             "give a label from the configuration's tokens[].label");
     }
 out:
     if (r.fails > AKV_CHECK_MAX_FAILS) {

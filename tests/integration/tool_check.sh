@@ -72,6 +72,11 @@ ok)
     done
     expect_grep "credential names the identity's object id" "object id $SP_OBJ_ID\): token obtained" "$T_TMP/c.txt"
     expect_grep "rotation names the current version" "current version $KEY_VERSION" "$T_TMP/c.txt"
+    "$AKV_TOOL" check --config "$CFG" --token "$TOKEN_LABEL" >/dev/null 2>&1 && rc=0 || rc=$?
+    expect_eq "--token LABEL: 0 failures" "$rc" 0
+    "$AKV_TOOL" check --config "$CFG" --token nosuch >"$T_TMP/n.txt" 2>&1 && rc=0 || rc=$?
+    expect_eq "--token of no token: 1 failure" "$rc" 1
+    expect_grep "--token of no token: said" "^FAIL +token: no token labelled \"nosuch\"" "$T_TMP/n.txt"
     expect_grep "store: the object authenticated" "1 object, all authenticated, 0 refused" "$T_TMP/c.txt"
     expect_eq "--json ok" "$(jq -r .ok "$T_TMP/c.json")" true
     # rotate: the old version is known, the object under it is counted

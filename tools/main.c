@@ -6,9 +6,13 @@
  *           the token's first configured key (after a key rotation);
  *   status  shows, per token, the vault, key, identity, whether get/wrapKey/
  *           unwrapKey work right now, and which key versions wrap the stored
- *           objects (counterpart of `az acr encryption show-status`).
+ *           objects (counterpart of `az acr encryption show-status`);
+ *   check   proves every link the module needs, one OK/FAIL line each with
+ *           cause and fix (check.c);
+ *   uri     prints the RFC 7512 URI of every object and version (uri.c).
  *
- * Exit status: 0 success, 1 a failure (printed), 2 bad arguments.
+ * Exit status: 0 success, 1 a failure (printed), 2 bad arguments; check:
+ * the number of failures (at most AKV_CHECK_MAX_FAILS).
  */
 #include <errno.h>
 #include <getopt.h>

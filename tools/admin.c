@@ -52,10 +52,35 @@ static void say(const struct akv_rewrap_opts *o, const char *fmt, ...)
     if (o == NULL || o->out == NULL) {
         return;
     }
+    if (o->progress != NULL) {
+        fputs("\r\033[K", o->progress); /* erase the progress line */
+    }
     va_start(ap, fmt);
     vfprintf(o->out, fmt, ap);
     va_end(ap);
     fflush(o->out);
+}
+
+/* A line about a record that went well: only when asked for. */
+#define say_ok(o, ...)                                                         \
+    do {                                                                       \
+        if ((o) != NULL && !(o)->failures_only) {                              \
+            say((o), __VA_ARGS__);                                             \
+        }                                                                      \
+    } while (0)
+
+static void progress(const struct akv_rewrap_opts *o, size_t done, size_t n,
+                     const struct akv_rewrap_stats *st)
+{
+    if (o == NULL || o->progress == NULL) {
+        return;
+    }
+    fprintf(o->progress,
+            "\r%s: %zu/%zu records: rewrapped %zu, already current %zu, "
+            "failed %zu",
+            o->progress_label != NULL ? o->progress_label : "rewrap", done, n,
+            st->rewrapped, st->current, st->failed);
+    fflush(o->progress);
 }
 
 enum outcome {
@@ -213,9 +238,9 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
         switch (res) {
         case OUT_REWRAPPED:
             stats->rewrapped++;
-            say(opts, "%s: rewrapped %s%s -> %s\n", rec->id, old_ver,
-                rec->format == AKV_STORE_FORMAT_V1 ? " (legacy format)" : "",
-                target->version);
+            say_ok(opts, "%s: rewrapped %s%s -> %s\n", rec->id, old_ver,
+                   rec->format == AKV_STORE_FORMAT_V1 ? " (legacy format)" : "",
+                   target->version);
             writes++;
             if (opts != NULL && opts->kill_after_writes > 0
                 && writes >= opts->kill_after_writes) {
@@ -224,11 +249,12 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
             break;
         case OUT_CURRENT:
             stats->current++;
-            say(opts, "%s: already current (%s)\n", rec->id, old_ver);
+            say_ok(opts, "%s: already current (%s)\n", rec->id, old_ver);
             break;
         case OUT_VANISHED:
             stats->vanished++;
-            say(opts, "%s: deleted by another process, skipped\n", recs[i].id);
+            say_ok(opts, "%s: deleted by another process, skipped\n",
+                   recs[i].id);
             break;
         case OUT_CONFLICT:
             stats->failed++;
@@ -242,6 +268,11 @@ CK_RV akv_admin_rewrap(struct akv_kv *kv, struct akv_store *store,
             break;
         }
         akv_store_record_clear(&fresh);
+        progress(opts, i + 1, n, stats);
+    }
+    if (opts != NULL && opts->progress != NULL && n > 0) {
+        fputs("\r\033[K", opts->progress);
+        fflush(opts->progress);
     }
     rv = CKR_OK;
 out:
@@ -376,6 +407,47 @@ out:
     akv_secret_clear(&plain);
     free(wrapped);
     return rv;
+}
+
+size_t akv_admin_catalog(const char *store_dir, const char *name,
+                         char (*out)[AKV_KV_VERSION_MAX], size_t max)
+{
+    char path[4096], line[256];
+    size_t n = 0, nl = 0;
+    FILE *f = NULL;
+
+    if (store_dir == NULL || name == NULL || out == NULL) {
+        return 0;
+    }
+    nl = strlen(name);
+    snprintf(path, sizeof(path), "%s/.versions", store_dir);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    while (n < max && fgets(line, sizeof(line), f) != NULL) {
+        char *v = line + nl + 1;
+        bool dup = false;
+        size_t vl = 0;
+
+        if (strncasecmp(line, name, nl) != 0 || line[nl] != ' ') {
+            continue;
+        }
+        v[strcspn(v, "\r\n")] = '\0';
+        vl = strlen(v);
+        if (vl == 0 || vl >= AKV_KV_VERSION_MAX
+            || strspn(v, "0123456789abcdefABCDEF") != vl) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            dup = dup || strcasecmp(out[i], v) == 0;
+        }
+        if (!dup) {
+            memcpy(out[n++], v, vl + 1);
+        }
+    }
+    fclose(f);
+    return n;
 }
 
 const char *akv_admin_rv_name(CK_RV rv)

@@ -38,6 +38,14 @@ struct akv_rewrap_opts {
     /* Test hook (docs/STORE.md): raise SIGKILL on ourselves after this many
      * successful record writes; 0 = never. */
     long kill_after_writes;
+    /* OUT gets failure lines only; the caller prints the summary. */
+    bool failures_only;
+    /* A terminal (akv-pkcs11-tool: stdout when isatty): after each record
+     * one "\r"-updated line "LABEL: I/N records: rewrapped A, already
+     * current B, failed C", erased ("\r" + ESC [K) before any other output
+     * and at the end. NULL = none. */
+    FILE *progress;
+    const char *progress_label; /* shown in the progress line */
 };
 
 struct akv_rewrap_stats {
@@ -112,6 +120,16 @@ struct akv_probe {
  */
 CK_RV akv_admin_probe(struct akv_kv *kv, const char *name, const char *version,
                       struct akv_probe *out);
+
+/*
+ * akv_admin_catalog - the versions of key NAME listed in the token's version
+ * catalog STORE_DIR/.versions (token/rotate.c: a magic line, then one
+ * "NAME VERSION" line per version seen; hints only, never trusted), in file
+ * order, without duplicates, into OUT (at most MAX entries). A missing
+ * catalog or STORE_DIR NULL gives 0. Returns the number of entries.
+ */
+size_t akv_admin_catalog(const char *store_dir, const char *name,
+                         char (*out)[AKV_KV_VERSION_MAX], size_t max);
 
 /* akv_admin_rv_name - "CKR_OK", "CKR_DEVICE_ERROR", ... for messages. */
 const char *akv_admin_rv_name(CK_RV rv);

@@ -6,9 +6,13 @@
  *           the token's first configured key (after a key rotation);
  *   status  shows, per token, the vault, key, identity, whether get/wrapKey/
  *           unwrapKey work right now, and which key versions wrap the stored
- *           objects (counterpart of `az acr encryption show-status`).
+ *           objects (counterpart of `az acr encryption show-status`);
+ *   check   proves every link the module needs, one OK/FAIL line each with
+ *           cause and fix (check.c);
+ *   uri     prints the RFC 7512 URI of every object and version (uri.c).
  *
- * Exit status: 0 success, 1 a failure (printed), 2 bad arguments.
+ * Exit status: 0 success, 1 a failure (printed), 2 bad arguments; check:
+ * the number of failures (at most AKV_CHECK_MAX_FAILS).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,10 +23,13 @@
 #include <strings.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "admin.h"
+#include "check.h"
+#include "uri.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "keyvault/kv.h"
@@ -33,6 +40,10 @@
 #endif
 
 #define EXIT_USAGE 2
+
+#ifndef AKV_MODULE_PATH
+#define AKV_MODULE_PATH "akv-pkcs11.so"
+#endif
 
 static const char usage_text[] =
     "Usage: akv-pkcs11-tool [--help] [--version] COMMAND [OPTIONS]\n"
@@ -45,12 +56,20 @@ static const char usage_text[] =
     "  status  [--config FILE] [--token LABEL] [--json] [-v]\n"
     "          Show vault, key, identity, whether get/wrapKey/unwrapKey work\n"
     "          now, and how many stored objects each key version wraps.\n"
+    "  check   [--config FILE] [--token LABEL] [--json] [-v]\n"
+    "          Prove every link the module needs, in the order it fails;\n"
+    "          one OK/FAIL line each with cause and fix. Exit status: the\n"
+    "          number of failures (at most 100).\n"
+    "  uri     [--config FILE] [--token LABEL] [--module PATH]\n"
+    "          Print the RFC 7512 pkcs11: URI of every object and version.\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE   module configuration (default: $AKV_PKCS11_CONFIG,\n"
     "                      then /etc/akv-pkcs11/config.json)\n"
     "  -t, --token LABEL   only this token\n"
-    "  -j, --json          status as a JSON document on stdout\n"
+    "  -j, --json          status/check as a JSON document on stdout\n"
+    "  -m, --module PATH   uri: the module to load (default\n"
+    "                      " AKV_MODULE_PATH ")\n"
     "  -v, --verbose       more log output on stderr (repeat for debug)\n"
     "  -h, --help          this text\n"
     "  -V, --version       print the version\n"
@@ -65,6 +84,7 @@ static void usage(FILE *f)
 struct cmd_opts {
     const char *config;
     const char *token;
+    const char *module;
     bool json;
     int verbose;
 };
@@ -84,6 +104,15 @@ static const char *cred_type_name(enum akv_cred_type t)
         return "environment";
     }
     return "unknown";
+}
+
+const char *akv_tool_cred_type_name(enum akv_cred_type t);
+void akv_tool_cred_identity(const struct akv_cred_config *c, char *buf,
+                            size_t len);
+
+const char *akv_tool_cred_type_name(enum akv_cred_type t)
+{
+    return cred_type_name(t);
 }
 
 /* Who the token authenticates as, without any secret. */
@@ -222,17 +251,25 @@ static int rewrap_token(const struct akv_token_config *tc,
                akv_admin_rv_name(rv));
         goto out;
     }
-    printf("token %s: store %s, target %s/%s\n", tc->label, tc->store_dir,
-           target.name, target.version);
-    fflush(stdout);
-    rv = akv_admin_rewrap(kv, store, tc->vault_url, &target, ro, &st);
+    if (!ro->failures_only) {
+        printf("token %s: store %s, target %s/%s\n", tc->label, tc->store_dir,
+               target.name, target.version);
+        fflush(stdout);
+    }
+    {
+        struct akv_rewrap_opts o = *ro;
+        o.progress_label = tc->label;
+        rv = akv_admin_rewrap(kv, store, tc->vault_url, &target, &o, &st);
+    }
     if (rv != CKR_OK) {
         printf("token %s: cannot read store %s: %s\n", tc->label, tc->store_dir,
                akv_admin_rv_name(rv));
         goto out;
     }
-    printf("token %s: rewrapped %zu, already current %zu, failed %zu",
-           tc->label, st.rewrapped, st.current, st.failed);
+    printf("token %s: store %s, target %s/%s: rewrapped %zu, already "
+           "current %zu, failed %zu",
+           tc->label, tc->store_dir, target.name, target.version, st.rewrapped,
+           st.current, st.failed);
     if (st.vanished > 0) {
         printf(", deleted meanwhile %zu", st.vanished);
     }
@@ -253,7 +290,10 @@ out:
 static int cmd_rewrap(const struct cmd_opts *o)
 {
     struct akv_config *cfg = NULL;
-    struct akv_rewrap_opts ro = {stdout, 0};
+    /* Per-record lines with -v; otherwise failures and one summary line
+     * per token, and on a terminal a "\r"-updated progress line. */
+    struct akv_rewrap_opts ro = {stdout, 0, o->verbose == 0,
+                                 isatty(STDOUT_FILENO) ? stdout : NULL, NULL};
     struct akv_rewrap_stats total;
     const char *kill_at = getenv("AKV_TOOL_TEST_KILL_AT");
     size_t done = 0;
@@ -559,6 +599,42 @@ out:
     return rc;
 }
 
+void akv_tool_cred_identity(const struct akv_cred_config *c, char *buf,
+                            size_t len)
+{
+    cred_identity(c, buf, len);
+}
+
+static int cmd_check(const struct cmd_opts *o)
+{
+    char *path =
+        o->config != NULL ? strdup(o->config) : akv_config_locate(NULL);
+    int rc = 1;
+
+    if (path == NULL) {
+        fprintf(stderr, "akv-pkcs11-tool: out of memory\n");
+        return 1;
+    }
+    rc = akv_check_run(path, o->token, o->json);
+    free(path);
+    return rc;
+}
+
+static int cmd_uri(const struct cmd_opts *o)
+{
+    char *path =
+        o->config != NULL ? strdup(o->config) : akv_config_locate(NULL);
+    int rc = 1;
+
+    if (path == NULL) {
+        fprintf(stderr, "akv-pkcs11-tool: out of memory\n");
+        return 1;
+    }
+    rc = akv_uri_print(o->module, path, o->token);
+    free(path);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option global_opts[] = {
@@ -570,13 +646,16 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"token", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"module", required_argument, NULL, 'm'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct cmd_opts o = {NULL, NULL, false, 0};
+    struct cmd_opts o = {NULL, NULL, AKV_MODULE_PATH, false, 0};
     const char *cmd = NULL;
     bool is_status = false;
+    bool is_check = false;
+    bool is_uri = false;
     int c;
 
     /* "+": stop at the command name; its options are parsed below. */
@@ -601,6 +680,10 @@ int main(int argc, char **argv)
     cmd = argv[optind];
     if (strcmp(cmd, "status") == 0) {
         is_status = true;
+    } else if (strcmp(cmd, "check") == 0) {
+        is_check = true;
+    } else if (strcmp(cmd, "uri") == 0) {
+        is_uri = true;
     } else if (strcmp(cmd, "rewrap") != 0) {
         fprintf(stderr, "akv-pkcs11-tool: unknown command \"%s\"\n", cmd);
         usage(stderr);
@@ -609,7 +692,7 @@ int main(int argc, char **argv)
     argc -= optind;
     argv += optind;
     optind = 0; /* glibc: full re-initialisation for the second scan */
-    while ((c = getopt_long(argc, argv, "+c:t:jvh", cmd_long, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:t:jm:vh", cmd_long, NULL)) != -1) {
         switch (c) {
         case 'c':
             o.config = optarg;
@@ -618,12 +701,21 @@ int main(int argc, char **argv)
             o.token = optarg;
             break;
         case 'j':
-            if (!is_status) {
-                fprintf(stderr, "akv-pkcs11-tool: --json is for status\n");
+            if (!is_status && !is_check) {
+                fprintf(stderr,
+                        "akv-pkcs11-tool: --json is for status and check\n");
                 usage(stderr);
                 return EXIT_USAGE;
             }
             o.json = true;
+            break;
+        case 'm':
+            if (!is_uri) {
+                fprintf(stderr, "akv-pkcs11-tool: --module is for uri\n");
+                usage(stderr);
+                return EXIT_USAGE;
+            }
+            o.module = optarg;
             break;
         case 'v':
             o.verbose++;
@@ -643,5 +735,15 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     setup_logging(&o);
+    if (is_check && o.verbose == 0) {
+        /* check words every failure itself; -v adds the vault's answers */
+        akv_log_configure(AKV_LOG_LEVEL_NONE, "stderr");
+    }
+    if (is_check) {
+        return cmd_check(&o);
+    }
+    if (is_uri) {
+        return cmd_uri(&o);
+    }
     return is_status ? cmd_status(&o) : cmd_rewrap(&o);
 }

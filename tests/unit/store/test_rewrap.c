@@ -266,7 +266,7 @@ static void test_rewrap_after_rotation(void **state)
     struct fx *f = *state;
     struct akv_seal_target target;
     struct akv_rewrap_stats st;
-    struct akv_rewrap_opts o = {NULL, 0};
+    struct akv_rewrap_opts o = {NULL, 0, false, NULL, NULL};
     char *out = NULL;
     size_t out_len = 0;
     char ver_b[AKV_KV_VERSION_MAX];
@@ -336,7 +336,7 @@ static void test_rewrap_failures_leave_records(void **state)
     struct akv_store_record *before = NULL, *after = NULL;
     size_t nb = 0, na = 0;
     char ver_b[AKV_KV_VERSION_MAX];
-    struct akv_rewrap_opts o = {NULL, 0};
+    struct akv_rewrap_opts o = {NULL, 0, false, NULL, NULL};
     char *out = NULL;
     size_t out_len = 0;
 
@@ -585,7 +585,7 @@ static void test_rewrap_killed_midway(void **state)
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        struct akv_rewrap_opts o = {NULL, 5};
+        struct akv_rewrap_opts o = {NULL, 5, false, NULL, NULL};
         akv_admin_rewrap(f->kv, f->store, BINDING, &target, &o, &st);
         _exit(0); /* not reached: SIGKILL after the 5th write */
     }
@@ -691,6 +691,45 @@ static void test_probe(void **state)
     akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
 }
 
+/* The tool's quiet form: no line per record, a "\r"-updated progress
+ * line per record on the terminal, erased at the end. */
+static void test_rewrap_progress(void **state)
+{
+    struct fx *f = *state;
+    struct akv_seal_target target;
+    struct akv_rewrap_stats st;
+    struct akv_rewrap_opts o = {NULL, 0, true, NULL, "tok"};
+    char *out = NULL, *prog = NULL;
+    size_t out_len = 0, prog_len = 0;
+    char line[128];
+
+    fill_store(f, 0, N_RECS);
+    (void)kv_fake_rotate(f->fake, "cmk");
+    get_target(f, &target);
+    o.out = open_memstream(&out, &out_len);
+    o.progress = open_memstream(&prog, &prog_len);
+    assert_non_null(o.out);
+    assert_non_null(o.progress);
+    assert_int_equal(
+        akv_admin_rewrap(f->kv, f->store, BINDING, &target, &o, &st), CKR_OK);
+    fclose(o.out);
+    fclose(o.progress);
+    assert_int_equal(st.rewrapped, N_RECS);
+    assert_int_equal(out_len, 0); /* nothing failed: no line */
+    for (size_t i = 1; i <= N_RECS; i++) {
+        snprintf(line, sizeof(line),
+                 "\rtok: %zu/%d records: rewrapped %zu, "
+                 "already current 0, failed 0",
+                 i, N_RECS, i);
+        assert_non_null(strstr(prog, line));
+    }
+    assert_int_equal(count_lines(prog, "\n"), 0);
+    assert_true(prog_len >= 4);
+    assert_string_equal(prog + prog_len - 4, "\r\033[K");
+    free(out);
+    free(prog);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rewrap_killed_midway, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_probe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrap_progress, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,39 +4,82 @@
 #include <string.h>
 
 #include "../include/pkcs11/akv-pkcs11.h"
+#include "token.h"
 
 #define RSA_FLAGS (CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)
 #define AES_FLAGS (CKF_ENCRYPT | CKF_DECRYPT)
+#define KW_FLAGS  (CKF_WRAP | CKF_UNWRAP)
+#define NO_KT     AKV_MECH_NO_KT
 
-/* Sorted by mechanism type (a unit test checks it). */
+static CK_RV rsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan);
+static CK_RV aes_kw_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                           struct akv_mech_plan *plan);
+static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                          struct akv_mech_plan *plan);
+
+/* Sorted by mechanism type (a unit test checks it). Row format: mech.h. */
 static const struct akv_mech table[] = {
-    /* Vault: RSA1_5; C_Encrypt local. Key sizes in bits. */
-    {CKM_RSA_PKCS, {2048, 4096, RSA_FLAGS}, CKK_RSA},
-    /* Vault: RSA-OAEP / RSA-OAEP-256 (akv_mech_rsa_alg); bits. */
-    {CKM_RSA_PKCS_OAEP, {2048, 4096, RSA_FLAGS}, CKK_RSA},
+    /* Decrypt/unwrap: vault RSA1_5; encrypt local (public key); wrap vault
+     * (or local with "wrap": "local"). Key sizes in bits. */
+    {CKM_RSA_PKCS,
+     {2048, 4096, RSA_FLAGS},
+     CKK_RSA,
+     NO_KT,
+     CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+     0,
+     rsa_params},
+    /* As CKM_RSA_PKCS with RSA-OAEP / RSA-OAEP-256 (akv_mech_rsa_alg). */
+    {CKM_RSA_PKCS_OAEP,
+     {2048, 4096, RSA_FLAGS},
+     CKK_RSA,
+     NO_KT,
+     CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+     0,
+     rsa_params},
     /* Local; sizes in bits (Current Mechanisms §2.39). */
-    {CKM_GENERIC_SECRET_KEY_GEN, {8, 4096, CKF_GENERATE}, CKK_GENERIC_SECRET},
+    {CKM_GENERIC_SECRET_KEY_GEN,
+     {8, 4096, CKF_GENERATE},
+     CKK_GENERIC_SECRET,
+     NO_KT,
+     0,
+     0,
+     NULL},
     /* Local; AES sizes are in bytes (Current Mechanisms §2.14). */
-    {CKM_AES_KEY_GEN, {16, 32, CKF_GENERATE}, CKK_AES},
-    {CKM_AES_ECB, {16, 32, AES_FLAGS}, CKK_AES},
-    {CKM_AES_CBC, {16, 32, AES_FLAGS}, CKK_AES},
-    {CKM_AES_CBC_PAD, {16, 32, AES_FLAGS}, CKK_AES},
-    {CKM_AES_GCM, {16, 32, AES_FLAGS}, CKK_AES},
+    {CKM_AES_KEY_GEN, {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
+    {CKM_AES_ECB, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_CBC, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_CBC_PAD, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_GCM, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
-    {CKM_AES_KEY_WRAP, {16, 32, CKF_WRAP | CKF_UNWRAP}, CKK_AES},
+    {CKM_AES_KEY_WRAP,
+     {16, 32, KW_FLAGS},
+     CKK_AES,
+     NO_KT,
+     KW_FLAGS,
+     0,
+     aes_kw_params},
     /* Vault: CKM_AES_KEY_WRAP_PAD (RFC 5649); bytes. */
-    {CKM_AES_KEY_WRAP_KWP, {16, 32, CKF_WRAP | CKF_UNWRAP}, CKK_AES},
+    {CKM_AES_KEY_WRAP_KWP,
+     {16, 32, KW_FLAGS},
+     CKK_AES,
+     NO_KT,
+     KW_FLAGS,
+     0,
+     aes_kw_params},
 };
+
+#define N_ROWS (sizeof(table) / sizeof(table[0]))
 
 const struct akv_mech *akv_mech_table(size_t *n)
 {
-    *n = sizeof(table) / sizeof(table[0]);
+    *n = N_ROWS;
     return table;
 }
 
 const struct akv_mech *akv_mech_find(CK_MECHANISM_TYPE type)
 {
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+    for (size_t i = 0; i < N_ROWS; i++) {
         if (table[i].type == type) {
             return &table[i];
         }
@@ -47,7 +90,7 @@ const struct akv_mech *akv_mech_find(CK_MECHANISM_TYPE type)
 CK_RV akv_mech_get_list(CK_MECHANISM_TYPE *list, CK_ULONG *count)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    CK_ULONG n = (CK_ULONG)(sizeof(table) / sizeof(table[0]));
+    CK_ULONG n = (CK_ULONG)N_ROWS;
 
     if (list == NULL) {
         *count = n;
@@ -87,9 +130,134 @@ CK_RV akv_mech_check(const CK_MECHANISM *mech, CK_FLAGS flag,
     if (m == NULL || (m->info.flags & flag) == 0) {
         return CKR_MECHANISM_INVALID;
     }
-    if (key_type != (CK_KEY_TYPE)-1 && key_type != m->key_type) {
+    if (key_type != (CK_KEY_TYPE)-1 && key_type != m->key_type
+        && key_type != m->key_type2) {
         return CKR_KEY_TYPE_INCONSISTENT;
     }
+    return CKR_OK;
+}
+
+/* ---- the plan ---- */
+
+/* Which object of an asymmetric key pair does an operation. */
+enum side { PUBLIC, PRIVATE, EITHER };
+
+/* The usage attribute each operation needs (v3.0 §4.7-§4.10). */
+static const struct {
+    CK_FLAGS op;
+    CK_ATTRIBUTE_TYPE usage;
+    enum side side;
+} ops[] = {
+    {CKF_ENCRYPT, CKA_ENCRYPT, PUBLIC},
+    {CKF_DECRYPT, CKA_DECRYPT, PRIVATE},
+    {CKF_SIGN, CKA_SIGN, PRIVATE},
+    {CKF_VERIFY, CKA_VERIFY, PUBLIC},
+    /* The vault wraps with the key version whichever object names it; the
+     * private object has no CKA_WRAP (v3.0 §5.18.3), which refuses it. */
+    {CKF_WRAP, CKA_WRAP, EITHER},
+    {CKF_UNWRAP, CKA_UNWRAP, PRIVATE},
+};
+
+/* Key type, class and origin against the row and the operation. */
+static bool key_fits(const struct akv_mech *m, const struct akv_obj *key,
+                     enum side side, bool vault)
+{
+    bool asym = key->key_type == CKK_RSA || key->key_type == CKK_EC;
+
+    if (key->key_type != m->key_type && key->key_type != m->key_type2) {
+        return false;
+    }
+    if (asym && side != EITHER
+        && key->cls != (side == PUBLIC ? CKO_PUBLIC_KEY : CKO_PRIVATE_KEY)) {
+        return false;
+    }
+    if (!asym && key->cls != CKO_SECRET_KEY) {
+        return false;
+    }
+    if (vault) {
+        return key->origin == AKV_ORIGIN_VAULT && key->vkey != NULL;
+    }
+    /* Local: a public key object's material, or a secret value the token
+     * holds (a vault oct-HSM key's value never leaves the vault). */
+    return asym ? key->pub != NULL && key->cls == CKO_PUBLIC_KEY
+                : key->origin != AKV_ORIGIN_VAULT;
+}
+
+CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
+                    struct akv_obj *key, struct akv_mech_plan *plan)
+{
+    CK_RV rv = CKR_MECHANISM_INVALID;
+    const struct akv_mech *m = akv_mech_find(mech->mechanism);
+    size_t i = 0;
+    bool mech_ok;
+    bool allowed;
+
+    for (i = 0; i < sizeof(ops) / sizeof(ops[0]) && ops[i].op != op; i++) {
+    }
+    if (m == NULL || (m->info.flags & op) == 0
+        || i == sizeof(ops) / sizeof(ops[0])) {
+        goto out;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    mech_ok = akv_attrs_mech_allowed(&key->attrs, mech->mechanism);
+    allowed = akv_attrs_bool(&key->attrs, ops[i].usage, CK_FALSE);
+    pthread_rwlock_unlock(&t->lock);
+    /* v3.0 §4.7 CKA_ALLOWED_MECHANISMS: the key may not be used with any
+     * other mechanism. */
+    if (!mech_ok) {
+        goto out;
+    }
+    memset(plan, 0, sizeof(*plan));
+    plan->row = m;
+    plan->op = op;
+    plan->vault = (m->vault & op) != 0;
+    plan->hash = m->hash;
+    if (!key_fits(m, key, ops[i].side, plan->vault)) {
+        rv = CKR_KEY_TYPE_INCONSISTENT;
+        goto out;
+    }
+    if (key->pub != NULL && key->key_type == CKK_RSA) {
+        plan->out_len = (size_t)EVP_PKEY_get_size(key->pub);
+    }
+    rv = CKR_MECHANISM_PARAM_INVALID;
+    if (m->params == NULL
+        && (mech->pParameter != NULL || mech->ulParameterLen != 0)) {
+        goto out;
+    }
+    if (m->params != NULL) {
+        rv = m->params(mech, key, plan);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+    }
+    rv = allowed ? CKR_OK : CKR_KEY_FUNCTION_NOT_PERMITTED;
+out:
+    return rv;
+}
+
+/* ---- parameter functions ---- */
+
+static CK_RV rsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan)
+{
+    (void)key;
+    return akv_mech_rsa_alg(mech, &plan->alg);
+}
+
+static CK_RV aes_kw_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                           struct akv_mech_plan *plan)
+{
+    return akv_mech_aes_kw_alg(mech, key->vkey->oct_bits / 8, &plan->alg);
+}
+
+/* Local ciphers check their parameters where they set up OpenSSL
+ * (cipher.c aes_setup): their shapes are OpenSSL's, not Key Vault's. */
+static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                          struct akv_mech_plan *plan)
+{
+    (void)mech;
+    (void)key;
+    (void)plan;
     return CKR_OK;
 }
 
@@ -163,4 +331,22 @@ CK_RV akv_mech_aes_kw_alg(const CK_MECHANISM *mech, size_t key_bytes,
     rv = CKR_OK;
 out:
     return rv;
+}
+
+size_t akv_mech_hash_len(CK_MECHANISM_TYPE hash)
+{
+    switch (hash) {
+    case CKM_SHA_1:
+        return 20;
+    case CKM_SHA224:
+        return 28;
+    case CKM_SHA256:
+        return 32;
+    case CKM_SHA384:
+        return 48;
+    case CKM_SHA512:
+        return 64;
+    default:
+        return 0;
+    }
 }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include <openssl/core_names.h>
+
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "token.h"
 
@@ -10,64 +12,67 @@
 #define AES_FLAGS (CKF_ENCRYPT | CKF_DECRYPT)
 #define KW_FLAGS  (CKF_WRAP | CKF_UNWRAP)
 #define NO_KT     AKV_MECH_NO_KT
+#define SIG_FLAGS (CKF_SIGN | CKF_VERIFY)
+/* v3.0 §2.3.4: EC mechanisms over prime fields, named curves, uncompressed
+ * points. */
+#define EC_SIG_FLAGS                                                           \
+    (SIG_FLAGS | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS)
+#define SIG_FLAGS (CKF_SIGN | CKF_VERIFY)
+/* v3.0 §2.3.4: EC mechanisms over prime fields, named curves, uncompressed
+ * points. */
+#define EC_SIG_FLAGS                                                           \
+    (SIG_FLAGS | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS)
 
 static CK_RV rsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                         struct akv_mech_plan *plan);
 static CK_RV aes_kw_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                            struct akv_mech_plan *plan);
+static CK_RV pss_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan);
+static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                          struct akv_mech_plan *plan);
 static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
 
-/* Sorted by mechanism type (a unit test checks it). Row format: mech.h. */
+/* Sorted by mechanism type (a unit test checks it). Row format: mech.h.
+ * Kept one row per line, wider than the usual 80 columns. */
+/* clang-format off */
 static const struct akv_mech table[] = {
-    /* Decrypt/unwrap: vault RSA1_5; encrypt local (public key); wrap vault
-     * (or local with "wrap": "local"). Key sizes in bits. */
-    {CKM_RSA_PKCS,
-     {2048, 4096, RSA_FLAGS},
-     CKK_RSA,
-     NO_KT,
-     CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
-     0,
-     rsa_params},
+    /* Decrypt/unwrap: vault RSA1_5; encrypt local (public key); wrap vault (or local with "wrap": "local");
+     * sign: vault RS256/384/512 by the DigestInfo's OID; verify local. Key sizes in bits. */
+    {CKM_RSA_PKCS,            {2048, 4096, RSA_FLAGS | SIG_FLAGS}, CKK_RSA, NO_KT, CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP | CKF_SIGN, 0, rsa_params},
     /* As CKM_RSA_PKCS with RSA-OAEP / RSA-OAEP-256 (akv_mech_rsa_alg). */
-    {CKM_RSA_PKCS_OAEP,
-     {2048, 4096, RSA_FLAGS},
-     CKK_RSA,
-     NO_KT,
-     CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
-     0,
-     rsa_params},
+    {CKM_RSA_PKCS_OAEP,       {2048, 4096, RSA_FLAGS}, CKK_RSA, NO_KT, CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP, 0, rsa_params},
+    /* Sign: vault PS256/384/512 over the given hash; verify local. */
+    {CKM_RSA_PKCS_PSS,        {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, 0, pss_params},
+    /* Hashed locally, then vault RS* / PS*; verify local. */
+    {CKM_SHA256_RSA_PKCS,     {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA256, NULL},
+    {CKM_SHA384_RSA_PKCS,     {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA384, NULL},
+    {CKM_SHA512_RSA_PKCS,     {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA512, NULL},
+    {CKM_SHA256_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA256, pss_params},
+    {CKM_SHA384_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA384, pss_params},
+    {CKM_SHA512_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA512, pss_params},
     /* Local; sizes in bits (Current Mechanisms §2.39). */
-    {CKM_GENERIC_SECRET_KEY_GEN,
-     {8, 4096, CKF_GENERATE},
-     CKK_GENERIC_SECRET,
-     NO_KT,
-     0,
-     0,
-     NULL},
+    {CKM_GENERIC_SECRET_KEY_GEN, {8, 4096, CKF_GENERATE}, CKK_GENERIC_SECRET, NO_KT, 0, 0, NULL},
+    /* Sign: vault ES256/384/512/ES256K by the key's curve over the given hash (r||s); verify local.
+     * Key sizes in bits (field size). */
+    {CKM_ECDSA,               {256, 521, EC_SIG_FLAGS}, CKK_EC, NO_KT, CKF_SIGN, 0, ecdsa_params},
+    /* Hashed locally, then as CKM_ECDSA (the hash must be the curve's for Key Vault to sign). */
+    {CKM_ECDSA_SHA256,        {256, 521, EC_SIG_FLAGS}, CKK_EC, NO_KT, CKF_SIGN, CKM_SHA256, ecdsa_params},
+    {CKM_ECDSA_SHA384,        {256, 521, EC_SIG_FLAGS}, CKK_EC, NO_KT, CKF_SIGN, CKM_SHA384, ecdsa_params},
+    {CKM_ECDSA_SHA512,        {256, 521, EC_SIG_FLAGS}, CKK_EC, NO_KT, CKF_SIGN, CKM_SHA512, ecdsa_params},
     /* Local; AES sizes are in bytes (Current Mechanisms §2.14). */
-    {CKM_AES_KEY_GEN, {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
-    {CKM_AES_ECB, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC_PAD, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_GCM, {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_KEY_GEN,         {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
+    {CKM_AES_ECB,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_GCM,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
-    {CKM_AES_KEY_WRAP,
-     {16, 32, KW_FLAGS},
-     CKK_AES,
-     NO_KT,
-     KW_FLAGS,
-     0,
-     aes_kw_params},
+    {CKM_AES_KEY_WRAP,        {16, 32, KW_FLAGS}, CKK_AES, NO_KT, KW_FLAGS, 0, aes_kw_params},
     /* Vault: CKM_AES_KEY_WRAP_PAD (RFC 5649); bytes. */
-    {CKM_AES_KEY_WRAP_KWP,
-     {16, 32, KW_FLAGS},
-     CKK_AES,
-     NO_KT,
-     KW_FLAGS,
-     0,
-     aes_kw_params},
+    {CKM_AES_KEY_WRAP_KWP,    {16, 32, KW_FLAGS}, CKK_AES, NO_KT, KW_FLAGS, 0, aes_kw_params},
 };
+/* clang-format on */
 
 #define N_ROWS (sizeof(table) / sizeof(table[0]))
 
@@ -248,6 +253,105 @@ static CK_RV aes_kw_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                            struct akv_mech_plan *plan)
 {
     return akv_mech_aes_kw_alg(mech, key->vkey->oct_bits / 8, &plan->alg);
+}
+
+/* The MGF1 generator for each hash (v3.0 Current Mechanisms §2.1.7). */
+static CK_RSA_PKCS_MGF_TYPE mgf_of(CK_MECHANISM_TYPE hash)
+{
+    switch (hash) {
+    case CKM_SHA256:
+        return CKG_MGF1_SHA256;
+    case CKM_SHA384:
+        return CKG_MGF1_SHA384;
+    case CKM_SHA512:
+        return CKG_MGF1_SHA512;
+    default:
+        return 0;
+    }
+}
+
+/* CK_RSA_PKCS_PSS_PARAMS (Current Mechanisms §2.1.11) that Key Vault's
+ * PS256/384/512 can honour: hashAlg the mechanism's (any of SHA-256/384/512
+ * for CKM_RSA_PKCS_PSS), MGF1 with the same hash, sLen = the hash length.
+ * Verification is held to the same rule (the same mechanisms). */
+static CK_RV pss_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan)
+{
+    const CK_RSA_PKCS_PSS_PARAMS *p = mech->pParameter;
+    static const enum akv_kv_alg ps[] = {AKV_KV_ALG_PS256, AKV_KV_ALG_PS384,
+                                         AKV_KV_ALG_PS512};
+    static const CK_MECHANISM_TYPE h[] = {CKM_SHA256, CKM_SHA384, CKM_SHA512};
+
+    (void)key;
+    if (p == NULL || mech->ulParameterLen != sizeof(*p)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if ((plan->row->hash != 0 && p->hashAlg != plan->row->hash)
+        || mgf_of(p->hashAlg) == 0 || p->mgf != mgf_of(p->hashAlg)
+        || p->sLen != akv_mech_hash_len(p->hashAlg)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        if (h[i] == p->hashAlg) {
+            plan->alg = ps[i];
+        }
+    }
+    plan->hash = p->hashAlg;
+    plan->salt_len = p->sLen;
+    return CKR_OK;
+}
+
+/* The curves Key Vault signs on (JsonWebKeyCurveName), by OpenSSL group
+ * name: the algorithm, its hash and the field size in bytes. */
+static const struct {
+    const char *group;
+    enum akv_kv_alg alg;
+    CK_MECHANISM_TYPE hash;
+    size_t field;
+} curves[] = {
+    {"prime256v1", AKV_KV_ALG_ES256, CKM_SHA256, 32},
+    {"secp384r1", AKV_KV_ALG_ES384, CKM_SHA384, 48},
+    {"secp521r1", AKV_KV_ALG_ES512, CKM_SHA512, 66},
+    {"secp256k1", AKV_KV_ALG_ES256K, CKM_SHA256, 32},
+};
+
+/* CKM_ECDSA*: no parameters; the key's curve picks the algorithm and the
+ * r||s length. Signing in the vault needs the mechanism's hash to be the
+ * algorithm's (ES384 signs a SHA-384 digest): else
+ * CKR_KEY_TYPE_INCONSISTENT. */
+static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                          struct akv_mech_plan *plan)
+{
+    char group[32] = "";
+    size_t i = 0;
+
+    if (mech->pParameter != NULL || mech->ulParameterLen != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (key->pub == NULL
+        || EVP_PKEY_get_utf8_string_param(key->pub, OSSL_PKEY_PARAM_GROUP_NAME,
+                                          group, sizeof(group), NULL)
+               != 1) {
+        return CKR_KEY_TYPE_INCONSISTENT;
+    }
+    for (i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(curves[i].group, group) == 0) {
+            break;
+        }
+    }
+    if (i == sizeof(curves) / sizeof(curves[0])) {
+        return CKR_KEY_TYPE_INCONSISTENT;
+    }
+    if (plan->vault && plan->row->hash != 0
+        && plan->row->hash != curves[i].hash) {
+        return CKR_KEY_TYPE_INCONSISTENT;
+    }
+    plan->alg = curves[i].alg;
+    if (plan->row->hash == 0) {
+        plan->hash = curves[i].hash;
+    }
+    plan->out_len = 2 * curves[i].field;
+    return CKR_OK;
 }
 
 /* Local ciphers check their parameters where they set up OpenSSL

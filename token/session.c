@@ -6,6 +6,7 @@
 
 #include "../common/log.h"
 #include "cipher.h"
+#include "sign.h"
 #include "crypto.h"
 #include "slot.h"
 
@@ -29,6 +30,8 @@ static void session_free(struct akv_session *s)
     akv_session_find_reset(s);
     akv_cipher_op_free(s->op);
     s->op = NULL;
+    akv_sign_op_free(s->sig);
+    s->sig = NULL;
     pthread_mutex_destroy(&s->lock);
     s->magic = 0;
     free(s);
@@ -305,7 +308,7 @@ CK_RV akv_session_login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
         goto out;
     }
     pthread_mutex_lock(&s->lock);
-    op_active = s->op != NULL;
+    op_active = s->op != NULL || s->sig != NULL;
     pthread_mutex_unlock(&s->lock);
     akv_slot_lock();
     switch (user) {

@@ -22,7 +22,8 @@
 
 #define AKV_SESSION_MAGIC 0x414b5353u /* "AKSS" */
 
-struct akv_op; /* cipher.c */
+struct akv_op;     /* cipher.c */
+struct akv_sig_op; /* sign.c */
 
 struct akv_session {
     uint32_t magic;
@@ -40,6 +41,8 @@ struct akv_session {
     size_t find_pos;
     /* Encrypt / decrypt operation (cipher.c). */
     struct akv_op *op;
+    /* Sign / verify operation (sign.c): a kind of its own, v3.0 §5.12. */
+    struct akv_sig_op *sig;
 };
 
 /* akv_session_get - looks up H and takes a reference. CKR_OK or

@@ -422,8 +422,6 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
         r |= akv_attrs_set(a, CKA_PUBLIC_EXPONENT, k->e, k->e_len);
         r |= akv_attrs_set(a, CKA_SUBJECT, NULL, 0);
     }
-    /* Signing is not offered by this module (only get/wrap/unwrap
-     * permissions are assumed), so CKA_SIGN/CKA_VERIFY stay FALSE. */
     if (kt == CKK_RSA) {
         /* Also on the private key: tools (libp11, p11tool) read the key
          * size from whichever object they hold. */
@@ -435,7 +433,10 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
             (ops & (AKV_KV_OP_ENCRYPT | AKV_KV_OP_WRAPKEY)) ? tr : f);
         r |=
             akv_attrs_set_bool(a, CKA_WRAP, (ops & AKV_KV_OP_WRAPKEY) ? tr : f);
-        r |= akv_attrs_set_bool(a, CKA_VERIFY, f);
+        /* Verification is local with this public key (token/sign.h). */
+        r |= akv_attrs_set_bool(
+            a, CKA_VERIFY,
+            (ops & (AKV_KV_OP_VERIFY | AKV_KV_OP_SIGN)) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_VERIFY_RECOVER, f);
         r |= akv_attrs_set_bool(a, CKA_TRUSTED, f);
         /* Not public-key attributes in v3.0, but Java SunPKCS11 reads
@@ -450,7 +451,9 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
             (ops & (AKV_KV_OP_DECRYPT | AKV_KV_OP_UNWRAPKEY)) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_UNWRAP,
                                 (ops & AKV_KV_OP_UNWRAPKEY) ? tr : f);
-        r |= akv_attrs_set_bool(a, CKA_SIGN, f);
+        /* Key Vault "Sign" (key_ops; the identity's keys/sign permission
+         * is only known when the vault answers). */
+        r |= akv_attrs_set_bool(a, CKA_SIGN, (ops & AKV_KV_OP_SIGN) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_SIGN_RECOVER, f);
         r |= akv_attrs_set_bool(a, CKA_ALWAYS_AUTHENTICATE, f);
     } else {

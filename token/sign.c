@@ -270,12 +270,8 @@ static CK_RV vault_sign(struct akv_session *s, const uint8_t *dig,
 
     rv = t->kv->ops->sign(t->kv, k->name, k->version, alg, dig, dig_len,
                           sig_out, sig_len);
-    if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
-        AKV_LOG_ERR("key %s/%s: Key Vault refused to sign (%s): the identity "
-                    "needs the keys/sign permission and the key must be "
-                    "enabled and within its nbf/exp",
-                    k->name, k->version, akv_kv_alg_name(alg));
-    }
+    /* A refusal (403: no keys/sign permission, disabled, nbf/exp) is
+     * logged once, with Key Vault's reason, by the keyvault layer. */
     if (rv == CKR_OK && *sig_len != s->sig->plan.out_len) {
         AKV_LOG_ERR("key %s/%s: Key Vault signed with %zu bytes, expected "
                     "%zu",

@@ -56,6 +56,11 @@ pubkey)
     expect_eq "modulus matches the vault's n" "$got" "$want"
     ;;
 selftest)
+    # The key may sign (key_ops) and so pkcs11-tool tests signing: the
+    # identity gets keys/sign too (the three-permission identity:
+    # sign.sh nosign).
+    emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
+        --key-permissions get wrapKey unwrapKey sign >/dev/null
     p11 --test >"$T_TMP/t" 2>&1 && rc=0 || rc=$?
     cat "$T_TMP/t"
     expect_eq "pkcs11-tool --test exit status" "$rc" 0
@@ -63,6 +68,8 @@ selftest)
     if grep -qE "ERR|failed|FAILED" "$T_TMP/t"; then fail "--test reported a failure"; else pass "--test clean"; fi
     expect_grep "OAEP with a label refused as unsupported" "Mechanism not supported" "$T_TMP/t"
     expect_grep "RSA-PKCS decrypt through the vault" "RSA-PKCS: OK" "$T_TMP/t"
+    expect_eq "sign (vault) + verify (local): RSA-PKCS OK" \
+        "$(sed -n '/^Verify/,/^Decryption/p' "$T_TMP/t" | grep -c 'RSA-PKCS: OK')" 1
     ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

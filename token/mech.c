@@ -33,6 +33,8 @@ static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
 static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
+static CK_RV hmac_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                         struct akv_mech_plan *plan);
 
 /* Sorted by mechanism type (a unit test checks it). Row format: mech.h.
  * Kept one row per line, wider than the usual 80 columns. */
@@ -52,6 +54,16 @@ static const struct akv_mech table[] = {
     {CKM_SHA256_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA256, pss_params},
     {CKM_SHA384_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA384, pss_params},
     {CKM_SHA512_RSA_PKCS_PSS, {2048, 4096, SIG_FLAGS}, CKK_RSA, NO_KT, CKF_SIGN, CKM_SHA512, pss_params},
+    /* HMAC (Current Mechanisms §2.22-2.25), local in the private context with generic-secret and AES keys;
+     * _GENERAL takes the MAC length (CK_MAC_GENERAL_PARAMS). Key sizes in bytes. */
+    {CKM_SHA_1_HMAC,          {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA_1, hmac_params},
+    {CKM_SHA_1_HMAC_GENERAL,  {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA_1, hmac_params},
+    {CKM_SHA256_HMAC,         {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA256, hmac_params},
+    {CKM_SHA256_HMAC_GENERAL, {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA256, hmac_params},
+    {CKM_SHA384_HMAC,         {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA384, hmac_params},
+    {CKM_SHA384_HMAC_GENERAL, {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA384, hmac_params},
+    {CKM_SHA512_HMAC,         {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA512, hmac_params},
+    {CKM_SHA512_HMAC_GENERAL, {1, 512, SIG_FLAGS}, CKK_GENERIC_SECRET, CKK_AES, 0, CKM_SHA512, hmac_params},
     /* Local; sizes in bits (Current Mechanisms §2.39). */
     {CKM_GENERIC_SECRET_KEY_GEN, {8, 4096, CKF_GENERATE}, CKK_GENERIC_SECRET, NO_KT, 0, 0, NULL},
     /* Sign: vault ES256/384/512/ES256K by the key's curve over the given hash (r||s); verify local.
@@ -351,6 +363,38 @@ static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
         plan->hash = curves[i].hash;
     }
     plan->out_len = 2 * curves[i].field;
+    return CKR_OK;
+}
+
+/* CKM_SHA*_HMAC: no parameters, the MAC is the hash length;
+ * CKM_SHA*_HMAC_GENERAL: CK_MAC_GENERAL_PARAMS (a CK_ULONG) of 1..hash
+ * length bytes (Current Mechanisms §2.22.4). */
+static CK_RV hmac_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                         struct akv_mech_plan *plan)
+{
+    size_t full = akv_mech_hash_len(plan->row->hash);
+    CK_MECHANISM_TYPE t = plan->row->type;
+    bool general = t == CKM_SHA_1_HMAC_GENERAL || t == CKM_SHA256_HMAC_GENERAL
+                   || t == CKM_SHA384_HMAC_GENERAL
+                   || t == CKM_SHA512_HMAC_GENERAL;
+    CK_ULONG n = 0;
+
+    (void)key;
+    if (!general) {
+        if (mech->pParameter != NULL || mech->ulParameterLen != 0) {
+            return CKR_MECHANISM_PARAM_INVALID;
+        }
+        plan->out_len = full;
+        return CKR_OK;
+    }
+    if (mech->pParameter == NULL || mech->ulParameterLen != sizeof(n)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    memcpy(&n, mech->pParameter, sizeof(n));
+    if (n == 0 || n > full) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    plan->out_len = n;
     return CKR_OK;
 }
 

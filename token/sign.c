@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/rsa.h>
 
@@ -21,6 +22,7 @@ struct akv_sig_op {
     struct akv_mech_plan plan;
     struct akv_obj *key; /* reference */
     EVP_MD_CTX *md;      /* hashing mechanisms: the running digest */
+    EVP_MAC_CTX *mac;    /* HMAC (local, secret key): the running MAC */
     bool multi;          /* an Update was made */
 };
 
@@ -77,6 +79,7 @@ void akv_sign_op_free(struct akv_sig_op *op)
     }
     akv_obj_unref(op->key);
     EVP_MD_CTX_free(op->md);
+    EVP_MAC_CTX_free(op->mac);
     free(op);
 }
 
@@ -98,6 +101,59 @@ static void end_op(struct akv_session *s)
 }
 
 /* ---- init ---- */
+
+/* OpenSSL's name for a CKM_SHA* digest, or NULL. */
+static const char *md_name(CK_MECHANISM_TYPE hash)
+{
+    switch (hash) {
+    case CKM_SHA_1:
+        return "SHA1";
+    case CKM_SHA224:
+        return "SHA224";
+    case CKM_SHA256:
+        return "SHA256";
+    case CKM_SHA384:
+        return "SHA384";
+    case CKM_SHA512:
+        return "SHA512";
+    default:
+        return NULL;
+    }
+}
+
+/* HMAC (RFC 2104) keyed with the secret key's value, in the private
+ * context; the value is wiped once OpenSSL holds it. */
+static CK_RV hmac_setup(struct akv_session *s, struct akv_sig_op *op)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret value = AKV_SECRET_INIT;
+    EVP_MAC *mac = NULL;
+    OSSL_PARAM params[2];
+    const char *name = md_name(op->plan.hash);
+
+    /* A token object's value comes from the vault (unwrapKey). */
+    rv = akv_token_obj_value(s->token, op->key, &value);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = CKR_GENERAL_ERROR;
+    mac = EVP_MAC_fetch(akv_crypto_libctx(), "HMAC", NULL);
+    op->mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    if (op->mac == NULL || name == NULL) {
+        goto out;
+    }
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *)name, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_init(op->mac, value.data, value.len, params) != 1) {
+        goto out;
+    }
+    rv = CKR_OK;
+out:
+    EVP_MAC_free(mac);
+    akv_secret_clear(&value);
+    return rv;
+}
 
 static CK_RV op_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
                      CK_OBJECT_HANDLE hkey, bool verify)
@@ -140,7 +196,14 @@ static CK_RV op_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         goto out;
     }
     op->verify = verify;
-    if (op->plan.row->hash != 0) {
+    op->key = key;
+    key = NULL;
+    if (op->key->cls == CKO_SECRET_KEY) {
+        rv = hmac_setup(s, op);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+    } else if (op->plan.row->hash != 0) {
         rv = CKR_GENERAL_ERROR;
         hr = hash_find(op->plan.hash);
         md = hr != NULL ? EVP_MD_fetch(akv_crypto_libctx(), hr->name, NULL)
@@ -151,8 +214,6 @@ static CK_RV op_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
             goto out;
         }
     }
-    op->key = key;
-    key = NULL;
     set_op(s, op);
     op = NULL;
     rv = CKR_OK;
@@ -285,6 +346,24 @@ static CK_RV vault_sign(struct akv_session *s, const uint8_t *dig,
 
 /* ---- sign ---- */
 
+/* The HMAC over the data so far and DATA, truncated to plan.out_len
+ * (_HMAC_GENERAL) into OUT. */
+static CK_RV hmac_final(struct akv_sig_op *op, const CK_BYTE *data,
+                        CK_ULONG len, uint8_t *out)
+{
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    size_t l = 0;
+
+    if ((data != NULL && len > 0 && EVP_MAC_update(op->mac, data, len) != 1)
+        || EVP_MAC_final(op->mac, mac, &l, sizeof(mac)) != 1
+        || l < op->plan.out_len) {
+        return CKR_GENERAL_ERROR;
+    }
+    memcpy(out, mac, op->plan.out_len);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return CKR_OK;
+}
+
 static CK_RV sign_common(CK_SESSION_HANDLE h, bool final, const CK_BYTE *data,
                          CK_ULONG len, CK_BYTE *sig, CK_ULONG *sig_len)
 {
@@ -320,6 +399,13 @@ static CK_RV sign_common(CK_SESSION_HANDLE h, bool final, const CK_BYTE *data,
         rv = sig == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
         *sig_len = s->sig->plan.out_len;
         keep = true;
+        goto out;
+    }
+    if (s->sig->mac != NULL) {
+        rv = hmac_final(s->sig, final ? NULL : data, final ? 0 : len, sig);
+        if (rv == CKR_OK) {
+            *sig_len = (CK_ULONG)s->sig->plan.out_len;
+        }
         goto out;
     }
     rv = digest_of(s->sig, final ? NULL : data, final ? 0 : len, dig, &dig_len,
@@ -370,6 +456,12 @@ static CK_RV update(CK_SESSION_HANDLE h, bool verify, const CK_BYTE *part,
         goto out;
     }
     s->sig->multi = true;
+    if (s->sig->mac != NULL) {
+        rv = len == 0 || EVP_MAC_update(s->sig->mac, part, len) == 1
+                 ? CKR_OK
+                 : CKR_GENERAL_ERROR;
+        goto out;
+    }
     rv = len == 0 || EVP_DigestUpdate(s->sig->md, part, len) == 1
              ? CKR_OK
              : CKR_GENERAL_ERROR;
@@ -495,6 +587,22 @@ static CK_RV verify_common(CK_SESSION_HANDLE h, bool final, const CK_BYTE *data,
     if (!final && op->multi) {
         rv = CKR_OPERATION_ACTIVE;
         keep = true;
+        goto out;
+    }
+    if (op->mac != NULL) {
+        uint8_t mac[EVP_MAX_MD_SIZE];
+
+        /* v3.0 §5.13: a signature of the wrong length is
+         * CKR_SIGNATURE_LEN_RANGE; else compared in constant time. */
+        if (sig_len != op->plan.out_len) {
+            rv = CKR_SIGNATURE_LEN_RANGE;
+            goto out;
+        }
+        rv = hmac_final(op, final ? NULL : data, final ? 0 : len, mac);
+        if (rv == CKR_OK && CRYPTO_memcmp(mac, sig, sig_len) != 0) {
+            rv = CKR_SIGNATURE_INVALID;
+        }
+        OPENSSL_cleanse(mac, sizeof(mac));
         goto out;
     }
     if (!final && op->plan.row->hash == 0) {

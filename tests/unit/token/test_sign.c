@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -427,6 +428,89 @@ static void test_allowed_mechanisms(void **state)
     assert_int_equal(akv_verify(s, msg, sizeof(msg), sig, len), CKR_OK);
 }
 
+/* HMAC (local) with generic-secret and AES keys: RFC 4231 test case 1
+ * known answer, _GENERAL truncation, multi-part, verify, refusals. */
+static void test_hmac(void **state)
+{
+    static const uint8_t want[32] = {
+        0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf,
+        0xce, 0xaf, 0x0b, 0xf1, 0x2b, 0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83,
+        0x3d, 0xa7, 0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7};
+    static const uint8_t data[] = "Hi There";
+    uint8_t keyv[20];
+    uint8_t aesv[16] = {1, 2, 3};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE gen = CKK_GENERIC_SECRET;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_BBOOL tr = CK_TRUE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                        {CKA_KEY_TYPE, &gen, sizeof(gen)},
+                        {CKA_VALUE, keyv, sizeof(keyv)},
+                        {CKA_SIGN, &tr, sizeof(tr)},
+                        {CKA_VERIFY, &tr, sizeof(tr)}};
+    CK_ULONG mlen = 16;
+    CK_ULONG badlen = 33;
+    CK_MECHANISM hmac = {CKM_SHA256_HMAC, NULL, 0};
+    CK_MECHANISM gen16 = {CKM_SHA256_HMAC_GENERAL, &mlen, sizeof(mlen)};
+    CK_MECHANISM gen33 = {CKM_SHA256_HMAC_GENERAL, &badlen, sizeof(badlen)};
+    CK_MECHANISM h512 = {CKM_SHA512_HMAC, NULL, 0};
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k = 0;
+    CK_OBJECT_HANDLE ka = 0;
+    CK_OBJECT_HANDLE nosign = 0;
+    uint8_t mac[64];
+    uint8_t ref[64];
+    unsigned ref_len = 0;
+    CK_ULONG len = sizeof(mac);
+
+    (void)state;
+    memset(keyv, 0x0b, sizeof(keyv));
+    s = open_rw();
+    assert_int_equal(akv_object_create(s, t, 5, &k), CKR_OK);
+    kv_fake_reset_calls(fake);
+    assert_int_equal(akv_sign_init(s, &hmac, k), CKR_OK);
+    assert_int_equal(akv_sign(s, data, 8, NULL, &len), CKR_OK);
+    assert_int_equal(len, 32);
+    assert_int_equal(akv_sign(s, data, 8, mac, &len), CKR_OK);
+    assert_int_equal(len, 32);
+    assert_memory_equal(mac, want, 32);
+    assert_int_equal(akv_sign_init(s, &gen16, k), CKR_OK);
+    len = sizeof(mac);
+    assert_int_equal(akv_sign_update(s, data, 3), CKR_OK);
+    assert_int_equal(akv_sign_update(s, data + 3, 5), CKR_OK);
+    assert_int_equal(akv_sign_final(s, mac, &len), CKR_OK);
+    assert_int_equal(len, 16);
+    assert_memory_equal(mac, want, 16);
+    assert_int_equal(akv_verify_init(s, &hmac, k), CKR_OK);
+    assert_int_equal(akv_verify(s, data, 8, want, 32), CKR_OK);
+    assert_int_equal(akv_verify_init(s, &gen16, k), CKR_OK);
+    assert_int_equal(akv_verify(s, data, 8, want, 32), CKR_SIGNATURE_LEN_RANGE);
+    assert_int_equal(akv_verify_init(s, &hmac, k), CKR_OK);
+    assert_int_equal(akv_verify(s, data, 7, want, 32), CKR_SIGNATURE_INVALID);
+    assert_int_equal(akv_sign_init(s, &gen33, k), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_SIGN | KV_FAKE_UNWRAP), 0);
+    /* An AES key, against OpenSSL's HMAC-SHA512. */
+    t[1].pValue = &aes;
+    t[2].pValue = aesv;
+    t[2].ulValueLen = sizeof(aesv);
+    assert_int_equal(akv_object_create(s, t, 5, &ka), CKR_OK);
+    assert_non_null(
+        HMAC(EVP_sha512(), aesv, sizeof(aesv), data, 8, ref, &ref_len));
+    assert_int_equal(akv_sign_init(s, &h512, ka), CKR_OK);
+    len = sizeof(mac);
+    assert_int_equal(akv_sign(s, data, 8, mac, &len), CKR_OK);
+    assert_int_equal(len, 64);
+    assert_memory_equal(mac, ref, 64);
+    /* CKA_SIGN FALSE (the default for secret keys). */
+    assert_int_equal(akv_object_create(s, t, 3, &nosign), CKR_OK);
+    assert_int_equal(akv_sign_init(s, &hmac, nosign),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    /* A vault key is not an HMAC key. */
+    assert_int_equal(
+        akv_sign_init(s, &hmac, find_key(s, CKO_PRIVATE_KEY, "cmk")),
+        CKR_KEY_TYPE_INCONSISTENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allowed_mechanisms, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_hmac, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

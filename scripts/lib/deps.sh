@@ -7,7 +7,7 @@
 AKV_DEPS_BUILD="build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev
  libcjson-dev libmicrohttpd-dev libp11-kit-dev zlib1g-dev jq xxd ca-certificates"
 AKV_DEPS_TOOLS="p11-kit opensc gnutls-bin libengine-pkcs11-openssl openssl"
-AKV_DEPS_TEST="libcmocka-dev clang libclang-rt-14-dev clang-format valgrind wrk curl openssh-server"
+AKV_DEPS_TEST="libcmocka-dev clang libclang-rt-14-dev clang-format valgrind wrk curl openssh-server xxd"
 
 akv_missing_pkgs() {
     local p missing=""

@@ -845,6 +845,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         "rotation_fallback",
         "cache",
         "cache_dir",
+        "sign",
         NULL};
     /* clang-format on */
     char *ca = NULL;
@@ -860,6 +861,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     t->dek_cache_ttl_s = 0;
     t->rotation_fallback = 4;
     t->cache = true;
+    t->sign = false;
     t->wrap = AKV_WRAP_REMOTE;
 
     get_str(c, tok, path, "label", 1, &t->label);
@@ -957,6 +959,7 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     get_long(c, tok, path, "dek_cache_ttl_s", 0, 86400, &t->dek_cache_ttl_s);
     get_long(c, tok, path, "rotation_fallback", 0, 16, &t->rotation_fallback);
     get_bool(c, tok, path, "cache", &t->cache);
+    get_bool(c, tok, path, "sign", &t->sign);
     get_str(c, tok, path, "cache_dir", 0, &t->cache_dir);
     if (!c->failed && t->cache_dir != NULL && t->cache_dir[0] != '/') {
         join(p, sizeof(p), path, "cache_dir");

@@ -85,6 +85,10 @@ struct akv_token_config {
      * folder, NULL = akv_pcache_default_dir(). */
     bool cache;
     char *cache_dir;
+    /* Vault keys may sign (Key Vault "Sign"): CKA_SIGN follows key_ops only
+     * when true. Default false, so the least-privilege CMK identity (get,
+     * wrapKey, unwrapKey) is never offered an operation it cannot do. */
+    bool sign;
 };
 
 struct akv_config {

@@ -93,6 +93,8 @@ const char *akv_errmap_op_name(enum akv_errmap_op op)
         return "wrapkey";
     case AKV_ERRMAP_UNWRAP:
         return "unwrapkey";
+    case AKV_ERRMAP_SIGN:
+        return "sign";
     case AKV_ERRMAP_TOKEN:
         return "token";
     case AKV_ERRMAP_ANY:

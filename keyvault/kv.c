@@ -27,6 +27,17 @@ static const char *const alg_names[AKV_KV_ALG_COUNT] = {
     [AKV_KV_ALG_A256KW] = "A256KW",
     [AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD] = "CKM_AES_KEY_WRAP_PAD",
     [AKV_KV_ALG_CKM_AES_KEY_WRAP] = "CKM_AES_KEY_WRAP",
+    [AKV_KV_ALG_RS256] = "RS256",
+    [AKV_KV_ALG_RS384] = "RS384",
+    [AKV_KV_ALG_RS512] = "RS512",
+    [AKV_KV_ALG_PS256] = "PS256",
+    [AKV_KV_ALG_PS384] = "PS384",
+    [AKV_KV_ALG_PS512] = "PS512",
+    [AKV_KV_ALG_ES256] = "ES256",
+    [AKV_KV_ALG_ES384] = "ES384",
+    [AKV_KV_ALG_ES512] = "ES512",
+    [AKV_KV_ALG_ES256K] = "ES256K",
+    [AKV_KV_ALG_RSNULL] = "RSNULL",
 };
 
 void akv_kv_key_clear(struct akv_kv_key *key)

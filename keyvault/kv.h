@@ -5,7 +5,7 @@
  * client (kv_rest.c, libcurl + cJSON) and, in unit tests, by an in-memory
  * fake (tests/unit/kv_fake.c).
  *
- * Follows: Key Vault REST API 7.4 "Get Key", "Wrap Key", "Unwrap Key"
+ * Follows: Key Vault REST API 7.4 "Get Key", "Wrap Key", "Unwrap Key", "Sign"
  * (keys.json), RFC 7517/7518 (JWK), RFC 4648 §5 (base64url).
  *
  * Error contract (design.md "Errors: Key Vault -> PKCS#11"), the same for
@@ -61,7 +61,8 @@ enum akv_kv_kty {
 #define AKV_KV_OP_SIGN      0x10u
 #define AKV_KV_OP_VERIFY    0x20u
 
-/* JsonWebKeyEncryptionAlgorithm values used by this module. */
+/* JsonWebKeyEncryptionAlgorithm and (from RS256 on)
+ * JsonWebKeySignatureAlgorithm values used by this module. */
 enum akv_kv_alg {
     AKV_KV_ALG_RSA_OAEP = 0, /* "RSA-OAEP": SHA-1, MGF1-SHA1, no label */
     AKV_KV_ALG_RSA_OAEP_256, /* "RSA-OAEP-256": SHA-256, MGF1-SHA256 */
@@ -71,6 +72,19 @@ enum akv_kv_alg {
     AKV_KV_ALG_A256KW,
     AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD, /* RFC 5649, Managed HSM, 7.6+ */
     AKV_KV_ALG_CKM_AES_KEY_WRAP,     /* RFC 3394 at the key's own size */
+    AKV_KV_ALG_RS256, /* RSASSA-PKCS1-v1_5 (RFC 8017 §8.2) with SHA-256 */
+    AKV_KV_ALG_RS384,
+    AKV_KV_ALG_RS512,
+    AKV_KV_ALG_PS256, /* RSASSA-PSS, MGF1 same hash, salt = hash length */
+    AKV_KV_ALG_PS384,
+    AKV_KV_ALG_PS512,
+    AKV_KV_ALG_ES256,  /* ECDSA P-256 + SHA-256; signature r||s */
+    AKV_KV_ALG_ES384,  /* P-384 */
+    AKV_KV_ALG_ES512,  /* P-521 */
+    AKV_KV_ALG_ES256K, /* secp256k1 */
+    AKV_KV_ALG_RSNULL, /* PKCS#1 v1.5 signature padding over the given
+                          bytes (RFC 8017 §9.2 step 2 onwards): a
+                          DigestInfo the caller built */
     AKV_KV_ALG_COUNT
 };
 
@@ -155,6 +169,19 @@ struct akv_kv_ops {
      struct akv_secret *out);
     /* destroy - frees the client and all its resources. NULL-safe. */
     void (*destroy)(struct akv_kv *kv);
+    /*
+     * sign - POST {vault}/keys/{name}/{version}/sign ("Sign", needs the
+     * keys/sign permission). alg: one of RS256..RSNULL; digest: the hash
+     * the algorithm names (digest_len bytes: 32, 48 or 64; RSNULL: 1..512
+     * bytes, at most the modulus length - 11). On CKR_OK *out
+     * is a malloc'd signature of *out_len bytes (caller frees): RSA
+     * modulus-length bytes, ECDSA r||s of twice the field size. Errors:
+     * the contract above (403 -> CKR_KEY_FUNCTION_NOT_PERMITTED).
+     */
+    CK_RV(*sign)
+    (struct akv_kv *kv, const char *name, const char *version,
+     enum akv_kv_alg alg, const uint8_t *digest, size_t digest_len,
+     uint8_t **out, size_t *out_len);
 };
 
 /* Every implementation embeds this as its first member. */

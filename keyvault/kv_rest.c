@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The libcurl/cJSON implementation of struct akv_kv_ops: Key Vault REST
- * "Get Key", "Wrap Key", "Unwrap Key" (keys.json, api-version from the
+ * "Get Key", "Wrap Key", "Unwrap Key", "Sign" (keys.json, api-version from the
  * configuration, default 7.4). Composition: auth.c gives the bearer token,
  * retry.c + http.c carry the request, json.c reads the answer, errmap.c
  * turns failures into CK_RV. Each failure that reaches the caller is
@@ -379,7 +379,10 @@ out:
     return rv;
 }
 
-/* Shared by wrap and unwrap: RESULT receives the decoded "value". */
+/* Shared by wrap, unwrap and sign (KeyOperationsParameters and
+ * KeySignParameters have the same {alg, value} shape, and both answers are
+ * a KeyOperationResult {kid, value}): RESULT receives the decoded
+ * "value". */
 static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
                     const char *version, enum akv_kv_alg alg, const uint8_t *in,
                     size_t in_len, struct akv_secret *result, char *kid_out)
@@ -401,8 +404,10 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
         goto out;
     }
     rv = build_url(kv, name, version,
-                   op == AKV_ERRMAP_WRAP ? "wrapkey" : "unwrapkey", url,
-                   sizeof(url), log_path, sizeof(log_path));
+                   op == AKV_ERRMAP_WRAP   ? "wrapkey"
+                   : op == AKV_ERRMAP_SIGN ? "sign"
+                                           : "unwrapkey",
+                   url, sizeof(url), log_path, sizeof(log_path));
     if (rv != CKR_OK) {
         goto out;
     }
@@ -438,7 +443,7 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
     /* the token stores a wrap answer's kid with the wrapped blob and
      * unwraps with it later: it must name the key (and version) that was
      * asked for, in the configured vault. Unwrap answers may omit it. */
-    if (rv == CKR_OK && (kid[0] != '\0' || op == AKV_ERRMAP_WRAP)) {
+    if (rv == CKR_OK && (kid[0] != '\0' || op != AKV_ERRMAP_UNWRAP)) {
         enum akv_kvid_kid_err e =
             akv_kvid_kid_check(&kv->vault, kid, name, version, NULL);
         if (e != AKV_KVID_KID_OK) {
@@ -508,6 +513,39 @@ out:
     return rv;
 }
 
+static CK_RV rest_sign(struct akv_kv *base, const char *name,
+                       const char *version, enum akv_kv_alg alg,
+                       const uint8_t *digest, size_t digest_len, uint8_t **out,
+                       size_t *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret res = AKV_SECRET_INIT;
+
+    if (out == NULL || out_len == NULL || alg < AKV_KV_ALG_RS256
+        || (alg == AKV_KV_ALG_RSNULL
+                ? digest_len == 0 || digest_len > 512
+                : digest_len != 32 && digest_len != 48 && digest_len != 64)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = key_op((struct kv_rest *)base, AKV_ERRMAP_SIGN, name, version, alg,
+                digest, digest_len, &res, NULL);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* a signature is not secret */
+    *out = malloc(res.len);
+    if (*out == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    memcpy(*out, res.data, res.len);
+    *out_len = res.len;
+out:
+    akv_secret_clear(&res);
+    return rv;
+}
+
 static void rest_destroy(struct akv_kv *base)
 {
     struct kv_rest *kv = (struct kv_rest *)base;
@@ -530,6 +568,7 @@ static const struct akv_kv_ops rest_ops = {
     .get_key = rest_get_key,
     .wrap = rest_wrap,
     .unwrap = rest_unwrap,
+    .sign = rest_sign,
     .destroy = rest_destroy,
 };
 

@@ -17,6 +17,7 @@
 #include "../token/digest.h"
 #include "../token/object.h"
 #include "../token/session.h"
+#include "../token/sign.h"
 #include "../token/slot.h"
 #include "../token/wrap.h"
 #include "module.h"
@@ -541,25 +542,49 @@ CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
 CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                  CK_OBJECT_HANDLE hKey)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_sign_init(hSession, pMechanism, hKey);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
              CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
                    CK_ULONG ulPartLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_sign_update(hSession, pPart, ulPartLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                   CK_ULONG_PTR pulSignatureLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_sign_final(hSession, pSignature, pulSignatureLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -578,26 +603,50 @@ CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
 CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                    CK_OBJECT_HANDLE hKey)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_verify_init(hSession, pMechanism, hKey);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
                CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
                CK_ULONG ulSignatureLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_verify(hSession, pData, ulDataLen, pSignature, ulSignatureLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
                      CK_ULONG ulPartLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_verify_update(hSession, pPart, ulPartLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
                     CK_ULONG ulSignatureLen)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = akv_verify_final(hSession, pSignature, ulSignatureLen);
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession,

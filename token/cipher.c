@@ -293,11 +293,7 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     struct akv_secret value = AKV_SECRET_INIT;
     struct akv_token *t = NULL;
     CK_FLAGS flag = kind == AKV_OP_ENCRYPT ? CKF_ENCRYPT : CKF_DECRYPT;
-    CK_ATTRIBUTE_TYPE use = kind == AKV_OP_ENCRYPT ? CKA_ENCRYPT : CKA_DECRYPT;
-    CK_BBOOL allowed;
-    bool mech_ok;
-    CK_OBJECT_CLASS cls;
-    CK_KEY_TYPE kt;
+    struct akv_mech_plan plan;
 
     rv = akv_session_claim(h, &s);
     if (rv != CKR_OK) {
@@ -315,21 +311,10 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         rv = CKR_KEY_HANDLE_INVALID;
         goto out;
     }
-    pthread_rwlock_rdlock(&t->lock);
-    allowed = akv_attrs_bool(&key->attrs, use, CK_FALSE);
-    mech_ok = akv_attrs_mech_allowed(&key->attrs, mech->mechanism);
-    /* Immutable (token.h), copied here with the rest of what is checked. */
-    cls = key->cls;
-    kt = key->key_type;
-    pthread_rwlock_unlock(&t->lock);
-    rv = akv_mech_check(mech, flag, (CK_KEY_TYPE)-1);
+    /* Mechanism, CKA_ALLOWED_MECHANISMS, key type/class, parameters the
+     * vault can honour, CKA_ENCRYPT/CKA_DECRYPT: token/mech.h. */
+    rv = akv_mech_plan(t, mech, flag, key, &plan);
     if (rv != CKR_OK) {
-        goto out;
-    }
-    /* v3.0 §4.7 CKA_ALLOWED_MECHANISMS: the key may not be used with any
-     * other mechanism. */
-    if (!mech_ok) {
-        rv = CKR_MECHANISM_INVALID;
         goto out;
     }
     op = calloc(1, sizeof(*op));
@@ -339,39 +324,13 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     }
     op->kind = kind;
     op->mech = mech->mechanism;
-    if (mech->mechanism == CKM_RSA_PKCS
-        || mech->mechanism == CKM_RSA_PKCS_OAEP) {
-        /* Parameters first: they decide whether the vault can do it. */
-        rv = akv_mech_rsa_alg(mech, &op->alg);
-        if (rv != CKR_OK) {
-            goto out;
-        }
-        /* Encrypt needs the public key (a vault key's or an imported
-         * one); decrypt the vault key version. */
-        if (kt != CKK_RSA || key->pub == NULL
-            || (kind == AKV_OP_DECRYPT && key->vkey == NULL)
-            || cls
-                   != (kind == AKV_OP_ENCRYPT ? CKO_PUBLIC_KEY
-                                              : CKO_PRIVATE_KEY)) {
-            rv = CKR_KEY_TYPE_INCONSISTENT;
-            goto out;
-        }
-        if (!allowed) {
-            rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-            goto out;
-        }
+    if (key->key_type == CKK_RSA) {
+        /* Encrypt: local with the public key; decrypt: the vault key
+         * version (unwrapKey). */
         op->rsa = true;
-        op->mod_len = (size_t)EVP_PKEY_get_size(key->pub);
+        op->alg = plan.alg;
+        op->mod_len = plan.out_len;
     } else {
-        if (cls != CKO_SECRET_KEY || kt != CKK_AES
-            || key->origin == AKV_ORIGIN_VAULT) {
-            rv = CKR_KEY_TYPE_INCONSISTENT;
-            goto out;
-        }
-        if (!allowed) {
-            rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-            goto out;
-        }
         /* A token object's value comes from the vault (unwrapKey). */
         rv = akv_token_obj_value(t, key, &value);
         if (rv != CKR_OK) {

@@ -247,6 +247,34 @@ EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
     return EVP_CIPHER_fetch(libctx, name, NULL);
 }
 
+const uint8_t *akv_crypto_ec_oid(const char *crv, size_t *len)
+{
+    static const struct {
+        const char *crv;
+        uint8_t oid[10];
+        size_t len;
+    } t[] = {
+        /* secp256r1 1.2.840.10045.3.1.7 */
+        {"P-256",
+         {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07},
+         10},
+        /* secp384r1 1.3.132.0.34 */
+        {"P-384", {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22}, 7},
+        /* secp521r1 1.3.132.0.35 */
+        {"P-521", {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23}, 7},
+        /* secp256k1 1.3.132.0.10 */
+        {"P-256K", {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a}, 7},
+    };
+
+    for (size_t i = 0; crv != NULL && i < sizeof(t) / sizeof(t[0]); i++) {
+        if (strcmp(crv, t[i].crv) == 0) {
+            *len = t[i].len;
+            return t[i].oid;
+        }
+    }
+    return NULL;
+}
+
 CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
                         const uint8_t *point, size_t point_len, EVP_PKEY **out)
 {

@@ -56,6 +56,15 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
                         const uint8_t *point, size_t point_len, EVP_PKEY **out);
 
 /*
+ * akv_crypto_ec_oid - the DER OBJECT IDENTIFIER of a Key Vault curve
+ * (JsonWebKeyCurveName "P-256", "P-384", "P-521", "P-256K"), as
+ * CKA_EC_PARAMS holds it (v3.0 §2.3.3 namedCurve; RFC 5480 §2.1.1.1,
+ * SEC 2 for secp256k1). Returns a static buffer and *len, or NULL for
+ * another name.
+ */
+const uint8_t *akv_crypto_ec_oid(const char *crv, size_t *len);
+
+/*
  * akv_crypto_rsa_encrypt - RSAES-OAEP / PKCS1-v1_5 encryption (RFC 8017
  * §7) with the padding of ALG (RSA-OAEP, RSA-OAEP-256, RSA1_5). OUT must
  * hold EVP_PKEY_get_size(pkey) bytes; *out_len receives the length.

@@ -7,6 +7,7 @@
 #include "../common/log.h"
 #include "cipher.h"
 #include "digest.h"
+#include "sign.h"
 #include "crypto.h"
 #include "slot.h"
 
@@ -32,6 +33,8 @@ static void session_free(struct akv_session *s)
     s->op = NULL;
     akv_digest_op_free(s->digest);
     s->digest = NULL;
+    akv_sign_op_free(s->sig);
+    s->sig = NULL;
     pthread_mutex_destroy(&s->lock);
     s->magic = 0;
     free(s);
@@ -308,7 +311,7 @@ CK_RV akv_session_login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
         goto out;
     }
     pthread_mutex_lock(&s->lock);
-    op_active = s->op != NULL;
+    op_active = s->op != NULL || s->sig != NULL;
     pthread_mutex_unlock(&s->lock);
     akv_slot_lock();
     switch (user) {

@@ -24,6 +24,7 @@
 
 struct akv_op;        /* cipher.c */
 struct akv_digest_op; /* digest.c */
+struct akv_sig_op;    /* sign.c */
 
 struct akv_session {
     uint32_t magic;
@@ -43,6 +44,8 @@ struct akv_session {
     struct akv_op *op;
     /* Digest operation (digest.c; its own slot, v3.0 §5.12). */
     struct akv_digest_op *digest;
+    /* Sign / verify operation (sign.c): a kind of its own, v3.0 §5.12. */
+    struct akv_sig_op *sig;
 };
 
 /* akv_session_get - looks up H and takes a reference. CKR_OK or

@@ -389,6 +389,44 @@ static CK_RV set_common_key_attrs(struct akv_attrs *a, CK_OBJECT_CLASS cls,
     return rv == CKR_OK ? CKR_OK : CKR_HOST_MEMORY;
 }
 
+/* 04 || X || Y (SEC 1 §2.3.3) of an EC key version into POINT (1 + 2 *
+ * 66 bytes); returns its length. */
+static size_t ec_point(const struct akv_kv_key *k, uint8_t *point)
+{
+    point[0] = 0x04;
+    memcpy(point + 1, k->ec_x, k->ec_len);
+    memcpy(point + 1 + k->ec_len, k->ec_y, k->ec_len);
+    return 1 + 2 * k->ec_len;
+}
+
+/* CKA_EC_PARAMS (the named curve's DER OID) and CKA_EC_POINT (the DER
+ * OCTET STRING of the uncompressed point, as v3.0 §2.3.3 requires), on
+ * both objects: tools read them from whichever they hold. */
+static CK_RV set_ec_attrs(struct akv_attrs *a, const struct akv_kv_key *k)
+{
+    CK_RV r = CKR_OK;
+    size_t oid_len = 0;
+    const uint8_t *oid = akv_crypto_ec_oid(k->crv, &oid_len);
+    uint8_t os[4 + 1 + 2 * 66];
+    size_t plen = ec_point(k, os + 3);
+    size_t off = plen < 128 ? 1 : 0; /* short or 0x81 long form */
+
+    if (oid == NULL) {
+        return CKR_GENERAL_ERROR;
+    }
+    os[off] = 0x04;
+    if (off == 1) {
+        os[2] = (uint8_t)plen;
+    } else {
+        os[1] = 0x81;
+        os[2] = (uint8_t)plen;
+    }
+    r |= akv_attrs_set(a, CKA_EC_PARAMS, oid, oid_len);
+    r |= akv_attrs_set(a, CKA_EC_POINT, os + off, plen + 3 - off);
+    r |= akv_attrs_set(a, CKA_SUBJECT, NULL, 0);
+    return r;
+}
+
 static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
                             CK_KEY_TYPE kt, EVP_PKEY *pub, struct akv_obj **out)
 {
@@ -430,12 +468,13 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
         r |= akv_attrs_set(a, CKA_PUBLIC_EXPONENT, k->e, k->e_len);
         r |= akv_attrs_set(a, CKA_SUBJECT, NULL, 0);
     }
-    /* Signing is not offered by this module (only get/wrap/unwrap
-     * permissions are assumed), so CKA_SIGN/CKA_VERIFY stay FALSE. */
     if (kt == CKK_RSA) {
         /* Also on the private key: tools (libp11, p11tool) read the key
          * size from whichever object they hold. */
         r |= akv_attrs_set_ulong(a, CKA_MODULUS_BITS, k->n_len * 8);
+    }
+    if (kt == CKK_EC) {
+        r |= set_ec_attrs(a, k);
     }
     if (cls == CKO_PUBLIC_KEY) {
         r |= akv_attrs_set_bool(
@@ -443,7 +482,10 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
             (ops & (AKV_KV_OP_ENCRYPT | AKV_KV_OP_WRAPKEY)) ? tr : f);
         r |=
             akv_attrs_set_bool(a, CKA_WRAP, (ops & AKV_KV_OP_WRAPKEY) ? tr : f);
-        r |= akv_attrs_set_bool(a, CKA_VERIFY, f);
+        /* Verification is local with this public key (token/sign.h). */
+        r |= akv_attrs_set_bool(
+            a, CKA_VERIFY,
+            (ops & (AKV_KV_OP_VERIFY | AKV_KV_OP_SIGN)) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_VERIFY_RECOVER, f);
         r |= akv_attrs_set_bool(a, CKA_TRUSTED, f);
         /* Not public-key attributes in v3.0, but Java SunPKCS11 reads
@@ -458,7 +500,9 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
             (ops & (AKV_KV_OP_DECRYPT | AKV_KV_OP_UNWRAPKEY)) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_UNWRAP,
                                 (ops & AKV_KV_OP_UNWRAPKEY) ? tr : f);
-        r |= akv_attrs_set_bool(a, CKA_SIGN, f);
+        /* Key Vault "Sign" (key_ops; the identity's keys/sign permission
+         * is only known when the vault answers). */
+        r |= akv_attrs_set_bool(a, CKA_SIGN, (ops & AKV_KV_OP_SIGN) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_SIGN_RECOVER, f);
         r |= akv_attrs_set_bool(a, CKA_ALWAYS_AUTHENTICATE, f);
     } else {
@@ -498,13 +542,15 @@ out:
     return rv;
 }
 
-/* Builds the objects of one key version off-lock: RSA -> public +
- * private; oct-HSM -> one secret key; other key types -> none. */
+/* Builds the objects of one key version off-lock: RSA and EC (a curve Key Vault
+ * names) -> public + private; oct-HSM -> one secret key; other key types ->
+ * none. */
 static CK_RV build_vault_objs(const struct akv_kv_key *k,
                               struct akv_obj *objs[2], size_t *n)
 {
     CK_RV rv = CKR_OK;
     EVP_PKEY *pub = NULL;
+    size_t oid_len = 0;
 
     *n = 0;
     if (k->kty == AKV_KV_KTY_RSA) {
@@ -515,6 +561,23 @@ static CK_RV build_vault_objs(const struct akv_kv_key *k,
         if (rv == CKR_OK) {
             *n = 1;
             rv = make_vault_obj(k, CKO_PRIVATE_KEY, CKK_RSA, pub, &objs[1]);
+        }
+        if (rv == CKR_OK) {
+            *n = 2;
+        }
+    } else if (k->kty == AKV_KV_KTY_EC
+               && akv_crypto_ec_oid(k->crv, &oid_len) != NULL) {
+        uint8_t point[1 + 2 * 66];
+        size_t plen = ec_point(k, point);
+        const uint8_t *oid = akv_crypto_ec_oid(k->crv, &oid_len);
+
+        rv = akv_crypto_ec_pub(oid, oid_len, point, plen, &pub);
+        if (rv == CKR_OK) {
+            rv = make_vault_obj(k, CKO_PUBLIC_KEY, CKK_EC, pub, &objs[0]);
+        }
+        if (rv == CKR_OK) {
+            *n = 1;
+            rv = make_vault_obj(k, CKO_PRIVATE_KEY, CKK_EC, pub, &objs[1]);
         }
         if (rv == CKR_OK) {
             *n = 2;
@@ -596,6 +659,13 @@ static CK_RV fetch_and_install(struct akv_token *t, const char *name,
 
     if (rv != CKR_OK) {
         goto out;
+    }
+    if (!t->cfg->sign) {
+        /* Signing is opt-in (tokens[].sign): without it the key shows
+         * CKA_SIGN FALSE whatever its key_ops, so the three-permission CMK
+         * identity is never offered an operation the vault would refuse
+         * (pkcs11-tool --test, p11tool, libp11 probe by CKA_SIGN). */
+        key->key_ops &= ~AKV_KV_OP_SIGN;
     }
     rv = build_vault_objs(key, objs, &n);
     if (rv != CKR_OK) {

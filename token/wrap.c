@@ -13,33 +13,18 @@
 #include "session.h"
 #include "token.h"
 
-/* Picks the Key Vault alg for MECH on vault key K (bound version). */
-static CK_RV vault_alg(const CK_MECHANISM *mech, const struct akv_obj *k,
-                       bool unwrap, enum akv_kv_alg *alg)
+/* The plan for wrapping / unwrapping with K (token/mech.h), with the
+ * key-type code of C_WrapKey / C_UnwrapKey (v3.0 §5.18). */
+static CK_RV plan_for(struct akv_token *t, const CK_MECHANISM *mech,
+                      struct akv_obj *k, bool unwrap, struct akv_mech_plan *p)
 {
-    CK_RV bad = unwrap ? CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT
-                       : CKR_WRAPPING_KEY_TYPE_INCONSISTENT;
+    CK_RV rv = akv_mech_plan(t, mech, unwrap ? CKF_UNWRAP : CKF_WRAP, k, p);
 
-    if (k->origin != AKV_ORIGIN_VAULT || k->vkey == NULL) {
-        return bad;
+    if (rv == CKR_KEY_TYPE_INCONSISTENT) {
+        rv = unwrap ? CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT
+                    : CKR_WRAPPING_KEY_TYPE_INCONSISTENT;
     }
-    if (mech->mechanism == CKM_RSA_PKCS
-        || mech->mechanism == CKM_RSA_PKCS_OAEP) {
-        CK_RV rv = akv_mech_rsa_alg(mech, alg);
-
-        if (rv != CKR_OK) {
-            return rv;
-        }
-        if (k->key_type != CKK_RSA || k->pub == NULL
-            || (unwrap && k->cls != CKO_PRIVATE_KEY)) {
-            return bad;
-        }
-        return CKR_OK;
-    }
-    if (k->key_type != CKK_AES || k->cls != CKO_SECRET_KEY) {
-        return bad;
-    }
-    return akv_mech_aes_kw_alg(mech, k->vkey->oct_bits / 8, alg);
+    return rv;
 }
 
 /* Exact wrapped length for a key of LEN bytes (RFC 8017, 3394, 5649). */
@@ -99,7 +84,7 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     CK_ULONG vlen = 0;
     CK_ULONG need = 0;
     CK_BBOOL extractable;
-    CK_BBOOL can_wrap;
+    struct akv_mech_plan plan;
     CK_BBOOL trusted;
     CK_BBOOL need_trusted;
     uint8_t *wrapped = NULL;
@@ -124,24 +109,22 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         rv = CKR_KEY_HANDLE_INVALID;
         goto out;
     }
-    rv = vault_alg(mech, wk, false, &alg);
+    /* v3.0 §5.18.3: the wrapping key needs CKA_WRAP TRUE (for vault keys
+     * it mirrors key_ops wrapKey), its type the mechanism's, parameters the
+     * vault can honour (token/mech.h). */
+    rv = plan_for(t, mech, wk, false, &plan);
     if (rv != CKR_OK) {
         goto out;
     }
+    alg = plan.alg;
     pthread_rwlock_rdlock(&t->lock);
-    /* v3.0 §5.18.3: the wrapping key needs CKA_WRAP TRUE (the private key
-     * object has none, so it cannot wrap); a key with
-     * CKA_WRAP_WITH_TRUSTED needs a CKA_TRUSTED wrapping key (§4.10). */
-    can_wrap = akv_attrs_bool(&wk->attrs, CKA_WRAP, CK_FALSE);
+    /* A key with CKA_WRAP_WITH_TRUSTED needs a CKA_TRUSTED wrapping key
+     * (§4.10). */
     trusted = akv_attrs_bool(&wk->attrs, CKA_TRUSTED, CK_FALSE);
     extractable = akv_attrs_bool(&k->attrs, CKA_EXTRACTABLE, CK_FALSE);
     need_trusted = akv_attrs_bool(&k->attrs, CKA_WRAP_WITH_TRUSTED, CK_FALSE);
     (void)akv_attrs_ulong(&k->attrs, CKA_VALUE_LEN, &vlen);
     pthread_rwlock_unlock(&t->lock);
-    if ((wk->vkey->key_ops & AKV_KV_OP_WRAPKEY) == 0 || !can_wrap) {
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-        goto out;
-    }
     if (k->cls != CKO_SECRET_KEY || k->origin == AKV_ORIGIN_VAULT) {
         rv = CKR_KEY_NOT_WRAPPABLE;
         goto out;
@@ -219,7 +202,7 @@ CK_RV akv_wrap_unwrap(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     struct akv_secret value = AKV_SECRET_INIT;
     enum akv_kv_alg alg = AKV_KV_ALG_RSA_OAEP;
     CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_BBOOL allowed;
+    struct akv_mech_plan plan;
 
     rv = akv_session_get(h, &s);
     if (rv != CKR_OK) {
@@ -236,17 +219,12 @@ CK_RV akv_wrap_unwrap(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         rv = CKR_UNWRAPPING_KEY_HANDLE_INVALID;
         goto out;
     }
-    rv = vault_alg(mech, uk, true, &alg);
+    /* Type, CKA_ALLOWED_MECHANISMS, parameters, CKA_UNWRAP: mech.h. */
+    rv = plan_for(t, mech, uk, true, &plan);
     if (rv != CKR_OK) {
         goto out;
     }
-    pthread_rwlock_rdlock(&t->lock);
-    allowed = akv_attrs_bool(&uk->attrs, CKA_UNWRAP, CK_FALSE);
-    pthread_rwlock_unlock(&t->lock);
-    if (!allowed) {
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-        goto out;
-    }
+    alg = plan.alg;
     if (uk->pub != NULL) {
         if (in_len != (CK_ULONG)EVP_PKEY_get_size(uk->pub)) {
             rv = CKR_WRAPPED_KEY_LEN_RANGE;

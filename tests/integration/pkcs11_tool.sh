@@ -55,7 +55,15 @@ pubkey)
         base64 -d | xxd -p -u | tr -d '\n')
     expect_eq "modulus matches the vault's n" "$got" "$want"
     ;;
-selftest)
+selftest|selftest-sign)
+    # selftest: the three-permission identity and the default configuration
+    # (signing off), exactly as before signing existed. selftest-sign:
+    # signing on (tokens[].sign) and the identity with keys/sign too.
+    if [ "$CASE" = selftest-sign ]; then
+        emu_write_config "$AKV_PKCS11_CONFIG" '{"sign":true}'
+        emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
+            --key-permissions get wrapKey unwrapKey sign >/dev/null
+    fi
     p11 --test >"$T_TMP/t" 2>&1 && rc=0 || rc=$?
     cat "$T_TMP/t"
     expect_eq "pkcs11-tool --test exit status" "$rc" 0
@@ -63,6 +71,10 @@ selftest)
     if grep -qE "ERR|failed|FAILED" "$T_TMP/t"; then fail "--test reported a failure"; else pass "--test clean"; fi
     expect_grep "OAEP with a label refused as unsupported" "Mechanism not supported" "$T_TMP/t"
     expect_grep "RSA-PKCS decrypt through the vault" "RSA-PKCS: OK" "$T_TMP/t"
+    if [ "$CASE" = selftest-sign ]; then
+        expect_eq "sign (vault) + verify (local): RSA-PKCS OK" \
+            "$(sed -n '/^Verify/,/^Decryption/p' "$T_TMP/t" | grep -c 'RSA-PKCS: OK')" 1
+    fi
     ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -45,6 +45,7 @@ struct kv_fake {
     unsigned calls_wrap;
     unsigned calls_unwrap;
     int last_alg; /* alg of the last wrap/unwrap, -1 before any */
+    unsigned calls_sign;
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -255,7 +256,7 @@ static CK_RV fake_wrap(struct akv_kv *kv, const char *name, const char *version,
     __atomic_add_fetch(&f->calls_wrap, 1, __ATOMIC_RELAXED);
     maybe_delay(f, KV_FAKE_WRAP);
 
-    f->last_alg = (int)alg;
+    __atomic_store_n(&f->last_alg, (int)alg, __ATOMIC_RELAXED);
     rv = check_fail(f, KV_FAKE_WRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -307,7 +308,7 @@ static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
     __atomic_add_fetch(&f->calls_unwrap, 1, __ATOMIC_RELAXED);
     maybe_delay(f, KV_FAKE_UNWRAP);
 
-    f->last_alg = (int)alg;
+    __atomic_store_n(&f->last_alg, (int)alg, __ATOMIC_RELAXED);
     rv = check_fail(f, KV_FAKE_UNWRAP, v);
     if (rv != CKR_OK) {
         return rv;
@@ -338,6 +339,79 @@ static CK_RV fake_unwrap(struct akv_kv *kv, const char *name,
     return rv;
 }
 
+/* Key Vault "Sign": RS256..PS512 over the given digest with the version's
+ * RSA key (PSS salt = hash length, as Key Vault does). */
+static CK_RV fake_sign(struct akv_kv *kv, const char *name, const char *version,
+                       enum akv_kv_alg alg, const uint8_t *dig, size_t dig_len,
+                       uint8_t **out, size_t *out_len)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    EVP_PKEY_CTX *c = NULL;
+    const char *md = NULL;
+    size_t len = 0;
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_sign, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_SIGN, v);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    if (!(k->key_ops & AKV_KV_OP_SIGN) || k->kty != AKV_KV_KTY_RSA) {
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    }
+    switch (alg) {
+    case AKV_KV_ALG_RS256:
+    case AKV_KV_ALG_PS256:
+        md = "SHA256";
+        break;
+    case AKV_KV_ALG_RS384:
+    case AKV_KV_ALG_PS384:
+        md = "SHA384";
+        break;
+    case AKV_KV_ALG_RS512:
+    case AKV_KV_ALG_PS512:
+        md = "SHA512";
+        break;
+    case AKV_KV_ALG_RSNULL:
+        break; /* PKCS#1 v1.5 over the bytes as given */
+    default:
+        return CKR_GENERAL_ERROR; /* the vault's 400 for a bad alg */
+    }
+    rv = CKR_GENERAL_ERROR;
+    c = EVP_PKEY_CTX_new(v->rsa, NULL);
+    len = (size_t)EVP_PKEY_get_size(v->rsa);
+    *out = malloc(len);
+    if (c == NULL || *out == NULL || EVP_PKEY_sign_init(c) != 1
+        || (md != NULL
+            && EVP_PKEY_CTX_set_signature_md(c, EVP_get_digestbyname(md))
+                   != 1)) {
+        goto out;
+    }
+    if (alg >= AKV_KV_ALG_PS256 && alg <= AKV_KV_ALG_PS512
+        && (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING) != 1
+            || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST)
+                   != 1)) {
+        goto out;
+    }
+    if (EVP_PKEY_sign(c, *out, &len, dig, dig_len) != 1) {
+        goto out;
+    }
+    *out_len = len;
+    rv = CKR_OK;
+out:
+    if (rv != CKR_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    EVP_PKEY_CTX_free(c);
+    return rv;
+}
+
 static void fake_destroy(struct akv_kv *kv)
 {
     /* The test owns the fake (kv_fake_free), so a token can be finalised
@@ -359,10 +433,7 @@ void kv_fake_free(struct kv_fake *f)
 }
 
 static const struct akv_kv_ops fake_ops = {
-    fake_get_key,
-    fake_wrap,
-    fake_unwrap,
-    fake_destroy,
+    fake_get_key, fake_wrap, fake_unwrap, fake_destroy, fake_sign,
 };
 
 struct kv_fake *kv_fake_new(void)
@@ -414,7 +485,7 @@ void kv_fake_hide_size(struct kv_fake *f, const char *name)
 
 int kv_fake_last_alg(struct kv_fake *f)
 {
-    return f->last_alg;
+    return __atomic_load_n(&f->last_alg, __ATOMIC_RELAXED);
 }
 
 const char *kv_fake_rotate(struct kv_fake *f, const char *name)
@@ -456,6 +527,7 @@ unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)
     n += (ops & KV_FAKE_GET) ? f->calls_get : 0;
     n += (ops & KV_FAKE_WRAP) ? f->calls_wrap : 0;
     n += (ops & KV_FAKE_UNWRAP) ? f->calls_unwrap : 0;
+    n += (ops & KV_FAKE_SIGN) ? f->calls_sign : 0;
     return n;
 }
 
@@ -464,6 +536,7 @@ void kv_fake_reset_calls(struct kv_fake *f)
     f->calls_get = 0;
     f->calls_wrap = 0;
     f->calls_unwrap = 0;
+    f->calls_sign = 0;
 }
 
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,

@@ -17,6 +17,7 @@
 #define KV_FAKE_GET    0x1u
 #define KV_FAKE_WRAP   0x2u
 #define KV_FAKE_UNWRAP 0x4u
+#define KV_FAKE_SIGN   0x8u
 
 struct kv_fake;
 

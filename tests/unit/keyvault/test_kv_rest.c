@@ -243,6 +243,69 @@ static void test_wrap_unwrap(void **state)
     assert_non_null(strstr(r.body, "{\"alg\":\"RSA-OAEP\",\"value\":\"Wlpa"));
 }
 
+/* Key Vault "Sign": POST .../sign with {alg, value=digest}; the answer's
+ * value is the signature; a 403 is CKR_KEY_FUNCTION_NOT_PERMITTED; the
+ * digest length must suit the algorithm. */
+static void test_sign(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    uint8_t dig[48];
+    uint8_t sig[96];
+    char sig_b64[200];
+    char resp[512];
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    struct mock_rec r;
+
+    memset(dig, 7, sizeof(dig));
+    memset(sig, 0x33, sizeof(sig));
+    akv_b64url_encode(sig, sizeof(sig), sig_b64, sizeof(sig_b64));
+    snprintf(resp, sizeof(resp),
+             "{\"kid\":\"%s/keys/cmk/" V1 "\",\"value\":\"%s\"}", vbase,
+             sig_b64);
+    mock_push(f->m, "/keys/cmk/" V1 "/sign", 200, resp, NULL, 0);
+    assert_int_equal(kv->ops->sign(kv, "cmk", V1, AKV_KV_ALG_ES384, dig,
+                                   sizeof(dig), &out, &out_len),
+                     CKR_OK);
+    assert_int_equal(out_len, 96);
+    assert_memory_equal(out, sig, 96);
+    free(out);
+    out = NULL;
+    r = rec_at(f, 1);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.path, "/keys/cmk/" V1 "/sign");
+    assert_string_equal(r.body, "{\"alg\":\"ES384\",\"value\":"
+                                "\"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH"
+                                "BwcHBwcHBwcHBwcHBwcH\"}");
+    /* The answer must name the key version that was asked for. */
+    mock_push(f->m, "/keys/cmk/" V1 "/sign", 200,
+              J("{\"kid\":\"@V@/keys/other/" V1 "\",\"value\":\"MzMz\"}"), NULL,
+              0);
+    assert_int_equal(kv->ops->sign(kv, "cmk", V1, AKV_KV_ALG_RS384, dig,
+                                   sizeof(dig), &out, &out_len),
+                     CKR_DEVICE_ERROR);
+    assert_null(out);
+    mock_push(f->m, "/keys/cmk/" V1 "/sign", 403,
+              "{\"error\":{\"code\":\"Forbidden\",\"message\":\"does not "
+              "have keys sign permission\",\"innererror\":{\"code\":"
+              "\"AccessDenied\"}}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->sign(kv, "cmk", V1, AKV_KV_ALG_RS384, dig,
+                                   sizeof(dig), &out, &out_len),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    assert_null(out);
+    /* Refused before any request: a digest of the wrong size, a non-sign
+     * algorithm. */
+    assert_int_equal(
+        kv->ops->sign(kv, "cmk", V1, AKV_KV_ALG_RS256, dig, 20, &out, &out_len),
+        CKR_ARGUMENTS_BAD);
+    assert_int_equal(kv->ops->sign(kv, "cmk", V1, AKV_KV_ALG_RSA_OAEP, dig, 32,
+                                   &out, &out_len),
+                     CKR_ARGUMENTS_BAD);
+    assert_int_equal(mock_count(f->m, "/sign"), 3);
+}
+
 static void test_error_mapping(void **state)
 {
     struct fx *f = *state;
@@ -1176,6 +1239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_get, setup, teardown),

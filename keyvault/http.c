@@ -17,6 +17,9 @@
 #include "../common/ossl.h"
 
 #define POOL_SIZE 8
+/* libcurl's receive buffer per request (its default is 16 KiB); larger
+ * answers arrive in more reads. */
+#define AKV_HTTP_RECV_BUF 4096
 
 /*
  * Keep-alive without keeping secrets: each request runs on a fresh easy
@@ -354,7 +357,7 @@ static void free_headers(struct curl_slist *list)
 {
     for (struct curl_slist *it = list; it != NULL; it = it->next) {
         if (it->data != NULL) {
-            OPENSSL_cleanse(it->data, strlen(it->data));
+            akv_secret_wipe(it->data, strlen(it->data));
         }
     }
     curl_slist_free_all(list);
@@ -501,6 +504,12 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms)
            != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "akv-pkcs11/0.1") != CURLE_OK;
+    /* Vault answers are a few hundred bytes: a 16 KiB receive buffer per
+     * request is 16 KiB to allocate and wipe (AKV_HTTP_RECV_BUF) */
+    bad |= curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)AKV_HTTP_RECV_BUF)
+           != CURLE_OK;
+    /* likewise its 64 KiB upload buffer (16 KiB is libcurl's minimum) */
+    bad |= curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK;

@@ -2,10 +2,10 @@
 /*
  * struct akv_secret: the one container for secret bytes (data keys, access
  * tokens, client secrets, unwrapped values, wrapkey request bodies).
- * Memory is wiped (explicit_bzero, not optimised away) before it is released, on every path,
- * and lives in pages the module maps itself with MADV_DONTDUMP, so core
- * dumps do not hold it where the kernel supports the flag (secret.c says
- * how; docs/SECURITY.md "Secrets in memory").
+ * Memory is wiped (explicit_bzero, not optimised away) before it is released,
+ * on every path, and lives in pages the module maps itself with MADV_DONTDUMP,
+ * so core dumps do not hold it where the kernel supports the flag (secret.c
+ * says how; docs/SECURITY.md "Secrets in memory").
  */
 #ifndef AKV_COMMON_SECRET_H
 #define AKV_COMMON_SECRET_H

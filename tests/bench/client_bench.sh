@@ -5,7 +5,7 @@
 # Prints each figure next to its target and TARGET MET / TARGET MISSED; it
 # fails only when it cannot measure. Figures (unwrap = C_UnwrapKey with
 # RSA-OAEP-256 through Key Vault unwrapKey on the emulator):
-#   client instructions per unwrap (callgrind, (N - 0 unwraps) / N) <= 150,000
+#   client instructions per unwrap (callgrind, (10+N - 10 unwraps) / N) <= 150,000
 #   allocations per unwrap (memcheck's heap summary, same delta)     <= 30
 #   module unwraps/s vs wrk posting the same request, 1 and 8 conc.  >= 0.95x
 #   "wrap": "local" vs a plain OpenSSL EVP loop reusing its context  >= 0.95x
@@ -48,9 +48,14 @@ mc() {
     sed -n 's/.*total heap usage: \([0-9,]*\) allocs, [0-9,]* frees, \([0-9,]*\) bytes.*/\1 \2/p' \
         "$T_TMP/mc.err" | tr -d ,
 }
-i0=$(cg 0); iN=$(cg "$CG_N")
+# Both runs do the same set-up (token, key, connection, BASE unwraps) and
+# differ only in the CG_N unwraps measured; a first run warms the per-user
+# cache so that neither pays the token request.
+cg 1 >/dev/null
+BASE=10
+i0=$(cg "$BASE"); iN=$(cg $((BASE + CG_N)))
 INSN=$(( (iN - i0) / CG_N ))
-read -r a0 b0 <<<"$(mc 0)"; read -r aN bN <<<"$(mc "$CG_N")"
+read -r a0 b0 <<<"$(mc "$BASE")"; read -r aN bN <<<"$(mc $((BASE + CG_N)))"
 ALLOCS=$(( (aN - a0) / CG_N )); BYTES=$(( (bN - b0) / CG_N ))
 verdict "client instructions per remote unwrap" "$INSN" "<=" 150000
 verdict "allocations per remote unwrap" "$ALLOCS" "<=" 30 "($BYTES bytes)"

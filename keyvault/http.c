@@ -16,10 +16,18 @@
 #include "../common/log.h"
 #include "../common/ossl.h"
 
-#define POOL_SIZE 8
+/* Idle shares (each with its keep-alive connections) kept for the next
+ * requests: as many as threads were in flight at once, up to this bound;
+ * more concurrent requests still run, on shares freed when they end. */
+#define POOL_SIZE 64
 /* libcurl's receive buffer per request (its default is 16 KiB); larger
  * answers arrive in more reads. */
 #define AKV_HTTP_RECV_BUF 4096
+/* Keep-alive probes of idle pooled connections, and the longest idle time
+ * after which a pooled connection is still reused (seconds). */
+#define AKV_HTTP_KEEPIDLE_S  30L
+#define AKV_HTTP_KEEPINTVL_S 10L
+#define AKV_HTTP_MAXAGE_S    60L
 
 /*
  * Keep-alive without keeping secrets: each request runs on a fresh easy
@@ -484,8 +492,20 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     bad |=
         curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2)
         != CURLE_OK;
-    /* pooled connections idle between calls; keep NAT/firewalls aware */
+    /* Pooled connections idle between calls. A probe every
+     * AKV_HTTP_KEEPIDLE_S keeps NAT/firewall state alive (Azure's load
+     * balancers drop idle flows after 4 min, many NATs sooner) and lets the
+     * kernel fail a connection whose peer vanished, so it is not reused; a
+     * connection idle longer than AKV_HTTP_MAXAGE_S is not reused at all.
+     * A reused connection the peer closed (vault restart, RST) is retried
+     * by libcurl on a fresh connection within the same call. */
     bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, AKV_HTTP_KEEPIDLE_S)
+           != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, AKV_HTTP_KEEPINTVL_S)
+           != CURLE_OK;
+    bad |=
+        curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, AKV_HTTP_MAXAGE_S) != CURLE_OK;
     if (h->ca_file != NULL) {
         bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
     }

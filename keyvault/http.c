@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,16 +360,26 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* curl_slist_append copies strings; wipe ours before the list is freed so
- * a bearer token does not linger in freed heap. */
-static void free_headers(struct curl_slist *list)
+/* Request header lines are handed to libcurl as a list of nodes on the
+ * caller's stack pointing at the caller's strings (struct curl_slist is
+ * public, and libcurl only reads the list): no per-request copy - in
+ * particular none of the ~1.1 KB bearer token, which stays in its secret
+ * buffer - and no allocation. At most this many lines per request. */
+#define AKV_HTTP_MAX_HDRS 16
+
+/* Appends LINE to the NODES list of *N entries; false when full. */
+static bool hdr_add(struct curl_slist *nodes, size_t *n, const char *line)
 {
-    for (struct curl_slist *it = list; it != NULL; it = it->next) {
-        if (it->data != NULL) {
-            akv_secret_wipe(it->data, strlen(it->data));
-        }
+    if (*n >= AKV_HTTP_MAX_HDRS) {
+        return false;
     }
-    curl_slist_free_all(list);
+    nodes[*n].data = (char *)(uintptr_t)line;
+    nodes[*n].next = NULL;
+    if (*n > 0) {
+        nodes[*n - 1].next = &nodes[*n];
+    }
+    (*n)++;
+    return true;
 }
 
 /* Set by tls_info on the thread running curl_easy_perform: our ClientHello
@@ -414,8 +425,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     OSSL_LIB_CTX *prev;
     char tls_why[CURL_ERROR_SIZE] = "";
     long new_conns = -1;
-    struct curl_slist *hdrs = NULL;
-    struct curl_slist *tmp;
+    struct curl_slist hdrs[AKV_HTTP_MAX_HDRS];
+    size_t n_hdrs = 0;
     char ct[128];
     int64_t t0 = now_ms();
     CURLcode cc = CURLE_OK;
@@ -450,32 +461,25 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     if (c == NULL) {
         goto out;
     }
-    tmp = curl_slist_append(hdrs, "Accept: application/json");
-    bad |= tmp == NULL;
-    hdrs = tmp != NULL ? tmp : hdrs;
+    bad |= !hdr_add(hdrs, &n_hdrs, "Accept: application/json");
     /* no 100-continue round trip for small JSON bodies */
-    tmp = curl_slist_append(hdrs, "Expect:");
-    bad |= tmp == NULL;
-    hdrs = tmp != NULL ? tmp : hdrs;
+    bad |= !hdr_add(hdrs, &n_hdrs, "Expect:");
     if (post) {
         (void)snprintf(ct, sizeof(ct), "Content-Type: %s",
                        req->content_type != NULL ? req->content_type
                                                  : "application/json");
-        tmp = curl_slist_append(hdrs, ct);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, ct);
     }
     for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
-        tmp = curl_slist_append(hdrs, req->headers[i]);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, req->headers[i]);
     }
     if (req->secret_header != NULL && req->secret_header->data != NULL) {
-        tmp = curl_slist_append(hdrs, (const char *)req->secret_header->data);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, (const char *)req->secret_header->data);
     }
     if (bad) {
+        AKV_LOG_DEBUG("more than %d header lines for %s", AKV_HTTP_MAX_HDRS,
+                      req->log_path);
+        rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
 
@@ -586,7 +590,6 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                   new_conns > 0 ? "new" : "reused",
                   resp->request_id[0] ? " request-id " : "", resp->request_id);
 out:
-    free_headers(hdrs);
     /* frees (and, with kv.c's allocator, wipes) the handle's buffers; the
      * connection stays in the share */
     curl_easy_cleanup(c);

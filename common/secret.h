@@ -2,10 +2,10 @@
 /*
  * struct akv_secret: the one container for secret bytes (data keys, access
  * tokens, client secrets, unwrapped values, wrapkey request bodies).
- * Memory is wiped with OPENSSL_cleanse before it is released, on every path,
- * and lives in pages the module maps itself with MADV_DONTDUMP, so core
- * dumps do not hold it where the kernel supports the flag (secret.c says
- * how; docs/SECURITY.md "Secrets in memory").
+ * Memory is wiped (explicit_bzero, not optimised away) before it is released,
+ * on every path, and lives in pages the module maps itself with MADV_DONTDUMP,
+ * so core dumps do not hold it where the kernel supports the flag (secret.c
+ * says how; docs/SECURITY.md "Secrets in memory").
  */
 #ifndef AKV_COMMON_SECRET_H
 #define AKV_COMMON_SECRET_H
@@ -50,7 +50,7 @@ int akv_secret_read_fd(struct akv_secret *s, int fd, size_t len);
 /* akv_secret_clear - wipes and frees; S becomes empty. NULL-safe. */
 void akv_secret_clear(struct akv_secret *s);
 
-/* akv_secret_wipe - OPENSSL_cleanse on caller memory (NULL-safe). */
+/* akv_secret_wipe - wipes caller memory with explicit_bzero (NULL-safe). */
 void akv_secret_wipe(void *p, size_t len);
 
 /* akv_secret_free_str - wipes a NUL-terminated heap string and frees it. */

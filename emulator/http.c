@@ -29,6 +29,12 @@ struct conn_ctx {
     int hung;
     struct conn_ctx *next_hung;
     struct MHD_Connection *conn;
+    /* Delayed answers: DELAYED 1 while suspended, 2 once resumed (the
+     * handler is called again and sends SAVED) */
+    int delayed;
+    long long due_ms;
+    struct emu_resp saved;
+    struct conn_ctx *next_delayed;
 };
 
 /* Connections parked by a --hang fault; resumed (and then closed) at
@@ -93,6 +99,84 @@ static long long mono_ms(void)
 /* Sleeps MS in slices on the connection socket; -1 when the peer closed,
  * the trickle was cancelled or its 120 s cap is reached. Blocking here is
  * deliberate: MHD's internal polling mode offers no "call me later". */
+/*
+ * Delayed answers (--delay-ms): the answer is computed at once, the
+ * connection suspended (MHD_suspend_connection) and put on delayed_list; one
+ * timer thread resumes each connection when it is due, and MHD calls the
+ * handler again, which sends the saved answer. Sleeping in the handler
+ * instead would hold the pool thread, and every connection sharing it would
+ * wait too (8 concurrent 100 ms requests took up to 800 ms).
+ */
+static pthread_mutex_t delay_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t delay_cv = PTHREAD_COND_INITIALIZER;
+static struct conn_ctx *delayed_list; /* LOCKED by delay_mu */
+static pthread_once_t delay_once = PTHREAD_ONCE_INIT;
+static int delay_thread_ok;
+
+static void *delay_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&delay_mu);
+    for (;;) {
+        long long now = mono_ms(), next = now + 1000;
+        struct conn_ctx **pp = &delayed_list;
+        struct timespec ts;
+
+        while (*pp) {
+            struct conn_ctx *cc = *pp;
+
+            if (cc->due_ms <= now) {
+                *pp = cc->next_delayed;
+                cc->delayed = 2;
+                MHD_resume_connection(cc->conn);
+            } else {
+                next = cc->due_ms < next ? cc->due_ms : next;
+                pp = &cc->next_delayed;
+            }
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)((next - now) / 1000);
+        ts.tv_nsec += (long)((next - now) % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&delay_cv, &delay_mu, &ts);
+    }
+    return NULL;
+}
+
+static void delay_start(void)
+{
+    pthread_t t;
+
+    if (pthread_create(&t, NULL, delay_main, NULL) == 0) {
+        (void)pthread_detach(t);
+        delay_thread_ok = 1;
+    }
+}
+
+/* Parks C until DELAY_MS from now with RS saved; 0, or -1 when no timer
+ * thread could be started (the caller then answers at once). */
+static int delay_park(struct MHD_Connection *c, struct conn_ctx *cc,
+                      struct emu_resp *rs)
+{
+    (void)pthread_once(&delay_once, delay_start);
+    if (!delay_thread_ok) {
+        return -1;
+    }
+    pthread_mutex_lock(&delay_mu);
+    cc->saved = *rs;
+    cc->delayed = 1;
+    cc->due_ms = mono_ms() + rs->delay_ms;
+    cc->next_delayed = delayed_list;
+    delayed_list = cc;
+    MHD_suspend_connection(c);
+    pthread_cond_signal(&delay_cv);
+    pthread_mutex_unlock(&delay_mu);
+    return 0;
+}
+
 static int trickle_wait(struct partial *p)
 {
     long long end = mono_ms() + p->trickle_ms, now;
@@ -243,6 +327,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
         /* Resumed at shutdown / fault clear: drop the connection. */
         return MHD_NO;
     }
+    if (cc->delayed == 2) {
+        cc->delayed = 0;
+        rs = cc->saved;
+        memset(&cc->saved, 0, sizeof(cc->saved));
+        return queue(c, &rs);
+    }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
 
@@ -300,6 +390,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     if (rs.status == 0) {
         rs.status = 500;
     }
+    if (rs.delay_ms > 0 && delay_park(c, cc, &rs) == 0) {
+        return MHD_YES;
+    }
     return queue(c, &rs);
 }
 
@@ -323,6 +416,22 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         }
     }
     pthread_mutex_unlock(&hung_mu);
+    pthread_mutex_lock(&delay_mu);
+    if (cc->delayed == 1) {
+        struct conn_ctx **pp;
+
+        for (pp = &delayed_list; *pp; pp = &(*pp)->next_delayed) {
+            if (*pp == cc) {
+                *pp = cc->next_delayed;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&delay_mu);
+    if (cc->saved.body) {
+        OPENSSL_cleanse(cc->saved.body, cc->saved.len);
+        free(cc->saved.body);
+    }
     free(cc->body);
     free(cc);
     *con_cls = NULL;
@@ -339,6 +448,15 @@ void emu_http_release_hung(void)
     }
     hung_list = NULL;
     pthread_mutex_unlock(&hung_mu);
+    /* delayed answers leave now: MHD_stop_daemon must find no suspended
+     * connection */
+    pthread_mutex_lock(&delay_mu);
+    for (cc = delayed_list; cc; cc = cc->next_delayed) {
+        cc->delayed = 2;
+        MHD_resume_connection(cc->conn);
+    }
+    delayed_list = NULL;
+    pthread_mutex_unlock(&delay_mu);
 }
 
 /* libmicrohttpd hands us its own format strings. */

@@ -35,6 +35,10 @@ struct emu_resp {
     int hang;
     int close_mid;
     int trickle_ms; /* > 0: one body byte per trickle_ms ms (--trickle-ms) */
+    /* > 0: the answer leaves after this many ms (--delay-ms); the
+     * connection is suspended meanwhile, so its worker thread serves the
+     * other connections (http.c, "Delayed answers") */
+    int delay_ms;
 };
 
 typedef void (*emu_handler_fn)(struct emu_req *rq, struct emu_resp *rs);

@@ -119,7 +119,7 @@ static void imds_handler(struct emu_req *rq, struct emu_resp *rs)
             return;
         }
         if (fh.kind == EMU_FAULT_DELAY) {
-            usleep((useconds_t)fh.delay_ms * 1000);
+            rs->delay_ms = fh.delay_ms;
         }
     }
     if (strcmp(rq->method, "GET") != 0) {

@@ -1611,7 +1611,7 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
             goto out;
         }
         if (c.fault.kind == EMU_FAULT_DELAY) {
-            usleep((useconds_t)c.fault.delay_ms * 1000);
+            rs->delay_ms = c.fault.delay_ms;
         }
     }
     if (r == 404) {

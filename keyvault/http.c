@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,18 @@
 #include "../common/log.h"
 #include "../common/ossl.h"
 
-#define POOL_SIZE 8
+/* Idle shares (each with its keep-alive connections) kept for the next
+ * requests: as many as threads were in flight at once, up to this bound;
+ * more concurrent requests still run, on shares freed when they end. */
+#define POOL_SIZE 64
+/* libcurl's receive buffer per request (its default is 16 KiB); larger
+ * answers arrive in more reads. */
+#define AKV_HTTP_RECV_BUF 4096
+/* Keep-alive probes of idle pooled connections, and the longest idle time
+ * after which a pooled connection is still reused (seconds). */
+#define AKV_HTTP_KEEPIDLE_S  30L
+#define AKV_HTTP_KEEPINTVL_S 10L
+#define AKV_HTTP_MAXAGE_S    60L
 
 /*
  * Keep-alive without keeping secrets: each request runs on a fresh easy
@@ -348,16 +360,26 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* curl_slist_append copies strings; wipe ours before the list is freed so
- * a bearer token does not linger in freed heap. */
-static void free_headers(struct curl_slist *list)
+/* Request header lines are handed to libcurl as a list of nodes on the
+ * caller's stack pointing at the caller's strings (struct curl_slist is
+ * public, and libcurl only reads the list): no per-request copy - in
+ * particular none of the ~1.1 KB bearer token, which stays in its secret
+ * buffer - and no allocation. At most this many lines per request. */
+#define AKV_HTTP_MAX_HDRS 16
+
+/* Appends LINE to the NODES list of *N entries; false when full. */
+static bool hdr_add(struct curl_slist *nodes, size_t *n, const char *line)
 {
-    for (struct curl_slist *it = list; it != NULL; it = it->next) {
-        if (it->data != NULL) {
-            OPENSSL_cleanse(it->data, strlen(it->data));
-        }
+    if (*n >= AKV_HTTP_MAX_HDRS) {
+        return false;
     }
-    curl_slist_free_all(list);
+    nodes[*n].data = (char *)(uintptr_t)line;
+    nodes[*n].next = NULL;
+    if (*n > 0) {
+        nodes[*n - 1].next = &nodes[*n];
+    }
+    (*n)++;
+    return true;
 }
 
 /* Set by tls_info on the thread running curl_easy_perform: our ClientHello
@@ -403,8 +425,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     OSSL_LIB_CTX *prev;
     char tls_why[CURL_ERROR_SIZE] = "";
     long new_conns = -1;
-    struct curl_slist *hdrs = NULL;
-    struct curl_slist *tmp;
+    struct curl_slist hdrs[AKV_HTTP_MAX_HDRS];
+    size_t n_hdrs = 0;
     char ct[128];
     int64_t t0 = now_ms();
     CURLcode cc = CURLE_OK;
@@ -439,32 +461,25 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     if (c == NULL) {
         goto out;
     }
-    tmp = curl_slist_append(hdrs, "Accept: application/json");
-    bad |= tmp == NULL;
-    hdrs = tmp != NULL ? tmp : hdrs;
+    bad |= !hdr_add(hdrs, &n_hdrs, "Accept: application/json");
     /* no 100-continue round trip for small JSON bodies */
-    tmp = curl_slist_append(hdrs, "Expect:");
-    bad |= tmp == NULL;
-    hdrs = tmp != NULL ? tmp : hdrs;
+    bad |= !hdr_add(hdrs, &n_hdrs, "Expect:");
     if (post) {
         (void)snprintf(ct, sizeof(ct), "Content-Type: %s",
                        req->content_type != NULL ? req->content_type
                                                  : "application/json");
-        tmp = curl_slist_append(hdrs, ct);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, ct);
     }
     for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
-        tmp = curl_slist_append(hdrs, req->headers[i]);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, req->headers[i]);
     }
     if (req->secret_header != NULL && req->secret_header->data != NULL) {
-        tmp = curl_slist_append(hdrs, (const char *)req->secret_header->data);
-        bad |= tmp == NULL;
-        hdrs = tmp != NULL ? tmp : hdrs;
+        bad |= !hdr_add(hdrs, &n_hdrs, (const char *)req->secret_header->data);
     }
     if (bad) {
+        AKV_LOG_DEBUG("more than %d header lines for %s", AKV_HTTP_MAX_HDRS,
+                      req->log_path);
+        rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
 
@@ -481,8 +496,20 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     bad |=
         curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2)
         != CURLE_OK;
-    /* pooled connections idle between calls; keep NAT/firewalls aware */
+    /* Pooled connections idle between calls. A probe every
+     * AKV_HTTP_KEEPIDLE_S keeps NAT/firewall state alive (Azure's load
+     * balancers drop idle flows after 4 min, many NATs sooner) and lets the
+     * kernel fail a connection whose peer vanished, so it is not reused; a
+     * connection idle longer than AKV_HTTP_MAXAGE_S is not reused at all.
+     * A reused connection the peer closed (vault restart, RST) is retried
+     * by libcurl on a fresh connection within the same call. */
     bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, AKV_HTTP_KEEPIDLE_S)
+           != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, AKV_HTTP_KEEPINTVL_S)
+           != CURLE_OK;
+    bad |=
+        curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, AKV_HTTP_MAXAGE_S) != CURLE_OK;
     if (h->ca_file != NULL) {
         bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
     }
@@ -501,6 +528,12 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms)
            != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "akv-pkcs11/0.1") != CURLE_OK;
+    /* Vault answers are a few hundred bytes: a 16 KiB receive buffer per
+     * request is 16 KiB to allocate and wipe (AKV_HTTP_RECV_BUF) */
+    bad |= curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)AKV_HTTP_RECV_BUF)
+           != CURLE_OK;
+    /* likewise its 64 KiB upload buffer (16 KiB is libcurl's minimum) */
+    bad |= curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK;
@@ -557,7 +590,6 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                   new_conns > 0 ? "new" : "reused",
                   resp->request_id[0] ? " request-id " : "", resp->request_id);
 out:
-    free_headers(hdrs);
     /* frees (and, with kv.c's allocator, wipes) the handle's buffers; the
      * connection stays in the share */
     curl_easy_cleanup(c);

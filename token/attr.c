@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "attr.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -502,45 +503,129 @@ bool akv_attrs_ulong(const struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
     return akv_attr_tmpl_ulong(a->v, (CK_ULONG)a->n, type, out);
 }
 
+/*
+ * Storage of a struct akv_attrs: one block per list, a header holding its
+ * capacity, then CAP entries (a->v, usable as a CK_ATTRIBUTE template), then
+ * CAP inline slots of ATTR_INLINE bytes. A value of 1..ATTR_INLINE bytes
+ * (CK_BBOOL, CK_ULONG: most of the ~27 attributes of a key) lives in its
+ * entry's slot; a larger one gets its own malloc block. The capacity starts
+ * at ATTR_CAP_MIN and doubles, so building a key object costs one or two
+ * allocations instead of two per attribute (docs/ARCHITECTURE.md, "Request
+ * path costs"). Callers may still move a list by copying the struct and
+ * resetting v/n: the capacity travels with the block.
+ */
+#define ATTR_INLINE  sizeof(CK_ULONG)
+#define ATTR_CAP_MIN 32u
+#define ATTR_HDR     16u /* keeps the entries 16-byte aligned */
+
+static size_t attrs_cap(const struct akv_attrs *a)
+{
+    size_t cap;
+
+    if (a->v == NULL) {
+        return 0;
+    }
+    memcpy(&cap, (const uint8_t *)a->v - ATTR_HDR, sizeof(cap));
+    return cap;
+}
+
+static uint8_t *attr_slot(CK_ATTRIBUTE *v, size_t cap, size_t i)
+{
+    return (uint8_t *)(v + cap) + i * ATTR_INLINE;
+}
+
+static bool attr_inline(const struct akv_attrs *a, size_t i)
+{
+    return a->v[i].pValue != NULL
+           && a->v[i].pValue == attr_slot(a->v, attrs_cap(a), i);
+}
+
+static void attr_value_free(struct akv_attrs *a, size_t i)
+{
+    if (attr_inline(a, i)) {
+        explicit_bzero(a->v[i].pValue, ATTR_INLINE);
+    } else {
+        free(a->v[i].pValue);
+    }
+    a->v[i].pValue = NULL;
+}
+
+/* Makes room for NEED entries; false on allocation failure (A unchanged). */
+static bool attrs_reserve(struct akv_attrs *a, size_t need)
+{
+    size_t cap = attrs_cap(a);
+    size_t ncap = ATTR_CAP_MIN;
+    uint8_t *blk;
+    CK_ATTRIBUTE *nv;
+
+    if (need <= cap) {
+        return true;
+    }
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    blk = malloc(ATTR_HDR + ncap * (sizeof(CK_ATTRIBUTE) + ATTR_INLINE));
+    if (blk == NULL) {
+        return false;
+    }
+    memcpy(blk, &ncap, sizeof(ncap));
+    nv = (CK_ATTRIBUTE *)(void *)(blk + ATTR_HDR);
+    for (size_t i = 0; i < a->n; i++) {
+        nv[i] = a->v[i];
+        if (attr_inline(a, i)) {
+            memcpy(attr_slot(nv, ncap, i), a->v[i].pValue, ATTR_INLINE);
+            nv[i].pValue = attr_slot(nv, ncap, i);
+        }
+    }
+    if (a->v != NULL) {
+        explicit_bzero(attr_slot(a->v, cap, 0), cap * ATTR_INLINE);
+        free((uint8_t *)a->v - ATTR_HDR);
+    }
+    a->v = nv;
+    return true;
+}
+
 CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
                     CK_ULONG len)
 {
     CK_RV rv = CKR_HOST_MEMORY;
+    uint8_t small[ATTR_INLINE] = {0};
     void *copy = NULL;
+    size_t i = 0;
 
-    if (len > 0) {
+    /* P may point into A itself: copy it before A changes */
+    if (len > ATTR_INLINE) {
         copy = malloc(len);
         if (copy == NULL) {
             goto out;
         }
         memcpy(copy, p, len);
+    } else if (len > 0) {
+        memcpy(small, p, len);
     }
-    for (size_t i = 0; i < a->n; i++) {
-        if (a->v[i].type == type) {
-            free(a->v[i].pValue);
-            a->v[i].pValue = copy;
-            a->v[i].ulValueLen = len;
-            copy = NULL;
-            rv = CKR_OK;
-            goto out;
-        }
+    while (i < a->n && a->v[i].type != type) {
+        i++;
     }
-    {
-        CK_ATTRIBUTE *nv = realloc(a->v, (a->n + 1) * sizeof(*nv));
-
-        if (nv == NULL) {
-            goto out;
-        }
-        a->v = nv;
-        a->v[a->n].type = type;
-        a->v[a->n].pValue = copy;
-        a->v[a->n].ulValueLen = len;
+    if (i == a->n && !attrs_reserve(a, a->n + 1)) {
+        goto out;
+    }
+    if (i < a->n) {
+        attr_value_free(a, i);
+    } else {
         a->n++;
-        copy = NULL;
     }
+    if (len > 0 && len <= ATTR_INLINE) {
+        copy = attr_slot(a->v, attrs_cap(a), i);
+        memcpy(copy, small, ATTR_INLINE);
+    }
+    a->v[i].type = type;
+    a->v[i].pValue = copy;
+    a->v[i].ulValueLen = len;
+    copy = NULL;
     rv = CKR_OK;
 out:
     free(copy);
+    explicit_bzero(small, sizeof(small));
     return rv;
 }
 
@@ -574,8 +659,21 @@ void akv_attrs_remove(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type)
 {
     for (size_t i = 0; i < a->n; i++) {
         if (a->v[i].type == type) {
-            free(a->v[i].pValue);
-            a->v[i] = a->v[a->n - 1];
+            size_t last = a->n - 1;
+
+            attr_value_free(a, i);
+            if (i != last) {
+                bool in = attr_inline(a, last);
+
+                a->v[i] = a->v[last];
+                if (in) {
+                    uint8_t *dst = attr_slot(a->v, attrs_cap(a), i);
+
+                    memcpy(dst, a->v[last].pValue, ATTR_INLINE);
+                    explicit_bzero(a->v[last].pValue, ATTR_INLINE);
+                    a->v[i].pValue = dst;
+                }
+            }
             a->n--;
             return;
         }
@@ -607,9 +705,11 @@ void akv_attrs_clear(struct akv_attrs *a)
         return;
     }
     for (size_t i = 0; i < a->n; i++) {
-        free(a->v[i].pValue);
+        attr_value_free(a, i);
     }
-    free(a->v);
+    if (a->v != NULL) {
+        free((uint8_t *)a->v - ATTR_HDR);
+    }
     a->v = NULL;
     a->n = 0;
 }

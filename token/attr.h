@@ -17,9 +17,12 @@
 
 #include <p11-kit/pkcs11.h>
 
-/* An owned attribute list: every pValue is a private heap copy (or NULL
- * when ulValueLen is 0). Never holds CKA_VALUE of a secret key: secret
- * bytes live in struct akv_secret (object.h). */
+/* An owned attribute list: every pValue is a private copy (or NULL when
+ * ulValueLen is 0) owned by the list - values of up to sizeof(CK_ULONG)
+ * bytes inline in the list's block (attr.c says how); change it only
+ * through akv_attrs_* (moving it by copying the struct is fine). Never holds
+ * CKA_VALUE of a secret key: secret bytes live in struct akv_secret (object.h).
+ */
 struct akv_attrs {
     CK_ATTRIBUTE *v;
     size_t n;

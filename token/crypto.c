@@ -17,6 +17,63 @@
 
 static OSSL_LIB_CTX *libctx;
 
+/*
+ * Reused RSA encryption contexts: each thread keeps the EVP_PKEY_CTX of its
+ * last local RSA encryption (key, padding and digests set, digests fetched
+ * once), and reuses it while the key and algorithm stay the same, instead
+ * of creating a context and looking the digest names up per operation
+ * (docs/ARCHITECTURE.md, "Request path costs"). A context serves one thread
+ * at a time, hence per thread. It holds a reference to its key, so the
+ * pointer cannot be recycled for another key while cached; a fork (which
+ * replaces the library context) bumps enc_gen and retires every entry.
+ */
+struct enc_cache {
+    EVP_PKEY *pkey; /* referenced by ctx */
+    enum akv_kv_alg alg;
+    unsigned gen;
+    EVP_PKEY_CTX *ctx;
+};
+
+static pthread_key_t enc_key;
+static pthread_once_t enc_once = PTHREAD_ONCE_INIT;
+static bool enc_key_ok;
+static unsigned enc_gen;
+
+static void enc_cache_free(void *p)
+{
+    struct enc_cache *c = p;
+
+    if (c != NULL) {
+        EVP_PKEY_CTX_free(c->ctx);
+        free(c);
+    }
+}
+
+static void enc_key_make(void)
+{
+    enc_key_ok = pthread_key_create(&enc_key, enc_cache_free) == 0;
+}
+
+/* This thread's cache slot, or NULL (then nothing is cached). */
+static struct enc_cache *enc_slot(void)
+{
+    struct enc_cache *c;
+
+    (void)pthread_once(&enc_once, enc_key_make);
+    if (!enc_key_ok) {
+        return NULL;
+    }
+    c = pthread_getspecific(enc_key);
+    if (c == NULL) {
+        c = calloc(1, sizeof(*c));
+        if (c != NULL && pthread_setspecific(enc_key, c) != 0) {
+            free(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
 CK_RV akv_crypto_init(void)
 {
     /* the module's one private context (common/ossl.h), shared with the
@@ -38,6 +95,7 @@ void akv_crypto_fini(void)
 
 void akv_crypto_forget(void)
 {
+    __atomic_add_fetch(&enc_gen, 1, __ATOMIC_RELAXED);
     akv_ossl_forget();
     libctx = NULL;
 }
@@ -165,56 +223,87 @@ out:
     return rv;
 }
 
+/* A new context for ALG on PKEY, ready for EVP_PKEY_encrypt; NULL on
+ * failure (*RV CKR_MECHANISM_INVALID for an unknown ALG). */
+static EVP_PKEY_CTX *rsa_enc_ctx(EVP_PKEY *pkey, enum akv_kv_alg alg, CK_RV *rv)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    bool ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) > 0;
+
+    *rv = CKR_GENERAL_ERROR;
+    switch (alg) {
+    case AKV_KV_ALG_RSA1_5:
+        ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) > 0;
+        break;
+    case AKV_KV_ALG_RSA_OAEP:
+    case AKV_KV_ALG_RSA_OAEP_256: {
+        const char *md = alg == AKV_KV_ALG_RSA_OAEP ? "SHA1" : "SHA256";
+
+        ok = ok && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) > 0
+             && EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL) > 0
+             && EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL) > 0;
+        break;
+    }
+    default:
+        *rv = CKR_MECHANISM_INVALID;
+        ok = false;
+        break;
+    }
+    if (!ok) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
                              const uint8_t *in, size_t in_len, uint8_t *out,
                              size_t *out_len)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+    struct enc_cache *c = enc_slot();
+    unsigned gen = __atomic_load_n(&enc_gen, __ATOMIC_RELAXED);
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY_CTX *own = NULL;
     size_t k = (size_t)EVP_PKEY_get_size(pkey);
+    size_t hlen = alg == AKV_KV_ALG_RSA_OAEP ? 20 : 32;
     size_t max_in = 0;
     size_t olen = k;
 
-    if (ctx == NULL || EVP_PKEY_encrypt_init(ctx) <= 0) {
-        goto out;
+    if (c != NULL && c->ctx != NULL && c->pkey == pkey && c->alg == alg
+        && c->gen == gen) {
+        ctx = c->ctx;
+    } else {
+        own = rsa_enc_ctx(pkey, alg, &rv);
+        if (own == NULL) {
+            goto out;
+        }
+        ctx = own;
+        if (c != NULL) {
+            EVP_PKEY_CTX_free(c->ctx);
+            *c = (struct enc_cache){pkey, alg, gen, own};
+            own = NULL;
+        }
     }
     /* RFC 8017 §7.1.1 / §7.2.1 input bounds, checked here so the caller
      * gets CKR_DATA_LEN_RANGE rather than a generic failure. */
-    switch (alg) {
-    case AKV_KV_ALG_RSA1_5:
+    if (alg == AKV_KV_ALG_RSA1_5) {
         max_in = k > 11 ? k - 11 : 0;
-        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) <= 0) {
-            goto out;
-        }
-        break;
-    case AKV_KV_ALG_RSA_OAEP:
-    case AKV_KV_ALG_RSA_OAEP_256: {
-        const char *md = alg == AKV_KV_ALG_RSA_OAEP ? "SHA1" : "SHA256";
-        size_t hlen = alg == AKV_KV_ALG_RSA_OAEP ? 20 : 32;
-
+    } else {
         max_in = k > 2 * hlen + 2 ? k - 2 * hlen - 2 : 0;
-        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0
-            || EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL) <= 0
-            || EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL) <= 0) {
-            goto out;
-        }
-        break;
-    }
-    default:
-        rv = CKR_MECHANISM_INVALID;
-        goto out;
     }
     if (in_len > max_in) {
         rv = CKR_DATA_LEN_RANGE;
         goto out;
     }
     if (EVP_PKEY_encrypt(ctx, out, &olen, in, in_len) <= 0) {
+        rv = CKR_GENERAL_ERROR;
         goto out;
     }
     *out_len = olen;
     rv = CKR_OK;
 out:
-    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_CTX_free(own);
     return rv;
 }
 

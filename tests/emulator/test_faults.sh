@@ -195,4 +195,22 @@ t0=$(date +%s%N); req GET "$KID?api-version=7.4"; ms=$(( ($(date +%s%N) - t0) / 
 eq "$STATUS" 200 "next GET on the single pool thread"
 [ "$ms" -lt 1500 ] || fail "pool thread still trickling to a closed connection ($ms ms)"
 ok "trickle stops when the client closes (next answer in $ms ms)"
+
+# A delay must not hold the pool thread: 8 concurrent requests delayed
+# 300 ms each on ONE pool thread finish together (about 300 ms plus the
+# handshakes), not one after the other (2.4 s).
+cli fault add --op get --count 8 --delay-ms 300 > /dev/null
+t0=$(date +%s%N)
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+    curl -s -o "$WORK/d$i.out" -w '%{http_code}' --max-time 10 --cacert "$CA" \
+        -H "Authorization: Bearer $TOKEN" "$KID?api-version=7.4" > "$WORK/d$i.code" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+for i in 1 2 3 4 5 6 7 8; do eq "$(cat "$WORK/d$i.code")" 200 "delayed GET $i"; done
+[ "$ms" -ge 300 ] || fail "8 delayed requests in $ms ms: the delay was not applied"
+[ "$ms" -lt 1800 ] || fail "8 requests delayed 300 ms on one pool thread took $ms ms (delays served one after the other)"
+ok "8 concurrent 300 ms delays on one pool thread in $ms ms"
 echo PASS

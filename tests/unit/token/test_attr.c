@@ -393,6 +393,69 @@ static void test_mech_info_and_kw(void **state)
                      CKR_MECHANISM_PARAM_INVALID);
 }
 
+/* Attribute lists grow past their first block (32 entries) and shrink by
+ * moving the last entry into the hole: inline (<= 8-byte) and heap values
+ * keep their bytes through every move, a value may be set from the list
+ * itself, and copies are independent. */
+static void test_attrs_storage(void **state)
+{
+    struct akv_attrs a = AKV_ATTRS_INIT;
+    struct akv_attrs b = AKV_ATTRS_INIT;
+    uint8_t big[40];
+    CK_ULONG v;
+
+    (void)state;
+    memset(big, 0xab, sizeof(big));
+    for (CK_ULONG i = 0; i < 100; i++) {
+        if (i % 3 == 0) {
+            big[0] = (uint8_t)i;
+            assert_int_equal(
+                akv_attrs_set(&a, 0x80000000ul + i, big, sizeof(big)), CKR_OK);
+        } else {
+            assert_int_equal(akv_attrs_set_ulong(&a, 0x80000000ul + i, i * 7),
+                             CKR_OK);
+        }
+    }
+    assert_int_equal(a.n, 100);
+    /* remove from the front: the last entry (inline or not) moves */
+    for (CK_ULONG i = 0; i < 50; i++) {
+        akv_attrs_remove(&a, 0x80000000ul + i);
+    }
+    assert_int_equal(a.n, 50);
+    for (CK_ULONG i = 50; i < 100; i++) {
+        const CK_ATTRIBUTE *e = akv_attrs_find(&a, 0x80000000ul + i);
+
+        assert_non_null(e);
+        if (i % 3 == 0) {
+            assert_int_equal(e->ulValueLen, sizeof(big));
+            assert_int_equal(((const uint8_t *)e->pValue)[0], (uint8_t)i);
+        } else {
+            assert_true(akv_attrs_ulong(&a, 0x80000000ul + i, &v));
+            assert_int_equal(v, i * 7);
+        }
+    }
+    /* append after the moves, and set from a value inside the list */
+    assert_int_equal(akv_attrs_set_ulong(&a, CKA_CLASS, CKO_SECRET_KEY),
+                     CKR_OK);
+    assert_int_equal(akv_attrs_set(&a, CKA_KEY_TYPE,
+                                   akv_attrs_find(&a, CKA_CLASS)->pValue,
+                                   sizeof(CK_ULONG)),
+                     CKR_OK);
+    assert_true(akv_attrs_ulong(&a, CKA_KEY_TYPE, &v));
+    assert_int_equal(v, CKO_SECRET_KEY);
+    assert_true(akv_attrs_ulong(&a, 0x80000000ul + 52, &v));
+    assert_int_equal(v, 52 * 7);
+    assert_int_equal(akv_attrs_copy(&b, &a), CKR_OK);
+    akv_attrs_clear(&a);
+    assert_int_equal(b.n, 52);
+    assert_true(akv_attrs_ulong(&b, 0x80000000ul + 98, &v));
+    assert_int_equal(v, 98 * 7);
+    assert_int_equal(
+        ((const uint8_t *)akv_attrs_find(&b, 0x80000000ul + 99)->pValue)[0],
+        99);
+    akv_attrs_clear(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_template_validation),
         cmocka_unit_test(test_class_attributes),
         cmocka_unit_test(test_tlv_roundtrip),
+        cmocka_unit_test(test_attrs_storage),
         cmocka_unit_test(test_oaep_mapping),
         cmocka_unit_test(test_mech_info_and_kw),
     };

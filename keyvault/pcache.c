@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "../common/fdio.h"
 #include "../common/log.h"
 #include "../common/ossl.h"
 
@@ -132,38 +133,6 @@ static uint64_t get_le(const uint8_t *p, int bytes)
     return v;
 }
 
-static bool read_all(int fd, uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t r = read(fd, p, len);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        p += r;
-        len -= (size_t)r;
-    }
-    return true;
-}
-
-static bool write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return true;
-}
-
 int akv_pcache_load(const char *dir, const char *kind, const char *desc,
                     struct akv_secret *out, int64_t *stamp)
 {
@@ -188,7 +157,7 @@ int akv_pcache_load(const char *dir, const char *kind, const char *desc,
     }
     size = (size_t)st.st_size;
     buf = malloc(size);
-    if (buf == NULL || !read_all(fd, buf, size)
+    if (buf == NULL || akv_fdio_read_all(fd, buf, size) != 0
         || memcmp(buf, MAGIC, MAGIC_LEN) != 0
         || get_le(buf + MAGIC_LEN, 4) != dlen
         || memcmp(buf + MAGIC_LEN + 4, desc, dlen) != 0) {
@@ -247,7 +216,8 @@ int akv_pcache_store(const char *dir, const char *kind, const char *desc,
     if (fd < 0) {
         goto out;
     }
-    if (!write_all(fd, hdr, hlen) || !write_all(fd, data, len)) {
+    if (akv_fdio_write_all(fd, hdr, hlen) != 0
+        || akv_fdio_write_all(fd, data, len) != 0) {
         goto out;
     }
     if (close(fd) != 0) {

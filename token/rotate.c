@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/fdio.h"
+#include "../common/fsperm.h"
 #include "../common/kvid.h"
 #include "../common/log.h"
 #include "token.h"
@@ -86,24 +88,20 @@ static bool catalog_path(const struct akv_token *t, char *buf, size_t len)
     return n > 0 && (size_t)n < len;
 }
 
-/* The catalog is trusted for nothing but it must still be ours: a regular
- * file, never through a symlink, owned by us or root and not writable by
- * group/other (otherwise someone else could make us spend calls). */
+/* The catalog is trusted for nothing, but it must still be ours: the
+ * store's StrictModes file rule (common/fsperm.h: a regular file owned by
+ * us or root, not writable by group/other - otherwise someone else could
+ * make us spend calls), and a bounded size. */
 static bool catalog_file_ok(int fd, const char *path)
 {
     struct stat st;
+    char why[512];
 
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        AKV_LOG_WARN("version catalog %s: not a regular file; ignored", path);
+    if (fstat(fd, &st) != 0) {
         return false;
     }
-    if ((st.st_uid != geteuid() && st.st_uid != 0)
-        || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        AKV_LOG_WARN("version catalog %s: owner uid %u, mode 0%o (must be "
-                     "owned by uid %u or root, not writable by group/other; "
-                     "fix: chmod go-w); ignored",
-                     path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
-                     (unsigned)geteuid());
+    if (akv_fsperm_check_file(&st, path, why, sizeof(why)) != 0) {
+        AKV_LOG_WARN("version catalog ignored: %s", why);
         return false;
     }
     return st.st_size <= (off_t)(2 * AKV_ROTATE_CATALOG_MAX);
@@ -190,23 +188,6 @@ static void catalog_load(struct akv_token *t)
     free(buf);
 }
 
-/* Writes LEN bytes to FD, retrying short writes. */
-static bool write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) {
-            continue;
-        }
-        if (w <= 0) {
-            return false;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return true;
-}
-
 /* Appends one "NAME VERSION\n" line. O_APPEND makes a small write land
  * whole at the end even with several processes appending at once; a
  * process killed mid-write leaves at most one line without its newline,
@@ -225,7 +206,7 @@ static void catalog_append(const struct akv_token *t, const char *name,
     }
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
-        if (!write_all(fd, CATALOG_MAGIC, strlen(CATALOG_MAGIC))) {
+        if (akv_fdio_write_all(fd, CATALOG_MAGIC, strlen(CATALOG_MAGIC)) != 0) {
             AKV_LOG_DEBUG("version catalog %s: write failed", path);
         }
         close(fd);
@@ -238,7 +219,7 @@ static void catalog_append(const struct akv_token *t, const char *name,
     }
     n = snprintf(line, sizeof(line), "%s %s\n", name, version);
     if (!catalog_file_ok(fd, path) || n <= 0 || (size_t)n >= sizeof(line)
-        || !write_all(fd, line, (size_t)n)) {
+        || akv_fdio_write_all(fd, line, (size_t)n) != 0) {
         AKV_LOG_DEBUG("version catalog %s: not appended", path);
     }
     close(fd);

@@ -40,6 +40,7 @@
 #include <openssl/kdf.h>
 #include <openssl/sha.h>
 
+#include "../common/fdio.h"
 #include "../common/fsperm.h"
 #include "../common/log.h"
 #include "../common/ossl.h"
@@ -1295,22 +1296,6 @@ static CK_RV new_id(char id[AKV_STORE_ID_LEN + 1])
     return CKR_OK;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Writes BUF as NAME (a record "<id>.obj", the manifest or .storekey):
  * temp file, fsync, rename, fsync of the folder. Caller holds the exclusive
@@ -1342,7 +1327,7 @@ static CK_RV write_locked(struct akv_store *store, const char *name,
     created = true;
     /* The umask may have removed bits; it cannot have added any, but be
      * explicit about the mode the design promises. */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, buf, len) != 0
+    if (fchmod(fd, 0600) != 0 || akv_fdio_write_all(fd, buf, len) != 0
         || fsync(fd) != 0) {
         AKV_LOG_ERR("store %s: write %s: %s", store->dir, name, errtext(errno));
         goto out;

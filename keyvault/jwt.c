@@ -156,6 +156,23 @@ CK_RV akv_jwt_parse_pem(OSSL_LIB_CTX *libctx, const uint8_t *pem_data,
                     path);
         goto out;
     }
+    {
+        /* X509_check_private_key compares the public halves only: a key
+         * whose private parts are inconsistent (n != p*q, a factor not
+         * prime - a damaged or forged file) would load and then fail every
+         * signature. Check the whole key once, here (found by fuzzing). */
+        EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
+        int ok = kctx != NULL && EVP_PKEY_check(kctx) == 1;
+
+        EVP_PKEY_CTX_free(kctx);
+        if (!ok) {
+            akv_log_fmt(why, why_len,
+                        "certificate_file %s: the private key is not a "
+                        "consistent RSA key",
+                        path);
+            goto out;
+        }
+    }
     der_len = i2d_X509(cert, &der);
     sha1 = EVP_MD_fetch(libctx, "SHA1", NULL);
     if (der_len <= 0 || sha1 == NULL

@@ -38,7 +38,11 @@ p11kit-remote)
         "pkcs11:token=$TOKEN_LABEL" >"$T_TMP/server.out" 2>&1 &
     SRV=$!
     trap 'r=$?; kill $SRV 2>/dev/null || true; (exit $r); t_cleanup' EXIT
-    for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+    # the socket can appear before the server has printed its address
+    for _ in $(seq 200); do
+        [ -S "$SOCK" ] && grep -q P11_KIT_SERVER_ADDRESS "$T_TMP/server.out" && break
+        sleep 0.05
+    done
     expect_grep "server prints the address" "P11_KIT_SERVER_ADDRESS=unix:path=$SOCK" "$T_TMP/server.out"
     # container side: only p11-kit-client.so and the socket
     export P11_KIT_SERVER_ADDRESS=unix:path=$SOCK

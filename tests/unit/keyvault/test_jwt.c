@@ -264,6 +264,33 @@ static char *pem_text(int encrypt, size_t *len)
 /* The in-memory parser (what fuzz_cert_pem drives) is the file loader's
  * code path: same key and thumbprint; bad sizes are argument errors; the
  * input need not be NUL-terminated. */
+/* A certificate with a matching public key whose private parts are
+ * inconsistent (q not prime, n != p*q): refused at load, not at the first
+ * signature (fuzz_cert_pem found it; tests/fuzz/corpus/fuzz_cert_pem/
+ * regress_inconsistent_rsa_key.pem). */
+static void test_inconsistent_key_refused(void **state)
+{
+    EVP_PKEY *k = NULL;
+    uint8_t x[20];
+    char why[256] = "";
+    uint8_t buf[8192];
+    size_t len;
+    FILE *f = fopen(AKV_TEST_FUZZ_CORPUS
+                    "/fuzz_cert_pem/regress_inconsistent_rsa_key.pem",
+                    "rb");
+    (void)state;
+
+    assert_non_null(f);
+    len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_true(len > 0);
+    assert_int_equal(
+        akv_jwt_parse_pem(NULL, buf, len, "bad.pem", &k, x, why, sizeof(why)),
+        CKR_DEVICE_ERROR);
+    assert_null(k);
+    assert_non_null(strstr(why, "not a consistent RSA key"));
+}
+
 static void test_parse_pem_memory(void **state)
 {
     EVP_PKEY *k1 = NULL;
@@ -382,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_assertion),
         cmocka_unit_test(test_load_refusals),
         cmocka_unit_test(test_parse_pem_memory),
+        cmocka_unit_test(test_inconsistent_key_refused),
         cmocka_unit_test(test_encrypted_key_no_prompt),
     };
     akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);

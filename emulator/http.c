@@ -28,6 +28,7 @@ struct conn_ctx {
     int too_big;
     int hung;
     struct conn_ctx *next_hung;
+    int suspended; /* counted in n_suspended until handled after resume */
     struct MHD_Connection *conn;
     /* Delayed answers: DELAYED 1 while suspended, 2 once resumed (the
      * handler is called again and sends SAVED) */
@@ -41,6 +42,29 @@ struct conn_ctx {
  * shutdown or on "fault clear" so MHD_stop_daemon never sees them. */
 static pthread_mutex_t hung_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct conn_ctx *hung_list;
+
+/* libmicrohttpd aborts the process when MHD_stop_daemon finds a suspended
+ * connection, and MHD_resume_connection only asks the daemon's threads to
+ * resume it later. So shutdown (emu_http_stop) stops new suspensions,
+ * resumes every parked connection and waits, bounded, until each has been
+ * handled once more: n_suspended counts the parked ones (atomic). */
+static int n_suspended;
+static int stopping;
+
+static void park(struct MHD_Connection *c, struct conn_ctx *cc)
+{
+    cc->suspended = 1;
+    __atomic_add_fetch(&n_suspended, 1, __ATOMIC_ACQ_REL);
+    MHD_suspend_connection(c);
+}
+
+static void unparked(struct conn_ctx *cc)
+{
+    if (cc->suspended) {
+        cc->suspended = 0;
+        __atomic_sub_fetch(&n_suspended, 1, __ATOMIC_ACQ_REL);
+    }
+}
 
 /* Listeners are kept for the lifetime of the process. */
 static struct listener *listeners[256];
@@ -162,7 +186,7 @@ static int delay_park(struct MHD_Connection *c, struct conn_ctx *cc,
                       struct emu_resp *rs)
 {
     (void)pthread_once(&delay_once, delay_start);
-    if (!delay_thread_ok) {
+    if (!delay_thread_ok || __atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
         return -1;
     }
     pthread_mutex_lock(&delay_mu);
@@ -171,7 +195,7 @@ static int delay_park(struct MHD_Connection *c, struct conn_ctx *cc,
     cc->due_ms = mono_ms() + rs->delay_ms;
     cc->next_delayed = delayed_list;
     delayed_list = cc;
-    MHD_suspend_connection(c);
+    park(c, cc);
     pthread_cond_signal(&delay_cv);
     pthread_mutex_unlock(&delay_mu);
     return 0;
@@ -323,6 +347,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
         }
         return MHD_YES;
     }
+    unparked(cc);
     if (cc->hung) {
         /* Resumed at shutdown / fault clear: drop the connection. */
         return MHD_NO;
@@ -379,11 +404,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
     l->fn(&rq, &rs);
     if (rs.hang) {
         free(rs.body);
+        if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
+            return MHD_NO; /* shutting down: close instead of parking */
+        }
         pthread_mutex_lock(&hung_mu);
         cc->hung = 1;
         cc->next_hung = hung_list;
         hung_list = cc;
-        MHD_suspend_connection(c);
+        park(c, cc);
         pthread_mutex_unlock(&hung_mu);
         return MHD_YES;
     }
@@ -404,6 +432,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!cc) {
         return;
     }
+    unparked(cc);
     pthread_mutex_lock(&hung_mu);
     if (cc->hung) {
         struct conn_ctx **pp;
@@ -532,7 +561,17 @@ int emu_http_port(struct MHD_Daemon *d)
 void emu_http_stop(struct MHD_Daemon *d)
 {
     if (d) {
+        __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
         emu_http_release_hung();
+        /* Bounded (3 s): a resumed connection whose client vanished may
+         * never be handled again. */
+        for (int i = 0;
+             i < 300 && __atomic_load_n(&n_suspended, __ATOMIC_ACQUIRE) > 0;
+             i++) {
+            struct timespec ts = {0, 10000000L};
+
+            nanosleep(&ts, NULL);
+        }
         MHD_stop_daemon(d);
     }
 }

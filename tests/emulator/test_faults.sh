@@ -213,4 +213,23 @@ for i in 1 2 3 4 5 6 7 8; do eq "$(cat "$WORK/d$i.code")" 200 "delayed GET $i"; 
 [ "$ms" -ge 300 ] || fail "8 delayed requests in $ms ms: the delay was not applied"
 [ "$ms" -lt 1800 ] || fail "8 requests delayed 300 ms on one pool thread took $ms ms (delays served one after the other)"
 ok "8 concurrent 300 ms delays on one pool thread in $ms ms"
+
+# Shutdown with answers still parked (delayed and hung): libmicrohttpd
+# aborts when MHD_stop_daemon finds a suspended connection, so the
+# emulator must resume them all and exit 0 (it exited 134 before).
+cli fault add --op get --count 40 --delay-ms 5000 > /dev/null
+cli fault add --op wrapkey --count 2 --hang > /dev/null
+for i in $(seq 40); do
+    curl -s -o /dev/null --max-time 10 --cacert "$CA" \
+        -H "Authorization: Bearer $TOKEN" "$KID?api-version=7.4" &
+done
+for i in 1 2; do
+    curl -s -o /dev/null --max-time 10 --cacert "$CA" -X POST \
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d '{"alg":"RSA-OAEP","value":"AAAA"}' "$KID/wrapkey?api-version=7.4" &
+done
+sleep 0.5
+stop_emu
+wait || true
+ok "stopped with parked connections: exit 0"
 echo PASS

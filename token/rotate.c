@@ -14,6 +14,7 @@
 #include "../common/fsperm.h"
 #include "../common/kvid.h"
 #include "../common/log.h"
+#include "seal.h"
 #include "token.h"
 
 #define CATALOG_NAME  ".versions"
@@ -304,7 +305,7 @@ static size_t collect(struct akv_token *t, const struct akv_kv_key *bound,
                          o->vkey->created, true);
             }
         } else if (o->origin == AKV_ORIGIN_STORE && o->rec.kid != NULL
-                   && akv_token_kid_split(o->rec.kid, name, version)
+                   && akv_seal_kid_split(o->rec.kid, name, version)
                    && strcmp(name, bound->name) == 0
                    && version_ok(version, strlen(version))) {
             cand_add(c, &n, cap, bound->version, version, 0, false);

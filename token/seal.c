@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "../common/kvid.h"
 #include "../common/log.h"
 #include "../common/ossl.h"
 
@@ -54,28 +55,15 @@ CK_RV akv_seal_choose(const struct akv_seal_cand *c, size_t n,
 
 bool akv_seal_kid_split(const char *kid, char *name, char *version)
 {
-    const char *k = kid != NULL ? strstr(kid, "/keys/") : NULL;
-    const char *slash = NULL;
-    size_t nlen, vlen;
+    struct akv_kvid_kid k;
 
-    if (k == NULL) {
+    /* The module's one kid rule (common/kvid.h); a record's kid always
+     * names a version. */
+    if (akv_kvid_kid_parse(kid, &k) != 0 || k.version[0] == '\0') {
         return false;
     }
-    k += strlen("/keys/");
-    slash = strchr(k, '/');
-    if (slash == NULL) {
-        return false;
-    }
-    nlen = (size_t)(slash - k);
-    vlen = strcspn(slash + 1, "/?#");
-    if (nlen == 0 || nlen >= AKV_KV_NAME_MAX || vlen == 0
-        || vlen >= AKV_KV_VERSION_MAX || slash[1 + vlen] != '\0') {
-        return false;
-    }
-    memcpy(name, k, nlen);
-    name[nlen] = '\0';
-    memcpy(version, slash + 1, vlen);
-    version[vlen] = '\0';
+    memcpy(name, k.name, sizeof(k.name));
+    memcpy(version, k.version, sizeof(k.version));
     return true;
 }
 

@@ -140,7 +140,9 @@ bool akv_seal_is_current(const struct akv_store_record *rec,
                          const struct akv_seal_target *t);
 
 /*
- * akv_seal_kid_split - "https://host/keys/NAME/VERSION" -> NAME, VERSION
+ * akv_seal_kid_split - "https://host[:port]/keys/NAME/VERSION" -> NAME,
+ * VERSION by the one kid rule of common/kvid.h (used by the token, the
+ * version catalog and akv-pkcs11-tool)
  * (buffers of AKV_KV_NAME_MAX / AKV_KV_VERSION_MAX bytes). false for any
  * other shape.
  */

@@ -103,19 +103,6 @@ static size_t id_from_version(const char *version, uint8_t out[64])
     return len;
 }
 
-bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
-                         char version[AKV_KV_VERSION_MAX])
-{
-    struct akv_kvid_kid k;
-
-    if (akv_kvid_kid_parse(kid, &k) != 0 || k.version[0] == '\0') {
-        return false;
-    }
-    memcpy(name, k.name, sizeof(k.name));
-    memcpy(version, k.version, sizeof(k.version));
-    return true;
-}
-
 static uint64_t fnv(uint64_t h, const void *p, size_t len)
 {
     const uint8_t *b = p;

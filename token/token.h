@@ -248,12 +248,6 @@ CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
 bool akv_token_version_from_id(const uint8_t *id, size_t len,
                                char out[AKV_KV_VERSION_MAX]);
 
-/* akv_token_kid_split - "https://host[:port]/keys/NAME/VERSION" -> NAME,
- * VERSION (lower-case) per akv_kvid_kid_parse. Returns false when the kid
- * has another shape or no version. */
-bool akv_token_kid_split(const char *kid, char name[AKV_KV_NAME_MAX],
-                         char version[AKV_KV_VERSION_MAX]);
-
 /* akv_obj_is_key - true for secret, public and private keys: the objects a
  * key handle may name (v3.0 §5.1 CKR_KEY_HANDLE_INVALID). */
 bool akv_obj_is_key(const struct akv_obj *o);

@@ -23,23 +23,17 @@
 #include "common/kvid.h"
 #include "common/log.h"
 #include "common/secret.h"
+#include "token/seal.h"
 
 CK_RV akv_admin_parse_kid(const char *kid, char *name, char *version)
 {
-    struct akv_kvid_kid k;
-
     if (name == NULL || version == NULL) {
         return CKR_ARGUMENTS_BAD;
     }
     name[0] = '\0';
     version[0] = '\0';
-    /* the module's one kid rule; a record's kid always has a version */
-    if (akv_kvid_kid_parse(kid, &k) != 0 || k.version[0] == '\0') {
-        return CKR_ARGUMENTS_BAD;
-    }
-    memcpy(name, k.name, sizeof(k.name));
-    memcpy(version, k.version, sizeof(k.version));
-    return CKR_OK;
+    /* the module's one kid rule (token/seal.h -> common/kvid.h) */
+    return akv_seal_kid_split(kid, name, version) ? CKR_OK : CKR_ARGUMENTS_BAD;
 }
 
 static void say(const struct akv_rewrap_opts *o, const char *fmt, ...)

@@ -517,6 +517,8 @@ static int group_handles(void)
                                   CKZ_DATA_SPECIFIED, NULL, 0};
     CK_MECHANISM oaep = {CKM_RSA_PKCS_OAEP, &op, sizeof(op)};
     CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_MECHANISM hmac = {CKM_SHA256_HMAC, NULL, 0};
+    CK_MECHANISM sha256 = {CKM_SHA256, NULL, 0};
     CK_ULONG vl = 32;
     CK_ATTRIBUTE gt[] = {{CKA_VALUE_LEN, &vl, sizeof(vl)}};
     CK_ATTRIBUTE lab = {CKA_LABEL, buf, sizeof(buf)};
@@ -609,6 +611,12 @@ static int group_handles(void)
         EXPECT(p11->C_CopyObject(b, dek, NULL, 0, &h),
                CKR_SESSION_HANDLE_INVALID);
         EXPECT(p11->C_CreateObject(b, NULL, 0, &h), CKR_SESSION_HANDLE_INVALID);
+        /* Sign/verify and digest (issue 10), v3.0 §5.12-§5.14. */
+        EXPECT(p11->C_SignInit(b, &hmac, dek), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_VerifyInit(b, &hmac, dek), CKR_SESSION_HANDLE_INVALID);
+        EXPECT(p11->C_DigestInit(b, &sha256), CKR_SESSION_HANDLE_INVALID);
+        len = sizeof(buf);
+        EXPECT(p11->C_Digest(b, buf, 3, buf, &len), CKR_SESSION_HANDLE_INVALID);
         EXPECT(p11->C_EncryptInit(b, &ecb, dek), CKR_SESSION_HANDLE_INVALID);
         len = sizeof(buf);
         EXPECT(p11->C_Encrypt(b, buf, 16, buf, &len),
@@ -652,6 +660,8 @@ static int group_handles(void)
                    CKR_OBJECT_HANDLE_INVALID);
             EXPECT(p11->C_EncryptInit(s, &ecb, b), CKR_KEY_HANDLE_INVALID);
             EXPECT(p11->C_DecryptInit(s, &ecb, b), CKR_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_SignInit(s, &hmac, b), CKR_KEY_HANDLE_INVALID);
+            EXPECT(p11->C_VerifyInit(s, &hmac, b), CKR_KEY_HANDLE_INVALID);
             EXPECT(p11->C_WrapKey(s, &oaep, b, dek, NULL, &len),
                    CKR_WRAPPING_KEY_HANDLE_INVALID);
             EXPECT(p11->C_WrapKey(s, &oaep, pub, b, NULL, &len),
@@ -659,6 +669,27 @@ static int group_handles(void)
             EXPECT(p11->C_UnwrapKey(s, &oaep, b, buf, 256, NULL, 0, &h),
                    CKR_UNWRAPPING_KEY_HANDLE_INVALID);
         }
+    }
+    /* Short buffer (v3.0 §5.2): the exact length, the operation still
+     * active; then the SHA-256 of "abc" (FIPS 180-2 B.1). */
+    {
+        static const CK_BYTE abc_sha256[32] = {
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+            0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+            0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+
+        EXPECT(p11->C_DigestInit(s, &sha256), CKR_OK);
+        len = 4;
+        EXPECT(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, buf, &len),
+               CKR_BUFFER_TOO_SMALL);
+        CHECK(len == 32, "short digest buffer: length %lu, want 32",
+              (unsigned long)len);
+        len = sizeof(buf);
+        EXPECT(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, buf, &len), CKR_OK);
+        CHECK(len == 32 && memcmp(buf, abc_sha256, 32) == 0,
+              "SHA-256(abc) through the module");
+        EXPECT(p11->C_Digest(s, (CK_BYTE_PTR) "abc", 3, buf, &len),
+               CKR_OPERATION_NOT_INITIALIZED);
     }
     /* Another slot's session: the objects of slot 0 are not there, and
      * closing all sessions of slot 1 leaves slot 0's alone. */

@@ -51,6 +51,16 @@ void akv_digest_op_free(struct akv_digest_op *op)
     free(op);
 }
 
+const char *akv_digest_md_name(CK_MECHANISM_TYPE type)
+{
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+        if (algs[i].type == type) {
+            return algs[i].name;
+        }
+    }
+    return NULL;
+}
+
 CK_ULONG akv_digest_len(CK_MECHANISM_TYPE type)
 {
     for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {

@@ -33,6 +33,12 @@ struct akv_digest_op;
 /* akv_digest_op_free - ends a digest operation (context freed). NULL-safe. */
 void akv_digest_op_free(struct akv_digest_op *op);
 
+/* akv_digest_md_name - the OpenSSL algorithm name of digest mechanism TYPE
+ * (CKM_SHA_1, CKM_SHA224 ... CKM_SHA3_512), or NULL for another type. The
+ * one CKM -> digest table; sign.c uses it for the hash-then-sign
+ * mechanisms and HMAC. */
+const char *akv_digest_md_name(CK_MECHANISM_TYPE type);
+
 /*
  * akv_digest_len - the output length in bytes of digest mechanism TYPE
  * (20 for CKM_SHA_1 ... 64 for CKM_SHA512/CKM_SHA3_512), 0 for any other

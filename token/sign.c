@@ -11,6 +11,7 @@
 
 #include "../common/log.h"
 #include "crypto.h"
+#include "digest.h"
 #include "mech.h"
 #include "session.h"
 #include "token.h"
@@ -102,25 +103,6 @@ static void end_op(struct akv_session *s)
 
 /* ---- init ---- */
 
-/* OpenSSL's name for a CKM_SHA* digest, or NULL. */
-static const char *md_name(CK_MECHANISM_TYPE hash)
-{
-    switch (hash) {
-    case CKM_SHA_1:
-        return "SHA1";
-    case CKM_SHA224:
-        return "SHA224";
-    case CKM_SHA256:
-        return "SHA256";
-    case CKM_SHA384:
-        return "SHA384";
-    case CKM_SHA512:
-        return "SHA512";
-    default:
-        return NULL;
-    }
-}
-
 /* HMAC (RFC 2104) keyed with the secret key's value, in the private
  * context; the value is wiped once OpenSSL holds it. */
 static CK_RV hmac_setup(struct akv_session *s, struct akv_sig_op *op)
@@ -129,7 +111,7 @@ static CK_RV hmac_setup(struct akv_session *s, struct akv_sig_op *op)
     struct akv_secret value = AKV_SECRET_INIT;
     EVP_MAC *mac = NULL;
     OSSL_PARAM params[2];
-    const char *name = md_name(op->plan.hash);
+    const char *name = akv_digest_md_name(op->plan.hash);
 
     /* A token object's value comes from the vault (unwrapKey). */
     rv = akv_token_obj_value(s->token, op->key, &value);

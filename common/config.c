@@ -37,6 +37,10 @@
 
 /* A SYN that is not answered within this is not answered at all. */
 #define DEFAULT_CONNECT_TIMEOUT_MS 3000L
+/* Key Vault answers in tens of ms; 2 s without one byte on a connection
+ * that was idle in the pool means a dead connection far more often than a
+ * slow vault (and resending a slow request costs one extra call only). */
+#define DEFAULT_REUSE_ANSWER_MS 2000L
 
 struct ctx {
     const char *name; /* file name for messages */
@@ -799,6 +803,7 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
                                         "verify_challenge_resource",
                                         "allow_http_loopback",
                                         "ca_file",
+                                        "reuse_answer_ms",
                                         NULL};
     const cJSON *h = get_obj(c, tok, path, "http");
     char p[256];
@@ -808,6 +813,7 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
     t->http.timeout_ms = DEFAULT_TIMEOUT_MS;
     t->http.budget_ms = DEFAULT_BUDGET_MS;
     t->http.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    t->http.reuse_answer_ms = DEFAULT_REUSE_ANSWER_MS;
     t->http.retries = DEFAULT_RETRIES;
     t->http.verify_challenge_resource = true;
     t->http.allow_http_loopback = false;
@@ -819,6 +825,7 @@ static void parse_http(struct ctx *c, const cJSON *tok, const char *path,
     get_long(c, h, p, "budget_ms", 100, 3600000, &t->http.budget_ms);
     get_long(c, h, p, "connect_timeout_ms", 100, 600000,
              &t->http.connect_timeout_ms);
+    get_long(c, h, p, "reuse_answer_ms", 0, 600000, &t->http.reuse_answer_ms);
     get_long(c, h, p, "retries", 0, 10, &retries);
     t->http.retries = (int)retries;
     get_bool(c, h, p, "verify_challenge_resource",

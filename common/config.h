@@ -56,6 +56,10 @@ struct akv_http_config {
     /* Connection phase of one attempt (name lookup, TCP, TLS), ms; default
      * 3000. Separate from timeout_ms so a black-holed address fails fast. */
     long connect_timeout_ms;
+    /* A request on a reused keep-alive connection with no answer byte after
+     * this many ms is sent once more on a new connection (a firewall or NAT
+     * dropped the idle connection silently); 0 = off; default 2000. */
+    long reuse_answer_ms;
 };
 
 struct akv_key_config {

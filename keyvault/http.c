@@ -50,6 +50,7 @@ struct akv_http {
     char *ca_file;
     pid_t pid; /* a forked child must not reuse the parent's connections */
     long connect_timeout_ms; /* 0 = only the attempt's timeout applies */
+    long reuse_answer_ms;    /* 0 = a reused connection waits like a new one */
 };
 
 static CURLSH *new_share(void)
@@ -118,6 +119,13 @@ void akv_http_set_connect_timeout(struct akv_http *h, long ms)
 {
     if (h != NULL) {
         h->connect_timeout_ms = ms > 0 ? ms : 0;
+    }
+}
+
+void akv_http_set_reuse_answer_timeout(struct akv_http *h, long ms)
+{
+    if (h != NULL) {
+        h->reuse_answer_ms = ms > 0 ? ms : 0;
     }
 }
 
@@ -415,6 +423,105 @@ static CURLcode on_ssl_ctx(CURL *c, void *ssl_ctx, void *userptr)
     return CURLE_OK;
 }
 
+/*
+ * Dead kept-alive connections. A pooled connection that a firewall or NAT
+ * forgot (no FIN, no RST: its packets are dropped) looks healthy to libcurl
+ * and to the kernel: a request sent on it is buffered and never answered,
+ * and would wait for the whole attempt's timeout. So a request on a REUSED
+ * connection that has received no byte of an answer REUSE_ANSWER_MS after it
+ * was sent is given up (libcurl closes that connection) and reported as
+ * resp->reused_unanswered; retry.c sends it once more on a new connection.
+ * A request on a new connection is never cut short: its answer may take the
+ * whole timeout. Nothing here keeps a lock or sleeps.
+ */
+struct reuse_watch {
+    CURL *c;
+    long limit_ms;   /* h->reuse_answer_ms; 0 = never cut short */
+    int64_t sent_ms; /* when the request went out; 0 = not yet */
+    bool reused;     /* ... on a connection an earlier request opened */
+    bool gave_up;
+};
+
+/* Whether any byte of an answer arrived: a header line or body bytes. */
+static bool answer_started(CURL *c, curl_off_t body_bytes)
+{
+    long hdr = 0;
+
+    (void)curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hdr);
+    return hdr > 0 || body_bytes > 0;
+}
+
+/* CURLOPT_PREREQFUNCTION: the connection is ready (new or reused) and the
+ * request is about to be sent; runs again when libcurl itself resends the
+ * request on a new connection (a reused one it found closed). */
+static int on_prereq(void *userp, char *ip, char *local_ip, int port,
+                     int local_port)
+{
+    struct reuse_watch *w = userp;
+    long opened = 0;
+
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    /* the connections this transfer opened so far */
+    (void)curl_easy_getinfo(w->c, CURLINFO_NUM_CONNECTS, &opened);
+    w->reused = opened == 0;
+    w->sent_ms = now_ms();
+    return CURL_PREREQFUNC_OK;
+}
+
+/* CURLOPT_XFERINFOFUNCTION: called on every pass of the transfer loop, at
+ * least about once a second while the request waits for its answer. */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    struct reuse_watch *w = userp;
+
+    (void)dltotal;
+    (void)ultotal;
+    (void)ulnow;
+    if (!w->reused || w->sent_ms == 0 || now_ms() - w->sent_ms < w->limit_ms
+        || answer_started(w->c, dlnow)) {
+        return 0;
+    }
+    w->gave_up = true;
+    return 1; /* CURLE_ABORTED_BY_CALLBACK */
+}
+
+/* Arms the watch on C for this request (prereq always, to know whether the
+ * connection was reused; the progress callback only when a limit is set).
+ * Returns nonzero when an option was refused. */
+static int reuse_watch_arm(CURL *c, struct reuse_watch *w, long limit_ms,
+                           long timeout_ms, bool fresh)
+{
+    int bad = 0;
+
+    *w = (struct reuse_watch){.c = c, .limit_ms = limit_ms};
+    bad |=
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PREREQDATA, w) != CURLE_OK;
+    if (limit_ms > 0 && limit_ms < timeout_ms) {
+        bad |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress)
+               != CURLE_OK;
+        bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, w) != CURLE_OK;
+        bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+    }
+    return bad;
+}
+
+/* After the transfer: a request on a reused connection that was given up,
+ * or timed out, without one byte of an answer. Call before the body is
+ * cleared. */
+static bool reuse_watch_unanswered(const struct reuse_watch *w, CURLcode cc,
+                                   size_t body_len)
+{
+    return w->reused && w->sent_ms != 0
+           && (w->gave_up || cc == CURLE_OPERATION_TIMEDOUT)
+           && !answer_started(w->c, (curl_off_t)body_len);
+}
+
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                        long timeout_ms, struct akv_http_resp *resp)
 {
@@ -424,6 +531,7 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     OSSL_LIB_CTX *libctx = akv_ossl_libctx();
     OSSL_LIB_CTX *prev;
     char tls_why[CURL_ERROR_SIZE] = "";
+    struct reuse_watch watch;
     long new_conns = -1;
     struct curl_slist hdrs[AKV_HTTP_MAX_HDRS];
     size_t n_hdrs = 0;
@@ -539,6 +647,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) != CURLE_OK;
+    bad |= reuse_watch_arm(c, &watch, h->reuse_answer_ms, timeout_ms,
+                           req->fresh_connect);
     if (post) {
         /* POSTFIELDS is not copied by curl: the body stays in the caller's
          * secret buffer (never COPYPOSTFIELDS). */
@@ -573,6 +683,17 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     }
     (void)curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
     resp->elapsed_ms = (long)(now_ms() - t0);
+    resp->reused_unanswered =
+        cc != CURLE_OK && reuse_watch_unanswered(&watch, cc, resp->body.len);
+    if (watch.gave_up) {
+        /* our cut, not the caller's: report it as the timeout it stands
+         * for (and say so in the log line below) */
+        cc = CURLE_OPERATION_TIMEDOUT;
+        resp->curl_code = (int)cc;
+        (void)snprintf(tls_why, sizeof(tls_why),
+                       "no answer on a reused connection within %ld ms",
+                       h->reuse_answer_ms);
+    }
     if (cc == CURLE_OK) {
         (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
         rv = CKR_OK;

@@ -48,6 +48,9 @@ struct akv_http_req {
     size_t body_len;            /* bytes */
     const char *content_type;   /* POST only, e.g. "application/json" */
     enum akv_http_scheme scheme;
+    /* open a new connection instead of reusing a kept-alive one
+     * (CURLOPT_FRESH_CONNECT); the new one is kept for later requests */
+    bool fresh_connect;
 };
 
 struct akv_http_resp {
@@ -60,6 +63,13 @@ struct akv_http_resp {
     char retry_after[64];        /* Retry-After value, "" if absent */
     char retry_after_ms[32];     /* retry-after-ms / x-ms-retry-after-ms */
     long elapsed_ms;             /* ms for this attempt */
+    /* The request went out on a reused (kept-alive) connection and not one
+     * byte of an answer came back before it was given up (no answer within
+     * the reuse answer time, akv_http_set_reuse_answer_timeout) or timed
+     * out: the connection is most likely dead (a firewall or NAT dropped the
+     * idle flow without FIN or RST). curl_code is then
+     * CURLE_OPERATION_TIMEDOUT and libcurl has closed that connection. */
+    bool reused_unanswered;
 };
 
 struct akv_http;
@@ -77,6 +87,17 @@ CK_RV akv_http_new(const char *ca_file, struct akv_http **out);
  * Set once after akv_http_new, before requests run. NULL-safe.
  */
 void akv_http_set_connect_timeout(struct akv_http *h, long ms);
+
+/*
+ * akv_http_set_reuse_answer_timeout - MS (milliseconds; 0 = off): a request
+ * sent on a reused keep-alive connection that has received no byte of an
+ * answer after MS is given up and reported with resp->reused_unanswered
+ * (retry.c then sends it once more on a new connection). Requests on new
+ * connections are never cut short. Checked about once a second while a
+ * request waits, so the cut comes MS to MS + 1000 after sending. Set once
+ * after akv_http_new, before requests run. NULL-safe.
+ */
+void akv_http_set_reuse_answer_timeout(struct akv_http *h, long ms);
 
 /* akv_http_free - closes every pooled handle. NULL-safe. Must not be called
  * while a request is running on the pool. */

@@ -668,6 +668,7 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
         goto out;
     }
     akv_http_set_connect_timeout(kv->http, tc->http.connect_timeout_ms);
+    akv_http_set_reuse_answer_timeout(kv->http, tc->http.reuse_answer_ms);
     rv = akv_auth_new(&tc->cred, &tc->http, kv->http, &kv->auth);
     if (rv != CKR_OK) {
         goto out;

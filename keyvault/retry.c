@@ -179,6 +179,9 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
 {
     CK_RV rv = CKR_DEVICE_ERROR;
     int n = 0;
+    struct akv_http_req fresh;
+    const struct akv_http_req *cur = req;
+    bool resent = false;
 
     if (attempts != NULL) {
         *attempts = 0;
@@ -199,8 +202,11 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
         }
         /* The vault's throttling budget is shared: wait for this process's
          * start slot (keyvault/pace.h), or give up at once when it lies
-         * past the deadline. */
-        if (akv_pace_wait(policy->pace, akv_retry_now_ms(), deadline_ms) != 0) {
+         * past the deadline. A resend on a new connection (below) keeps the
+         * slot of the attempt it replaces. */
+        if (cur == req
+            && akv_pace_wait(policy->pace, akv_retry_now_ms(), deadline_ms)
+                   != 0) {
             AKV_LOG_DEBUG("%s: throttled: no start slot within the budget",
                           req->log_path);
             break;
@@ -212,8 +218,33 @@ CK_RV akv_retry_perform(struct akv_http *h, const struct akv_http_req *req,
         if (timeout > left) {
             timeout = (long)left;
         }
-        n++;
-        rv = akv_http_perform(h, req, timeout, resp);
+        if (cur == req) {
+            n++;
+        }
+        rv = akv_http_perform(h, cur, timeout, resp);
+        cur = req;
+        if (rv == CKR_DEVICE_ERROR && resp->reused_unanswered && !resent) {
+            /* A kept-alive connection that a firewall or NAT dropped
+             * silently: send the request once more, at once, on a new
+             * connection, within the same budget. This is neither a retry
+             * (not counted against policy->retries, no backoff) nor a new
+             * vault request for the pacer: no byte came back, the vault
+             * most likely never saw it, and akv_pace_result only counts
+             * answers. Sending it twice is safe even when the vault did see
+             * it: every call made through here (GET key and versions,
+             * wrapKey, unwrapKey, sign, and the access token request) is a
+             * pure function of its input and changes nothing on the vault
+             * (a second token request just gets a second token). */
+            AKV_LOG_INFO("%s: no answer on a kept-alive connection after "
+                         "%ld ms (dropped by a firewall or NAT?): resending "
+                         "it once on a new connection",
+                         req->log_path, resp->elapsed_ms);
+            fresh = *req;
+            fresh.fresh_connect = true;
+            cur = &fresh;
+            resent = true;
+            continue;
+        }
         if (rv == CKR_OK) {
             akv_pace_result(policy->pace, resp->status,
                             resp->status == 429

@@ -537,16 +537,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int cmd_threads(const char *label, int nthreads, int iters)
+/* NTHREADS (1..32) workers of ITERS rounds each at once; returns the
+ * number of failed rounds and the wall time in *SECS. */
+static int run_threads(const char *label, int nthreads, int iters, double *secs)
 {
     pthread_t th[32];
     struct worker w[32];
     int total = 0;
     struct timespec t0, t1;
-    double secs;
-    if (nthreads < 1 || nthreads > 32) {
-        return 2;
-    }
+    /* in the repl too, each worker opens its own session */
+    CK_SESSION_HANDLE keep = repl_session;
+    repl_session = CK_INVALID_HANDLE;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < nthreads; i++) {
         w[i] = (struct worker){label, iters, 0};
@@ -557,8 +558,20 @@ static int cmd_threads(const char *label, int nthreads, int iters)
         total += w[i].fails;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    secs = (double)(t1.tv_sec - t0.tv_sec)
-           + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    *secs = (double)(t1.tv_sec - t0.tv_sec)
+            + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    repl_session = keep;
+    return total;
+}
+
+static int cmd_threads(const char *label, int nthreads, int iters)
+{
+    int total;
+    double secs;
+    if (nthreads < 1 || nthreads > 32) {
+        return 2;
+    }
+    total = run_threads(label, nthreads, iters, &secs);
     CHECK(total == 0, "%d of %d wrap/unwrap rounds failed", total,
           nthreads * iters);
     /* One round = C_GenerateKey + C_WrapKey (vault wrapkey) + C_UnwrapKey
@@ -612,6 +625,8 @@ static void cmd_encrypt_id(const char *idhex)
  *   unwrap LABEL FILE IDHEX HASH   -> hex value, or "RV <CKR name>"
  *   wrap LABEL FILE HASH           -> "<idhex> <valuehex>" or "RV ..."
  *   encrypt IDHEX                  -> "ok" or "RV ..." (secret key by CKA_ID)
+ *   threads LABEL N ITERS          -> "failures=F ms=MS": N threads (1..32) of
+ *                                     ITERS wrap+unwrap rounds each at once
  *   quit
  */
 static int cmd_repl(void)
@@ -633,6 +648,11 @@ static int cmd_repl(void)
         } else if (n == 4 && strcmp(a[0], "wrap") == 0) {
             /* prints exactly one line: the result or "RV <name>" */
             (void)cmd_wrap_file(a[1], a[2], a[3]);
+        } else if (n == 4 && strcmp(a[0], "threads") == 0 && atoi(a[2]) >= 1
+                   && atoi(a[2]) <= 32) {
+            double secs;
+            int f = run_threads(a[1], atoi(a[2]), atoi(a[3]), &secs);
+            printf("failures=%d ms=%.0f\n", f, secs * 1000.0);
         } else {
             printf("ERR unknown command\n");
         }

@@ -81,7 +81,8 @@ static void test_happy_path(void **state)
              " \"store_dir\":\"/var/lib/akv\","
              " \"wrap\":\"local\","
              " \"http\":{\"timeout_ms\":5000,\"budget_ms\":20000,"
-             "   \"retries\":2,\"verify_challenge_resource\":false},"
+             "   \"retries\":2,\"verify_challenge_resource\":false,"
+             "   \"reuse_answer_ms\":0},"
              " \"api_version\":\"7.5\","
              " \"key_refresh_s\":30,\"dek_cache_ttl_s\":120"
              "},{"
@@ -120,6 +121,7 @@ static void test_happy_path(void **state)
     assert_int_equal(t->http.timeout_ms, 5000);
     assert_int_equal(t->http.budget_ms, 20000);
     assert_int_equal(t->http.retries, 2);
+    assert_int_equal(t->http.reuse_answer_ms, 0); /* 0 = off is allowed */
     assert_false(t->http.verify_challenge_resource);
     assert_false(t->http.allow_http_loopback);
     assert_string_equal(t->api_version, "7.5");
@@ -137,6 +139,7 @@ static void test_happy_path(void **state)
     assert_int_equal(t->http.timeout_ms, 10000);
     assert_int_equal(t->http.budget_ms, 30000);
     assert_int_equal(t->http.retries, 4);
+    assert_int_equal(t->http.reuse_answer_ms, 2000);
     assert_true(t->http.verify_challenge_resource);
     assert_null(t->http.ca_file);
     assert_null(t->store_dir);
@@ -282,6 +285,9 @@ static void test_broken(void **state)
     expect_error(TOK_HEAD VAULT ",\"keys\":[\"k\"]," MI_CRED
                                 ",\"http\":{\"retries\":11}}]}",
                  "tokens[0].http.retries: out of range (0..10)");
+    expect_error(TOK_HEAD VAULT ",\"keys\":[\"k\"]," MI_CRED
+                                ",\"http\":{\"reuse_answer_ms\":-1}}]}",
+                 "tokens[0].http.reuse_answer_ms: out of range (0..600000)");
     expect_error(TOK_HEAD VAULT ",\"keys\":[\"k\"]," MI_CRED
                                 ",\"http\":{\"timeout_ms\":1e300}}]}",
                  "tokens[0].http.timeout_ms: out of range");

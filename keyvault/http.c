@@ -489,8 +489,10 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
     return 1; /* CURLE_ABORTED_BY_CALLBACK */
 }
 
-/* Arms the watch on C for this request (prereq always, to know whether the
- * connection was reused; the progress callback only when a limit is set).
+/* Arms the watch on C for this request: the prereq callback always (to
+ * know whether the connection was reused), the progress callback only when
+ * a limit shorter than the attempt's timeout is set. Every option is set
+ * either way, so a reused easy handle keeps no pointer to an older watch.
  * Returns nonzero when an option was refused. */
 static int reuse_watch_arm(CURL *c, struct reuse_watch *w, long limit_ms,
                            long timeout_ms, bool fresh)
@@ -502,12 +504,12 @@ static int reuse_watch_arm(CURL *c, struct reuse_watch *w, long limit_ms,
         curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_PREREQDATA, w) != CURLE_OK;
-    if (limit_ms > 0 && limit_ms < timeout_ms) {
-        bad |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress)
-               != CURLE_OK;
-        bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, w) != CURLE_OK;
-        bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
-    }
+    bad |=
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, w) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS,
+                            limit_ms > 0 && limit_ms < timeout_ms ? 0L : 1L)
+           != CURLE_OK;
     return bad;
 }
 

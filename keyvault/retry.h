@@ -69,8 +69,12 @@ long akv_retry_backoff_ms(int retry, uint32_t rnd);
 /*
  * akv_retry_perform - runs REQ until it gets a final answer, the retries
  * are used up or DEADLINE_MS (akv_retry_now_ms() clock) is reached; each
- * attempt's timeout is min(policy->timeout_ms, time left). RESP holds the
- * last attempt's answer; *ATTEMPTS (may be NULL) the number of attempts.
+ * attempt's timeout is min(policy->timeout_ms, time left). An attempt
+ * that got no answer byte on a reused connection (resp->reused_unanswered:
+ * most likely a connection a firewall or NAT dropped) is sent once more at
+ * once with req->fresh_connect, without backoff, without a new pacer slot
+ * and without counting as an attempt; once per call. RESP holds the last
+ * attempt's answer; *ATTEMPTS (may be NULL) the number of attempts.
  * Returns CKR_OK when an HTTP answer was received (any status, including a
  * retryable one after the budget), CKR_DEVICE_ERROR when the last attempt
  * got no answer or the budget was spent before any attempt, and

@@ -72,7 +72,20 @@ vault)
     h=$(p11 --list-objects --type cert 2>/dev/null | grep -c Certificate)
     expect_fail "pkcs11-tool --delete-object refused" p11 --delete-object --type cert --id "$ID"
     expect_eq "the certificate is still there" "$(p11 --list-objects --type cert 2>/dev/null | grep -c Certificate)" "$h"
-    # A renewed certificate (new key version) replaces the shown one.
+    # A renewed certificate (Key Vault renews a certificate with a new
+    # version of its key) replaces the shown one: the new key version's ID.
+    NEWKID=$(emu_cli keyvault key rotate --vault-name "$VAULT_NAME" --name "$KEY_NAME" | jq -r .key.kid)
+    NEWID=$(ver_id "${NEWKID##*/}")
+    emu_cli keyvault certificate create --vault-name "$VAULT_NAME" --name "$KEY_NAME" \
+        --subject "CN=renewed" >/dev/null
+    emu_cert_der "$T_TMP/emu2.der"
+    cert_objects >"$T_TMP/list2"
+    expect_eq "renewed: one certificate object" "$(grep -c '^Certificate Object' "$T_TMP/list2")" 1
+    expect_grep "renewed: its ID is the new key version" "^  ID: *$NEWID\$" "$T_TMP/list2"
+    expect_ok "renewed: read back" p11 --read-object --type cert --id "$NEWID" -o "$T_TMP/token2.der"
+    expect_ok "renewed: the new DER" cmp "$T_TMP/emu2.der" "$T_TMP/token2.der"
+    p11 --list-objects --type privkey >"$T_TMP/priv2" 2>&1
+    expect_grep "renewed: the new version's private key is listed" "^  ID: *$NEWID\$" "$T_TMP/priv2"
     ;;
 denied)
     # certificates/get missing: one clear log line, the keys still work.

@@ -214,6 +214,42 @@ static void test_vault_certificate_denied(void **state)
     (void)akv_session_close(s);
 }
 
+/* A renewed certificate (new key version) replaces the shown one in the
+ * same process: one certificate object, the new DER and CKA_ID. */
+static void test_vault_certificate_renewed(void **state)
+{
+    CK_SESSION_HANDLE s = 0;
+    CK_OBJECT_HANDLE h[4];
+    size_t len1 = 0;
+    size_t len2 = 0;
+    const uint8_t *der2;
+    uint8_t id2[16];
+    CK_ULONG n = 0;
+    uint8_t *id;
+
+    (void)state;
+    assert_non_null(kv_fake_add_cert(fake, "cmk", NULL, &len1));
+    assert_int_equal(akv_session_open(0, CKF_SERIAL_SESSION, &s), CKR_OK);
+    assert_int_equal(find(s, CKO_CERTIFICATE, h), 1);
+    assert_non_null(kv_fake_rotate(fake, "cmk"));
+    der2 = kv_fake_add_cert(fake, "cmk", NULL, &len2);
+    assert_non_null(der2);
+    assert_int_equal(find(s, CKO_CERTIFICATE, h), 1);
+    expect_bytes(s, h[0], CKA_VALUE, der2, len2);
+    for (int i = 0; i < 16; i++) {
+        unsigned v = 0;
+
+        assert_int_equal(
+            sscanf(kv_fake_version(fake, "cmk", 1) + 2 * i, "%2x", &v), 1);
+        id2[i] = (uint8_t)v;
+    }
+    id = get(s, h[0], CKA_ID, &n);
+    assert_int_equal(n, 16);
+    assert_memory_equal(id, id2, 16);
+    free(id);
+    (void)akv_session_close(s);
+}
+
 /* A certificate that is not one: refused by akv_cert_obj_new. */
 static void test_cert_obj_bad_der(void **state)
 {
@@ -251,6 +287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vault_certificate_object, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_vault_certificate_denied, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_vault_certificate_renewed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cert_obj_bad_der, setup, teardown),
     };

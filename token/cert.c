@@ -366,6 +366,16 @@ out:
     return der;
 }
 
+/* Whether T's certificate is to be fetched (read) now. Caller holds the
+ * lock. */
+static bool cert_due(const struct akv_token *t, int64_t now, long ttl)
+{
+    if (t->cfg->certificate == NULL) {
+        return t->cert_at == 0;
+    }
+    return t->cert_at == 0 || ttl <= 0 || now - t->cert_at >= ttl;
+}
+
 void akv_cert_refresh(struct akv_token *t)
 {
     const struct akv_token_config *tc = t->cfg;
@@ -388,12 +398,17 @@ void akv_cert_refresh(struct akv_token *t)
     if (what == NULL) {
         return;
     }
-    pthread_rwlock_wrlock(&t->lock);
     /* A file is read once; a vault certificate once per key_refresh_s,
-     * after an answer or a failure alike (one log line per period). */
-    due = tc->certificate != NULL
-              ? t->cert_at == 0 || ttl <= 0 || now - t->cert_at >= ttl
-              : t->cert_at == 0;
+     * after an answer or a failure alike (one log line per period). The
+     * write lock only when due: every C_FindObjectsInit comes here. */
+    pthread_rwlock_rdlock(&t->lock);
+    due = cert_due(t, now, ttl);
+    pthread_rwlock_unlock(&t->lock);
+    if (!due) {
+        return;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    due = cert_due(t, now, ttl); /* another thread may have taken it */
     if (due) {
         t->cert_at = now > 0 ? now : 1;
     }

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,63 @@ static void test_vault_certificate_renewed(void **state)
     (void)akv_session_close(s);
 }
 
+/* Concurrent searches while every search refetches the certificate
+ * (key_refresh_s 0): never two certificate objects, never none once shown,
+ * and the rotation to a renewed certificate in the middle is seen. */
+#define N_CERT_THREADS 4
+#define N_CERT_ROUNDS  40
+
+static void *cert_finder(void *arg)
+{
+    CK_SESSION_HANDLE s = 0;
+    CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+    CK_ATTRIBUTE t = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_OBJECT_HANDLE h[4];
+    long bad = 0;
+
+    (void)arg;
+    if (akv_session_open(0, CKF_SERIAL_SESSION, &s) != CKR_OK) {
+        return (void *)1;
+    }
+    for (int i = 0; i < N_CERT_ROUNDS; i++) {
+        CK_ULONG n = 0;
+
+        if (akv_object_find_init(s, &t, 1) != CKR_OK
+            || akv_object_find(s, h, 4, &n) != CKR_OK
+            || akv_object_find_final(s) != CKR_OK || n != 1) {
+            bad++;
+        }
+    }
+    (void)akv_session_close(s);
+    return (void *)bad;
+}
+
+static void test_vault_certificate_threads(void **state)
+{
+    pthread_t th[N_CERT_THREADS];
+    CK_SESSION_HANDLE s = 0;
+    CK_OBJECT_HANDLE h[4];
+    size_t len = 0;
+    long bad = 0;
+
+    (void)state;
+    assert_non_null(kv_fake_add_cert(fake, "cmk", NULL, &len));
+    assert_int_equal(akv_session_open(0, CKF_SERIAL_SESSION, &s), CKR_OK);
+    assert_int_equal(find(s, CKO_CERTIFICATE, h), 1);
+    for (int i = 0; i < N_CERT_THREADS; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, cert_finder, NULL), 0);
+    }
+    for (int i = 0; i < N_CERT_THREADS; i++) {
+        void *r = NULL;
+
+        pthread_join(th[i], &r);
+        bad += (long)r;
+    }
+    assert_int_equal(bad, 0);
+    assert_int_equal(find(s, CKO_CERTIFICATE, h), 1);
+    (void)akv_session_close(s);
+}
+
 /* A certificate that is not one: refused by akv_cert_obj_new. */
 static void test_cert_obj_bad_der(void **state)
 {
@@ -289,6 +347,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vault_certificate_denied, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_vault_certificate_renewed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_vault_certificate_threads, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cert_obj_bad_der, setup, teardown),
     };

@@ -853,6 +853,8 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         "cache",
         "cache_dir",
         "sign",
+        "certificate",
+        "certificate_file",
         NULL};
     /* clang-format on */
     char *ca = NULL;
@@ -967,6 +969,28 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     get_long(c, tok, path, "rotation_fallback", 0, 16, &t->rotation_fallback);
     get_bool(c, tok, path, "cache", &t->cache);
     get_bool(c, tok, path, "sign", &t->sign);
+    get_str(c, tok, path, "certificate", 0, &t->certificate);
+    if (!c->failed && t->certificate != NULL
+        && !akv_kvid_name_ok(t->certificate, strlen(t->certificate))) {
+        join(p, sizeof(p), path, "certificate");
+        fail(c, p,
+             "\"%.64s\" is not a Key Vault certificate name (1-127 of "
+             "0-9, a-z, A-Z, -)",
+             t->certificate);
+        return;
+    }
+    get_str(c, tok, path, "certificate_file", 0, &t->certificate_file);
+    if (!c->failed && t->certificate_file != NULL
+        && t->certificate_file[0] != '/') {
+        join(p, sizeof(p), path, "certificate_file");
+        fail(c, p, "\"%.64s\" must be an absolute path", t->certificate_file);
+        return;
+    }
+    if (!c->failed && t->certificate != NULL && t->certificate_file != NULL) {
+        join(p, sizeof(p), path, "certificate_file");
+        fail(c, p, "give certificate or certificate_file, not both");
+        return;
+    }
     get_str(c, tok, path, "cache_dir", 0, &t->cache_dir);
     if (!c->failed && t->cache_dir != NULL && t->cache_dir[0] != '/') {
         join(p, sizeof(p), path, "cache_dir");
@@ -1284,6 +1308,8 @@ void akv_config_free(struct akv_config *cfg)
         free_cred(&t->cred);
         free(t->http.ca_file);
         free(t->store_dir);
+        free(t->certificate);
+        free(t->certificate_file);
         free(t->cache_dir);
     }
     free(cfg->tokens);

@@ -93,6 +93,12 @@ struct akv_token_config {
      * when true. Default false, so the least-privilege CMK identity (get,
      * wrapKey, unwrapKey) is never offered an operation it cannot do. */
     bool sign;
+    /* The token's certificate object (token/cert.h), at most one of: the
+     * name of a Key Vault certificate (needs certificates/get), or an
+     * absolute path of a PEM certificate file (StrictModes, common/
+     * fsperm.h) whose public key is a configured vault key's. NULL = none. */
+    char *certificate;
+    char *certificate_file;
 };
 
 struct akv_config {

@@ -427,7 +427,8 @@ cJSON *emu_vault_json(const struct emu_vault *v)
         cJSON_AddNullToObject(p, "applicationId");
         cJSON_AddStringToObject(p, "objectId", v->policies[i].object_id);
         perm = cJSON_AddObjectToObject(p, "permissions");
-        cJSON_AddArrayToObject(perm, "certificates");
+        cJSON_AddItemToObject(perm, "certificates",
+                              emu_cert_perms_json(v->policies[i].cert_perms));
         cJSON_AddItemToObject(perm, "keys",
                               emu_perms_json(v->policies[i].perms));
         cJSON_AddArrayToObject(perm, "secrets");
@@ -592,8 +593,8 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
     }
     if (strcmp(sub, "set-policy") == 0 || strcmp(sub, "delete-policy") == 0) {
         const char *oid = policy_oid(a, out, &status);
-        unsigned perms = 0;
-        int first, cnt, k;
+        unsigned perms = 0, cperms = 0;
+        int first, cnt, k, cfirst, ccnt;
 
         if (!oid) {
             return status;
@@ -620,6 +621,16 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
             }
             perms |= b;
         }
+        cfirst = opt_list(a, "--certificate-permissions", &ccnt);
+        for (k = 0; cfirst >= 0 && k < ccnt; k++) {
+            unsigned b = emu_cert_perm_parse(arg_at(a, cfirst + k));
+
+            if (!b) {
+                return usage_fail(out, "unknown certificate permission: %s",
+                                  arg_at(a, cfirst + k));
+            }
+            cperms |= b;
+        }
         if (i == v->npolicies) {
             struct emu_policy *np;
 
@@ -636,6 +647,11 @@ static int cmd_vault(const struct args *a, const char *sub, char **out)
             v->npolicies++;
         }
         v->policies[i].perms = perms;
+        /* az keyvault set-policy: a permission family not named keeps what
+         * the policy had. */
+        if (cfirst >= 0) {
+            v->policies[i].cert_perms = cperms;
+        }
         emu_store_save_state();
         return emit(out, emu_vault_json(v));
     }
@@ -995,6 +1011,86 @@ static int cmd_key(struct args *a, const char *sub, char **out)
     return usage_fail(out, "unknown keyvault key command: %s", sub);
 }
 
+/* `keyvault certificate create|import|show|list-versions --vault-name V
+ * --name N`: the certificate of key N's current version (--version: that
+ * version), which must exist (here a certificate is made for an existing
+ * key; az's create also makes the key). create: self-signed by the key
+ * (--subject "CN=x/O=y", --validity-days D, default 365); import: --file
+ * PEM whose public key is the key's. Answers the CertificateBundle. */
+static int cmd_cert(const struct args *a, const char *sub, char **out)
+{
+    int by_hsm;
+    const char *vname = vault_opt(a, &by_hsm), *name = opt(a, "--name");
+    const char *ver = opt(a, "--version"), *err = NULL;
+    char base[128];
+    struct emu_vault *v;
+    struct emu_key *k;
+    struct emu_keyver *kv;
+
+    if (!vname || !*vname || by_hsm) {
+        return usage_fail(out,
+                          "keyvault certificate %s: --vault-name is "
+                          "required (a managed HSM has no certificates)",
+                          sub);
+    }
+    v = emu_find_vault(vname);
+    if (!v || v->hsm) {
+        return fail(out, 404, "vault not found: %s", vname);
+    }
+    if (!name || !*name) {
+        return usage_fail(out, "keyvault certificate %s: --name is required",
+                          sub);
+    }
+    snprintf(base, sizeof(base), "https://%s:%d", emu.host, v->port);
+    k = emu_find_key(v, name);
+    if (!k || k->deleted || !k->nvers) {
+        return fail(out, 404, "key not found: %s", name);
+    }
+    if (strcmp(sub, "show") == 0) {
+        kv = emu_cert_version(k, ver);
+        if (!kv) {
+            return fail(out, 404, "certificate not found: %s", name);
+        }
+        return emit(out, emu_cert_bundle_json(base, k, kv));
+    }
+    if (strcmp(sub, "list-versions") == 0) {
+        return emit(out, emu_cert_versions_json(base, k));
+    }
+    if (strcmp(sub, "create") != 0 && strcmp(sub, "import") != 0) {
+        return usage_fail(out, "unknown keyvault certificate command: %s", sub);
+    }
+    kv = emu_find_version(k, ver);
+    if (!kv) {
+        return fail(out, 404, "key version not found: %s", ver ? ver : "");
+    }
+    if (sub[0] == 'i') {
+        const char *f = opt(a, "--file");
+        char *pem = f && *f ? emu_read_file(f, NULL) : NULL;
+        int rc;
+
+        if (!pem) {
+            return fail(out, 400,
+                        "keyvault certificate import: cannot read --file %s",
+                        f ? f : "");
+        }
+        rc = emu_cert_make(kv, NULL, 0, pem, &err);
+        free(pem);
+        if (rc != 0) {
+            return fail(out, 400, "%s", err);
+        }
+    } else {
+        const char *d = opt(a, "--validity-days");
+
+        if (emu_cert_make(kv, opt(a, "--subject"), d ? atol(d) : 365, NULL,
+                          &err)
+            != 0) {
+            return fail(out, 400, "%s", err);
+        }
+    }
+    emu_store_save_key(v, k);
+    return emit(out, emu_cert_bundle_json(base, k, kv));
+}
+
 /* RSA key generation takes up to seconds (4096 bits): do it before the
  * exclusive lock so vault traffic is not stalled. Best effort: NULL when
  * the arguments are bad (the command then reports the error itself). */
@@ -1188,6 +1284,10 @@ int emu_admin_run(cJSON *argv, char **out)
     } else if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "key") == 0 && c2) {
         a.first = 3;
         status = cmd_key(&a, c2, out);
+    } else if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "certificate") == 0
+               && c2) {
+        a.first = 3;
+        status = cmd_cert(&a, c2, out);
     } else if (strcmp(c0, "keyvault") == 0 && strcmp(c1, "role") == 0 && c2
                && arg_at(&a, 3)) {
         a.first = 4;

@@ -41,7 +41,7 @@ static const char *const help_lines[] = {
     "      [--assignee-object-id OID | --assignee APPID|NAME] [--scope S]",
     "keyvault role definition list --hsm-name H",
     "keyvault set-policy --name V (--object-id OID | --spn APPID)\n"
-    "      --key-permissions P...",
+    "      --key-permissions P... [--certificate-permissions get list]",
     "keyvault delete-policy --name V (--object-id OID | --spn APPID)",
     "keyvault key create --vault-name V --name K [--kty RSA|RSA-HSM|EC|EC-HSM|"
     "oct-HSM]\n"
@@ -56,6 +56,12 @@ static const char *const help_lines[] = {
     "[--ops ...]\n"
     "      [--tags ...]",
     "keyvault key list --vault-name V",
+    "keyvault certificate create --vault-name V --name K [--version VER]\n"
+    "      [--subject CN=x/O=y] [--validity-days D]  (self-signed by key K)",
+    "keyvault certificate import --vault-name V --name K [--version VER]\n"
+    "      --file PEM  (its public key must be key K's)",
+    "keyvault certificate show|list-versions --vault-name V --name K "
+    "[--version VER]",
     "fault add (--op OP | --path SUBSTRING) [--count N | --fraction F]\n"
     "      (--status S [--retry-after SECONDS] | --delay-ms MS | --hang |\n"
     "       --close | --malformed truncated|bad-base64|wrong-length|\n"

@@ -46,6 +46,13 @@ enum emu_perm {
 };
 #define EMU_P_ALL ((1u << 20) - 1)
 
+/* Access-policy certificate permissions served (cert.c). */
+enum emu_cert_perm {
+    EMU_CP_GET = 1u << 0,
+    EMU_CP_LIST = 1u << 1,
+};
+#define EMU_CP_ALL ((1u << 2) - 1)
+
 /* JWK key_ops bits. */
 enum emu_keyop {
     EMU_OP_ENCRYPT = 1u << 0,
@@ -100,6 +107,7 @@ struct emu_principal {
 struct emu_policy {
     char object_id[EMU_GUID_LEN + 1];
     unsigned perms;
+    unsigned cert_perms; /* EMU_CP_* */
 };
 
 struct emu_keyver {
@@ -120,6 +128,11 @@ struct emu_keyver {
     int exportable;        /* attributes.exportable (secure key release) */
     cJSON *release_policy; /* KeyReleasePolicy {contentType, data,
                               immutable} or NULL */
+    /* The certificate version of the same id (cert.c): DER, or NULL when
+     * this key version has none. */
+    unsigned char *cer;
+    size_t cer_len;
+    long long cer_created;
 };
 
 struct emu_key {
@@ -529,6 +542,36 @@ cJSON *emu_rbac_assignment_json(const struct emu_role_assignment *ra);
  * (name, roleId, principalId, scope); load returns -1 on a bad entry. */
 cJSON *emu_rbac_save(const struct emu_vault *v);
 int emu_rbac_load(struct emu_vault *v, cJSON *arr);
+
+/* ---- cert.c (certificates.json; callers hold emu.lock) ---- */
+struct emu_resp;
+/* emu_cert_perm_parse - certificate permission name ("get", "list",
+ * "all"; case-insensitive) -> EMU_CP_* bits; 0 when unknown.
+ * emu_cert_perm_name - the name of one bit. emu_cert_perms_json - new
+ * array of names. */
+unsigned emu_cert_perm_parse(const char *name);
+const char *emu_cert_perm_name(unsigned bit);
+cJSON *emu_cert_perms_json(unsigned perms);
+/* emu_cert_version - the key version of K holding certificate version VER
+ * (NULL/"": the newest one with a certificate); NULL when none. */
+struct emu_keyver *emu_cert_version(struct emu_key *k, const char *ver);
+/* emu_cert_bundle_json - CertificateBundle {id, kid, sid, x5t (base64url
+ * SHA-1 of the DER), cer (base64 DER), attributes, tags} of KV (which has
+ * a certificate) under BASE; new object. */
+cJSON *emu_cert_bundle_json(const char *base, const struct emu_key *k,
+                            const struct emu_keyver *kv);
+/* emu_cert_versions_json - CertificateListResult {value: [CertificateItem
+ * {id, x5t, attributes, tags}], nextLink: null} of K (NULL: empty). */
+cJSON *emu_cert_versions_json(const char *base, const struct emu_key *k);
+/* emu_cert_not_found - 404 CertificateNotFound for NAME[/VER]. */
+void emu_cert_not_found(struct emu_resp *rs, const char *name, const char *ver);
+/* emu_cert_make - gives key version KV (RSA or EC) its certificate: PEM
+ * (an X.509 certificate whose public key must be KV's) or, when PEM is
+ * NULL, one self-signed by KV's key for SUBJECT ("CN=x/O=y"; NULL:
+ * CN=akv-emulator) valid DAYS (1..36500). 0, or -1 with *err (400
+ * message); KV keeps its previous certificate on failure. */
+int emu_cert_make(struct emu_keyver *kv, const char *subject, long days,
+                  const char *pem, const char **err);
 
 /* ---- admin.c (control plane) ---- */
 /* emu_vault_json - `az keyvault show` shape of V. */

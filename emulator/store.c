@@ -127,6 +127,7 @@ void emu_keyver_free(struct emu_keyver *kv)
     free(kv->y_b64);
     cJSON_Delete(kv->tags);
     cJSON_Delete(kv->release_policy);
+    free(kv->cer);
     free(kv);
 }
 
@@ -322,6 +323,18 @@ cJSON *emu_key_to_json(const struct emu_key *k)
             cJSON_AddItemToObject(o, "releasePolicy",
                                   cJSON_Duplicate(kv->release_policy, 1));
         }
+        if (kv->cer) {
+            char *cb = emu_b64url_encode(kv->cer, kv->cer_len);
+
+            if (!cb) {
+                cJSON_Delete(root);
+                return NULL;
+            }
+            cJSON_AddStringToObject(o, "certificate", cb);
+            cJSON_AddNumberToObject(o, "certificateCreated",
+                                    (double)kv->cer_created);
+            free(cb);
+        }
     }
     return root;
 }
@@ -463,6 +476,15 @@ struct emu_key *emu_key_from_json(cJSON *root)
             kv->release_policy =
                 cJSON_Duplicate(cJSON_GetObjectItem(o, "releasePolicy"), 1);
         }
+        if (emu_json_str(o, "certificate")) {
+            kv->cer =
+                emu_b64url_decode(emu_json_str(o, "certificate"), &kv->cer_len);
+            if (!kv->cer || kv->cer_len == 0) {
+                emu_keyver_free(kv);
+                goto out;
+            }
+            kv->cer_created = emu_json_num(o, "certificateCreated", 0);
+        }
         nv = realloc(k->vers, (k->nvers + 1) * sizeof(*nv));
         if (!nv) {
             emu_keyver_free(kv);
@@ -584,6 +606,11 @@ int emu_store_save_state(void)
             cJSON_AddStringToObject(po, "objectId", v->policies[j].object_id);
             cJSON_AddItemToObject(po, "keys",
                                   emu_perms_json(v->policies[j].perms));
+            if (v->policies[j].cert_perms) {
+                cJSON_AddItemToObject(
+                    po, "certificates",
+                    emu_cert_perms_json(v->policies[j].cert_perms));
+            }
         }
     }
     text = cJSON_Print(root);
@@ -775,6 +802,13 @@ int emu_store_parse_state(const char *text, const char *path)
             {
                 if (cJSON_IsString(perm)) {
                     np[v->npolicies].perms |= emu_perm_parse(perm->valuestring);
+                }
+            }
+            cJSON_ArrayForEach(perm, cJSON_GetObjectItem(po, "certificates"))
+            {
+                if (cJSON_IsString(perm)) {
+                    np[v->npolicies].cert_perms |=
+                        emu_cert_perm_parse(perm->valuestring);
                 }
             }
             v->npolicies++;

@@ -33,12 +33,13 @@ struct route {
     const char *version;
     const char *action; /* wrapkey/unwrapkey/encrypt/decrypt */
     int is_mutation;
-    int special; /* SP_*: operations without a stats/fault op name */
+    int special;        /* SP_*: operations without a stats/fault op name */
+    unsigned cert_perm; /* SP_CERT: the EMU_CP_* permission needed */
 };
 
 /* Operations counted as "other" in stats (fault rules reach them with
  * --path): rotation policy get/update, secure key release. */
-enum { SP_NONE, SP_GET_POLICY, SP_SET_POLICY, SP_RELEASE };
+enum { SP_NONE, SP_GET_POLICY, SP_SET_POLICY, SP_RELEASE, SP_CERT };
 
 struct call {
     struct emu_req *rq;
@@ -236,6 +237,26 @@ static int route(const char *method, char **s, int n, struct route *rt)
         }
         return 404;
     }
+    /* GET /certificates/{name}[/{version}] (Get Certificate) and
+     * /certificates/{name}/versions (Get Certificate Versions). */
+    if (n >= 2 && strcmp(s[0], "certificates") == 0 && *s[1]) {
+        if (!get) {
+            return 405;
+        }
+        rt->special = SP_CERT;
+        rt->name = s[1];
+        rt->version = "";
+        rt->cert_perm = EMU_CP_GET;
+        if (n == 3 && strcmp(s[2], "versions") == 0) {
+            rt->action = "versions";
+            rt->cert_perm = EMU_CP_LIST;
+        } else if (n == 3) {
+            rt->version = s[2];
+        } else if (n > 3) {
+            return 404;
+        }
+        return 0;
+    }
     if (n >= 1 && strcmp(s[0], "deletedkeys") == 0) {
         rt->deleted_ns = 1;
         if (n == 1 || (n == 2 && !*s[1])) {
@@ -397,11 +418,24 @@ static int authorize(struct call *c)
     }
     for (i = 0; i < c->v->npolicies; i++) {
         if (emu_strcaseeq(c->v->policies[i].object_id, c->who.oid)) {
-            have = c->v->policies[i].perms;
+            have = c->rt.special == SP_CERT ? c->v->policies[i].cert_perms
+                                            : c->v->policies[i].perms;
             break;
         }
     }
-    if (!(have & c->rt.perm)) {
+    if (c->rt.special == SP_CERT && !(have & c->rt.cert_perm)) {
+        snprintf(msg, sizeof(msg),
+                 "The user, group or application 'appid=%s;oid=%s;"
+                 "iss=https://sts.windows.net/%s/' does not have "
+                 "certificates %s permission on key vault "
+                 "'%s;location=local'. For help resolving this issue, please "
+                 "see https://go.microsoft.com/fwlink/?linkid=2125287",
+                 c->who.appid, c->who.oid, emu.tenant_id,
+                 emu_cert_perm_name(c->rt.cert_perm), c->v->name);
+        emu_resp_kv_error(c->rs, 403, "Forbidden", msg, "ForbiddenByPolicy");
+        goto out;
+    }
+    if (c->rt.special != SP_CERT && !(have & c->rt.perm)) {
         snprintf(msg, sizeof(msg),
                  "The user, group or application 'appid=%s;oid=%s;"
                  "iss=https://sts.windows.net/%s/' does not have keys %s "
@@ -755,6 +789,33 @@ static void op_get(struct call *c)
         /* Disabled versions are still readable (public material only):
          * documented emulator choice, Key Vault docs are silent. */
         send_bundle(c, 200, k, kv, 0);
+    }
+    pthread_rwlock_unlock(&emu.lock);
+}
+
+/* Get Certificate / Get Certificate Versions (certificates.json). A
+ * certificate lives as long as its key: a deleted key's is not found. */
+static void op_cert(struct call *c)
+{
+    struct emu_key *k;
+    struct emu_keyver *kv;
+    cJSON *j;
+
+    pthread_rwlock_rdlock(&emu.lock);
+    k = emu_find_key(c->v, c->rt.name);
+    if (!key_live(k)) {
+        k = NULL;
+    }
+    if (c->rt.action) {
+        j = emu_cert_versions_json(c->base, k);
+        emu_resp_json(c->rs, 200, j);
+        cJSON_Delete(j);
+    } else if (!k || !(kv = emu_cert_version(k, c->rt.version))) {
+        emu_cert_not_found(c->rs, c->rt.name, c->rt.version);
+    } else {
+        j = emu_cert_bundle_json(c->base, k, kv);
+        emu_resp_json(c->rs, 200, j);
+        cJSON_Delete(j);
     }
     pthread_rwlock_unlock(&emu.lock);
 }
@@ -1614,6 +1675,9 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
             rs->delay_ms = c.fault.delay_ms;
         }
     }
+    if (r == 0 && c.rt.special == SP_CERT && c.v->hsm) {
+        r = 404; /* a Managed HSM keeps keys only */
+    }
     if (r == 404) {
         emu_resp_kv_error(rs, 404, "NotFound",
                           "The requested resource was not found.", NULL);
@@ -1647,6 +1711,8 @@ static void vault_handler(struct emu_req *rq, struct emu_resp *rs)
     case -1:
         if (c.rt.special == SP_RELEASE) {
             op_release(&c);
+        } else if (c.rt.special == SP_CERT) {
+            op_cert(&c);
         } else {
             op_rotation_policy(&c);
         }

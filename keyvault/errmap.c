@@ -97,6 +97,8 @@ const char *akv_errmap_op_name(enum akv_errmap_op op)
         return "sign";
     case AKV_ERRMAP_TOKEN:
         return "token";
+    case AKV_ERRMAP_GET_CERT:
+        return "getcertificate";
     case AKV_ERRMAP_ANY:
         break;
     }

@@ -11,12 +11,13 @@
 #include <p11-kit/pkcs11.h>
 
 enum akv_errmap_op {
-    AKV_ERRMAP_ANY = 0, /* table wildcard; not passed by callers */
-    AKV_ERRMAP_GET,     /* GET /keys/{name}[/{version}] */
-    AKV_ERRMAP_WRAP,    /* POST .../wrapkey */
-    AKV_ERRMAP_UNWRAP,  /* POST .../unwrapkey */
-    AKV_ERRMAP_SIGN,    /* POST .../sign */
-    AKV_ERRMAP_TOKEN,   /* Entra ID / managed-identity token endpoints */
+    AKV_ERRMAP_ANY = 0,  /* table wildcard; not passed by callers */
+    AKV_ERRMAP_GET,      /* GET /keys/{name}[/{version}] */
+    AKV_ERRMAP_WRAP,     /* POST .../wrapkey */
+    AKV_ERRMAP_UNWRAP,   /* POST .../unwrapkey */
+    AKV_ERRMAP_SIGN,     /* POST .../sign */
+    AKV_ERRMAP_TOKEN,    /* Entra ID / managed-identity token endpoints */
+    AKV_ERRMAP_GET_CERT, /* GET /certificates/{name}[/{version}] */
 };
 
 /*
@@ -28,7 +29,8 @@ enum akv_errmap_op {
 CK_RV akv_errmap_rv(enum akv_errmap_op op, long status, const char *code,
                     const char *inner);
 
-/* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token" for logs.
+/* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token",
+ * "getcertificate" for logs.
  */
 const char *akv_errmap_op_name(enum akv_errmap_op op);
 

@@ -590,3 +590,65 @@ CK_RV akv_json_build_key_op(enum akv_kv_alg alg, const uint8_t *in,
 out:
     return rv;
 }
+
+CK_RV akv_json_parse_cert_bundle(const char *buf, size_t len,
+                                 struct akv_kv_cert *out)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    cJSON *root = NULL;
+    const cJSON *kid;
+    const cJSON *cer;
+    struct akv_kvid_kid id;
+    struct akv_kv_cert c;
+    char *text = NULL;
+    size_t n;
+    int r;
+
+    memset(&c, 0, sizeof(c));
+    if (out == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    memset(out, 0, sizeof(*out));
+    root = parse(buf, len);
+    kid = cJSON_GetObjectItemCaseSensitive(root, "kid");
+    cer = cJSON_GetObjectItemCaseSensitive(root, "cer");
+    if (!cJSON_IsObject(root) || !cJSON_IsString(kid) || !cJSON_IsString(cer)
+        || strlen(kid->valuestring) >= AKV_KV_KID_MAX
+        || akv_kvid_kid_parse(kid->valuestring, &id) != 0
+        || id.version[0] == '\0') {
+        goto out;
+    }
+    memcpy(c.name, id.name, sizeof(id.name));
+    memcpy(c.version, id.version, sizeof(id.version));
+    memcpy(c.kid, kid->valuestring, strlen(kid->valuestring) + 1);
+    /* "cer" is format byte (standard base64): the one base64url decoder
+     * reads it once '+' and '/' are spelled the url way. */
+    n = strlen(cer->valuestring);
+    if (n == 0 || n > (AKV_KV_CERT_MAX / 3 + 1) * 4) {
+        goto out;
+    }
+    text = malloc(n + 1);
+    c.der = malloc(n);
+    if (text == NULL || c.der == NULL) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        char ch = cer->valuestring[i];
+        text[i] = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+    }
+    r = (int)akv_b64url_decode(text, n, c.der, n);
+    if (r <= 0 || (size_t)r > AKV_KV_CERT_MAX) {
+        goto out;
+    }
+    c.der_len = (size_t)r;
+    *out = c;
+    memset(&c, 0, sizeof(c));
+    rv = CKR_OK;
+out:
+    free(text);
+    akv_kv_cert_clear(&c);
+    cJSON_Delete(root);
+    return rv;
+}

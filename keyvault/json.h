@@ -46,6 +46,18 @@ CK_RV akv_json_parse_key_bundle(const char *buf, size_t len,
                                 struct akv_kv_key *out);
 
 /*
+ * akv_json_parse_cert_bundle - a CertificateBundle (certificates.json):
+ * "kid" a versioned key identifier (akv_kvid_kid_parse; which vault and
+ * key is the caller's check), "cer" the DER certificate in base64 (the
+ * service sends standard base64; base64url is accepted too), 1..
+ * AKV_KV_CERT_MAX bytes. CKR_OK (OUT filled; akv_kv_cert_clear),
+ * CKR_HOST_MEMORY, CKR_ARGUMENTS_BAD (OUT NULL) or CKR_DEVICE_ERROR
+ * (malformed). The certificate bytes are not parsed here.
+ */
+CK_RV akv_json_parse_cert_bundle(const char *buf, size_t len,
+                                 struct akv_kv_cert *out);
+
+/*
  * akv_json_parse_key_op_result - KeyOperationResult {kid, value} of
  * wrapkey/unwrapkey. KID_OUT (AKV_KV_KID_MAX bytes, may be NULL) receives
  * kid ("" if absent). VALUE receives the decoded value (1..65536 bytes).

@@ -50,6 +50,15 @@ void akv_kv_key_clear(struct akv_kv_key *key)
     memset(key, 0, sizeof(*key));
 }
 
+void akv_kv_cert_clear(struct akv_kv_cert *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    free(c->der);
+    memset(c, 0, sizeof(*c));
+}
+
 CK_RV akv_kv_key_copy(struct akv_kv_key *dst, const struct akv_kv_key *src)
 {
     CK_RV rv = CKR_GENERAL_ERROR;

@@ -112,6 +112,22 @@ struct akv_kv_key {
     int64_t updated;   /* s since epoch; 0 = absent */
 };
 
+/* A CertificateBundle as the token needs it (GET /certificates/{name}
+ * [/{version}], certificates.json): the X.509 certificate and the key
+ * version it certifies (its kid). */
+struct akv_kv_cert {
+    char kid[AKV_KV_KID_MAX];         /* versioned kid of the key */
+    char name[AKV_KV_NAME_MAX];       /* key name, parsed from kid */
+    char version[AKV_KV_VERSION_MAX]; /* key version (lower-case) */
+    uint8_t *der;                     /* "cer": DER certificate (malloc) */
+    size_t der_len;                   /* bytes, 1..AKV_KV_CERT_MAX */
+};
+
+#define AKV_KV_CERT_MAX 65536 /* bytes of DER accepted */
+
+/* akv_kv_cert_clear - frees der and zeroes the struct. NULL-safe. */
+void akv_kv_cert_clear(struct akv_kv_cert *c);
+
 /* akv_kv_key_clear - frees n/e and zeroes the struct. NULL-safe. */
 void akv_kv_key_clear(struct akv_kv_key *key);
 
@@ -182,6 +198,19 @@ struct akv_kv_ops {
     (struct akv_kv *kv, const char *name, const char *version,
      enum akv_kv_alg alg, const uint8_t *digest, size_t digest_len,
      uint8_t **out, size_t *out_len);
+    /*
+     * get_certificate - GET {vault}/certificates/{name}[/{version}] ("Get
+     * Certificate", needs the certificates/get permission). version: NULL
+     * or "" for the newest. out: filled on CKR_OK (kid checked to be a key
+     * named NAME in this vault; clear with akv_kv_cert_clear). Errors: the
+     * contract above (403 -> CKR_KEY_FUNCTION_NOT_PERMITTED, 404
+     * CertificateNotFound -> CKR_KEY_HANDLE_INVALID, malformed bundle ->
+     * CKR_DEVICE_ERROR). May be NULL in an implementation without
+     * certificates (callers treat that as CKR_FUNCTION_NOT_SUPPORTED).
+     */
+    CK_RV(*get_certificate)
+    (struct akv_kv *kv, const char *name, const char *version,
+     struct akv_kv_cert *out);
 };
 
 /* Every implementation embeds this as its first member. */

@@ -379,6 +379,79 @@ out:
     return rv;
 }
 
+static CK_RV rest_get_certificate(struct akv_kv *base, const char *name,
+                                  const char *version, struct akv_kv_cert *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct kv_rest *kv = (struct kv_rest *)base;
+    struct akv_http_resp resp;
+    struct akv_kv_cert cert;
+    struct call c;
+    char url[1024];
+    char log_path[256];
+    enum akv_kvid_kid_err e;
+    int n;
+
+    memset(&resp, 0, sizeof(resp));
+    memset(&cert, 0, sizeof(cert));
+    if (kv == NULL || out == NULL || !valid_name(name)
+        || !valid_version(version)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    if (version == NULL) {
+        version = "";
+    }
+    n = snprintf(url, sizeof(url), "%s/certificates/%s%s%s?api-version=%s",
+                 kv->vault_url, name, version[0] != '\0' ? "/" : "", version,
+                 kv->api_version);
+    (void)snprintf(log_path, sizeof(log_path), "/certificates/%s%s%s", name,
+                   version[0] != '\0' ? "/" : "", version);
+    if (n <= 0 || (size_t)n >= sizeof(url)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    memset(&c, 0, sizeof(c));
+    c.op = AKV_ERRMAP_GET_CERT;
+    c.name = name;
+    c.method = "GET";
+    c.url = url;
+    c.log_path = log_path;
+    rv = do_call(kv, &c, &resp);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = akv_json_parse_cert_bundle((const char *)resp.body.data, resp.body.len,
+                                    &cert);
+    if (rv == CKR_DEVICE_ERROR) {
+        AKV_LOG_ERR("key %s op getcertificate: HTTP %ld but the "
+                    "CertificateBundle is malformed (request-id %s)",
+                    name, resp.status,
+                    resp.request_id[0] ? resp.request_id : "-");
+        goto out;
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* A certificate owns the key of its own name (Key Vault creates both
+     * together); the token shows the certificate next to that key. */
+    e = akv_kvid_kid_check(&kv->vault, cert.kid, name, NULL, NULL);
+    if (e != AKV_KVID_KID_OK) {
+        AKV_LOG_ERR("key %s op getcertificate: HTTP %ld but the answer's kid "
+                    "\"%s\" %s (request-id %s)",
+                    name, resp.status, cert.kid, akv_kvid_kid_strerror(e),
+                    resp.request_id[0] ? resp.request_id : "-");
+        rv = CKR_DEVICE_ERROR;
+        goto out;
+    }
+    *out = cert;
+    memset(&cert, 0, sizeof(cert));
+out:
+    akv_kv_cert_clear(&cert);
+    akv_http_resp_clear(&resp);
+    return rv;
+}
+
 /* Shared by wrap, unwrap and sign (KeyOperationsParameters and
  * KeySignParameters have the same {alg, value} shape, and both answers are
  * a KeyOperationResult {kid, value}): RESULT receives the decoded
@@ -570,6 +643,7 @@ static const struct akv_kv_ops rest_ops = {
     .unwrap = rest_unwrap,
     .sign = rest_sign,
     .destroy = rest_destroy,
+    .get_certificate = rest_get_certificate,
 };
 
 /* vault_url check, repeated here because a config struct may be built by

@@ -31,7 +31,17 @@ static const struct akv_attr_policy policy[] = {
     {CKA_APPLICATION, AKV_AK_BYTES, C | M},
     {CKA_VALUE, AKV_AK_BYTES, C}, /* fn 4, 6: not gen/unwrap */
     {CKA_OBJECT_ID, AKV_AK_BYTES, C | M},
+    /* §4.6 certificates: only the token makes them (read-only). */
+    {CKA_CERTIFICATE_TYPE, AKV_AK_ULONG, 0},
+    {CKA_ISSUER, AKV_AK_BYTES, 0},
+    {CKA_SERIAL_NUMBER, AKV_AK_BYTES, 0},
     {CKA_TRUSTED, AKV_AK_BOOL, 0}, /* fn 10: SO only, no SO here */
+    {CKA_CERTIFICATE_CATEGORY, AKV_AK_ULONG, 0},
+    {CKA_JAVA_MIDP_SECURITY_DOMAIN, AKV_AK_ULONG, 0},
+    {CKA_URL, AKV_AK_BYTES, 0},
+    {CKA_HASH_OF_SUBJECT_PUBLIC_KEY, AKV_AK_BYTES, 0},
+    {CKA_HASH_OF_ISSUER_PUBLIC_KEY, AKV_AK_BYTES, 0},
+    {CKA_NAME_HASH_ALGORITHM, AKV_AK_ULONG, 0},
     {CKA_CHECK_VALUE, AKV_AK_BYTES, 0},
     {CKA_KEY_TYPE, AKV_AK_ULONG, C | G | U},
     {CKA_SUBJECT, AKV_AK_BYTES, C | G | U | M},
@@ -107,11 +117,14 @@ enum akv_dflt {
     AKV_D_FALSE,
     AKV_D_TRUE,
     AKV_D_UNAVAILABLE, /* CK_ULONG CK_UNAVAILABLE_INFORMATION */
+    AKV_D_ZERO,        /* CK_ULONG 0 */
+    AKV_D_SHA1,        /* CK_ULONG CKM_SHA_1 (§4.6.3 default) */
 };
 
 #define PUB  0x1u
 #define PRIV 0x2u
 #define SEC  0x4u
+#define CERT 0x8u
 #define KEY  (PUB | PRIV | SEC)
 
 static const struct {
@@ -119,12 +132,26 @@ static const struct {
     unsigned classes;
     enum akv_dflt value;
 } defaults[] = {
-    /* §4.4 */
-    {CKA_PRIVATE, KEY, AKV_D_FALSE},
+    /* §4.4 (certificates: only the token's own, read-only) */
+    {CKA_PRIVATE, KEY | CERT, AKV_D_FALSE},
     {CKA_MODIFIABLE, KEY, AKV_D_TRUE},
     {CKA_COPYABLE, KEY, AKV_D_TRUE},
     {CKA_DESTROYABLE, KEY, AKV_D_TRUE},
-    {CKA_LABEL, KEY, AKV_D_EMPTY},
+    {CKA_MODIFIABLE, CERT, AKV_D_FALSE},
+    {CKA_COPYABLE, CERT, AKV_D_FALSE},
+    {CKA_DESTROYABLE, CERT, AKV_D_FALSE},
+    {CKA_LABEL, KEY | CERT, AKV_D_EMPTY},
+    /* §4.6.2 common certificate, §4.6.3 X.509 (CKA_SUBJECT, CKA_VALUE,
+     * CKA_ID, ... come from the certificate itself) */
+    {CKA_TRUSTED, CERT, AKV_D_FALSE},
+    {CKA_CERTIFICATE_CATEGORY, CERT, AKV_D_ZERO},
+    {CKA_START_DATE, CERT, AKV_D_EMPTY},
+    {CKA_END_DATE, CERT, AKV_D_EMPTY},
+    {CKA_URL, CERT, AKV_D_EMPTY},
+    {CKA_HASH_OF_SUBJECT_PUBLIC_KEY, CERT, AKV_D_EMPTY},
+    {CKA_HASH_OF_ISSUER_PUBLIC_KEY, CERT, AKV_D_EMPTY},
+    {CKA_JAVA_MIDP_SECURITY_DOMAIN, CERT, AKV_D_ZERO},
+    {CKA_NAME_HASH_ALGORITHM, CERT, AKV_D_SHA1},
     /* §4.7 */
     {CKA_ID, KEY, AKV_D_EMPTY},
     {CKA_START_DATE, KEY, AKV_D_EMPTY},
@@ -171,6 +198,8 @@ static unsigned class_bit(CK_OBJECT_CLASS cls)
         return PRIV;
     case CKO_SECRET_KEY:
         return SEC;
+    case CKO_CERTIFICATE:
+        return CERT;
     default:
         return 0;
     }
@@ -179,6 +208,7 @@ static unsigned class_bit(CK_OBJECT_CLASS cls)
 #undef PUB
 #undef PRIV
 #undef SEC
+#undef CERT
 #undef KEY
 
 CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
@@ -204,6 +234,12 @@ CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
         case AKV_D_UNAVAILABLE:
             rv = akv_attrs_set_ulong(a, defaults[i].type,
                                      CK_UNAVAILABLE_INFORMATION);
+            break;
+        case AKV_D_ZERO:
+            rv = akv_attrs_set_ulong(a, defaults[i].type, 0);
+            break;
+        case AKV_D_SHA1:
+            rv = akv_attrs_set_ulong(a, defaults[i].type, CKM_SHA_1);
             break;
         }
         if (rv != CKR_OK) {

@@ -99,9 +99,10 @@ CK_RV akv_attr_check_class(const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                            CK_OBJECT_CLASS cls);
 
 /*
- * akv_attrs_fill_defaults - adds to A every attribute that a key of class CLS
- * answers (v3.0 §4.4 storage, §4.7 common key, §4.8 public, §4.9 private,
- * §4.10 secret key attributes) and that A does not hold yet, with the
+ * akv_attrs_fill_defaults - adds to A every attribute that an object of class
+ * CLS answers (v3.0 §4.4 storage, §4.7 common key, §4.8 public, §4.9
+ * private, §4.10 secret key, §4.6.2-§4.6.3 X.509 certificate attributes
+ * that are not the certificate's own) and that A does not hold yet, with the
  * module's default (the table in attr.c). Attributes already in A are left
  * alone; other classes get nothing. CKR_OK or CKR_HOST_MEMORY (A may then
  * hold some of the defaults).

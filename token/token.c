@@ -14,6 +14,7 @@
 #include "../common/log.h"
 #include "../common/ossl.h"
 #include "../include/pkcs11/akv-pkcs11.h"
+#include "cert.h"
 #include "crypto.h"
 #include "rotate.h"
 #include "seal.h"
@@ -89,7 +90,7 @@ bool akv_token_version_from_id(const uint8_t *id, size_t len,
 /* The CKA_ID of a key version: the 32 hex digits as 16 bytes (design.md
  * "Object model"); a version that is not one (none passes kv_rest's kid
  * check; a test fake might) keeps its raw text, cut to 64 bytes. */
-static size_t id_from_version(const char *version, uint8_t out[64])
+size_t akv_token_id_from_version(const char *version, uint8_t out[64])
 {
     size_t len = strlen(version);
 
@@ -354,7 +355,7 @@ static CK_RV set_common_key_attrs(struct akv_attrs *a, CK_OBJECT_CLASS cls,
 {
     CK_RV rv = CKR_OK;
     uint8_t id[64];
-    size_t id_len = id_from_version(k->version, id);
+    size_t id_len = akv_token_id_from_version(k->version, id);
     CK_BBOOL f = CK_FALSE;
     CK_BBOOL tr = CK_TRUE;
 
@@ -1150,6 +1151,8 @@ CK_RV akv_token_refresh(struct akv_token *t, const CK_ATTRIBUTE *tmpl,
     if (rv == CKR_OK) {
         rv = fetch_id_on_demand(t, akv_attr_tmpl_find(tmpl, n, CKA_ID));
     }
+    /* After the keys: the certificate is shown next to its key version. */
+    akv_cert_refresh(t);
     rv2 = reload_store(t);
     return rv != CKR_OK ? rv : rv2;
 }

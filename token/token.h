@@ -124,6 +124,9 @@ struct akv_token {
     struct akv_seen *seen;
     size_t n_seen;
     bool seen_loaded;
+    /* token/cert.c: monotonic s of the last certificate fetch or file read
+     * (0 = never; under the lock). */
+    int64_t cert_at;
     /* Under the global mutex (slot.c): login is per token for the whole
      * application (v3.0 §5.6 C_Login), session counts for token info. */
     bool logged_in;
@@ -247,6 +250,11 @@ CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
  * when not a possible version. */
 bool akv_token_version_from_id(const uint8_t *id, size_t len,
                                char out[AKV_KV_VERSION_MAX]);
+
+/* akv_token_id_from_version - the CKA_ID of key version VERSION (32 hex
+ * digits -> 16 bytes; any other text kept, cut to 64 bytes) into OUT;
+ * returns its length. The key objects and the certificate carry it. */
+size_t akv_token_id_from_version(const char *version, uint8_t out[64]);
 
 /* akv_obj_is_key - true for secret, public and private keys: the objects a
  * key handle may name (v3.0 §5.1 CKR_KEY_HANDLE_INVALID). */

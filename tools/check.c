@@ -683,6 +683,50 @@ out:
     akv_store_close(store);
 }
 
+/* tokens[].certificate: Key Vault Get Certificate (certificates/get) as
+ * the module makes it; its kid names the key version it certifies. */
+static void check_cert(struct run *r, const struct tok *t, struct akv_kv *kv)
+{
+    const char *name = t->tc->certificate;
+    const char *label = t->tc->label;
+    struct akv_kv_cert c;
+    char cause[768];
+    char fix[512];
+    CK_RV rv;
+
+    memset(&c, 0, sizeof(c));
+    rv = kv->ops->get_certificate(kv, name, NULL, &c);
+    if (rv == CKR_OK) {
+        snprintf(cause, sizeof(cause),
+                 "%s: %zu bytes, certifies key %s version %s", name, c.der_len,
+                 c.name, c.version);
+        emit(r, label, NULL, "certificate", "OK", cause, NULL);
+    } else if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+        snprintf(cause, sizeof(cause),
+                 "the identity (%s) lacks certificates/get on %s: the token "
+                 "shows its keys without the certificate %s",
+                 t->who, t->tc->vault_url, name);
+        snprintf(fix, sizeof(fix),
+                 "az keyvault set-policy --name %s %s "
+                 "--certificate-permissions get (RBAC vaults: role \"Key "
+                 "Vault Certificate User\")",
+                 t->vault, t->assignee);
+        emit(r, label, NULL, "certificate", "FAIL", cause, fix);
+    } else if (rv == CKR_KEY_HANDLE_INVALID) {
+        snprintf(cause, sizeof(cause), "no certificate %s in %s", name,
+                 t->tc->vault_url);
+        emit(r, label, NULL, "certificate", "FAIL", cause,
+             "name an existing certificate in tokens[].certificate");
+    } else {
+        snprintf(cause, sizeof(cause),
+                 "Get Certificate %s failed (rv 0x%lx; see the log line "
+                 "above)",
+                 name, (unsigned long)rv);
+        emit(r, label, NULL, "certificate", "FAIL", cause, NULL);
+    }
+    akv_kv_cert_clear(&c);
+}
+
 static void check_token(struct run *r, const struct akv_token_config *tc,
                         const char *type, const char *ident)
 {
@@ -719,6 +763,9 @@ static void check_token(struct run *r, const struct akv_token_config *tc,
         if (tc->store_dir != NULL) {
             emit(r, label, NULL, "store", "SKIP", why, NULL);
         }
+        if (tc->certificate != NULL) {
+            emit(r, label, NULL, "certificate", "SKIP", why, NULL);
+        }
         goto out;
     }
     keys = calloc(tc->n_keys > 0 ? tc->n_keys : 1, sizeof(*keys));
@@ -742,6 +789,9 @@ static void check_token(struct run *r, const struct akv_token_config *tc,
         if (keys[k].kid[0] != '\0') {
             check_rotation(r, &t, &keys[k], rows, n_rows);
         }
+    }
+    if (tc->certificate != NULL) {
+        check_cert(r, &t, kv);
     }
 out:
     for (size_t k = 0; keys != NULL && k < tc->n_keys; k++) {

@@ -47,6 +47,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         akv_kv_key_clear(&k);
     }
+    {
+        struct akv_kv_cert c;
+
+        if (akv_json_parse_cert_bundle(buf, size, &c) == CKR_OK) {
+            if (c.der == NULL || c.der_len == 0 || c.der_len > AKV_KV_CERT_MAX
+                || c.version[0] == '\0' || strlen(c.kid) >= AKV_KV_KID_MAX) {
+                abort();
+            }
+            akv_kv_cert_clear(&c);
+        }
+    }
     if (akv_json_parse_key_op_result(buf, size, kid, &s) == CKR_OK) {
         if (s.len == 0 || strlen(kid) >= AKV_KV_KID_MAX) {
             abort();

@@ -6,7 +6,7 @@
 # the exit status (= number of failures).
 #   tool_check.sh CASE   CASE: ok config-perms wrong-secret unreachable
 #                        ca-missing no-get no-wrap no-unwrap disabled expired
-#                        key-ops tampered
+#                        key-ops tampered cert-ok no-cert-get
 . "$(dirname "$0")/../lib/common.sh"
 need pkcs11-tool
 : "${AKV_TOOL:?}"
@@ -46,6 +46,15 @@ no-unwrap) policy get wrapKey ;;
 disabled) attrs --enabled false; want_rc=2 ;;     # key + wrapKey
 expired) attrs --expires "$(($(date +%s) - 60))"; want_rc=2 ;;
 key-ops) attrs --ops wrapKey encrypt; want_rc=2 ;; # key + unwrapKey
+cert-ok|no-cert-get)
+    # tokens[].certificate: Get Certificate needs certificates/get
+    emu_cli keyvault certificate create --vault-name "$VAULT_NAME" --name "$KEY_NAME" >/dev/null
+    edit_config ".tokens[0].certificate = \"$KEY_NAME\""
+    if [ "$CASE" = cert-ok ]; then
+        want_rc=0
+        emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
+            --key-permissions get wrapKey unwrapKey --certificate-permissions get >/dev/null
+    fi ;;
 tampered)
     # a record copied under another id fails authentication (moved)
     src=$(ls "$STORE_DIR"/*.obj | head -n 1)
@@ -92,6 +101,15 @@ ok)
     expect_eq "old version disabled: 1 failure" "$rc" 1
     expect_grep "old version disabled: the store secret" "^FAIL +$L store: $STORE_DIR: the store secret \(.storekey, wrapped by ${VAULT_URL%/}/keys/$KEY_NAME/$KEY_VERSION\) cannot be unwrapped" "$T_TMP/d.txt"
     ;;
+cert-ok)
+    expect_grep "OK certificate names the key version" \
+        "^OK +$L certificate: $KEY_NAME: [0-9]+ bytes, certifies key $KEY_NAME version $KEY_VERSION" "$T_TMP/c.txt" ;;
+no-cert-get)
+    expect_grep "certificate FAIL names the permission" \
+        "^FAIL +$L certificate: the identity .*object id $SP_OBJ_ID\)+ lacks certificates/get on ${VAULT_URL%/}" "$T_TMP/c.txt"
+    expect_grep "certificate fix" \
+        "fix: az keyvault set-policy --name [A-Za-z0-9-]+ --object-id $SP_OBJ_ID --certificate-permissions get" "$T_TMP/c.txt"
+    expect_grep "the keys are still OK" "^OK +$K unwrapKey: " "$T_TMP/c.txt" ;;
 config-perms)
     expect_grep "config FAIL names the mode and the fix" "^FAIL +config: $CFG: .*(group|writable).*chmod" "$T_TMP/c.txt" ;;
 wrong-secret)

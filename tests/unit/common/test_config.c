@@ -381,6 +381,44 @@ static void test_broken(void **state)
                  "\"v1\" is not a key version (32 hex digits)");
 }
 
+/* tokens[].certificate / certificate_file (README "Certificates"). */
+static void test_certificate_keys(void **state)
+{
+#define TOK(extra)                                                             \
+    "{\"tokens\":[{\"label\":\"t\",\"vault_url\":"                             \
+    "\"https://v.vault.azure.net\",\"keys\":[\"cmk\"],"                        \
+    "\"credential\":{\"type\":\"managed_identity\"}" extra "}]}"
+    struct akv_config *cfg = NULL;
+    char err[512];
+    (void)state;
+
+    assert_int_equal(parse(TOK(""), &cfg, err, sizeof(err)), 0);
+    assert_null(cfg->tokens[0].certificate);
+    assert_null(cfg->tokens[0].certificate_file);
+    akv_config_free(cfg);
+    assert_int_equal(
+        parse(TOK(",\"certificate\":\"web-cert\""), &cfg, err, sizeof(err)), 0);
+    assert_string_equal(cfg->tokens[0].certificate, "web-cert");
+    akv_config_free(cfg);
+    assert_int_equal(parse(TOK(",\"certificate_file\":\"/etc/c.pem\""), &cfg,
+                           err, sizeof(err)),
+                     0);
+    assert_string_equal(cfg->tokens[0].certificate_file, "/etc/c.pem");
+    akv_config_free(cfg);
+    expect_error(TOK(",\"certificate\":\"a b\""),
+                 "tokens[0].certificate: \"a b\" is not a Key Vault "
+                 "certificate name");
+    expect_error(TOK(",\"certificate\":\"\""),
+                 "tokens[0].certificate: must not be empty");
+    expect_error(TOK(",\"certificate_file\":\"c.pem\""),
+                 "tokens[0].certificate_file: \"c.pem\" must be an absolute "
+                 "path");
+    expect_error(TOK(",\"certificate\":\"x\",\"certificate_file\":\"/c\""),
+                 "give certificate or certificate_file, not both");
+    expect_error(TOK(",\"certificate\":7"), "tokens[0].certificate");
+#undef TOK
+}
+
 static void test_load_file(void **state)
 {
     char path[600];
@@ -687,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_locate),
         cmocka_unit_test(test_strict_modes),
         cmocka_unit_test(test_imds_endpoint_hosts),
+        cmocka_unit_test(test_certificate_keys),
     };
     /* unknown keys are warnings: keep them off the test output */
     akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);

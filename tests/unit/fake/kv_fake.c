@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #define MAX_KEYS     4
 #define MAX_VERSIONS 8
@@ -20,6 +21,8 @@ struct fake_version {
     char version[33];
     EVP_PKEY *rsa;
     uint8_t aes[32];
+    uint8_t *cert; /* kv_fake_add_cert: DER, or NULL */
+    size_t cert_len;
 };
 
 struct fake_key {
@@ -46,6 +49,7 @@ struct kv_fake {
     unsigned calls_unwrap;
     int last_alg; /* alg of the last wrap/unwrap, -1 before any */
     unsigned calls_sign;
+    unsigned calls_cert;
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -427,14 +431,106 @@ void kv_fake_free(struct kv_fake *f)
     for (int i = 0; i < f->n_keys; i++) {
         for (int j = 0; j < f->keys[i].n; j++) {
             EVP_PKEY_free(f->keys[i].v[j].rsa);
+            free(f->keys[i].v[j].cert);
         }
     }
     free(f);
 }
 
+/* Get Certificate: a self-signed certificate of the key's version that
+ * kv_fake_add_cert made (the newest such one without VERSION). */
+static CK_RV fake_get_certificate(struct akv_kv *kv, const char *name,
+                                  const char *version, struct akv_kv_cert *out)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = NULL;
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_cert, 1, __ATOMIC_RELAXED);
+    for (int i = k != NULL ? k->n - 1 : -1; i >= 0 && v == NULL; i--) {
+        if (k->v[i].cert != NULL
+            && (version == NULL || version[0] == '\0'
+                || strcasecmp(version, k->v[i].version) == 0)) {
+            v = &k->v[i];
+        }
+    }
+    rv = check_fail(f, KV_FAKE_CERT, v);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->kid, sizeof(out->kid),
+             "https://fake.vault.azure.net/keys/%s/%s", k->name, v->version);
+    snprintf(out->name, sizeof(out->name), "%s", k->name);
+    snprintf(out->version, sizeof(out->version), "%s", v->version);
+    out->der = malloc(v->cert_len);
+    if (out->der == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    memcpy(out->der, v->cert, v->cert_len);
+    out->der_len = v->cert_len;
+    return CKR_OK;
+}
+
 static const struct akv_kv_ops fake_ops = {
-    fake_get_key, fake_wrap, fake_unwrap, fake_destroy, fake_sign,
+    fake_get_key, fake_wrap, fake_unwrap,
+    fake_destroy, fake_sign, fake_get_certificate,
 };
+
+const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,
+                                EVP_PKEY *signer, size_t *len)
+{
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, NULL);
+    X509 *x = NULL;
+    X509_NAME *nm;
+    unsigned char *der = NULL;
+    int l = -1;
+
+    if (v == NULL || v->rsa == NULL || (x = X509_new()) == NULL) {
+        return NULL;
+    }
+    nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+                               (const unsigned char *)name, -1, -1, 0);
+    X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_ASC,
+                               (const unsigned char *)"kv fake", -1, -1, 0);
+    X509_set_issuer_name(x, nm);
+    ASN1_INTEGER_set_int64(X509_get_serialNumber(x), 0x1234567890LL);
+    X509_set_version(x, 2);
+    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)1700000000);
+    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)1900000000);
+    X509_set_pubkey(x, v->rsa);
+    if (X509_sign(x, signer != NULL ? signer : v->rsa, EVP_sha256()) > 0) {
+        l = i2d_X509(x, &der);
+    }
+    X509_free(x);
+    if (l <= 0) {
+        return NULL;
+    }
+    free(v->cert);
+    v->cert = malloc((size_t)l);
+    if (v->cert == NULL) {
+        OPENSSL_free(der);
+        return NULL;
+    }
+    memcpy(v->cert, der, (size_t)l);
+    v->cert_len = (size_t)l;
+    OPENSSL_free(der);
+    *len = v->cert_len;
+    return v->cert;
+}
+
+EVP_PKEY *kv_fake_rsa(struct kv_fake *f, const char *name)
+{
+    struct fake_version *v = find_version(find_key(f, name), NULL);
+
+    return v != NULL ? v->rsa : NULL;
+}
 
 struct kv_fake *kv_fake_new(void)
 {

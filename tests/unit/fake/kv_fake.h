@@ -12,12 +12,15 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include <openssl/evp.h>
+
 #include "keyvault/kv.h"
 
 #define KV_FAKE_GET    0x1u
 #define KV_FAKE_WRAP   0x2u
 #define KV_FAKE_UNWRAP 0x4u
 #define KV_FAKE_SIGN   0x8u
+#define KV_FAKE_CERT   0x10u
 
 struct kv_fake;
 
@@ -62,5 +65,14 @@ void kv_fake_reset_calls(struct kv_fake *f);
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,
                            const char *version, enum akv_kv_alg alg,
                            const uint8_t *in, size_t in_len, uint8_t *out);
+
+/* kv_fake_add_cert - gives NAME's current RSA version a certificate
+ * (CN=NAME, O=kv fake, serial 0x1234567890, 2023-11-14..2030-03-17) signed
+ * by SIGNER (NULL: the key itself); Get Certificate NAME answers it. Returns
+ * its DER (owned by the fake) and *LEN, or NULL. */
+const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,
+                                EVP_PKEY *signer, size_t *len);
+/* kv_fake_rsa - NAME's current RSA private key (owned by the fake). */
+EVP_PKEY *kv_fake_rsa(struct kv_fake *f, const char *name);
 
 #endif /* AKV_TESTS_FAKE_KV_FAKE_H */

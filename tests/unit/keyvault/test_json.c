@@ -286,6 +286,50 @@ static void test_key_bundle_broken(void **state)
         CKR_DEVICE_ERROR);
 }
 
+/* Get Certificate answers (certificates.json CertificateBundle): "cer" is
+ * standard base64 (with '+', '/' and padding), kid a versioned key id. */
+static void test_cert_bundle(void **state)
+{
+    /* DER bytes fb ff bf 3e 00 encode to "+/+/PgA=" (both '+' and '/') */
+    static const uint8_t want[] = {0xfb, 0xff, 0xbf, 0x3e, 0x00};
+    const char *ok =
+        "{\"id\":\"https://v.vault.azure.net/certificates/c1/"
+        "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"kid\":\"https://"
+        "v.vault.azure.net/keys/c1/0B6C1E2A9F3D4E58A1C7D2E3F4A5B6C7\","
+        "\"x5t\":\"abc\",\"cer\":\"+/+/PgA=\",\"attributes\":{}}";
+    const char *bad[] = {
+        "{\"kid\":\"https://v/keys/c1/0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\"}",
+        "{\"cer\":\"+/+/PgA=\"}",
+        "{\"kid\":\"https://v/keys/c1\",\"cer\":\"+/+/PgA=\"}",
+        "{\"kid\":\"https://v/certificates/c1/"
+        "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"cer\":\"+/+/PgA=\"}",
+        "{\"kid\":\"https://v/keys/c1/0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\","
+        "\"cer\":\"\"}",
+        "{\"kid\":\"https://v/keys/c1/0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\","
+        "\"cer\":\"*notbase64*\"}",
+        "{\"kid\":\"https://v/keys/c1/0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\","
+        "\"cer\":42}",
+        "[]",
+    };
+    struct akv_kv_cert c;
+    (void)state;
+
+    assert_int_equal(akv_json_parse_cert_bundle(ok, strlen(ok), &c), CKR_OK);
+    assert_string_equal(c.name, "c1");
+    assert_string_equal(c.version, "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7");
+    assert_int_equal(c.der_len, sizeof(want));
+    assert_memory_equal(c.der, want, sizeof(want));
+    akv_kv_cert_clear(&c);
+    assert_null(c.der);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(akv_json_parse_cert_bundle(bad[i], strlen(bad[i]), &c),
+                         CKR_DEVICE_ERROR);
+        assert_null(c.der);
+    }
+    assert_int_equal(akv_json_parse_cert_bundle(ok, strlen(ok), NULL),
+                     CKR_ARGUMENTS_BAD);
+}
+
 static void test_key_op_result(void **state)
 {
     struct akv_secret v = AKV_SECRET_INIT;
@@ -575,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_token_responses),
         cmocka_unit_test(test_build_key_op),
         cmocka_unit_test(test_kid_and_alg),
+        cmocka_unit_test(test_cert_bundle),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -846,6 +846,9 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         "cache",
         "cache_dir",
         "sign",
+        "allow_create",
+        "create_hsm",
+        "allow_delete",
         NULL};
     /* clang-format on */
     char *ca = NULL;
@@ -960,6 +963,9 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     get_long(c, tok, path, "rotation_fallback", 0, 16, &t->rotation_fallback);
     get_bool(c, tok, path, "cache", &t->cache);
     get_bool(c, tok, path, "sign", &t->sign);
+    get_bool(c, tok, path, "allow_create", &t->allow_create);
+    get_bool(c, tok, path, "create_hsm", &t->create_hsm);
+    get_bool(c, tok, path, "allow_delete", &t->allow_delete);
     get_str(c, tok, path, "cache_dir", 0, &t->cache_dir);
     if (!c->failed && t->cache_dir != NULL && t->cache_dir[0] != '/') {
         join(p, sizeof(p), path, "cache_dir");

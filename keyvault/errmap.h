@@ -17,6 +17,8 @@ enum akv_errmap_op {
     AKV_ERRMAP_UNWRAP,  /* POST .../unwrapkey */
     AKV_ERRMAP_SIGN,    /* POST .../sign */
     AKV_ERRMAP_TOKEN,   /* Entra ID / managed-identity token endpoints */
+    AKV_ERRMAP_CREATE,  /* POST /keys/{name}/create */
+    AKV_ERRMAP_DELETE,  /* DELETE /keys/{name} */
 };
 
 /*

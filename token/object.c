@@ -637,6 +637,14 @@ CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
         goto out;
     }
     t = s->token;
+    if (o->origin == AKV_ORIGIN_VAULT && o->cls != CKO_SECRET_KEY
+        && t->cfg->allow_delete) {
+        /* tokens[].allow_delete: the vault key itself goes (README
+         * "Creating keys"); a token object, so from a R/W session only. */
+        rv = akv_session_is_rw(s) ? akv_token_delete_key(t, o)
+                                  : CKR_SESSION_READ_ONLY;
+        goto out;
+    }
     pthread_rwlock_rdlock(&t->lock);
     rv = check_changeable(s, o, CKA_DESTROYABLE);
     pthread_rwlock_unlock(&t->lock);

@@ -433,7 +433,7 @@ void kv_fake_free(struct kv_fake *f)
 }
 
 static const struct akv_kv_ops fake_ops = {
-    fake_get_key, fake_wrap, fake_unwrap, fake_destroy, fake_sign,
+    fake_get_key, fake_wrap, fake_unwrap, fake_destroy, fake_sign, NULL, NULL,
 };
 
 struct kv_fake *kv_fake_new(void)

@@ -18,6 +18,8 @@
 #define KV_FAKE_WRAP   0x2u
 #define KV_FAKE_UNWRAP 0x4u
 #define KV_FAKE_SIGN   0x8u
+#define KV_FAKE_CREATE 0x10u
+#define KV_FAKE_DELETE 0x20u
 
 struct kv_fake;
 
@@ -62,5 +64,9 @@ void kv_fake_reset_calls(struct kv_fake *f);
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,
                            const char *version, enum akv_kv_alg alg,
                            const uint8_t *in, size_t in_len, uint8_t *out);
+
+/* kv_fake_last_create - the parameters of the last successful Create Key
+ * (RSA only in the fake), or NULL before any. */
+const struct akv_kv_create *kv_fake_last_create(struct kv_fake *f);
 
 #endif /* AKV_TESTS_FAKE_KV_FAKE_H */

@@ -19,8 +19,9 @@
  *     by other processes. The vault decides CKA_ID (the version): a
  *     template CKA_ID is refused.
  *   CKA_TOKEN FALSE - a local key pair generated in the private OpenSSL
- *     context: session objects that sign (private) and verify/encrypt
- *     (public) locally and go with the session. The private parts are never
+ *     context: session objects that sign and (RSA, CKA_DECRYPT TRUE)
+ *     decrypt (private), verify and encrypt (public) locally and go with
+ *     the session. The private parts are never
  *     an attribute (CKA_SENSITIVE TRUE, CKA_EXTRACTABLE FALSE by default).
  *
  * Template rules, checked before any key is made (v3.0 §5.14, §2.1.4,

@@ -245,9 +245,10 @@ CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
     plan->row = m;
     plan->op = op;
     /* What the vault does for its keys runs locally for a key pair the
-     * token generated in this process (only signing: see key_fits). */
+     * token generated in this process: signing and RSA decryption (not
+     * unwrapping into a key object: that stays the vault's). */
     plan->vault = (m->vault & op) != 0 && key->priv == NULL;
-    if (key->priv != NULL && op != CKF_SIGN) {
+    if (key->priv != NULL && op != CKF_SIGN && op != CKF_DECRYPT) {
         rv = CKR_KEY_TYPE_INCONSISTENT;
         goto out;
     }

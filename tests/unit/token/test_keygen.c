@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "include/pkcs11/akv-pkcs11.h"
 #include "kv_fake.h"
+#include "token/cipher.h"
 #include "token/keygen.h"
 #include "token/object.h"
 #include "token/session.h"
@@ -336,7 +337,32 @@ static void test_session_pairs(void **state)
         assert_int_equal(akv_object_get_attrs(s, priv, &pe, 1),
                          CKR_ATTRIBUTE_SENSITIVE);
     }
-    assert_int_equal(kv_fake_calls(fake, KV_FAKE_SIGN | KV_FAKE_CREATE), 0);
+    {
+        /* RSA encrypt (public) / decrypt (private), both local. */
+        CK_ATTRIBUTE pt[] = {A(CKA_MODULUS_BITS, bits2048), A(CKA_ENCRYPT, tr)};
+        CK_ATTRIBUTE kt[] = {A(CKA_DECRYPT, tr)};
+        CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA256, CKG_MGF1_SHA256,
+                                        CKZ_DATA_SPECIFIED, NULL, 0};
+        CK_MECHANISM mo = {CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep)};
+        uint8_t ct[256];
+        uint8_t pt2[256];
+        CK_ULONG ct_len = sizeof(ct);
+        CK_ULONG pt_len = sizeof(pt2);
+
+        assert_int_equal(
+            akv_keygen_pair(s, &rsa_gen, pt, 2, kt, 1, &pub, &priv), CKR_OK);
+        assert_int_equal(akv_cipher_encrypt_init(s, &mo, pub), CKR_OK);
+        assert_int_equal(akv_cipher_encrypt(s, msg, sizeof(msg), ct, &ct_len),
+                         CKR_OK);
+        assert_int_equal(ct_len, 256);
+        assert_int_equal(akv_cipher_decrypt_init(s, &mo, priv), CKR_OK);
+        assert_int_equal(akv_cipher_decrypt(s, ct, ct_len, pt2, &pt_len),
+                         CKR_OK);
+        assert_int_equal(pt_len, sizeof(msg));
+        assert_memory_equal(pt2, msg, sizeof(msg));
+    }
+    assert_int_equal(
+        kv_fake_calls(fake, KV_FAKE_SIGN | KV_FAKE_CREATE | KV_FAKE_UNWRAP), 0);
     /* the labels were given to the public keys only: 5 of them */
     assert_int_equal(count_label(s, "sess"), 5);
     assert_int_equal(akv_session_close(s), CKR_OK);

@@ -159,6 +159,8 @@ forbidden)
         "CKR_KEY_FUNCTION_NOT_PERMITTED" "$T_TMP/403.out"
     expect_eq "no keys/create: one log line names the key, the operation and 403" \
         "$(grep -c 'key NOCREATE op create: HTTP 403' "$LOG")" 1
+    expect_eq "no keys/create: and no other error line about it (the GET's 404 is expected)" \
+        "$(grep 'ERROR' "$LOG" | grep -c 'NOCREATE')" 1
     expect_fail "no keys/create: nothing created" vault_key NOCREATE
     ;;
 delete)

@@ -1078,6 +1078,14 @@ static CK_RV fetch_id_on_demand(struct akv_token *t, const CK_ATTRIBUTE *id)
     for (size_t i = 0; i < akv_token_n_keys(t); i++) {
         const char *name = t->keys[i].cfg->name;
         bool dup = false;
+        bool gone;
+
+        pthread_rwlock_rdlock(&t->lock);
+        gone = t->keys[i].gone;
+        pthread_rwlock_unlock(&t->lock);
+        if (gone) {
+            continue; /* deleted: no version of it to find */
+        }
         struct akv_kv_key key;
         CK_RV rv;
 

@@ -594,6 +594,9 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     if (src->pub != NULL && EVP_PKEY_up_ref(src->pub) == 1) {
         o->pub = src->pub; /* an imported RSA public key encrypts too */
     }
+    if (src->priv != NULL && EVP_PKEY_up_ref(src->priv) == 1) {
+        o->priv = src->priv; /* a session key pair's copy signs too */
+    }
     if (src->cls == CKO_SECRET_KEY) {
         rv = akv_token_obj_value(t, src, &value);
         if (rv != CKR_OK) {

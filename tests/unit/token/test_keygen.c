@@ -329,6 +329,20 @@ static void test_session_pairs(void **state)
                                         sig_len, false));
             }
         }
+        {
+            /* A copy of the private key signs like the original. */
+            CK_OBJECT_HANDLE cp = 0;
+
+            assert_int_equal(akv_object_copy(s, priv, NULL, 0, &cp), CKR_OK);
+            assert_int_equal(akv_sign_init(s, &ms[0], cp), CKR_OK);
+            sig_len = sizeof(sig);
+            assert_int_equal(akv_sign(s, msg, sizeof(msg), sig, &sig_len),
+                             CKR_OK);
+            assert_int_equal(akv_verify_init(s, &ms[0], pub), CKR_OK);
+            assert_int_equal(akv_verify(s, msg, sizeof(msg), sig, sig_len),
+                             CKR_OK);
+            assert_int_equal(akv_object_destroy(s, cp), CKR_OK);
+        }
         assert_int_equal(akv_object_get_attrs(s, priv, q, 4), CKR_OK);
         assert_int_equal(b[0], CK_FALSE);
         assert_int_equal(b[1], CK_TRUE);

@@ -23,8 +23,13 @@ vault_key() { emu_cli keyvault key show --vault-name "$VAULT_NAME" --name "$1" 2
 # openssl verifies with the public key that a third run exports.
 gen_and_sign() {
     local type=$1 name=$2 mech=$3 hash=$4
-    expect_ok "$type: pkcs11-tool --keypairgen --label $name" p11 --login --pin 1 \
-        --keypairgen --key-type "$type" --label "$name"
+    p11 --login --pin 1 --keypairgen --key-type "$type" --label "$name" \
+        >"$T_TMP/gen.$name" 2>&1 || true
+    expect_grep "$type: pkcs11-tool --keypairgen --label $name" "^Key pair generated" \
+        "$T_TMP/gen.$name"
+    # pkcs11-tool prints both new objects through the returned handles.
+    expect_eq "$type: the returned handles name the new key's two objects" \
+        "$(grep -cE "^ +label: +$name\$" "$T_TMP/gen.$name")" 2
     printf 'signed with a key made by the token %s\n' "$RANDOM" >"$T_TMP/msg"
     # pkcs11-tool --sign picks its key by CKA_ID: the new key's version.
     local id
@@ -172,6 +177,15 @@ delete)
     expect_grep "allow_delete unset: CKR_ACTION_PROHIBITED" "(0x1b)" "$T_TMP/d1.out"
     expect_eq "allow_delete unset: the key is still there" "$(vault_key DELME | jq -r .key.kty)" RSA
     emu_write_config "$AKV_PKCS11_CONFIG" '{"allow_create":true,"allow_delete":true}'
+    # allowed by the configuration, but the identity has no keys/delete.
+    grant get wrapKey unwrapKey sign create
+    : >"$LOG"
+    p11 --login --pin 1 --delete-object --type privkey --label DELME >"$T_TMP/d2.out" 2>&1 || true
+    expect_grep "no keys/delete: CKR_ACTION_PROHIBITED" "(0x1b)" "$T_TMP/d2.out"
+    expect_eq "no keys/delete: one log line with the vault's 403" \
+        "$(grep -c 'key DELME op delete: HTTP 403' "$LOG")" 1
+    expect_eq "no keys/delete: the key is still there" "$(vault_key DELME | jq -r .key.kty)" RSA
+    grant get wrapKey unwrapKey sign create delete
     expect_ok "allow_delete: pkcs11-tool --delete-object" p11 --login --pin 1 \
         --delete-object --type privkey --label DELME
     expect_ok "the key shows as deleted in the emulator" emu_cli keyvault key show-deleted \

@@ -781,7 +781,7 @@ static void load_created(struct akv_token *t)
         for (size_t j = 0; j < l->n && !listed; j++) {
             listed = strcasecmp(l->names[j], ks->cfg->name) == 0;
         }
-        if (ks->created && !ks->gone && !listed) {
+        if (ks->created && !ks->gone && !ks->local_only && !listed) {
             ks->gone = true;
             drop_key_objs_locked(t, ks->cfg->name);
         }
@@ -837,6 +837,7 @@ CK_RV akv_token_add_created(struct akv_token *t, const struct akv_kv_key *k,
     pthread_rwlock_wrlock(&t->lock);
     ks = slot_add_locked(t, key.name);
     if (ks != NULL) {
+        ks->local_only = ks->created;
         (void)snprintf(ks->current, sizeof(ks->current), "%s", key.version);
         (void)snprintf(ks->kid, sizeof(ks->kid), "%s", key.kid);
         ks->kty = key.kty;
@@ -865,8 +866,12 @@ CK_RV akv_token_add_created(struct akv_token *t, const struct akv_kv_key *k,
     }
     if (t->store != NULL && ks->created) {
         /* Other processes find it from now on (a failure is logged: this
-         * process still shows it). */
-        (void)akv_created_update(t->cfg->store_dir, key.name, true);
+         * process still shows it, as its own). */
+        if (akv_created_update(t->cfg->store_dir, key.name, true) == 0) {
+            pthread_rwlock_wrlock(&t->lock);
+            ks->local_only = false;
+            pthread_rwlock_unlock(&t->lock);
+        }
     } else if (t->store == NULL) {
         AKV_LOG_INFO("token '%s': created key %s is shown by this process "
                      "only (no store_dir)",

@@ -87,6 +87,9 @@ struct akv_keyslot {
      * array is allocated once with room for AKV_CREATED_MAX of them. */
     bool created;
     bool gone; /* deleted (C_DestroyObject) or left the catalog: skipped */
+    /* Created by this process and not (yet) in the catalog: a catalog read
+     * meanwhile must not take it for a key another process deleted. */
+    bool local_only;
     struct akv_key_config own;
     char own_name[AKV_KV_NAME_MAX];
 };

@@ -115,6 +115,14 @@ vault-ec)
     expect_eq "key_ops sign, verify" "$(jq -c '.key.key_ops | sort' <<<"$k")" '["sign","verify"]'
     gen_and_sign EC:secp384r1 EC384 ECDSA-SHA384 sha384
     expect_eq "P-384" "$(vault_key EC384 | jq -r .key.crv)" P-384
+    # secp256k1 = Key Vault P-256K (GnuTLS cannot export it: signed only).
+    expect_ok "EC:secp256k1: pkcs11-tool --keypairgen" p11 --login --pin 1 --keypairgen \
+        --key-type EC:secp256k1 --label ECK1
+    expect_eq "P-256K" "$(vault_key ECK1 | jq -r .key.crv)" P-256K
+    id=$(vault_key ECK1 | jq -r .key.kid); id=${id##*/}
+    expect_ok "P-256K: signs (ES256K)" p11 --sign -m ECDSA-SHA256 --id "$id" -i "$T_TMP/msg" \
+        -o "$T_TMP/sig.k1"
+    expect_eq "P-256K: r||s is 64 bytes" "$(stat -c %s "$T_TMP/sig.k1" 2>/dev/null)" 64
     p11 --login --pin 1 --keypairgen --key-type EC:secp224r1 --label EC224 >"$T_TMP/c.out" 2>&1 || true
     # pkcs11-tool prints it as "unknown PKCS11 error (0x140)".
     expect_grep "secp224r1: CKR_CURVE_NOT_SUPPORTED" "(0x140)" "$T_TMP/c.out"

@@ -855,6 +855,10 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         "sign",
         "certificate",
         "certificate_file",
+
+        "allow_create",
+        "create_hsm",
+        "allow_delete",
         NULL};
     /* clang-format on */
     char *ca = NULL;
@@ -991,6 +995,10 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
         fail(c, p, "give certificate or certificate_file, not both");
         return;
     }
+
+    get_bool(c, tok, path, "allow_create", &t->allow_create);
+    get_bool(c, tok, path, "create_hsm", &t->create_hsm);
+    get_bool(c, tok, path, "allow_delete", &t->allow_delete);
     get_str(c, tok, path, "cache_dir", 0, &t->cache_dir);
     if (!c->failed && t->cache_dir != NULL && t->cache_dir[0] != '/') {
         join(p, sizeof(p), path, "cache_dir");

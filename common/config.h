@@ -99,6 +99,17 @@ struct akv_token_config {
      * fsperm.h) whose public key is a configured vault key's. NULL = none. */
     char *certificate;
     char *certificate_file;
+
+    /* C_GenerateKeyPair with CKA_TOKEN TRUE creates the key in Key Vault
+     * ("Create Key", keys/create permission) only when allow_create is true
+     * (default false: the CMK identity has get/wrapKey/unwrapKey only).
+     * create_hsm: default kty RSA-HSM/EC-HSM instead of RSA/EC (the
+     * template's CKA_AKV_HSM overrides it). allow_delete: C_DestroyObject of
+     * a vault key deletes it ("Delete Key", keys/delete; soft delete),
+     * default false (CKR_ACTION_PROHIBITED). README "Creating keys". */
+    bool allow_create;
+    bool create_hsm;
+    bool allow_delete;
 };
 
 struct akv_config {

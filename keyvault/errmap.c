@@ -29,6 +29,10 @@ static const struct row table[] = {
      * while decoding OAEP padding." (azure-sdk-for-net#36269). */
     {400, 400, AKV_ERRMAP_UNWRAP, "BadParameter", NULL,
      CKR_WRAPPED_KEY_INVALID},
+    /* Create Key: a key size, exponent or curve the vault does not offer
+     * (the template asked for it). */
+    {400, 400, AKV_ERRMAP_CREATE, "BadParameter", NULL,
+     CKR_ATTRIBUTE_VALUE_INVALID},
     /* Still 401 after one token refresh. */
     {401, 401, AKV_ERRMAP_ANY, NULL, NULL, CKR_DEVICE_ERROR},
     /* Access policy / RBAC / firewall / disabled key / nbf-exp window:
@@ -99,6 +103,11 @@ const char *akv_errmap_op_name(enum akv_errmap_op op)
         return "token";
     case AKV_ERRMAP_GET_CERT:
         return "getcertificate";
+
+    case AKV_ERRMAP_CREATE:
+        return "create";
+    case AKV_ERRMAP_DELETE:
+        return "delete";
     case AKV_ERRMAP_ANY:
         break;
     }

@@ -18,6 +18,8 @@ enum akv_errmap_op {
     AKV_ERRMAP_SIGN,     /* POST .../sign */
     AKV_ERRMAP_TOKEN,    /* Entra ID / managed-identity token endpoints */
     AKV_ERRMAP_GET_CERT, /* GET /certificates/{name}[/{version}] */
+    AKV_ERRMAP_CREATE,   /* POST /keys/{name}/create */
+    AKV_ERRMAP_DELETE,   /* DELETE /keys/{name} */
 };
 
 /*
@@ -30,7 +32,7 @@ CK_RV akv_errmap_rv(enum akv_errmap_op op, long status, const char *code,
                     const char *inner);
 
 /* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token",
- * "getcertificate" for logs.
+ * "getcertificate", "create", "delete" for logs.
  */
 const char *akv_errmap_op_name(enum akv_errmap_op op);
 

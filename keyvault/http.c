@@ -542,6 +542,7 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
     CURLcode cc = CURLE_OK;
     int bad = 0;
     bool post;
+    bool del; /* Key Vault "Delete Key": no body */
 
     if (resp != NULL) {
         akv_http_resp_clear(resp);
@@ -552,7 +553,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         goto out;
     }
     post = strcmp(req->method, "POST") == 0;
-    if (!post && strcmp(req->method, "GET") != 0) {
+    del = strcmp(req->method, "DELETE") == 0;
+    if (!post && !del && strcmp(req->method, "GET") != 0) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
@@ -628,6 +630,9 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
     }
     bad |= curl_easy_setopt(c, CURLOPT_SHARE, sh) != CURLE_OK;
+    if (del) {
+        bad |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE") != CURLE_OK;
+    }
     bad |=
         curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, tls_why) != CURLE_OK;

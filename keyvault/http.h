@@ -37,7 +37,7 @@ enum akv_http_scheme {
 };
 
 struct akv_http_req {
-    const char *method;   /* "GET" or "POST" */
+    const char *method;   /* "GET", "POST" or "DELETE" (no body) */
     const char *url;      /* full URL including the query */
     const char *log_path; /* shown in logs instead of the URL (required) */
     /* one header line holding a secret ("Authorization: Bearer ..." or

@@ -652,3 +652,57 @@ out:
     cJSON_Delete(root);
     return rv;
 }
+
+CK_RV akv_json_build_create_key(const struct akv_kv_create *req, char **out)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } ops[] = {
+        {AKV_KV_OP_ENCRYPT, "encrypt"}, {AKV_KV_OP_DECRYPT, "decrypt"},
+        {AKV_KV_OP_WRAPKEY, "wrapKey"}, {AKV_KV_OP_UNWRAPKEY, "unwrapKey"},
+        {AKV_KV_OP_SIGN, "sign"},       {AKV_KV_OP_VERIFY, "verify"},
+    };
+    CK_RV rv = CKR_HOST_MEMORY;
+    cJSON *o = NULL;
+    cJSON *a = NULL;
+
+    if (req == NULL || req->kty == NULL || out == NULL) {
+        return CKR_ARGUMENTS_BAD;
+    }
+    *out = NULL;
+    o = cJSON_CreateObject();
+    if (o == NULL || cJSON_AddStringToObject(o, "kty", req->kty) == NULL) {
+        goto out;
+    }
+    if (req->bits != 0
+        && cJSON_AddNumberToObject(o, "key_size", (double)req->bits) == NULL) {
+        goto out;
+    }
+    if (req->exp != 0
+        && cJSON_AddNumberToObject(o, "public_exponent", (double)req->exp)
+               == NULL) {
+        goto out;
+    }
+    if (req->crv != NULL
+        && cJSON_AddStringToObject(o, "crv", req->crv) == NULL) {
+        goto out;
+    }
+    if (req->key_ops != 0) {
+        a = cJSON_AddArrayToObject(o, "key_ops");
+        if (a == NULL) {
+            goto out;
+        }
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+            if ((req->key_ops & ops[i].bit) != 0
+                && !cJSON_AddItemToArray(a, cJSON_CreateString(ops[i].name))) {
+                goto out;
+            }
+        }
+    }
+    *out = cJSON_PrintUnformatted(o);
+    rv = *out != NULL ? CKR_OK : CKR_HOST_MEMORY;
+out:
+    cJSON_Delete(o);
+    return rv;
+}

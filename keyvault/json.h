@@ -98,4 +98,13 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
 CK_RV akv_json_build_key_op(enum akv_kv_alg alg, const uint8_t *in,
                             size_t in_len, struct akv_secret *body);
 
+/*
+ * akv_json_build_create_key - KeyCreateParameters body (Key Vault REST
+ * "Create Key"): {"kty", "key_size" (RSA), "public_exponent" (RSA, when
+ * not 0), "crv" (EC), "key_ops" (when not 0, RFC 7517 §4.3 names)} into
+ * OUT (a malloc'd NUL-terminated string; not secret). CKR_OK,
+ * CKR_ARGUMENTS_BAD (no kty), CKR_HOST_MEMORY.
+ */
+CK_RV akv_json_build_create_key(const struct akv_kv_create *req, char **out);
+
 #endif /* AKV_KEYVAULT_JSON_H */

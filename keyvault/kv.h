@@ -150,6 +150,19 @@ int akv_kv_alg_parse(const char *name);
  * for any other BITS (no AES key has it). */
 int akv_kv_aes_kw_alg(size_t bits, bool pad, enum akv_kv_alg *alg);
 
+/* KeyCreateParameters (Key Vault REST "Create Key") as the module sends
+ * them. */
+struct akv_kv_create {
+    const char *kty;  /* "RSA", "RSA-HSM", "EC", "EC-HSM" */
+    unsigned bits;    /* RSA: key_size in bits (2048, 3072, 4096); else 0 */
+    uint32_t exp;     /* RSA: public_exponent; 0 = the vault's (65537) */
+    const char *crv;  /* EC: "P-256", "P-384", "P-521", "P-256K"; else NULL */
+    unsigned key_ops; /* AKV_KV_OP_* bits; 0 = the vault's default (all) */
+    bool new_only;    /* a new key only: when NAME exists (a Get Key
+                         answers it, keys/get) -> CKR_ATTRIBUTE_VALUE_INVALID
+                         and no Create Key call */
+};
+
 struct akv_kv;
 
 struct akv_kv_ops {
@@ -211,6 +224,28 @@ struct akv_kv_ops {
     CK_RV(*get_certificate)
     (struct akv_kv *kv, const char *name, const char *version,
      struct akv_kv_cert *out);
+    /*
+     * create_key - POST {vault}/keys/{name}/create ("Create Key", needs the
+     * keys/create permission): a new key (or, when NAME exists, a new
+     * version of it) with the parameters of REQ. On CKR_OK OUT holds the
+     * new version's KeyBundle as get_key returns it (caller clears).
+     * Errors: the contract above; 400 BadParameter (a size, exponent or
+     * curve the vault refuses, or NAME exists with req->new_only) ->
+     * CKR_ATTRIBUTE_VALUE_INVALID, 409 (the
+     * name belongs to a soft-deleted key) -> CKR_DEVICE_ERROR. NULL in
+     * implementations that cannot create (callers answer
+     * CKR_FUNCTION_NOT_SUPPORTED).
+     */
+    CK_RV(*create_key)
+    (struct akv_kv *kv, const char *name, const struct akv_kv_create *req,
+     struct akv_kv_key *out);
+    /*
+     * delete_key - DELETE {vault}/keys/{name} ("Delete Key", keys/delete
+     * permission): every version of NAME goes (soft delete when the vault
+     * has it on: recoverable for its retention period). CKR_OK or the
+     * contract's errors (404 -> CKR_KEY_HANDLE_INVALID). NULL as above.
+     */
+    CK_RV (*delete_key)(struct akv_kv *kv, const char *name);
 };
 
 /* Every implementation embeds this as its first member. */

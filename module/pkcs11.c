@@ -15,6 +15,7 @@
 #include "../common/secret.h"
 #include "../token/cipher.h"
 #include "../token/digest.h"
+#include "../token/keygen.h"
 #include "../token/object.h"
 #include "../token/session.h"
 #include "../token/sign.h"
@@ -717,7 +718,22 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                         CK_OBJECT_HANDLE_PTR phPublicKey,
                         CK_OBJECT_HANDLE_PTR phPrivateKey)
 {
-    return unsupported();
+    CK_RV rv = akv_slot_begin();
+
+    if (rv == CKR_OK) {
+        rv = pMechanism != NULL && phPublicKey != NULL && phPrivateKey != NULL
+                     && (pPublicKeyTemplate != NULL
+                         || ulPublicKeyAttributeCount == 0)
+                     && (pPrivateKeyTemplate != NULL
+                         || ulPrivateKeyAttributeCount == 0)
+                 ? akv_keygen_pair(
+                     hSession, pMechanism, pPublicKeyTemplate,
+                     ulPublicKeyAttributeCount, pPrivateKeyTemplate,
+                     ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey)
+                 : CKR_ARGUMENTS_BAD;
+        rv = end_call(__func__, rv);
+    }
+    return rv;
 }
 
 CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,

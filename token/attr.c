@@ -58,9 +58,9 @@ static const struct akv_attr_policy policy[] = {
     {CKA_DERIVE, AKV_AK_BOOL, C | G | U | M},
     {CKA_START_DATE, AKV_AK_DATE, C | G | U | M},
     {CKA_END_DATE, AKV_AK_DATE, C | G | U | M},
-    {CKA_MODULUS, AKV_AK_BYTES, C}, /* public-key import (§2.1.2) */
-    {CKA_MODULUS_BITS, AKV_AK_ULONG, 0},
-    {CKA_PUBLIC_EXPONENT, AKV_AK_BYTES, C},
+    {CKA_MODULUS, AKV_AK_BYTES, C},      /* public-key import (§2.1.2) */
+    {CKA_MODULUS_BITS, AKV_AK_ULONG, G}, /* C_GenerateKeyPair (§2.1.4) */
+    {CKA_PUBLIC_EXPONENT, AKV_AK_BYTES, C | G},
     {CKA_PRIVATE_EXPONENT, AKV_AK_BYTES, 0},
     {CKA_PRIME_1, AKV_AK_BYTES, 0},
     {CKA_PRIME_2, AKV_AK_BYTES, 0},
@@ -77,7 +77,7 @@ static const struct akv_attr_policy policy[] = {
     {CKA_MODIFIABLE, AKV_AK_BOOL, C | G | U | CO},
     {CKA_COPYABLE, AKV_AK_BOOL, C | G | U | M | SF},
     {CKA_DESTROYABLE, AKV_AK_BOOL, C | G | U | CO},
-    {CKA_EC_PARAMS, AKV_AK_BYTES, C}, /* public-key import (§2.3.3) */
+    {CKA_EC_PARAMS, AKV_AK_BYTES, C | G}, /* import, key pair gen (§2.3.3) */
     {CKA_EC_POINT, AKV_AK_BYTES, C},
     {CKA_ALWAYS_AUTHENTICATE, AKV_AK_BOOL, 0},
     {CKA_WRAP_WITH_TRUSTED, AKV_AK_BOOL, C | G | U | M | ST},
@@ -89,6 +89,7 @@ static const struct akv_attr_policy policy[] = {
     {CKA_AKV_KEY_NAME, AKV_AK_BYTES, 0},
     {CKA_AKV_KEY_VERSION, AKV_AK_BYTES, 0},
     {CKA_AKV_WRAPPING_KID, AKV_AK_BYTES, 0},
+    {CKA_AKV_HSM, AKV_AK_BOOL, G}, /* C_GenerateKeyPair private template */
 };
 
 #undef C
@@ -397,6 +398,7 @@ static bool class_allows(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
         return cls == CKO_DATA; /* §4.5 only */
     case CKA_VALUE:
         return cls == CKO_DATA || cls == CKO_SECRET_KEY;
+    case CKA_MODULUS_BITS:
     case CKA_MODULUS:
     case CKA_PUBLIC_EXPONENT:
     case CKA_EC_PARAMS:
@@ -412,6 +414,8 @@ static bool class_allows(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
     case CKA_WRAP_WITH_TRUSTED:
         /* Not public-key attributes (§4.8). */
         return cls != CKO_DATA && cls != CKO_PUBLIC_KEY;
+    case CKA_AKV_HSM:
+        return cls == CKO_PRIVATE_KEY; /* where the vault key is made */
     default:
         /* Key attributes: the policy table already limits them to
          * what a key of this module can hold. */

@@ -611,6 +611,10 @@ static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
     /* RSA decrypt = Key Vault unwrapKey on the handle's bound version (then,
      * for OAEP, the key's other known versions: token/rotate.h); no lock
      * held (the session is only claimed). */
+    if (op->key->priv != NULL) {
+        /* A local session key pair (token/keygen.h). */
+        return akv_crypto_rsa_decrypt(op->key->priv, op->alg, in, in_len, res);
+    }
     rv = akv_rotate_unwrap(t, op->key->vkey, op->alg, in, in_len, res);
     if (rv == CKR_WRAPPED_KEY_INVALID) {
         rv = CKR_ENCRYPTED_DATA_INVALID;

@@ -256,6 +256,44 @@ static EVP_PKEY_CTX *rsa_enc_ctx(EVP_PKEY *pkey, enum akv_kv_alg alg, CK_RV *rv)
     return ctx;
 }
 
+CK_RV akv_crypto_rsa_decrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
+                             const uint8_t *in, size_t in_len,
+                             struct akv_secret *out)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_pkey(akv_crypto_libctx(), pkey, NULL);
+    const char *md = alg == AKV_KV_ALG_RSA_OAEP ? "SHA1" : "SHA256";
+    size_t olen = (size_t)EVP_PKEY_get_size(pkey);
+
+    if (ctx == NULL || EVP_PKEY_decrypt_init(ctx) != 1) {
+        goto out;
+    }
+    if (alg == AKV_KV_ALG_RSA1_5) {
+        if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1) {
+            goto out;
+        }
+    } else if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1
+               || EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL) != 1
+               || EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL) != 1) {
+        goto out;
+    }
+    if (akv_secret_alloc(out, olen) != 0) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    if (EVP_PKEY_decrypt(ctx, out->data, &olen, in, in_len) <= 0) {
+        akv_secret_clear(out);
+        rv = CKR_ENCRYPTED_DATA_INVALID;
+        goto out;
+    }
+    out->len = olen;
+    rv = CKR_OK;
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return rv;
+}
+
 CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
                              const uint8_t *in, size_t in_len, uint8_t *out,
                              size_t *out_len)

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <p11-kit/pkcs11.h>
 
+#include "../common/secret.h"
 #include "../keyvault/kv.h"
 
 /* akv_crypto_init - creates the private OSSL_LIB_CTX with the default
@@ -73,6 +74,18 @@ const uint8_t *akv_crypto_ec_oid(const char *crv, size_t *len);
 CK_RV akv_crypto_rsa_encrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
                              const uint8_t *in, size_t in_len, uint8_t *out,
                              size_t *out_len);
+
+/*
+ * akv_crypto_rsa_decrypt - RSAES-OAEP / PKCS1-v1_5 decryption (RFC 8017
+ * §7.1.2, §7.2.2) with the private key PKEY (a local session key pair,
+ * token/keygen.h) and the padding of ALG (RSA-OAEP, RSA-OAEP-256, RSA1_5).
+ * IN must be the modulus length. On CKR_OK OUT holds the plaintext (a
+ * secret; the caller clears it). CKR_ENCRYPTED_DATA_INVALID (the padding
+ * check failed), CKR_HOST_MEMORY, CKR_GENERAL_ERROR.
+ */
+CK_RV akv_crypto_rsa_decrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
+                             const uint8_t *in, size_t in_len,
+                             struct akv_secret *out);
 
 /* akv_crypto_aes_cipher - fetches the EVP cipher for an AES mechanism
  * (CKM_AES_ECB/CBC/CBC_PAD/CTR/GCM) and key length 16/24/32 from the private

@@ -35,6 +35,9 @@ static CK_RV hmac_params(const CK_MECHANISM *mech, const struct akv_obj *key,
  * Kept one row per line, wider than the usual 80 columns. */
 /* clang-format off */
 static const struct akv_mech table[] = {
+    /* C_GenerateKeyPair: CKA_TOKEN TRUE -> vault "Create Key" (kty RSA/RSA-HSM, keys/create and
+     * tokens[].allow_create); FALSE -> a local session key pair. Bits 2048/3072/4096 (token/keygen.h). */
+    {CKM_RSA_PKCS_KEY_PAIR_GEN, {2048, 4096, CKF_GENERATE_KEY_PAIR}, CKK_RSA, NO_KT, CKF_GENERATE_KEY_PAIR, 0, NULL},
     /* Decrypt/unwrap: vault RSA1_5; encrypt local (public key); wrap vault (or local with "wrap": "local");
      * sign: vault RS256/384/512 by the DigestInfo's OID; verify local. Key sizes in bits. */
     {CKM_RSA_PKCS,            {2048, 4096, RSA_FLAGS | SIG_FLAGS}, CKK_RSA, NO_KT, CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP | CKF_SIGN, 0, rsa_params},
@@ -73,6 +76,8 @@ static const struct akv_mech table[] = {
     {CKM_SHA3_512,             {0, 0, CKF_DIGEST}, NO_KT, NO_KT, 0, 0, NULL},
     /* Local; sizes in bits (Current Mechanisms §2.39). */
     {CKM_GENERIC_SECRET_KEY_GEN, {8, 4096, CKF_GENERATE}, CKK_GENERIC_SECRET, NO_KT, 0, 0, NULL},
+    /* As CKM_RSA_PKCS_KEY_PAIR_GEN with kty EC/EC-HSM: P-256, P-384, P-521, secp256k1 (field bits). */
+    {CKM_EC_KEY_PAIR_GEN,     {256, 521, CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS}, CKK_EC, NO_KT, CKF_GENERATE_KEY_PAIR, 0, NULL},
     /* Sign: vault ES256/384/512/ES256K by the key's curve over the given hash (r||s); verify local.
      * Key sizes in bits (field size). */
     {CKM_ECDSA,               {256, 521, EC_SIG_FLAGS}, CKK_EC, NO_KT, CKF_SIGN, 0, ecdsa_params},
@@ -202,8 +207,12 @@ static bool key_fits(const struct akv_mech *m, const struct akv_obj *key,
     if (vault) {
         return key->origin == AKV_ORIGIN_VAULT && key->vkey != NULL;
     }
-    /* Local: a public key object's material, or a secret value the token
+    /* Local: a public key object's material, a local private key (session
+     * key pairs sign locally; token/keygen.h), or a secret value the token
      * holds (a vault oct-HSM key's value never leaves the vault). */
+    if (asym && key->cls == CKO_PRIVATE_KEY) {
+        return key->priv != NULL && m->vault != 0;
+    }
     return asym ? key->pub != NULL && key->cls == CKO_PUBLIC_KEY
                 : key->origin != AKV_ORIGIN_VAULT;
 }
@@ -235,7 +244,14 @@ CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
     memset(plan, 0, sizeof(*plan));
     plan->row = m;
     plan->op = op;
-    plan->vault = (m->vault & op) != 0;
+    /* What the vault does for its keys runs locally for a key pair the
+     * token generated in this process: signing and RSA decryption (not
+     * unwrapping into a key object: that stays the vault's). */
+    plan->vault = (m->vault & op) != 0 && key->priv == NULL;
+    if (key->priv != NULL && op != CKF_SIGN && op != CKF_DECRYPT) {
+        rv = CKR_KEY_TYPE_INCONSISTENT;
+        goto out;
+    }
     plan->hash = m->hash;
     if (!key_fits(m, key, ops[i].side, plan->vault)) {
         rv = CKR_KEY_TYPE_INCONSISTENT;

@@ -594,6 +594,9 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     if (src->pub != NULL && EVP_PKEY_up_ref(src->pub) == 1) {
         o->pub = src->pub; /* an imported RSA public key encrypts too */
     }
+    if (src->priv != NULL && EVP_PKEY_up_ref(src->priv) == 1) {
+        o->priv = src->priv; /* a session key pair's copy signs too */
+    }
     if (src->cls == CKO_SECRET_KEY) {
         rv = akv_token_obj_value(t, src, &value);
         if (rv != CKR_OK) {
@@ -637,6 +640,17 @@ CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj)
         goto out;
     }
     t = s->token;
+    if (o->origin == AKV_ORIGIN_VAULT
+        && (o->cls == CKO_PRIVATE_KEY || o->cls == CKO_PUBLIC_KEY)
+        && t->cfg->allow_delete) {
+        /* tokens[].allow_delete: the vault key itself goes (README
+         * "Creating keys"); a token object, so from a R/W session only.
+         * Only a key pair's objects: a certificate object (also of vault
+         * origin) stays read-only whatever the setting. */
+        rv = akv_session_is_rw(s) ? akv_token_delete_key(t, o)
+                                  : CKR_SESSION_READ_ONLY;
+        goto out;
+    }
     pthread_rwlock_rdlock(&t->lock);
     rv = check_changeable(s, o, CKA_DESTROYABLE);
     pthread_rwlock_unlock(&t->lock);

@@ -50,8 +50,11 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
                       const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                       CK_OBJECT_HANDLE *ph);
 /* C_DestroyObject core: vault keys and CKA_DESTROYABLE FALSE ->
- * CKR_ACTION_PROHIBITED; token objects need a R/W session
- * (CKR_SESSION_READ_ONLY) and delete their store record. */
+ * CKR_ACTION_PROHIBITED, except the public/private key of a vault key pair
+ * on a token with allow_delete: Key Vault "Delete Key" of that key
+ * (akv_token_delete_key: every version, soft delete; its objects go).
+ * Token objects need a R/W session (CKR_SESSION_READ_ONLY) and delete
+ * their store record. */
 CK_RV akv_object_destroy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj);
 /* C_GetObjectSize core: approximate bytes (serialised attributes + value). */
 CK_RV akv_object_get_size(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,

@@ -326,6 +326,116 @@ static CK_RV vault_sign(struct akv_session *s, const uint8_t *dig,
     return rv;
 }
 
+/* The digest name of a Key Vault RSA signature algorithm, NULL for RSNULL
+ * (the bytes are signed as given). */
+static const char *rsa_md(enum akv_kv_alg alg)
+{
+    switch (alg) {
+    case AKV_KV_ALG_RS256:
+    case AKV_KV_ALG_PS256:
+        return "SHA256";
+    case AKV_KV_ALG_RS384:
+    case AKV_KV_ALG_PS384:
+        return "SHA384";
+    case AKV_KV_ALG_RS512:
+    case AKV_KV_ALG_PS512:
+        return "SHA512";
+    default:
+        return NULL;
+    }
+}
+
+/* DER ECDSA-Sig-Value -> r||s of HALF bytes each (Current Mechanisms
+ * §2.3.1). */
+static CK_RV ecdsa_raw(const uint8_t *der, size_t der_len, size_t half,
+                       uint8_t *out)
+{
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    const BIGNUM *r = NULL;
+    const BIGNUM *sv = NULL;
+    CK_RV rv = CKR_GENERAL_ERROR;
+
+    if (es == NULL) {
+        return rv;
+    }
+    ECDSA_SIG_get0(es, &r, &sv);
+    if (BN_bn2binpad(r, out, (int)half) == (int)half
+        && BN_bn2binpad(sv, out + half, (int)half) == (int)half) {
+        rv = CKR_OK;
+    }
+    ECDSA_SIG_free(es);
+    return rv;
+}
+
+/* The same signature as the vault's, made locally with a session key
+ * pair's private key (token/keygen.h) in the private context: PKCS#1 v1.5
+ * (RFC 8017 §8.2) over the DigestInfo of the digest (RSNULL: over the
+ * bytes), PSS with MGF1 of the same hash and salt = hash length, ECDSA
+ * r||s. */
+static CK_RV local_sign(struct akv_sig_op *op, const uint8_t *dig,
+                        size_t dig_len, enum akv_kv_alg alg, uint8_t **sig_out,
+                        size_t *sig_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    EVP_PKEY_CTX *c = NULL;
+    EVP_MD *md = NULL;
+    const char *mdn = rsa_md(alg);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    c = EVP_PKEY_CTX_new_from_pkey(akv_crypto_libctx(), op->key->priv, NULL);
+    if (c == NULL || EVP_PKEY_sign_init(c) != 1) {
+        goto out;
+    }
+    if (op->key->key_type == CKK_RSA) {
+        bool pss = alg >= AKV_KV_ALG_PS256 && alg <= AKV_KV_ALG_PS512;
+
+        md = mdn != NULL ? EVP_MD_fetch(akv_crypto_libctx(), mdn, NULL) : NULL;
+        if ((mdn != NULL
+             && (md == NULL || EVP_PKEY_CTX_set_signature_md(c, md) != 1))
+            || EVP_PKEY_CTX_set_rsa_padding(c, pss ? RSA_PKCS1_PSS_PADDING
+                                                   : RSA_PKCS1_PADDING)
+                   != 1) {
+            goto out;
+        }
+        if (pss
+            && (EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) != 1
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(c, (int)dig_len) != 1)) {
+            goto out;
+        }
+    }
+    if (EVP_PKEY_sign(c, NULL, &len, dig, dig_len) != 1
+        || (buf = malloc(len)) == NULL
+        || EVP_PKEY_sign(c, buf, &len, dig, dig_len) != 1) {
+        goto out;
+    }
+    if (op->key->key_type == CKK_EC) {
+        *sig_out = malloc(op->plan.out_len);
+        if (*sig_out == NULL) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        rv = ecdsa_raw(buf, len, op->plan.out_len / 2, *sig_out);
+        if (rv != CKR_OK) {
+            free(*sig_out);
+            *sig_out = NULL;
+            goto out;
+        }
+        *sig_len = op->plan.out_len;
+    } else {
+        *sig_out = buf;
+        *sig_len = len;
+        buf = NULL;
+        rv = CKR_OK;
+    }
+out:
+    free(buf);
+    EVP_MD_free(md);
+    EVP_PKEY_CTX_free(c);
+    return rv;
+}
+
 /* ---- sign ---- */
 
 /* The HMAC over the data so far and DATA, truncated to plan.out_len
@@ -396,7 +506,9 @@ static CK_RV sign_common(CK_SESSION_HANDLE h, bool final, const CK_BYTE *data,
         goto out;
     }
     /* No lock is held: the session is only claimed. */
-    rv = vault_sign(s, dig, dig_len, alg, &out, &out_len);
+    rv = s->sig->plan.vault
+             ? vault_sign(s, dig, dig_len, alg, &out, &out_len)
+             : local_sign(s->sig, dig, dig_len, alg, &out, &out_len);
     if (rv != CKR_OK) {
         goto out;
     }

@@ -16,6 +16,7 @@
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "cert.h"
 #include "crypto.h"
+#include "created.h"
 #include "rotate.h"
 #include "seal.h"
 
@@ -67,6 +68,7 @@ void akv_obj_unref(struct akv_obj *o)
         free(o->vkey);
     }
     EVP_PKEY_free(o->pub);
+    EVP_PKEY_free(o->priv);
     akv_store_record_clear(&o->rec);
     o->magic = 0;
     free(o);
@@ -199,11 +201,11 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
     for (int i = 0; i < 8; i++) {
         (void)snprintf(t->serial + 2 * i, 3, "%02X", md[i]);
     }
-    if (tc->n_keys > 0) {
-        t->keys = calloc(tc->n_keys, sizeof(*t->keys));
-        if (t->keys == NULL) {
-            goto out;
-        }
+    /* Room for the keys it may create: slots never move (token.h). */
+    t->cap_keys = tc->n_keys + AKV_CREATED_MAX;
+    t->keys = calloc(t->cap_keys, sizeof(*t->keys));
+    if (t->keys == NULL) {
+        goto out;
     }
     t->n_keys = tc->n_keys;
     for (size_t i = 0; i < tc->n_keys; i++) {
@@ -601,7 +603,7 @@ static bool vault_obj_is(const struct akv_obj *o, const char *name,
 static bool version_pinned(const struct akv_token *t, const char *name,
                            const char *version)
 {
-    for (size_t i = 0; i < t->n_keys; i++) {
+    for (size_t i = 0; i < akv_token_n_keys(t); i++) {
         const struct akv_key_config *kc = t->keys[i].cfg;
 
         if (kc->version != NULL && strcmp(kc->name, name) == 0
@@ -637,17 +639,15 @@ out:
     return rv;
 }
 
-static CK_RV fetch_and_install(struct akv_token *t, const char *name,
-                               const char *version, bool listed,
-                               struct akv_kv_key *key)
+/* Builds and installs the objects of key version KEY (the sign rule of
+ * tokens[].sign applied to its key_ops first). */
+static CK_RV install_key(struct akv_token *t, struct akv_kv_key *key,
+                         bool listed)
 {
-    CK_RV rv = t->kv->ops->get_key(t->kv, name, version, key);
+    CK_RV rv = CKR_OK;
     struct akv_obj *objs[2] = {NULL, NULL};
     size_t n = 0;
 
-    if (rv != CKR_OK) {
-        goto out;
-    }
     if (!t->cfg->sign) {
         /* Signing is opt-in (tokens[].sign): without it the key shows
          * CKA_SIGN FALSE whatever its key_ops, so the three-permission CMK
@@ -656,6 +656,14 @@ static CK_RV fetch_and_install(struct akv_token *t, const char *name,
         key->key_ops &= ~AKV_KV_OP_SIGN;
     }
     rv = build_vault_objs(key, objs, &n);
+    for (size_t i = 0; rv == CKR_OK && i < n; i++) {
+        /* A key pair's objects say what C_DestroyObject will do
+         * (tokens[].allow_delete deletes the vault key). */
+        if ((objs[i]->cls == CKO_PRIVATE_KEY || objs[i]->cls == CKO_PUBLIC_KEY)
+            && t->cfg->allow_delete) {
+            rv = akv_attrs_set_bool(&objs[i]->attrs, CKA_DESTROYABLE, CK_TRUE);
+        }
+    }
     if (rv != CKR_OK) {
         goto out;
     }
@@ -672,6 +680,251 @@ out:
     return rv;
 }
 
+static CK_RV fetch_and_install(struct akv_token *t, const char *name,
+                               const char *version, bool listed,
+                               struct akv_kv_key *key)
+{
+    CK_RV rv = t->kv->ops->get_key(t->kv, name, version, key);
+
+    if (rv == CKR_OK) {
+        rv = install_key(t, key, listed);
+    }
+    return rv;
+}
+
+/* ---- keys the token created (token/created.h) ---- */
+
+size_t akv_token_n_keys(const struct akv_token *t)
+{
+    return __atomic_load_n(&t->n_keys, __ATOMIC_ACQUIRE);
+}
+
+/* The slot of key NAME (any state), or NULL. Caller holds the lock. */
+static struct akv_keyslot *slot_find_locked(struct akv_token *t,
+                                            const char *name)
+{
+    for (size_t i = 0; i < akv_token_n_keys(t); i++) {
+        if (strcasecmp(t->keys[i].cfg->name, name) == 0) {
+            return &t->keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* A created slot for NAME (an existing one of that name revived), or NULL
+ * when every slot is taken. Caller holds the write lock. */
+static struct akv_keyslot *slot_add_locked(struct akv_token *t,
+                                           const char *name)
+{
+    struct akv_keyslot *ks = slot_find_locked(t, name);
+    size_t n = akv_token_n_keys(t);
+
+    if (ks != NULL) {
+        ks->gone = false;
+        return ks;
+    }
+    if (n == t->cap_keys) {
+        return NULL;
+    }
+    ks = &t->keys[n];
+    memset(ks, 0, sizeof(*ks));
+    (void)snprintf(ks->own_name, sizeof(ks->own_name), "%s", name);
+    ks->own.name = ks->own_name;
+    ks->own.version = NULL;
+    ks->cfg = &ks->own;
+    ks->created = true;
+    /* Complete before it is counted (readers load n_keys with acquire). */
+    __atomic_store_n(&t->n_keys, n + 1, __ATOMIC_RELEASE);
+    return ks;
+}
+
+/* Drops every vault object of key NAME. Caller holds the write lock. */
+static void drop_key_objs_locked(struct akv_token *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_objs;) {
+        if (vault_obj_is(t->objs[i], name, NULL)) {
+            akv_token_remove_obj_locked(t, t->objs[i]);
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Brings the created slots in line with the catalog when it changed (a
+ * stat otherwise): new names get a slot (fetched by refresh_keys like a
+ * configured key), created slots whose name left it (another process
+ * deleted the key) are skipped and their objects dropped. */
+static void load_created(struct akv_token *t)
+{
+    struct akv_created_list *l = NULL;
+    uint64_t stamp;
+    int rc;
+
+    if (t->cfg->store_dir == NULL || t->store == NULL) {
+        return;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        return;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    stamp = t->created_stamp;
+    pthread_rwlock_unlock(&t->lock);
+    rc = akv_created_read(t->cfg->store_dir, &stamp, l);
+    if (rc == 0) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    t->created_stamp = stamp;
+    for (size_t i = 0; rc == 1 && i < akv_token_n_keys(t); i++) {
+        struct akv_keyslot *ks = &t->keys[i];
+        bool listed = false;
+
+        for (size_t j = 0; j < l->n && !listed; j++) {
+            listed = strcasecmp(l->names[j], ks->cfg->name) == 0;
+        }
+        if (ks->created && !ks->gone && !ks->local_only && !listed) {
+            ks->gone = true;
+            drop_key_objs_locked(t, ks->cfg->name);
+        }
+    }
+    for (size_t j = 0; rc == 1 && j < l->n; j++) {
+        struct akv_keyslot *ks = slot_find_locked(t, l->names[j]);
+
+        if (ks == NULL && slot_add_locked(t, l->names[j]) == NULL) {
+            AKV_LOG_WARN("token '%s': created key %s not shown: more than %d "
+                         "keys",
+                         t->cfg->label, l->names[j], AKV_CREATED_MAX);
+        } else if (ks != NULL && ks->created && ks->gone) {
+            ks->gone = false; /* created again by another process */
+            ks->ever = false;
+            ks->failed_at = 0;
+        }
+    }
+    pthread_rwlock_unlock(&t->lock);
+out:
+    free(l);
+}
+
+/* The handles of key version K's public and private objects. */
+static void pair_handles_locked(struct akv_token *t, const struct akv_kv_key *k,
+                                CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    for (size_t i = 0; i < t->n_objs; i++) {
+        const struct akv_obj *o = t->objs[i];
+
+        if (vault_obj_is(o, k->name, k->version)) {
+            if (o->cls == CKO_PUBLIC_KEY) {
+                *pub = o->handle;
+            } else if (o->cls == CKO_PRIVATE_KEY) {
+                *priv = o->handle;
+            }
+        }
+    }
+}
+
+CK_RV akv_token_add_created(struct akv_token *t, const struct akv_kv_key *k,
+                            CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_kv_key key;
+    struct akv_keyslot *ks = NULL;
+
+    memset(&key, 0, sizeof(key));
+    *pub = CK_INVALID_HANDLE;
+    *priv = CK_INVALID_HANDLE;
+    if (akv_kv_key_copy(&key, k) != CKR_OK) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    ks = slot_add_locked(t, key.name);
+    if (ks != NULL) {
+        ks->local_only = ks->created;
+        (void)snprintf(ks->current, sizeof(ks->current), "%s", key.version);
+        (void)snprintf(ks->kid, sizeof(ks->kid), "%s", key.kid);
+        ks->kty = key.kty;
+        ks->ever = true;
+        ks->fetched = akv_token_now();
+        ks->failed_at = 0;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (ks == NULL) {
+        AKV_LOG_ERR("token '%s': key %s was created but is not shown: the "
+                    "token already shows %d created keys",
+                    t->cfg->label, key.name, AKV_CREATED_MAX);
+        rv = CKR_DEVICE_MEMORY;
+        goto out;
+    }
+    rv = install_key(t, &key, true);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    pair_handles_locked(t, &key, pub, priv);
+    pthread_rwlock_unlock(&t->lock);
+    if (*pub == CK_INVALID_HANDLE || *priv == CK_INVALID_HANDLE) {
+        rv = CKR_GENERAL_ERROR; /* not a key pair type: not shown */
+        goto out;
+    }
+    if (t->store != NULL && ks->created) {
+        /* Other processes find it from now on (a failure is logged: this
+         * process still shows it, as its own). */
+        if (akv_created_update(t->cfg->store_dir, key.name, true) == 0) {
+            pthread_rwlock_wrlock(&t->lock);
+            ks->local_only = false;
+            pthread_rwlock_unlock(&t->lock);
+        }
+    } else if (t->store == NULL) {
+        AKV_LOG_INFO("token '%s': created key %s is shown by this process "
+                     "only (no store_dir)",
+                     t->cfg->label, key.name);
+    }
+out:
+    akv_kv_key_clear(&key);
+    return rv;
+}
+
+CK_RV akv_token_delete_key(struct akv_token *t, struct akv_obj *o)
+{
+    CK_RV rv = CKR_FUNCTION_NOT_SUPPORTED;
+    char name[AKV_KV_NAME_MAX];
+    struct akv_keyslot *ks = NULL;
+    bool created = false;
+
+    if (o->vkey == NULL || t->kv->ops->delete_key == NULL) {
+        goto out;
+    }
+    (void)snprintf(name, sizeof(name), "%s", o->vkey->name);
+    /* A network call: no lock held. */
+    rv = t->kv->ops->delete_key(t->kv, name);
+    if (rv == CKR_KEY_HANDLE_INVALID) {
+        rv = CKR_OK; /* already deleted */
+    } else if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+        rv = CKR_ACTION_PROHIBITED; /* v3.0 §5.7.4: logged by the client */
+    } else if (rv == CKR_ARGUMENTS_BAD || rv == CKR_GENERAL_ERROR) {
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    drop_key_objs_locked(t, name);
+    ks = slot_find_locked(t, name);
+    if (ks != NULL) {
+        ks->gone = true;
+        created = ks->created;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    if (created && t->store != NULL) {
+        (void)akv_created_update(t->cfg->store_dir, name, false);
+    }
+    AKV_LOG_INFO("token '%s': key %s deleted from %s (C_DestroyObject, "
+                 "allow_delete)",
+                 t->cfg->label, name, t->cfg->vault_url);
+out:
+    return rv;
+}
+
 CK_RV akv_token_fetch_version(struct akv_token *t, const char *name,
                               const char *version, struct akv_kv_key *out)
 {
@@ -685,7 +938,8 @@ static CK_RV refresh_keys(struct akv_token *t)
     int64_t now = akv_token_now();
     long ttl = t->cfg->key_refresh_s;
 
-    for (size_t i = 0; i < t->n_keys; i++) {
+    load_created(t);
+    for (size_t i = 0; i < akv_token_n_keys(t); i++) {
         struct akv_keyslot *ks = &t->keys[i];
         const struct akv_key_config *kc = ks->cfg;
         struct akv_kv_key key;
@@ -695,6 +949,10 @@ static CK_RV refresh_keys(struct akv_token *t)
 
         memset(&key, 0, sizeof(key));
         pthread_rwlock_rdlock(&t->lock);
+        if (ks->gone) {
+            pthread_rwlock_unlock(&t->lock);
+            continue;
+        }
         stale = !ks->ever || ttl <= 0 || now - ks->fetched >= ttl;
         /* key_refresh_s 0 means "always ask": no failure memory then. */
         rv =
@@ -824,9 +1082,17 @@ static CK_RV fetch_id_on_demand(struct akv_token *t, const CK_ATTRIBUTE *id)
     if (known) {
         return CKR_OK;
     }
-    for (size_t i = 0; i < t->n_keys; i++) {
+    for (size_t i = 0; i < akv_token_n_keys(t); i++) {
         const char *name = t->keys[i].cfg->name;
         bool dup = false;
+        bool gone;
+
+        pthread_rwlock_rdlock(&t->lock);
+        gone = t->keys[i].gone;
+        pthread_rwlock_unlock(&t->lock);
+        if (gone) {
+            continue; /* deleted: no version of it to find */
+        }
         struct akv_kv_key key;
         CK_RV rv;
 
@@ -977,10 +1243,13 @@ static CK_RV seal_target(struct akv_token *t, struct akv_seal_target *out)
     CK_RV rv;
 
     pthread_rwlock_rdlock(&t->lock);
-    for (size_t i = 0; i < t->n_keys && n < sizeof(c) / sizeof(c[0]); i++) {
+    for (size_t i = 0; i < akv_token_n_keys(t) && n < sizeof(c) / sizeof(c[0]);
+         i++) {
         const struct akv_keyslot *ks = &t->keys[i];
 
-        if (!ks->ever) {
+        /* Keys the token created never seal the store: its records stay
+         * under the configured CMK. */
+        if (!ks->ever || ks->created || ks->gone) {
             continue;
         }
         c[n].name = ks->cfg->name;

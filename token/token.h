@@ -54,6 +54,10 @@ struct akv_obj {
     /* Vault objects: the bound key version (immutable). */
     struct akv_kv_key *vkey;
     EVP_PKEY *pub; /* RSA public key (vault RSA objects), immutable */
+    /* Local session key pairs (C_GenerateKeyPair, CKA_TOKEN FALSE): the
+     * private object's key with its private parts (token/keygen.h);
+     * immutable; never exported as attributes. */
+    EVP_PKEY *priv;
     /* Secret value: session/local keys (immutable after creation); store
      * objects: the DEK cache (under token lock). */
     struct akv_secret value;
@@ -78,6 +82,16 @@ struct akv_keyslot {
      * down). */
     int64_t failed_at; /* monotonic s; 0 = no recent failure */
     CK_RV failed_rv;
+    /* Keys this token created (token/created.h): the slot owns its config
+     * (cfg points at own, whose name is own_name). Slots never move: the
+     * array is allocated once with room for AKV_CREATED_MAX of them. */
+    bool created;
+    bool gone; /* deleted (C_DestroyObject) or left the catalog: skipped */
+    /* Created by this process and not (yet) in the catalog: a catalog read
+     * meanwhile must not take it for a key another process deleted. */
+    bool local_only;
+    struct akv_key_config own;
+    char own_name[AKV_KV_NAME_MAX];
 };
 
 #define AKV_TOKEN_RETRY_S 5
@@ -112,8 +126,14 @@ struct akv_token {
     struct akv_obj **objs; /* live objects */
     size_t n_objs;
     size_t cap_objs;
+    /* Configured keys first, then created ones. n_keys only grows, and a
+     * slot is complete before n_keys covers it: read it with
+     * akv_token_n_keys (acquire) without the lock; a slot's mutable fields
+     * are under the lock. */
     struct akv_keyslot *keys;
     size_t n_keys;
+    size_t cap_keys;
+    uint64_t created_stamp; /* token/created.h catalog, under the lock */
     uint64_t store_stamp;
     bool store_loaded;
     bool store_refused; /* store_dir broke the fsperm.h rules at open */
@@ -255,6 +275,33 @@ bool akv_token_version_from_id(const uint8_t *id, size_t len,
  * digits -> 16 bytes; any other text kept, cut to 64 bytes) into OUT;
  * returns its length. The key objects and the certificate carry it. */
 size_t akv_token_id_from_version(const char *version, uint8_t out[64]);
+
+/*
+ * akv_token_add_created - installs a key version K that C_GenerateKeyPair
+ * just created (Key Vault "Create Key" answer): a key slot for its name
+ * (shown like a configured key from now on, refreshed after
+ * key_refresh_s), its public and private objects (listed), and its name in
+ * the created-keys catalog (token/created.h) so other processes show it.
+ * *PUB / *PRIV receive the objects' handles. CKR_OK, CKR_HOST_MEMORY,
+ * CKR_DEVICE_MEMORY (table or slots full), CKR_GENERAL_ERROR (a key type
+ * without a key pair).
+ */
+CK_RV akv_token_add_created(struct akv_token *t, const struct akv_kv_key *k,
+                            CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv);
+
+/*
+ * akv_token_delete_key - C_DestroyObject of a vault key object O with
+ * tokens[].allow_delete: Key Vault "Delete Key" of O's key name (every
+ * version; soft delete), then every object of that key leaves the table,
+ * its slot is skipped from now on and the name leaves the created-keys
+ * catalog. A 404 (already deleted) counts as done. Returns CKR_OK,
+ * CKR_ACTION_PROHIBITED (the vault refused: 403, logged by the client),
+ * CKR_DEVICE_ERROR, CKR_FUNCTION_NOT_SUPPORTED (client without delete).
+ */
+CK_RV akv_token_delete_key(struct akv_token *t, struct akv_obj *o);
+
+/* akv_token_n_keys - the number of key slots (configured + created). */
+size_t akv_token_n_keys(const struct akv_token *t);
 
 /* akv_obj_is_key - true for secret, public and private keys: the objects a
  * key handle may name (v3.0 §5.1 CKR_KEY_HANDLE_INVALID). */

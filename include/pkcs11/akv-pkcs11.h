@@ -28,6 +28,11 @@
 /* Token objects: the kid of the vault key version that wrapped CKA_VALUE in
  * the store (UTF-8). Read-only. */
 #define CKA_AKV_WRAPPING_KID (CKA_VENDOR_DEFINED | AKV_VENDOR_TAG | 4UL)
+/* C_GenerateKeyPair private-key template (CK_BBOOL): TRUE creates the vault
+ * key HSM-protected (kty RSA-HSM / EC-HSM), FALSE software-protected (RSA /
+ * EC); absent = the token's create_hsm setting. Vault keys answer it too
+ * (TRUE for -HSM key types). Read-only after creation. */
+#define CKA_AKV_HSM (CKA_VENDOR_DEFINED | AKV_VENDOR_TAG | 16UL)
 
 /* ---- PKCS#11 v3.0 additions missing from p11-kit 0.24 ---- */
 

@@ -72,6 +72,17 @@ vault)
     h=$(p11 --list-objects --type cert 2>/dev/null | grep -c Certificate)
     expect_fail "pkcs11-tool --delete-object refused" p11 --delete-object --type cert --id "$ID"
     expect_eq "the certificate is still there" "$(p11 --list-objects --type cert 2>/dev/null | grep -c Certificate)" "$h"
+    # Not even with tokens[].allow_delete and the keys/delete permission:
+    # the certificate is vault-origin too, but deleting it must not delete
+    # the key it certifies.
+    grant get wrapKey unwrapKey delete -- get
+    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\",\"allow_delete\":true}"
+    expect_fail "allow_delete: --delete-object of the certificate refused" \
+        p11 --delete-object --type cert --id "$ID"
+    expect_ok "allow_delete: the key is still in the vault" \
+        emu_cli keyvault key show --vault-name "$VAULT_NAME" --name "$KEY_NAME"
+    grant get wrapKey unwrapKey -- get
+    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\"}"
     # A renewed certificate (Key Vault renews a certificate with a new
     # version of its key) replaces the shown one: the new key version's ID.
     NEWKID=$(emu_cli keyvault key rotate --vault-name "$VAULT_NAME" --name "$KEY_NAME" | jq -r .key.kid)

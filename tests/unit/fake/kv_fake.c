@@ -50,6 +50,11 @@ struct kv_fake {
     int last_alg; /* alg of the last wrap/unwrap, -1 before any */
     unsigned calls_sign;
     unsigned calls_cert;
+
+    unsigned calls_create;
+    unsigned calls_delete;
+    struct akv_kv_create last_create; /* kty/crv point into last_kty */
+    char last_kty[16];
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -416,6 +421,63 @@ out:
     return rv;
 }
 
+/* Create Key: RSA keys only (the fake's key type); an existing name with
+ * new_only -> CKR_ATTRIBUTE_VALUE_INVALID, as kv.h says. */
+static CK_RV fake_create_key(struct akv_kv *kv, const char *name,
+                             const struct akv_kv_create *req,
+                             struct akv_kv_key *out)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_create, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_CREATE, NULL);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (req->new_only && find_key(f, name) != NULL) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    if (strncmp(req->kty, "RSA", 3) != 0 || f->n_keys == MAX_KEYS) {
+        return CKR_ATTRIBUTE_VALUE_INVALID;
+    }
+    f->last_create = *req;
+    snprintf(f->last_kty, sizeof(f->last_kty), "%s", req->kty);
+    f->last_create.kty = f->last_kty;
+    f->last_create.crv = NULL;
+    kv_fake_add_rsa(f, name, req->key_ops);
+    return fake_get_key(kv, name, NULL, out);
+}
+
+/* Delete Key: every version goes (Get Key answers 404 afterwards). */
+static CK_RV fake_delete_key(struct akv_kv *kv, const char *name)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_delete, 1, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_DELETE, NULL);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (k == NULL || k->n == 0) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    for (int j = 0; j < k->n; j++) {
+        EVP_PKEY_free(k->v[j].rsa);
+        k->v[j].rsa = NULL;
+    }
+    k->n = 0;
+    k->name[0] = '\0';
+    return CKR_OK;
+}
+
+const struct akv_kv_create *kv_fake_last_create(struct kv_fake *f)
+{
+    return f->last_create.kty != NULL ? &f->last_create : NULL;
+}
+
 static void fake_destroy(struct akv_kv *kv)
 {
     /* The test owns the fake (kv_fake_free), so a token can be finalised
@@ -477,8 +539,9 @@ static CK_RV fake_get_certificate(struct akv_kv *kv, const char *name,
 }
 
 static const struct akv_kv_ops fake_ops = {
-    fake_get_key, fake_wrap, fake_unwrap,
-    fake_destroy, fake_sign, fake_get_certificate,
+    fake_get_key,    fake_wrap,       fake_unwrap,
+    fake_destroy,    fake_sign,       fake_get_certificate,
+    fake_create_key, fake_delete_key,
 };
 
 const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,
@@ -624,6 +687,8 @@ unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)
     n += (ops & KV_FAKE_WRAP) ? f->calls_wrap : 0;
     n += (ops & KV_FAKE_UNWRAP) ? f->calls_unwrap : 0;
     n += (ops & KV_FAKE_SIGN) ? f->calls_sign : 0;
+    n += (ops & KV_FAKE_CREATE) ? f->calls_create : 0;
+    n += (ops & KV_FAKE_DELETE) ? f->calls_delete : 0;
     return n;
 }
 
@@ -633,6 +698,8 @@ void kv_fake_reset_calls(struct kv_fake *f)
     f->calls_wrap = 0;
     f->calls_unwrap = 0;
     f->calls_sign = 0;
+    f->calls_create = 0;
+    f->calls_delete = 0;
 }
 
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,

@@ -21,6 +21,8 @@
 #define KV_FAKE_UNWRAP 0x4u
 #define KV_FAKE_SIGN   0x8u
 #define KV_FAKE_CERT   0x10u
+#define KV_FAKE_CREATE 0x20u
+#define KV_FAKE_DELETE 0x40u
 
 struct kv_fake;
 
@@ -74,5 +76,9 @@ const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,
                                 EVP_PKEY *signer, size_t *len);
 /* kv_fake_rsa - NAME's current RSA private key (owned by the fake). */
 EVP_PKEY *kv_fake_rsa(struct kv_fake *f, const char *name);
+
+/* kv_fake_last_create - the parameters of the last successful Create Key
+ * (RSA only in the fake), or NULL before any. */
+const struct akv_kv_create *kv_fake_last_create(struct kv_fake *f);
 
 #endif /* AKV_TESTS_FAKE_KV_FAKE_H */

@@ -519,6 +519,33 @@ static void test_build_key_op(void **state)
     akv_secret_clear(&b);
 }
 
+/* KeyCreateParameters (Key Vault REST "Create Key") as keygen sends them. */
+static void test_build_create_key(void **state)
+{
+    struct akv_kv_create rsa = {"RSA-HSM",
+                                3072,
+                                65537,
+                                NULL,
+                                AKV_KV_OP_SIGN | AKV_KV_OP_VERIFY
+                                    | AKV_KV_OP_DECRYPT,
+                                true};
+    struct akv_kv_create ec = {"EC", 0, 0, "P-256K", AKV_KV_OP_SIGN, true};
+    struct akv_kv_create none = {NULL, 0, 0, NULL, 0, false};
+    char *out = NULL;
+
+    (void)state;
+    assert_int_equal(akv_json_build_create_key(&rsa, &out), CKR_OK);
+    assert_string_equal(out, "{\"kty\":\"RSA-HSM\",\"key_size\":3072,"
+                             "\"public_exponent\":65537,\"key_ops\":"
+                             "[\"decrypt\",\"sign\",\"verify\"]}");
+    free(out);
+    assert_int_equal(akv_json_build_create_key(&ec, &out), CKR_OK);
+    assert_string_equal(out, "{\"kty\":\"EC\",\"crv\":\"P-256K\",\"key_ops\":"
+                             "[\"sign\"]}");
+    free(out);
+    assert_int_equal(akv_json_build_create_key(&none, &out), CKR_ARGUMENTS_BAD);
+}
+
 static void test_kid_and_alg(void **state)
 {
     /* kid parsing is common/kvid.c's (tests/unit/common/test_kvid.c) */
@@ -618,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_error_envelope),
         cmocka_unit_test(test_token_responses),
         cmocka_unit_test(test_build_key_op),
+        cmocka_unit_test(test_build_create_key),
         cmocka_unit_test(test_kid_and_alg),
         cmocka_unit_test(test_cert_bundle),
     };

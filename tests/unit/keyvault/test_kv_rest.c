@@ -306,6 +306,76 @@ static void test_sign(void **state)
     assert_int_equal(mock_count(f->m, "/sign"), 3);
 }
 
+/* Create Key (POST /keys/{name}/create after a GET that must answer 404)
+ * and Delete Key (DELETE /keys/{name}). */
+static void test_create_delete(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv = make_kv(f, "");
+    struct akv_kv_create req = {
+        "RSA", 2048, 65537, NULL, AKV_KV_OP_SIGN | AKV_KV_OP_VERIFY, true};
+    struct akv_kv_key k;
+    char bundle[1024];
+    struct mock_rec r;
+    const char *nf = "{\"error\":{\"code\":\"KeyNotFound\",\"message\":"
+                     "\"not found\"}}";
+
+    snprintf(bundle, sizeof(bundle),
+             "{\"key\":{\"kid\":\"%s/keys/NEW/" V1 "\",\"kty\":\"RSA\","
+             "\"key_ops\":[\"sign\",\"verify\"],\"n\":\"%s\","
+             "\"e\":\"AQAB\"},\"attributes\":{\"enabled\":true}}",
+             vbase, n_b64);
+    mock_push(f->m, "/keys/NEW", 404, nf, NULL, 0);
+    mock_push(f->m, "/keys/NEW/create", 200, bundle, NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "NEW", &req, &k), CKR_OK);
+    assert_string_equal(k.name, "NEW");
+    assert_string_equal(k.version, V1);
+    assert_int_equal(k.key_ops, AKV_KV_OP_SIGN | AKV_KV_OP_VERIFY);
+    akv_kv_key_clear(&k);
+    r = rec_at(f, 1);
+    assert_string_equal(r.method, "GET");
+    assert_string_equal(r.path, "/keys/NEW");
+    r = rec_at(f, 2);
+    assert_string_equal(r.method, "POST");
+    assert_string_equal(r.path, "/keys/NEW/create");
+    assert_string_equal(r.query, "api-version=7.4");
+    assert_string_equal(r.body, "{\"kty\":\"RSA\",\"key_size\":2048,"
+                                "\"public_exponent\":65537,\"key_ops\":"
+                                "[\"sign\",\"verify\"]}");
+    /* An existing name: no Create Key call. */
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "cmk", &req, &k),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    assert_int_equal(mock_count(f->m, "/keys/cmk/create"), 0);
+    /* A parameter the vault refuses (400 BadParameter). */
+    mock_push(f->m, "/keys/BAD", 404, nf, NULL, 0);
+    mock_push(f->m, "/keys/BAD/create", 400,
+              "{\"error\":{\"code\":\"BadParameter\",\"message\":"
+              "\"unsupported public exponent\"}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "BAD", &req, &k),
+                     CKR_ATTRIBUTE_VALUE_INVALID);
+    /* No keys/create: the error table's 403. */
+    mock_push(f->m, "/keys/NOPE", 404, nf, NULL, 0);
+    mock_push(f->m, "/keys/NOPE/create", 403,
+              "{\"error\":{\"code\":\"Forbidden\",\"message\":"
+              "\"no keys create permission\"}}",
+              NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "NOPE", &req, &k),
+                     CKR_KEY_FUNCTION_NOT_PERMITTED);
+    /* Refused before any request: not a key name. */
+    assert_int_equal(kv->ops->create_key(kv, "a/b", &req, &k),
+                     CKR_ARGUMENTS_BAD);
+    /* Delete Key. */
+    mock_push(f->m, "/keys/NEW", 200, bundle, NULL, 0);
+    assert_int_equal(kv->ops->delete_key(kv, "NEW"), CKR_OK);
+    r = rec_at(f, mock_total(f->m) - 1);
+    assert_string_equal(r.method, "DELETE");
+    assert_string_equal(r.path, "/keys/NEW");
+    mock_push(f->m, "/keys/NEW", 404, nf, NULL, 0);
+    assert_int_equal(kv->ops->delete_key(kv, "NEW"), CKR_KEY_HANDLE_INVALID);
+}
+
 static void test_error_mapping(void **state)
 {
     struct fx *f = *state;
@@ -1240,6 +1310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrap_unwrap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_get, setup, teardown),

@@ -367,12 +367,25 @@ static void test_mech_info_and_kw(void **state)
     assert_true(info.flags & CKF_DECRYPT);
     assert_int_equal(akv_mech_get_info(CKM_MD5, &info), CKR_MECHANISM_INVALID);
     assert_int_equal(akv_mech_get_list(NULL, &n), CKR_OK);
-    assert_int_equal(n, 41);
+    assert_int_equal(n, 43);
     n = 3;
     assert_int_equal(akv_mech_get_list(list, &n), CKR_BUFFER_TOO_SMALL);
-    assert_int_equal(n, 41);
+    assert_int_equal(n, 43);
     assert_int_equal(akv_mech_get_list(list, &n), CKR_OK);
-    assert_int_equal(list[0], CKM_RSA_PKCS);
+    assert_int_equal(list[0], CKM_RSA_PKCS_KEY_PAIR_GEN);
+    assert_int_equal(list[1], CKM_RSA_PKCS);
+    /* Key pair generation (README "Creating keys"): RSA 2048..4096 bits,
+     * EC over the named prime curves P-256..P-521, nothing else. */
+    assert_int_equal(akv_mech_get_info(CKM_RSA_PKCS_KEY_PAIR_GEN, &info),
+                     CKR_OK);
+    assert_int_equal(info.ulMinKeySize, 2048);
+    assert_int_equal(info.ulMaxKeySize, 4096);
+    assert_int_equal(info.flags, CKF_GENERATE_KEY_PAIR);
+    assert_int_equal(akv_mech_get_info(CKM_EC_KEY_PAIR_GEN, &info), CKR_OK);
+    assert_int_equal(info.ulMinKeySize, 256);
+    assert_int_equal(info.ulMaxKeySize, 521);
+    assert_int_equal(info.flags, CKF_GENERATE_KEY_PAIR | CKF_EC_F_P
+                                     | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS);
     assert_int_equal(akv_mech_aes_kw_alg(&kw, 16, &alg), CKR_OK);
     assert_int_equal(alg, AKV_KV_ALG_A128KW);
     assert_int_equal(akv_mech_aes_kw_alg(&kw, 32, &alg), CKR_OK);

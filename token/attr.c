@@ -181,37 +181,76 @@ static unsigned class_bit(CK_OBJECT_CLASS cls)
 #undef SEC
 #undef KEY
 
+static bool attrs_reserve(struct akv_attrs *a, size_t need);
+static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
+                       const void *p, CK_ULONG len);
+
+#define N_DEFAULTS (sizeof(defaults) / sizeof(defaults[0]))
+
+/*
+ * One pass over A marks the rows it already holds, then one reserve and
+ * plain appends: a key object takes ~25 defaults, and a search of the
+ * growing list for each (twice: find, then set) cost more than the rest of
+ * building the object. A class names a type at most once (unit test
+ * test_attr_defaults_unique), so no row can shadow another.
+ */
 CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
 {
     CK_RV rv = CKR_OK;
     unsigned bit = class_bit(cls);
+    bool need[N_DEFAULTS];
+    size_t missing = 0;
 
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        CK_BBOOL b = defaults[i].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
+    for (size_t j = 0; j < N_DEFAULTS; j++) {
+        need[j] = (defaults[j].classes & bit) != 0;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        for (size_t j = 0; j < N_DEFAULTS; j++) {
+            if (defaults[j].type == a->v[i].type) {
+                need[j] = false;
+            }
+        }
+    }
+    for (size_t j = 0; j < N_DEFAULTS; j++) {
+        missing += need[j] ? 1 : 0;
+    }
+    if (missing == 0) {
+        goto out;
+    }
+    if (!attrs_reserve(a, a->n + missing)) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    for (size_t j = 0; j < N_DEFAULTS; j++) {
+        CK_BBOOL b = defaults[j].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
+        CK_ULONG u = CK_UNAVAILABLE_INFORMATION;
 
-        if ((defaults[i].classes & bit) == 0
-            || akv_attrs_find(a, defaults[i].type) != NULL) {
+        if (!need[j]) {
             continue;
         }
-        switch (defaults[i].value) {
+        /* Values of at most ATTR_INLINE bytes into reserved entries: no
+         * allocation, so no failure. */
+        switch (defaults[j].value) {
         case AKV_D_EMPTY:
-            rv = akv_attrs_set(a, defaults[i].type, NULL, 0);
+            rv = attrs_put(a, a->n, defaults[j].type, NULL, 0);
             break;
         case AKV_D_FALSE:
         case AKV_D_TRUE:
-            rv = akv_attrs_set_bool(a, defaults[i].type, b);
+            rv = attrs_put(a, a->n, defaults[j].type, &b, sizeof(b));
             break;
         case AKV_D_UNAVAILABLE:
-            rv = akv_attrs_set_ulong(a, defaults[i].type,
-                                     CK_UNAVAILABLE_INFORMATION);
+            rv = attrs_put(a, a->n, defaults[j].type, &u, sizeof(u));
             break;
         }
         if (rv != CKR_OK) {
             break;
         }
     }
+out:
     return rv;
 }
+
+#undef N_DEFAULTS
 
 const struct akv_attr_policy *akv_attr_policy_table(size_t *n)
 {
@@ -540,11 +579,15 @@ static bool attr_inline(const struct akv_attrs *a, size_t i)
            && a->v[i].pValue == attr_slot(a->v, attrs_cap(a), i);
 }
 
+/* Wipes a value (inline slot or its own block) and releases the block:
+ * attributes are not secrets, but a data object's CKA_VALUE or a label may
+ * be private, and freed heap memory is reused by anyone. */
 static void attr_value_free(struct akv_attrs *a, size_t i)
 {
     if (attr_inline(a, i)) {
         explicit_bzero(a->v[i].pValue, ATTR_INLINE);
-    } else {
+    } else if (a->v[i].pValue != NULL) {
+        explicit_bzero(a->v[i].pValue, a->v[i].ulValueLen);
         free(a->v[i].pValue);
     }
     a->v[i].pValue = NULL;
@@ -585,15 +628,16 @@ static bool attrs_reserve(struct akv_attrs *a, size_t need)
     return true;
 }
 
-CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
-                    CK_ULONG len)
+/* Stores TYPE = LEN bytes at P in entry I (I == a->n appends; the caller
+ * has reserved room). P may point into A itself: it is copied before A
+ * changes. CKR_OK, or CKR_HOST_MEMORY with A unchanged. */
+static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
+                       const void *p, CK_ULONG len)
 {
     CK_RV rv = CKR_HOST_MEMORY;
     uint8_t small[ATTR_INLINE] = {0};
     void *copy = NULL;
-    size_t i = 0;
 
-    /* P may point into A itself: copy it before A changes */
     if (len > ATTR_INLINE) {
         copy = malloc(len);
         if (copy == NULL) {
@@ -602,12 +646,6 @@ CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
         memcpy(copy, p, len);
     } else if (len > 0) {
         memcpy(small, p, len);
-    }
-    while (i < a->n && a->v[i].type != type) {
-        i++;
-    }
-    if (i == a->n && !attrs_reserve(a, a->n + 1)) {
-        goto out;
     }
     if (i < a->n) {
         attr_value_free(a, i);
@@ -627,6 +665,20 @@ out:
     free(copy);
     explicit_bzero(small, sizeof(small));
     return rv;
+}
+
+CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
+                    CK_ULONG len)
+{
+    size_t i = 0;
+
+    while (i < a->n && a->v[i].type != type) {
+        i++;
+    }
+    if (i == a->n && !attrs_reserve(a, a->n + 1)) {
+        return CKR_HOST_MEMORY;
+    }
+    return attrs_put(a, i, type, p, len);
 }
 
 CK_RV akv_attrs_set_bool(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
@@ -697,6 +749,19 @@ CK_RV akv_attrs_copy(struct akv_attrs *dst, const struct akv_attrs *src)
     *dst = tmp;
 out:
     return rv;
+}
+
+void akv_attrs_reset(struct akv_attrs *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        attr_value_free(a, i);
+    }
+    a->n = 0;
+}
+
+size_t akv_attrs_capacity(const struct akv_attrs *a)
+{
+    return attrs_cap(a);
 }
 
 void akv_attrs_clear(struct akv_attrs *a)

@@ -117,12 +117,41 @@ CK_RV akv_crypto_random(void *buf, size_t len)
     return CKR_OK;
 }
 
+/*
+ * Handles are drawn from a per-thread buffer of random words refilled
+ * HANDLE_BATCH at a time: one RAND_bytes_ex call costs about 6,000
+ * instructions whatever its length (DRBG lookup, lock, reseed check, AES-CTR
+ * update), and a handle is drawn under the token's write lock for every
+ * object made (issue 9: the unwrap path). Per thread, so no lock; a forked
+ * child continues its parent's buffer, which only repeats handle values in
+ * a different process.
+ */
+#define HANDLE_BATCH 32
+static _Thread_local struct {
+    uint32_t v[HANDLE_BATCH];
+    unsigned left;
+} handle_buf;
+
+static CK_RV next_random_word(uint32_t *out)
+{
+    if (handle_buf.left == 0) {
+        if (akv_crypto_random(handle_buf.v, sizeof(handle_buf.v)) != CKR_OK) {
+            return CKR_FUNCTION_FAILED;
+        }
+        handle_buf.left = HANDLE_BATCH;
+    }
+    handle_buf.left--;
+    *out = handle_buf.v[handle_buf.left];
+    handle_buf.v[handle_buf.left] = 0;
+    return CKR_OK;
+}
+
 CK_ULONG akv_crypto_handle(void)
 {
     uint32_t v = 0;
 
     while (v == 0) {
-        if (akv_crypto_random(&v, sizeof(v)) != CKR_OK) {
+        if (next_random_word(&v) != CKR_OK) {
             /* RAND failing is not expected; fall back on a counter so a
              * handle is still unique. */
             static uint32_t ctr = 0x1000;

@@ -15,6 +15,7 @@
 #include "../common/ossl.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
+#include "objpool.h"
 #include "rotate.h"
 #include "seal.h"
 
@@ -31,7 +32,7 @@ int64_t akv_token_now(void)
 struct akv_obj *akv_obj_new(enum akv_obj_origin origin, CK_OBJECT_CLASS cls,
                             CK_KEY_TYPE key_type)
 {
-    struct akv_obj *o = calloc(1, sizeof(*o));
+    struct akv_obj *o = akv_objpool_get();
 
     if (o == NULL) {
         return NULL;
@@ -60,15 +61,14 @@ void akv_obj_unref(struct akv_obj *o)
         return;
     }
     akv_secret_clear(&o->value);
-    akv_attrs_clear(&o->attrs);
     if (o->vkey != NULL) {
         akv_kv_key_clear(o->vkey);
         free(o->vkey);
     }
     EVP_PKEY_free(o->pub);
     akv_store_record_clear(&o->rec);
-    o->magic = 0;
-    free(o);
+    /* attribute values wiped, magic zeroed, record kept or freed */
+    akv_objpool_put(o);
 }
 
 /* ---- helpers ---- */

@@ -5,6 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A cached record is poisoned for AddressSanitizer: the cache must not hide
+ * a use after C_DestroyObject that free() would have shown. */
+#if defined(__SANITIZE_ADDRESS__)
+#define OBJPOOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OBJPOOL_ASAN 1
+#endif
+#endif
+#ifdef OBJPOOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(o)   ASAN_POISON_MEMORY_REGION((o), sizeof(*(o)))
+#define UNPOISON(o) ASAN_UNPOISON_MEMORY_REGION((o), sizeof(*(o)))
+#else
+#define POISON(o)   ((void)(o))
+#define UNPOISON(o) ((void)(o))
+#endif
+
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct akv_obj *pool[AKV_OBJPOOL_MAX]; /* LOCKED by pool_lock */
 static size_t pool_n;                         /* LOCKED by pool_lock */
@@ -17,6 +35,9 @@ struct akv_obj *akv_objpool_get(void)
     if (pool_n > 0) {
         o = pool[--pool_n];
         pool[pool_n] = NULL;
+        if (o != NULL) {
+            UNPOISON(o);
+        }
     }
     pthread_mutex_unlock(&pool_lock);
     if (o == NULL) {
@@ -41,6 +62,7 @@ void akv_objpool_put(struct akv_obj *o)
         pthread_mutex_lock(&pool_lock);
         if (pool_n < AKV_OBJPOOL_MAX) {
             pool[pool_n++] = o;
+            POISON(o);
             kept = true;
         }
         pthread_mutex_unlock(&pool_lock);
@@ -64,6 +86,7 @@ void akv_objpool_drain(void)
     pthread_mutex_unlock(&pool_lock);
     for (size_t i = 0; i < n; i++) {
         if (take[i] != NULL) {
+            UNPOISON(take[i]);
             akv_attrs_clear(&take[i]->attrs);
             free(take[i]);
         }

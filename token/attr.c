@@ -188,48 +188,38 @@ static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
 #define N_DEFAULTS (sizeof(defaults) / sizeof(defaults[0]))
 
 /*
- * One pass over A marks the rows it already holds, then one reserve and
- * plain appends: a key object takes ~25 defaults, and a search of the
- * growing list for each (twice: find, then set) cost more than the rest of
- * building the object. A class names a type at most once (unit test
- * test_attr_defaults_unique), so no row can shadow another.
+ * Plain appends: a key object takes ~25 defaults, and a
+ * search of the growing list for each (twice: find, then set) cost more
+ * than the rest of building the object. Only the entries A held on entry
+ * are searched: a class names a type at most once (unit test
+ * test_attr_defaults_unique), so an appended default never shadows a row.
  */
 CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
 {
     CK_RV rv = CKR_OK;
     unsigned bit = class_bit(cls);
-    bool need[N_DEFAULTS];
-    size_t missing = 0;
+    size_t n0 = a->n;
 
-    for (size_t j = 0; j < N_DEFAULTS; j++) {
-        need[j] = (defaults[j].classes & bit) != 0;
-    }
-    for (size_t i = 0; i < a->n; i++) {
-        for (size_t j = 0; j < N_DEFAULTS; j++) {
-            if (defaults[j].type == a->v[i].type) {
-                need[j] = false;
-            }
-        }
-    }
-    for (size_t j = 0; j < N_DEFAULTS; j++) {
-        missing += need[j] ? 1 : 0;
-    }
-    if (missing == 0) {
-        goto out;
-    }
-    if (!attrs_reserve(a, a->n + missing)) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    for (size_t j = 0; j < N_DEFAULTS; j++) {
+    for (size_t j = 0; j < N_DEFAULTS && rv == CKR_OK; j++) {
         CK_BBOOL b = defaults[j].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
         CK_ULONG u = CK_UNAVAILABLE_INFORMATION;
+        size_t i = 0;
 
-        if (!need[j]) {
+        if ((defaults[j].classes & bit) == 0) {
             continue;
         }
-        /* Values of at most ATTR_INLINE bytes into reserved entries: no
-         * allocation, so no failure. */
+        while (i < n0 && a->v[i].type != defaults[j].type) {
+            i++;
+        }
+        if (i < n0) {
+            continue; /* set by the caller: kept */
+        }
+        /* Values of at most ATTR_INLINE bytes: once there is room, no
+         * allocation and so no failure. */
+        if (!attrs_reserve(a, a->n + 1)) {
+            rv = CKR_HOST_MEMORY;
+            break;
+        }
         switch (defaults[j].value) {
         case AKV_D_EMPTY:
             rv = attrs_put(a, a->n, defaults[j].type, NULL, 0);
@@ -242,11 +232,7 @@ CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
             rv = attrs_put(a, a->n, defaults[j].type, &u, sizeof(u));
             break;
         }
-        if (rv != CKR_OK) {
-            break;
-        }
     }
-out:
     return rv;
 }
 
@@ -663,7 +649,9 @@ static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
     rv = CKR_OK;
 out:
     free(copy);
-    explicit_bzero(small, sizeof(small));
+    if (len > 0 && len <= ATTR_INLINE) {
+        explicit_bzero(small, sizeof(small));
+    }
     return rv;
 }
 

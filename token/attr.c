@@ -212,43 +212,70 @@ static unsigned class_bit(CK_OBJECT_CLASS cls)
 #undef CERT
 #undef KEY
 
+static bool attrs_reserve(struct akv_attrs *a, size_t need);
+static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
+                       const void *p, CK_ULONG len);
+
+#define N_DEFAULTS (sizeof(defaults) / sizeof(defaults[0]))
+
+/*
+ * Plain appends: a key object takes ~25 defaults, and a
+ * search of the growing list for each (twice: find, then set) cost more
+ * than the rest of building the object. Only the entries A held on entry
+ * are searched: a class names a type at most once (unit test
+ * test_attr_defaults_unique), so an appended default never shadows a row.
+ */
 CK_RV akv_attrs_fill_defaults(struct akv_attrs *a, CK_OBJECT_CLASS cls)
 {
     CK_RV rv = CKR_OK;
     unsigned bit = class_bit(cls);
+    size_t n0 = a->n;
 
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        CK_BBOOL b = defaults[i].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
+    for (size_t j = 0; j < N_DEFAULTS && rv == CKR_OK; j++) {
+        CK_BBOOL b = defaults[j].value == AKV_D_TRUE ? CK_TRUE : CK_FALSE;
+        CK_ULONG u = CK_UNAVAILABLE_INFORMATION;
+        size_t i = 0;
 
-        if ((defaults[i].classes & bit) == 0
-            || akv_attrs_find(a, defaults[i].type) != NULL) {
+        if ((defaults[j].classes & bit) == 0) {
             continue;
         }
-        switch (defaults[i].value) {
+        while (i < n0 && a->v[i].type != defaults[j].type) {
+            i++;
+        }
+        if (i < n0) {
+            continue; /* set by the caller: kept */
+        }
+        /* Values of at most ATTR_INLINE bytes: once there is room, no
+         * allocation and so no failure. */
+        if (!attrs_reserve(a, a->n + 1)) {
+            rv = CKR_HOST_MEMORY;
+            break;
+        }
+        switch (defaults[j].value) {
         case AKV_D_EMPTY:
-            rv = akv_attrs_set(a, defaults[i].type, NULL, 0);
+            rv = attrs_put(a, a->n, defaults[j].type, NULL, 0);
             break;
         case AKV_D_FALSE:
         case AKV_D_TRUE:
-            rv = akv_attrs_set_bool(a, defaults[i].type, b);
+            rv = attrs_put(a, a->n, defaults[j].type, &b, sizeof(b));
             break;
         case AKV_D_UNAVAILABLE:
-            rv = akv_attrs_set_ulong(a, defaults[i].type,
-                                     CK_UNAVAILABLE_INFORMATION);
+            rv = attrs_put(a, a->n, defaults[j].type, &u, sizeof(u));
             break;
         case AKV_D_ZERO:
-            rv = akv_attrs_set_ulong(a, defaults[i].type, 0);
+            u = 0;
+            rv = attrs_put(a, a->n, defaults[j].type, &u, sizeof(u));
             break;
         case AKV_D_SHA1:
-            rv = akv_attrs_set_ulong(a, defaults[i].type, CKM_SHA_1);
-            break;
-        }
-        if (rv != CKR_OK) {
+            u = CKM_SHA_1;
+            rv = attrs_put(a, a->n, defaults[j].type, &u, sizeof(u));
             break;
         }
     }
     return rv;
 }
+
+#undef N_DEFAULTS
 
 const struct akv_attr_policy *akv_attr_policy_table(size_t *n)
 {
@@ -580,11 +607,15 @@ static bool attr_inline(const struct akv_attrs *a, size_t i)
            && a->v[i].pValue == attr_slot(a->v, attrs_cap(a), i);
 }
 
+/* Wipes a value (inline slot or its own block) and releases the block:
+ * attributes are not secrets, but a data object's CKA_VALUE or a label may
+ * be private, and freed heap memory is reused by anyone. */
 static void attr_value_free(struct akv_attrs *a, size_t i)
 {
     if (attr_inline(a, i)) {
         explicit_bzero(a->v[i].pValue, ATTR_INLINE);
-    } else {
+    } else if (a->v[i].pValue != NULL) {
+        explicit_bzero(a->v[i].pValue, a->v[i].ulValueLen);
         free(a->v[i].pValue);
     }
     a->v[i].pValue = NULL;
@@ -625,15 +656,16 @@ static bool attrs_reserve(struct akv_attrs *a, size_t need)
     return true;
 }
 
-CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
-                    CK_ULONG len)
+/* Stores TYPE = LEN bytes at P in entry I (I == a->n appends; the caller
+ * has reserved room). P may point into A itself: it is copied before A
+ * changes. CKR_OK, or CKR_HOST_MEMORY with A unchanged. */
+static CK_RV attrs_put(struct akv_attrs *a, size_t i, CK_ATTRIBUTE_TYPE type,
+                       const void *p, CK_ULONG len)
 {
     CK_RV rv = CKR_HOST_MEMORY;
     uint8_t small[ATTR_INLINE] = {0};
     void *copy = NULL;
-    size_t i = 0;
 
-    /* P may point into A itself: copy it before A changes */
     if (len > ATTR_INLINE) {
         copy = malloc(len);
         if (copy == NULL) {
@@ -642,12 +674,6 @@ CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
         memcpy(copy, p, len);
     } else if (len > 0) {
         memcpy(small, p, len);
-    }
-    while (i < a->n && a->v[i].type != type) {
-        i++;
-    }
-    if (i == a->n && !attrs_reserve(a, a->n + 1)) {
-        goto out;
     }
     if (i < a->n) {
         attr_value_free(a, i);
@@ -665,8 +691,24 @@ CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
     rv = CKR_OK;
 out:
     free(copy);
-    explicit_bzero(small, sizeof(small));
+    if (len > 0 && len <= ATTR_INLINE) {
+        explicit_bzero(small, sizeof(small));
+    }
     return rv;
+}
+
+CK_RV akv_attrs_set(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type, const void *p,
+                    CK_ULONG len)
+{
+    size_t i = 0;
+
+    while (i < a->n && a->v[i].type != type) {
+        i++;
+    }
+    if (i == a->n && !attrs_reserve(a, a->n + 1)) {
+        return CKR_HOST_MEMORY;
+    }
+    return attrs_put(a, i, type, p, len);
 }
 
 CK_RV akv_attrs_set_bool(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type,
@@ -739,19 +781,43 @@ out:
     return rv;
 }
 
+/* Every value wiped and released; the inline slots in one pass (a key's
+ * ~27 small values would otherwise be ~27 explicit_bzero calls). */
+static void attrs_wipe_values(struct akv_attrs *a)
+{
+    size_t cap = attrs_cap(a);
+
+    for (size_t i = 0; i < a->n; i++) {
+        if (!attr_inline(a, i) && a->v[i].pValue != NULL) {
+            attr_value_free(a, i);
+        }
+    }
+    if (cap > 0) {
+        explicit_bzero(attr_slot(a->v, cap, 0), cap * ATTR_INLINE);
+    }
+    a->n = 0;
+}
+
+void akv_attrs_reset(struct akv_attrs *a)
+{
+    attrs_wipe_values(a);
+}
+
+size_t akv_attrs_capacity(const struct akv_attrs *a)
+{
+    return attrs_cap(a);
+}
+
 void akv_attrs_clear(struct akv_attrs *a)
 {
     if (a == NULL) {
         return;
     }
-    for (size_t i = 0; i < a->n; i++) {
-        attr_value_free(a, i);
-    }
+    attrs_wipe_values(a);
     if (a->v != NULL) {
         free((uint8_t *)a->v - ATTR_HDR);
     }
     a->v = NULL;
-    a->n = 0;
 }
 
 bool akv_attrs_match(const struct akv_attrs *a, const CK_ATTRIBUTE *tmpl,

@@ -19,7 +19,8 @@
 
 /* An owned attribute list: every pValue is a private copy (or NULL when
  * ulValueLen is 0) owned by the list - values of up to sizeof(CK_ULONG)
- * bytes inline in the list's block (attr.c says how); change it only
+ * bytes inline in the list's block (attr.c says how), wiped when replaced,
+ * removed or cleared; change it only
  * through akv_attrs_* (moving it by copying the struct is fine). Never holds
  * CKA_VALUE of a secret key: secret bytes live in struct akv_secret (object.h).
  */
@@ -149,8 +150,17 @@ CK_RV akv_attrs_merge(struct akv_attrs *a, const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                       CK_ATTRIBUTE_TYPE skip);
 void akv_attrs_remove(struct akv_attrs *a, CK_ATTRIBUTE_TYPE type);
 CK_RV akv_attrs_copy(struct akv_attrs *dst, const struct akv_attrs *src);
-/* akv_attrs_clear - frees everything (NULL-safe); A becomes empty. */
+/* akv_attrs_clear - wipes every value and frees everything (NULL-safe);
+ * A becomes empty. */
 void akv_attrs_clear(struct akv_attrs *a);
+/* akv_attrs_reset - wipes and drops every value but keeps the list's block
+ * (akv_attrs_capacity entries), so that refilling it allocates nothing for
+ * values of up to sizeof(CK_ULONG) bytes; A becomes empty. For recycled
+ * object records (token/objpool.h). */
+void akv_attrs_reset(struct akv_attrs *a);
+/* akv_attrs_capacity - entries A holds without growing (0 when it has no
+ * block). */
+size_t akv_attrs_capacity(const struct akv_attrs *a);
 
 /* akv_attrs_match - true when every template entry is present in A with
  * exactly the same bytes (v3.0 §5.7.7 C_FindObjectsInit). */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <openssl/decoder.h>
@@ -74,6 +75,86 @@ static struct enc_cache *enc_slot(void)
     return c;
 }
 
+/*
+ * Fetched digests and ciphers, once per library context: EVP_MD_fetch and
+ * EVP_CIPHER_fetch cost about 10,000 instructions each even when OpenSSL's
+ * method store already holds the algorithm (name and property lookup,
+ * locks), and every C_DigestInit, C_SignInit/C_VerifyInit with a hash and
+ * local AES operation did one (issue 9: fetch once per library context and
+ * cache). An entry holds one reference for the life of its context (the
+ * process: see akv_ossl_libctx); callers get their own reference. A fork
+ * child starts a new context: akv_crypto_forget drops the table without
+ * freeing, like the context itself.
+ */
+enum fetch_kind { FETCH_MD = 0, FETCH_CIPHER };
+
+#define FETCH_MAX      32
+#define FETCH_NAME_MAX 32
+
+static struct {
+    OSSL_LIB_CTX *ctx;
+    enum fetch_kind kind;
+    char name[FETCH_NAME_MAX];
+    void *alg;           /* EVP_MD * or EVP_CIPHER * */
+} fetched[FETCH_MAX];    /* LOCKED by fetch_lock */
+static size_t n_fetched; /* LOCKED by fetch_lock */
+static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *fetch_new(enum fetch_kind kind, const char *name)
+{
+    if (kind == FETCH_MD) {
+        return EVP_MD_fetch(libctx, name, NULL);
+    }
+    return EVP_CIPHER_fetch(libctx, name, NULL);
+}
+
+static void fetch_up_ref(enum fetch_kind kind, void *alg)
+{
+    if (kind == FETCH_MD) {
+        (void)EVP_MD_up_ref(alg);
+    } else {
+        (void)EVP_CIPHER_up_ref(alg);
+    }
+}
+
+/* NAME of KIND from the private context: a new reference, or NULL. */
+static void *fetch_cached(enum fetch_kind kind, const char *name)
+{
+    void *alg = NULL;
+
+    pthread_mutex_lock(&fetch_lock);
+    for (size_t i = 0; i < n_fetched; i++) {
+        if (fetched[i].ctx == libctx && fetched[i].kind == kind
+            && strcmp(fetched[i].name, name) == 0) {
+            alg = fetched[i].alg;
+            fetch_up_ref(kind, alg);
+            goto out;
+        }
+    }
+    alg = fetch_new(kind, name);
+    if (alg != NULL && n_fetched < FETCH_MAX && strlen(name) < FETCH_NAME_MAX) {
+        fetched[n_fetched].ctx = libctx;
+        fetched[n_fetched].kind = kind;
+        (void)snprintf(fetched[n_fetched].name, FETCH_NAME_MAX, "%s", name);
+        fetched[n_fetched].alg = alg;
+        n_fetched++;
+        fetch_up_ref(kind, alg); /* the table keeps the first one */
+    }
+out:
+    pthread_mutex_unlock(&fetch_lock);
+    return alg;
+}
+
+EVP_MD *akv_crypto_md(const char *name)
+{
+    return name != NULL ? fetch_cached(FETCH_MD, name) : NULL;
+}
+
+EVP_CIPHER *akv_crypto_cipher(const char *name)
+{
+    return name != NULL ? fetch_cached(FETCH_CIPHER, name) : NULL;
+}
+
 CK_RV akv_crypto_init(void)
 {
     /* the module's one private context (common/ossl.h), shared with the
@@ -96,6 +177,8 @@ void akv_crypto_fini(void)
 void akv_crypto_forget(void)
 {
     __atomic_add_fetch(&enc_gen, 1, __ATOMIC_RELAXED);
+    (void)pthread_mutex_init(&fetch_lock, NULL);
+    n_fetched = 0; /* the parent's context's references, not freed */
     akv_ossl_forget();
     libctx = NULL;
 }
@@ -117,12 +200,41 @@ CK_RV akv_crypto_random(void *buf, size_t len)
     return CKR_OK;
 }
 
+/*
+ * Handles are drawn from a per-thread buffer of random words refilled
+ * HANDLE_BATCH at a time: one RAND_bytes_ex call costs about 6,000
+ * instructions whatever its length (DRBG lookup, lock, reseed check, AES-CTR
+ * update), and a handle is drawn under the token's write lock for every
+ * object made (issue 9: the unwrap path). Per thread, so no lock; a forked
+ * child continues its parent's buffer, which only repeats handle values in
+ * a different process.
+ */
+#define HANDLE_BATCH 32
+static _Thread_local struct {
+    uint32_t v[HANDLE_BATCH];
+    unsigned left;
+} handle_buf;
+
+static CK_RV next_random_word(uint32_t *out)
+{
+    if (handle_buf.left == 0) {
+        if (akv_crypto_random(handle_buf.v, sizeof(handle_buf.v)) != CKR_OK) {
+            return CKR_FUNCTION_FAILED;
+        }
+        handle_buf.left = HANDLE_BATCH;
+    }
+    handle_buf.left--;
+    *out = handle_buf.v[handle_buf.left];
+    handle_buf.v[handle_buf.left] = 0;
+    return CKR_OK;
+}
+
 CK_ULONG akv_crypto_handle(void)
 {
     uint32_t v = 0;
 
     while (v == 0) {
-        if (akv_crypto_random(&v, sizeof(v)) != CKR_OK) {
+        if (next_random_word(&v) != CKR_OK) {
             /* RAND failing is not expected; fall back on a counter so a
              * handle is still unique. */
             static uint32_t ctr = 0x1000;
@@ -371,7 +483,7 @@ EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
         return NULL;
     }
     (void)snprintf(name, sizeof(name), "AES-%zu-%s", key_len * 8, mode);
-    return EVP_CIPHER_fetch(libctx, name, NULL);
+    return akv_crypto_cipher(name);
 }
 
 const uint8_t *akv_crypto_ec_oid(const char *crv, size_t *len)

@@ -87,9 +87,18 @@ CK_RV akv_crypto_rsa_decrypt(EVP_PKEY *pkey, enum akv_kv_alg alg,
                              const uint8_t *in, size_t in_len,
                              struct akv_secret *out);
 
-/* akv_crypto_aes_cipher - fetches the EVP cipher for an AES mechanism
+/* akv_crypto_aes_cipher - the EVP cipher for an AES mechanism
  * (CKM_AES_ECB/CBC/CBC_PAD/CTR/GCM) and key length 16/24/32 from the private
- * context; caller EVP_CIPHER_free()s. NULL when unsupported. */
+ * context (akv_crypto_cipher); caller EVP_CIPHER_free()s. NULL when
+ * unsupported. */
 EVP_CIPHER *akv_crypto_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len);
+
+/* akv_crypto_md / akv_crypto_cipher - the digest / cipher named NAME (an
+ * OpenSSL algorithm name, e.g. "SHA256", "AES-256-GCM") of the private
+ * context, fetched once per context and cached: a new reference the caller
+ * releases with EVP_MD_free / EVP_CIPHER_free, as after EVP_*_fetch. NULL
+ * when NAME is NULL or the provider lacks the algorithm. */
+EVP_MD *akv_crypto_md(const char *name);
+EVP_CIPHER *akv_crypto_cipher(const char *name);
 
 #endif /* AKV_TOKEN_CRYPTO_H */

@@ -111,7 +111,7 @@ CK_RV akv_digest_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech)
         rv = CKR_MECHANISM_PARAM_INVALID;
         goto out;
     }
-    md = EVP_MD_fetch(akv_crypto_libctx(), name, NULL);
+    md = akv_crypto_md(name);
     if (md == NULL) {
         /* An OpenSSL build (or provider) without this algorithm. */
         rv = CKR_MECHANISM_INVALID;

@@ -188,8 +188,7 @@ static CK_RV op_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     } else if (op->plan.row->hash != 0) {
         rv = CKR_GENERAL_ERROR;
         hr = hash_find(op->plan.hash);
-        md = hr != NULL ? EVP_MD_fetch(akv_crypto_libctx(), hr->name, NULL)
-                        : NULL;
+        md = hr != NULL ? akv_crypto_md(hr->name) : NULL;
         op->md = EVP_MD_CTX_new();
         if (md == NULL || op->md == NULL
             || EVP_DigestInit_ex2(op->md, md, NULL) != 1) {
@@ -635,8 +634,7 @@ static CK_RV verify_local(struct akv_sig_op *op, const uint8_t *dig,
             goto out;
         }
     } else {
-        md = hr != NULL ? EVP_MD_fetch(akv_crypto_libctx(), hr->name, NULL)
-                        : NULL;
+        md = hr != NULL ? akv_crypto_md(hr->name) : NULL;
         if (md == NULL || EVP_PKEY_CTX_set_signature_md(c, md) != 1) {
             goto out;
         }

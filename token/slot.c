@@ -7,6 +7,7 @@
 #include "../common/log.h"
 #include "crypto.h"
 #include "mech.h"
+#include "objpool.h"
 #include "session.h"
 
 #define AKV_LIB_MAJOR 0
@@ -151,6 +152,7 @@ CK_RV akv_slot_finalize(void)
     akv_session_close_everything();
     g_live = NULL;
     state_free(st);
+    akv_objpool_drain();
     akv_crypto_fini();
     pthread_mutex_unlock(&g_life);
     rv = CKR_OK;
@@ -170,6 +172,7 @@ void akv_slot_fork_child(void)
     g_active = 0;
     akv_session_forget();
     akv_crypto_forget();
+    akv_objpool_forget();
 }
 
 CK_RV akv_slot_begin(void)

@@ -17,6 +17,7 @@
 #include "cert.h"
 #include "crypto.h"
 #include "created.h"
+#include "objpool.h"
 #include "rotate.h"
 #include "seal.h"
 
@@ -33,7 +34,7 @@ int64_t akv_token_now(void)
 struct akv_obj *akv_obj_new(enum akv_obj_origin origin, CK_OBJECT_CLASS cls,
                             CK_KEY_TYPE key_type)
 {
-    struct akv_obj *o = calloc(1, sizeof(*o));
+    struct akv_obj *o = akv_objpool_get();
 
     if (o == NULL) {
         return NULL;
@@ -62,7 +63,6 @@ void akv_obj_unref(struct akv_obj *o)
         return;
     }
     akv_secret_clear(&o->value);
-    akv_attrs_clear(&o->attrs);
     if (o->vkey != NULL) {
         akv_kv_key_clear(o->vkey);
         free(o->vkey);
@@ -70,8 +70,8 @@ void akv_obj_unref(struct akv_obj *o)
     EVP_PKEY_free(o->pub);
     EVP_PKEY_free(o->priv);
     akv_store_record_clear(&o->rec);
-    o->magic = 0;
-    free(o);
+    /* attribute values wiped, magic zeroed, record kept or freed */
+    akv_objpool_put(o);
 }
 
 /* ---- helpers ---- */

@@ -171,7 +171,8 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
 void akv_token_free(struct akv_token *t);
 
 /* akv_obj_ref / akv_obj_unref - reference counting; the last unref wipes
- * and frees. NULL-safe. */
+ * and frees (the record itself may be kept for reuse: token/objpool.h).
+ * NULL-safe. */
 void akv_obj_ref(struct akv_obj *o);
 void akv_obj_unref(struct akv_obj *o);
 

@@ -109,6 +109,35 @@ static void test_fill_defaults(void **state)
     akv_attrs_clear(&a);
 }
 
+/* The defaults of a class name each type once (akv_attrs_fill_defaults
+ * appends without searching, attr.c), and a filled list stays full. */
+static void test_attr_defaults_unique(void **state)
+{
+    static const struct {
+        CK_OBJECT_CLASS cls;
+        size_t n;
+    } want[] = {{CKO_PUBLIC_KEY, 20},
+                {CKO_PRIVATE_KEY, 25},
+                {CKO_SECRET_KEY, 26},
+                {CKO_DATA, 0}};
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        struct akv_attrs a = AKV_ATTRS_INIT;
+
+        assert_int_equal(akv_attrs_fill_defaults(&a, want[k].cls), CKR_OK);
+        assert_int_equal(a.n, want[k].n);
+        for (size_t i = 0; i < a.n; i++) {
+            for (size_t j = i + 1; j < a.n; j++) {
+                assert_true(a.v[i].type != a.v[j].type);
+            }
+        }
+        assert_int_equal(akv_attrs_fill_defaults(&a, want[k].cls), CKR_OK);
+        assert_int_equal(a.n, want[k].n);
+        akv_attrs_clear(&a);
+    }
+}
+
 /* Cases 1-5 of v3.0 §5.7.5, one entry each, in one call. */
 static void test_get_values_cases(void **state)
 {
@@ -474,6 +503,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_sorted),
         cmocka_unit_test(test_fill_defaults),
+        cmocka_unit_test(test_attr_defaults_unique),
         cmocka_unit_test(test_get_values_cases),
         cmocka_unit_test(test_template_validation),
         cmocka_unit_test(test_class_attributes),

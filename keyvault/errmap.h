@@ -17,6 +17,8 @@ enum akv_errmap_op {
     AKV_ERRMAP_UNWRAP,  /* POST .../unwrapkey */
     AKV_ERRMAP_SIGN,    /* POST .../sign */
     AKV_ERRMAP_TOKEN,   /* Entra ID / managed-identity token endpoints */
+    AKV_ERRMAP_ENCRYPT, /* POST .../encrypt */
+    AKV_ERRMAP_DECRYPT, /* POST .../decrypt */
 };
 
 /*
@@ -28,7 +30,8 @@ enum akv_errmap_op {
 CK_RV akv_errmap_rv(enum akv_errmap_op op, long status, const char *code,
                     const char *inner);
 
-/* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token" for logs.
+/* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token",
+ * "encrypt", "decrypt" for logs.
  */
 const char *akv_errmap_op_name(enum akv_errmap_op op);
 

@@ -86,4 +86,16 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
 CK_RV akv_json_build_key_op(enum akv_kv_alg alg, const uint8_t *in,
                             size_t in_len, struct akv_secret *body);
 
+/*
+ * akv_json_build_crypt - KeyOperationsParameters body of an encrypt /
+ * decrypt (keys.json): {"alg","value"} and, each only when its length is
+ * not 0, "iv", "aad", "tag" (unpadded base64url) into BODY (a secret: it
+ * carries plaintext on encrypt). Returns CKR_OK, CKR_ARGUMENTS_BAD (bad
+ * alg, NULL pointer with a length, value empty or over 65536 bytes, aad
+ * over 65536, iv or tag over 16), CKR_HOST_MEMORY.
+ */
+CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
+                           const struct akv_kv_crypt_in *in,
+                           struct akv_secret *body);
+
 #endif /* AKV_KEYVAULT_JSON_H */

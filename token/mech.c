@@ -5,6 +5,7 @@
 
 #include <openssl/core_names.h>
 
+#include "../common/log.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "token.h"
 
@@ -28,6 +29,8 @@ static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
 static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
+static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan);
 static CK_RV hmac_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                          struct akv_mech_plan *plan);
 
@@ -83,10 +86,12 @@ static const struct akv_mech table[] = {
     /* Local; AES sizes are in bytes (Current Mechanisms §2.14). */
     {CKM_AES_KEY_GEN,         {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
     {CKM_AES_ECB,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    /* CBC, CBC-PAD, GCM: local on a key the token holds; Managed HSM encrypt/decrypt on a vault oct-HSM
+     * key (A128CBC.../A128CBCPAD.../A128GCM..., token/vault_aes.h; GCM: decrypt only). */
+    {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
+    {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
     {CKM_AES_CTR,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_GCM,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_GCM,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
     {CKM_AES_KEY_WRAP,        {16, 32, KW_FLAGS}, CKK_AES, NO_KT, KW_FLAGS, 0, aes_kw_params},
     /* Vault: CKM_AES_KEY_WRAP_PAD (RFC 5649); bytes. */
@@ -208,6 +213,21 @@ static bool key_fits(const struct akv_mech *m, const struct akv_obj *key,
                 : key->origin != AKV_ORIGIN_VAULT;
 }
 
+/* Where OP runs: in Key Vault when the row says so (m->vault) - except
+ * that a secret key whose value the token holds (session or store object)
+ * encrypts and decrypts locally with the same mechanism: the row's vault
+ * flags then name what Managed HSM does for a vault oct-HSM key. Wrap and
+ * unwrap with a secret key are vault-only (no local AES key wrap). */
+static bool runs_in_vault(const struct akv_mech *m, CK_FLAGS op,
+                          const struct akv_obj *key)
+{
+    if ((m->vault & op) == 0) {
+        return false;
+    }
+    return !(key->cls == CKO_SECRET_KEY && key->origin != AKV_ORIGIN_VAULT
+             && (op & (CKF_ENCRYPT | CKF_DECRYPT)) != 0);
+}
+
 CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
                     struct akv_obj *key, struct akv_mech_plan *plan)
 {
@@ -235,7 +255,7 @@ CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
     memset(plan, 0, sizeof(*plan));
     plan->row = m;
     plan->op = op;
-    plan->vault = (m->vault & op) != 0;
+    plan->vault = runs_in_vault(m, op, key);
     plan->hash = m->hash;
     if (!key_fits(m, key, ops[i].side, plan->vault)) {
         rv = CKR_KEY_TYPE_INCONSISTENT;
@@ -414,6 +434,91 @@ static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
     (void)mech;
     (void)key;
     (void)plan;
+    return CKR_OK;
+}
+
+/* CK_GCM_PARAMS as the PKCS#11 v2.40 document (§2.12.3) defines it, without
+ * the ulIvBits of the v2.40 errata header and of v3.0 (§2.13.3). */
+struct gcm_params_v240 {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+};
+
+CK_RV akv_mech_gcm_params(const CK_MECHANISM *mech, CK_GCM_PARAMS *out)
+{
+    const CK_GCM_PARAMS *g = mech->pParameter;
+
+    if (mech->pParameter == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (mech->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+        *out = *g;
+    } else if (mech->ulParameterLen == sizeof(struct gcm_params_v240)) {
+        /* The v2.40 layout (see struct gcm_params_v240): Java SunPKCS11
+         * sends it first to a module whose version is 2.40, and other 2.40
+         * callers only know it. The lengths tell the two apart. */
+        const struct gcm_params_v240 *o = mech->pParameter;
+
+        memset(out, 0, sizeof(*out));
+        out->pIv = o->pIv;
+        out->ulIvLen = o->ulIvLen;
+        out->ulIvBits = o->ulIvLen * 8;
+        out->pAAD = o->pAAD;
+        out->ulAADLen = o->ulAADLen;
+        out->ulTagBits = o->ulTagBits;
+    } else {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (out->pIv == NULL || out->ulIvLen == 0
+        || out->ulIvLen > AKV_MECH_GCM_MAX_IV
+        || (out->pAAD == NULL && out->ulAADLen > 0) || out->ulTagBits < 32
+        || out->ulTagBits > 128 || out->ulTagBits % 8 != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_GCM: on a local key, OpenSSL's
+ * shapes (checked in cipher.c); on a vault oct-HSM key, what Managed HSM's
+ * encrypt/decrypt can honour (token/vault_aes.h "Parameters"). */
+static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan)
+{
+    CK_GCM_PARAMS g;
+    CK_RV rv;
+
+    if (!plan->vault) {
+        return local_params(mech, key, plan);
+    }
+    if (mech->mechanism != CKM_AES_GCM) {
+        return mech->pParameter != NULL && mech->ulParameterLen == 16
+                   ? CKR_OK
+                   : CKR_MECHANISM_PARAM_INVALID;
+    }
+    rv = akv_mech_gcm_params(mech, &g);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (plan->op == CKF_ENCRYPT) {
+        AKV_LOG_ERR("key %s: CKM_AES_GCM encryption with a Managed HSM key is "
+                    "refused: the HSM chooses the IV itself and cannot use "
+                    "the one in CK_GCM_PARAMS (decryption works; encrypt with "
+                    "CKM_AES_CBC_PAD, or with a local key)",
+                    key->vkey->name);
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (g.ulIvLen != AKV_MECH_HSM_GCM_IV || g.ulTagBits != 128
+        || g.ulAADLen > AKV_KV_CRYPT_MAX) {
+        AKV_LOG_ERR("key %s: CKM_AES_GCM decryption with a Managed HSM key "
+                    "takes a 12-byte IV and a 128-bit tag (given %lu bytes, "
+                    "%lu bits)",
+                    key->vkey->name, (unsigned long)g.ulIvLen,
+                    (unsigned long)g.ulTagBits);
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
     return CKR_OK;
 }
 

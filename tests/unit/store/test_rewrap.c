@@ -502,7 +502,7 @@ static void racing_destroy(struct akv_kv *kv)
 }
 
 static const struct akv_kv_ops racing_ops = {
-    racing_get, racing_wrap, racing_unwrap, racing_destroy, NULL};
+    racing_get, racing_wrap, racing_unwrap, racing_destroy, NULL, NULL};
 
 static void test_rewrap_concurrent_change(void **state)
 {

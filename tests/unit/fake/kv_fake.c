@@ -515,7 +515,7 @@ static CK_RV fake_crypt(struct akv_kv *kv, const char *name,
                                : in->iv_len != 16) {
         return bad;
     }
-    if (decrypt) {
+    if (decrypt && mode == AKV_KV_AES_GCM) {
         memcpy(tag, in->tag, 16);
     }
     if (akv_secret_alloc(out, in->value_len + 16) != 0) {

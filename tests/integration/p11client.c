@@ -68,6 +68,8 @@ static const char *rv_name(CK_RV rv)
          "CKR_UNWRAPPING_KEY_HANDLE_INVALID"},
         {CKR_WRAPPING_KEY_HANDLE_INVALID, "CKR_WRAPPING_KEY_HANDLE_INVALID"},
         {CKR_SESSION_HANDLE_INVALID, "CKR_SESSION_HANDLE_INVALID"},
+        {CKR_DATA_LEN_RANGE, "CKR_DATA_LEN_RANGE"},
+        {CKR_ENCRYPTED_DATA_LEN_RANGE, "CKR_ENCRYPTED_DATA_LEN_RANGE"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (names[i].rv == rv) {
@@ -606,12 +608,102 @@ static void cmd_encrypt_id(const char *idhex)
     close_session(s);
 }
 
+/* aes: C_Encrypt / C_Decrypt of file IN into file OUT with the secret key
+ * labelled LABEL. MECH cbc | cbcpad | gcm; DIR enc | dec; IVHEX the IV
+ * (CBC 16 bytes, GCM 12; GCM tag 128 bits); AADHEX the GCM aad or "-";
+ * PARTS 1 = single-part C_Encrypt, else that many C_*Update calls and a
+ * C_*Final. Prints "ok <bytes out>" or "RV <name>" (one line). */
+static void cmd_aes(const char *label, const char *mech, const char *dir,
+                    const char *ivhex, const char *aadhex, const char *in,
+                    const char *out, int parts)
+{
+    CK_SESSION_HANDLE s = open_session();
+    static CK_BYTE data[80000], res[80100];
+    CK_BYTE iv[16], aad[256];
+    int ivl = hex_to_bytes(ivhex, iv, sizeof(iv));
+    int aadl =
+        strcmp(aadhex, "-") == 0 ? 0 : hex_to_bytes(aadhex, aad, sizeof(aad));
+    CK_GCM_PARAMS g = {iv,
+                       (CK_ULONG)ivl,
+                       (CK_ULONG)ivl * 8,
+                       aadl > 0 ? aad : NULL,
+                       (CK_ULONG)aadl,
+                       128};
+    CK_MECHANISM m = {CKM_AES_CBC, iv, (CK_ULONG)ivl};
+    CK_OBJECT_HANDLE k;
+    CK_ULONG n = 0, len = 0, done = 0;
+    CK_RV rv = CKR_OK;
+    int enc = strcmp(dir, "enc") == 0;
+    FILE *f = fopen(in, "rb");
+
+    if (f == NULL || ivl < 0 || aadl < 0 || parts < 1) {
+        printf("ERR bad arguments\n");
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    n = (CK_ULONG)fread(data, 1, sizeof(data), f);
+    fclose(f);
+    f = NULL;
+    if (strcmp(mech, "cbcpad") == 0) {
+        m.mechanism = CKM_AES_CBC_PAD;
+    } else if (strcmp(mech, "gcm") == 0) {
+        m.mechanism = CKM_AES_GCM;
+        m.pParameter = &g;
+        m.ulParameterLen = sizeof(g);
+    }
+    k = find_key(s, CKO_SECRET_KEY, label, NULL, 0, &rv);
+    if (k == CK_INVALID_HANDLE) {
+        printf("RV %s\n", rv != CKR_OK ? rv_name(rv) : "not-found");
+        close_session(s);
+        return;
+    }
+    rv = enc ? p11->C_EncryptInit(s, &m, k) : p11->C_DecryptInit(s, &m, k);
+    if (rv == CKR_OK && parts == 1) {
+        len = sizeof(res);
+        rv = enc ? p11->C_Encrypt(s, data, n, res, &len)
+                 : p11->C_Decrypt(s, data, n, res, &len);
+        done = len;
+    } else if (rv == CKR_OK) {
+        CK_ULONG step = n / (CK_ULONG)parts + 1;
+
+        for (CK_ULONG off = 0; rv == CKR_OK && off < n; off += step) {
+            CK_ULONG c = n - off < step ? n - off : step;
+
+            len = sizeof(res) - done;
+            rv = enc ? p11->C_EncryptUpdate(s, data + off, c, res + done, &len)
+                     : p11->C_DecryptUpdate(s, data + off, c, res + done, &len);
+            done += rv == CKR_OK ? len : 0;
+        }
+        len = sizeof(res) - done;
+        if (rv == CKR_OK) {
+            rv = enc ? p11->C_EncryptFinal(s, res + done, &len)
+                     : p11->C_DecryptFinal(s, res + done, &len);
+            done += rv == CKR_OK ? len : 0;
+        }
+    }
+    if (rv != CKR_OK) {
+        printf("RV %s\n", rv_name(rv));
+    } else if ((f = fopen(out, "wb")) == NULL
+               || fwrite(res, 1, done, f) != done) {
+        printf("ERR cannot write %s\n", out);
+    } else {
+        printf("ok %lu\n", (unsigned long)done);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    close_session(s);
+}
+
 /* repl: one process, one session, commands from stdin, one answer line per
  * command (so a test can revoke and restore access in between and check
  * that the SAME session recovers without C_Finalize):
  *   unwrap LABEL FILE IDHEX HASH   -> hex value, or "RV <CKR name>"
  *   wrap LABEL FILE HASH           -> "<idhex> <valuehex>" or "RV ..."
  *   encrypt IDHEX                  -> "ok" or "RV ..." (secret key by CKA_ID)
+ *   aes LABEL MECH DIR IVHEX AADHEX IN OUT PARTS -> see cmd_aes
  *   quit
  */
 static int cmd_repl(void)
@@ -621,13 +713,17 @@ static int cmd_repl(void)
     repl_session = open_session();
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof(line), stdin) != NULL) {
-        char a[5][1024];
-        int n = sscanf(line, "%1023s %1023s %1023s %1023s %1023s", a[0], a[1],
-                       a[2], a[3], a[4]);
+        char a[9][1024];
+        int n = sscanf(line,
+                       "%1023s %1023s %1023s %1023s %1023s %1023s %1023s "
+                       "%1023s %1023s",
+                       a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
         if (n >= 1 && strcmp(a[0], "quit") == 0) {
             break;
         } else if (n == 5 && strcmp(a[0], "unwrap") == 0) {
             (void)cmd_unwrap_file(a[1], a[2], a[3], a[4]);
+        } else if (n == 9 && strcmp(a[0], "aes") == 0) {
+            cmd_aes(a[1], a[2], a[3], a[4], a[5], a[6], a[7], atoi(a[8]));
         } else if (n == 2 && strcmp(a[0], "encrypt") == 0) {
             cmd_encrypt_id(a[1]);
         } else if (n == 4 && strcmp(a[0], "wrap") == 0) {

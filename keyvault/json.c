@@ -653,3 +653,41 @@ CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
 out:
     return rv;
 }
+
+CK_RV akv_json_parse_crypt_extra(const char *buf, size_t len,
+                                 struct akv_kv_crypt_out *out)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    cJSON *root = parse(buf, len);
+    static const char *const names[2] = {"iv", "tag"};
+
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsObject(root)) {
+        goto out;
+    }
+    for (int i = 0; i < 2; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, names[i]);
+        uint8_t *dst = i == 0 ? out->iv : out->tag;
+        size_t *dlen = i == 0 ? &out->iv_len : &out->tag_len;
+        long r;
+
+        if (x == NULL || cJSON_IsNull(x)) {
+            continue;
+        }
+        if (!cJSON_IsString(x) || strlen(x->valuestring) > 24) {
+            goto out;
+        }
+        r = akv_b64url_decode(x->valuestring, strlen(x->valuestring), dst, 16);
+        if (r < 0 || r > 16) {
+            goto out;
+        }
+        *dlen = (size_t)r;
+    }
+    rv = CKR_OK;
+out:
+    if (rv != CKR_OK) {
+        memset(out, 0, sizeof(*out));
+    }
+    cJSON_Delete(root);
+    return rv;
+}

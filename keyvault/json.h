@@ -98,4 +98,13 @@ CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
                            const struct akv_kv_crypt_in *in,
                            struct akv_secret *body);
 
+/*
+ * akv_json_parse_crypt_extra - the optional "iv" and "tag" of an encrypt
+ * answer (KeyOperationResult) into OUT (zeroed first; lengths 0 when
+ * absent). Returns CKR_OK, CKR_DEVICE_ERROR (not JSON, not base64url, or
+ * longer than 16 bytes).
+ */
+CK_RV akv_json_parse_crypt_extra(const char *buf, size_t len,
+                                 struct akv_kv_crypt_out *out);
+
 #endif /* AKV_KEYVAULT_JSON_H */

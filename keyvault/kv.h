@@ -181,6 +181,16 @@ struct akv_kv_crypt_in {
     bool probe;
 };
 
+/* What an encrypt answers beside the value (KeyOperationResult "iv",
+ * "tag"): Managed HSM's AES-GCM encryption picks a 12-byte IV and returns
+ * it with the 16-byte tag. Lengths 0 when absent. */
+struct akv_kv_crypt_out {
+    uint8_t iv[16];
+    size_t iv_len;
+    uint8_t tag[16];
+    size_t tag_len;
+};
+
 /* Bound on an encrypt/decrypt value and aad (bytes): the body's JSON
  * layer bound (keyvault/json.c). */
 #define AKV_KV_CRYPT_MAX 65536
@@ -241,13 +251,14 @@ struct akv_kv_ops {
      * secret on decrypt; caller clears). Errors: the contract above, and
      * 400 BadParameter -> CKR_ENCRYPTED_DATA_INVALID (decrypt: wrong tag,
      * padding or key size) / CKR_DATA_INVALID (encrypt: wrong key size or
-     * length). GCM encrypt answers an iv and tag this interface does not
-     * carry: callers do not ask for it (token/vault_aes.h).
+     * length). EXTRA (may be NULL) receives the answer's "iv" and "tag"
+     * (AES-GCM encrypt: the IV the HSM picked and the tag; an answer whose
+     * iv or tag is longer than 16 bytes is CKR_DEVICE_ERROR).
      */
     CK_RV(*crypt)
     (struct akv_kv *kv, const char *name, const char *version, bool decrypt,
      enum akv_kv_alg alg, const struct akv_kv_crypt_in *in,
-     struct akv_secret *out);
+     struct akv_secret *out, struct akv_kv_crypt_out *extra);
 };
 
 /* Every implementation embeds this as its first member. */

@@ -390,7 +390,7 @@ static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
                      const char *name, const char *version,
                      const struct akv_secret *body, bool quiet_400,
                      size_t result_max, struct akv_secret *result,
-                     char *kid_out);
+                     char *kid_out, struct akv_kv_crypt_out *extra);
 
 static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
                     const char *version, enum akv_kv_alg alg, const uint8_t *in,
@@ -409,7 +409,7 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
         goto out;
     }
     rv = post_op(kv, op, name, version, &body, false, WRAPPED_MAX, result,
-                 kid_out);
+                 kid_out, NULL);
 out:
     akv_secret_clear(&body);
     return rv;
@@ -417,12 +417,13 @@ out:
 
 /* POSTs BODY to the key operation OP of NAME/VERSION and reads the
  * KeyOperationResult: RESULT receives its "value" (at most RESULT_MAX
- * bytes, else CKR_DEVICE_ERROR), KID_OUT its checked kid. */
+ * bytes, else CKR_DEVICE_ERROR), KID_OUT its checked kid, EXTRA (when not
+ * NULL) its "iv" and "tag". */
 static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
                      const char *name, const char *version,
                      const struct akv_secret *body, bool quiet_400,
                      size_t result_max, struct akv_secret *result,
-                     char *kid_out)
+                     char *kid_out, struct akv_kv_crypt_out *extra)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_http_resp resp;
@@ -457,6 +458,13 @@ static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
     }
     rv = akv_json_parse_key_op_result((const char *)resp.body.data,
                                       resp.body.len, kid, result);
+    if (rv == CKR_OK && extra != NULL
+        && akv_json_parse_crypt_extra((const char *)resp.body.data,
+                                      resp.body.len, extra)
+               != CKR_OK) {
+        akv_secret_clear(result);
+        rv = CKR_DEVICE_ERROR;
+    }
     if (rv == CKR_OK && result->len > result_max) {
         akv_secret_clear(result);
         rv = CKR_DEVICE_ERROR;
@@ -580,7 +588,7 @@ out:
 static CK_RV rest_crypt(struct akv_kv *base, const char *name,
                         const char *version, bool decrypt, enum akv_kv_alg alg,
                         const struct akv_kv_crypt_in *in,
-                        struct akv_secret *out)
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_secret body = AKV_SECRET_INIT;
@@ -597,7 +605,8 @@ static CK_RV rest_crypt(struct akv_kv *base, const char *name,
     /* the answer: the value, plus at most one padding block */
     rv = post_op((struct kv_rest *)base,
                  decrypt ? AKV_ERRMAP_DECRYPT : AKV_ERRMAP_ENCRYPT, name,
-                 version, &body, in->probe, in->value_len + 16, out, NULL);
+                 version, &body, in->probe, in->value_len + 16, out, NULL,
+                 extra);
 out:
     akv_secret_clear(&body);
     return rv;

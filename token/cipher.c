@@ -6,6 +6,7 @@
 
 #include "../common/log.h"
 #include "../common/secret.h"
+#include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
 #include "mech.h"
 #include "rotate.h"
@@ -20,6 +21,8 @@
 enum akv_op_kind {
     AKV_OP_ENCRYPT = 1,
     AKV_OP_DECRYPT,
+    AKV_OP_MSG_ENCRYPT, /* v3.0 message-based (C_MessageEncryptInit) */
+    AKV_OP_MSG_DECRYPT,
 };
 
 /*
@@ -263,7 +266,13 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     struct akv_op *op = NULL;
     struct akv_secret value = AKV_SECRET_INIT;
     struct akv_token *t = NULL;
-    CK_FLAGS flag = kind == AKV_OP_ENCRYPT ? CKF_ENCRYPT : CKF_DECRYPT;
+    static const CK_FLAGS flags[] = {
+        [AKV_OP_ENCRYPT] = CKF_ENCRYPT,
+        [AKV_OP_DECRYPT] = CKF_DECRYPT,
+        [AKV_OP_MSG_ENCRYPT] = CKF_MESSAGE_ENCRYPT,
+        [AKV_OP_MSG_DECRYPT] = CKF_MESSAGE_DECRYPT,
+    };
+    CK_FLAGS flag = flags[kind];
     struct akv_mech_plan plan;
 
     rv = akv_session_claim(h, &s);
@@ -301,6 +310,12 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         op->rsa = true;
         op->alg = plan.alg;
         op->mod_len = plan.out_len;
+    } else if (plan.vault
+               && (kind == AKV_OP_MSG_ENCRYPT || kind == AKV_OP_MSG_DECRYPT)) {
+        /* AES-GCM messages; parameters come with each (akv_cipher_msg). */
+        op->remote = true;
+        op->va.mode = AKV_KV_AES_GCM;
+        op->tag_len = akv_vault_aes_tag_len(&op->va);
     } else if (plan.vault) {
         /* A vault oct-HSM key: Managed HSM encrypts and decrypts. */
         op->remote = true;
@@ -587,7 +602,8 @@ static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
         }
         /* No lock held (the session is only claimed). */
         return akv_vault_aes_run(t, op->key->vkey, &op->va,
-                                 op->kind == AKV_OP_DECRYPT, in, in_len, res);
+                                 op->kind == AKV_OP_DECRYPT, in, in_len, res,
+                                 NULL);
     }
     if (!op->rsa) {
         return aes_oneshot(op, in, in_len, res);
@@ -940,6 +956,144 @@ CK_RV akv_cipher_decrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
                                CK_ULONG *out_len)
 {
     return final(h, AKV_OP_DECRYPT, out, out_len);
+}
+
+/* ---- message-based encryption (v3.0 §5.13, §5.14) ---- */
+
+CK_RV akv_cipher_msg_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                          CK_OBJECT_HANDLE key, bool decrypt)
+{
+    return cipher_init(h, mech, key,
+                       decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT);
+}
+
+/* CK_GCM_MESSAGE_PARAMS that Managed HSM can honour (see cipher.h). */
+static CK_RV msg_params(const void *param, CK_ULONG len, bool decrypt,
+                        CK_GCM_MESSAGE_PARAMS *g)
+{
+    if (param == NULL || len != sizeof(*g)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    memcpy(g, param, sizeof(*g));
+    if (g->pIv == NULL || g->ulIvLen != AKV_MECH_HSM_GCM_IV || g->pTag == NULL
+        || g->ulTagBits != 128) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    /* Decryption ignores the generator fields (Current Mechanisms v3.0
+     * §2.13.3); encryption must let the token (the HSM) pick the IV. */
+    if (!decrypt
+        && (g->ulIvFixedBits != 0
+            || (g->ivGenerator != CKG_GENERATE
+                && g->ivGenerator != CKG_GENERATE_RANDOM))) {
+        AKV_LOG_ERR("C_EncryptMessage with a Managed HSM key: the HSM "
+                    "picks the IV; CK_GCM_MESSAGE_PARAMS needs ivGenerator "
+                    "CKG_GENERATE or CKG_GENERATE_RANDOM and ulIvFixedBits 0");
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+CK_RV akv_cipher_msg(CK_SESSION_HANDLE h, bool decrypt, void *param,
+                     CK_ULONG param_len, const CK_BYTE *aad, CK_ULONG aad_len,
+                     const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+                     CK_ULONG *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_op *op = NULL;
+    struct akv_vault_aes va;
+    struct akv_kv_crypt_out extra;
+    struct akv_secret res = AKV_SECRET_INIT;
+    struct akv_secret buf = AKV_SECRET_INIT;
+    CK_GCM_MESSAGE_PARAMS g;
+
+    rv = claim_op(h, decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT, true,
+                  &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    op = s->op;
+    if (out_len == NULL || (in == NULL && in_len > 0)
+        || (aad == NULL && aad_len > 0)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = msg_params(param, param_len, decrypt, &g);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (in_len == 0 || in_len > AKV_KV_CRYPT_MAX
+        || aad_len > AKV_KV_CRYPT_MAX) {
+        rv = decrypt ? CKR_ENCRYPTED_DATA_LEN_RANGE : CKR_DATA_LEN_RANGE;
+        goto out;
+    }
+    /* GCM keeps the length; no remote call for a query or a short buffer. */
+    if (out == NULL || *out_len < in_len) {
+        rv = out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
+        *out_len = in_len;
+        goto out;
+    }
+    va = op->va;
+    va.aad = (uint8_t *)aad;
+    va.aad_len = aad_len;
+    if (decrypt) {
+        /* ciphertext || tag, as akv_vault_aes_run takes it */
+        memcpy(va.iv, g.pIv, AKV_MECH_HSM_GCM_IV);
+        va.iv_len = AKV_MECH_HSM_GCM_IV;
+        if (akv_secret_alloc(&buf, in_len + op->tag_len) != 0) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        memcpy(buf.data, in, in_len);
+        memcpy(buf.data + in_len, g.pTag, op->tag_len);
+        rv = akv_vault_aes_run(s->token, op->key->vkey, &va, true, buf.data,
+                               buf.len, &res, NULL);
+    } else {
+        va.iv_len = 0; /* the HSM picks it */
+        rv = akv_vault_aes_run(s->token, op->key->vkey, &va, false, in, in_len,
+                               &res, &extra);
+        if (rv == CKR_OK
+            && (extra.iv_len != AKV_MECH_HSM_GCM_IV
+                || extra.tag_len != op->tag_len)) {
+            AKV_LOG_ERR("key %s: the HSM's AES-GCM answer has a %zu-byte iv "
+                        "and a %zu-byte tag (expected 12 and 16)",
+                        op->key->vkey->name, extra.iv_len, extra.tag_len);
+            rv = CKR_DEVICE_ERROR;
+        }
+    }
+    if (rv == CKR_OK && res.len != in_len) {
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    memcpy(out, res.data, res.len);
+    *out_len = res.len;
+    if (!decrypt) {
+        /* v3.0 §2.13.3: the generated IV is returned in pIv */
+        memcpy(g.pIv, extra.iv, AKV_MECH_HSM_GCM_IV);
+        memcpy(g.pTag, extra.tag, op->tag_len);
+    }
+out:
+    /* A message's failure does not end the message-based operation: only
+     * C_Message*Final does (v3.0 §5.13). */
+    akv_secret_clear(&res);
+    akv_secret_clear(&buf);
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_msg_final(CK_SESSION_HANDLE h, bool decrypt)
+{
+    struct akv_session *s = NULL;
+    CK_RV rv = claim_op(h, decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT,
+                        true, &s);
+
+    if (rv == CKR_OK) {
+        end_op(s);
+        akv_session_release(s);
+    }
+    return rv;
 }
 
 /* ---- random ---- */

@@ -11,6 +11,9 @@
 
 #define RSA_FLAGS (CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)
 #define AES_FLAGS (CKF_ENCRYPT | CKF_DECRYPT)
+/* v3.0 message-based encryption (§5.13-5.14): AES-GCM with a Managed HSM
+ * key, the HSM picking each message's IV (token/vault_aes.h). */
+#define MSG_FLAGS (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
 #define KW_FLAGS  (CKF_WRAP | CKF_UNWRAP)
 #define NO_KT     AKV_MECH_NO_KT /* no key (digests), or no second type */
 #define SIG_FLAGS (CKF_SIGN | CKF_VERIFY)
@@ -87,11 +90,12 @@ static const struct akv_mech table[] = {
     {CKM_AES_KEY_GEN,         {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
     {CKM_AES_ECB,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
     /* CBC, CBC-PAD, GCM: local on a key the token holds; Managed HSM encrypt/decrypt on a vault oct-HSM
-     * key (A128CBC.../A128CBCPAD.../A128GCM..., token/vault_aes.h; GCM: decrypt only). */
+     * key (A128CBC.../A128CBCPAD.../A128GCM..., token/vault_aes.h; GCM: C_Decrypt, and both directions
+     * through the message functions, which let the HSM pick the IV; message functions: vault keys only). */
     {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
     {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
     {CKM_AES_CTR,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_GCM,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
+    {CKM_AES_GCM,             {16, 32, AES_FLAGS | MSG_FLAGS}, CKK_AES, NO_KT, AES_FLAGS | MSG_FLAGS, 0, aes_params},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
     {CKM_AES_KEY_WRAP,        {16, 32, KW_FLAGS}, CKK_AES, NO_KT, KW_FLAGS, 0, aes_kw_params},
     /* Vault: CKM_AES_KEY_WRAP_PAD (RFC 5649); bytes. */
@@ -180,6 +184,8 @@ static const struct {
 } ops[] = {
     {CKF_ENCRYPT, CKA_ENCRYPT, PUBLIC},
     {CKF_DECRYPT, CKA_DECRYPT, PRIVATE},
+    {CKF_MESSAGE_ENCRYPT, CKA_ENCRYPT, PUBLIC},
+    {CKF_MESSAGE_DECRYPT, CKA_DECRYPT, PRIVATE},
     {CKF_SIGN, CKA_SIGN, PRIVATE},
     {CKF_VERIFY, CKA_VERIFY, PUBLIC},
     /* The vault wraps with the key version whichever object names it; the
@@ -493,6 +499,12 @@ static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
     if (!plan->vault) {
         return local_params(mech, key, plan);
     }
+    if (plan->op == CKF_MESSAGE_ENCRYPT || plan->op == CKF_MESSAGE_DECRYPT) {
+        /* Parameters come with each message (CK_GCM_MESSAGE_PARAMS). */
+        return mech->pParameter == NULL && mech->ulParameterLen == 0
+                   ? CKR_OK
+                   : CKR_MECHANISM_PARAM_INVALID;
+    }
     if (mech->mechanism != CKM_AES_GCM) {
         return mech->pParameter != NULL && mech->ulParameterLen == 16
                    ? CKR_OK
@@ -503,10 +515,12 @@ static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
         return rv;
     }
     if (plan->op == CKF_ENCRYPT) {
-        AKV_LOG_ERR("key %s: CKM_AES_GCM encryption with a Managed HSM key is "
-                    "refused: the HSM chooses the IV itself and cannot use "
-                    "the one in CK_GCM_PARAMS (decryption works; encrypt with "
-                    "CKM_AES_CBC_PAD, or with a local key)",
+        AKV_LOG_ERR("key %s: C_EncryptInit(CKM_AES_GCM) with a Managed HSM "
+                    "key is refused: the HSM chooses the IV itself and "
+                    "cannot use the one in CK_GCM_PARAMS (use "
+                    "C_MessageEncryptInit + C_EncryptMessage with "
+                    "CKG_GENERATE_RANDOM, which returns the HSM's IV; "
+                    "C_Decrypt works)",
                     key->vkey->name);
         return CKR_MECHANISM_PARAM_INVALID;
     }

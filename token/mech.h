@@ -122,7 +122,8 @@ CK_RV akv_mech_check(const CK_MECHANISM *mech, CK_FLAGS flag,
 
 /*
  * akv_mech_plan - plans operation OP (one of CKF_ENCRYPT, CKF_DECRYPT,
- * CKF_SIGN, CKF_VERIFY, CKF_WRAP, CKF_UNWRAP) of MECH with KEY (a key
+ * CKF_SIGN, CKF_VERIFY, CKF_WRAP, CKF_UNWRAP, CKF_MESSAGE_ENCRYPT,
+ * CKF_MESSAGE_DECRYPT) of MECH with KEY (a key
  * object of token T; its attributes are read under T's lock). Checks, in
  * this order, and returns the first failure:
  *   CKR_MECHANISM_INVALID           not in the table or OP not offered, or

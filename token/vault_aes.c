@@ -108,7 +108,7 @@ size_t akv_vault_aes_tag_len(const struct akv_vault_aes *p)
 CK_RV akv_vault_aes_run(struct akv_token *t, const struct akv_kv_key *vkey,
                         const struct akv_vault_aes *p, bool decrypt,
                         const uint8_t *in, size_t in_len,
-                        struct akv_secret *out)
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra)
 {
     /* Most oct-HSM keys are AES-256: tried first. */
     static const size_t trial[] = {256, 128, 192};
@@ -144,7 +144,7 @@ CK_RV akv_vault_aes_run(struct akv_token *t, const struct akv_kv_key *vkey,
             return CKR_KEY_SIZE_RANGE;
         }
         rv = t->kv->ops->crypt(t->kv, vkey->name, vkey->version, decrypt, alg,
-                               &ci, out);
+                               &ci, out, extra);
         if (rv == CKR_OK && known == 0) {
             AKV_LOG_DEBUG("key %s/%s: the HSM took %s: the key is %zu bits",
                           vkey->name, vkey->version, akv_kv_alg_name(alg),

@@ -74,7 +74,8 @@ size_t akv_vault_aes_tag_len(const struct akv_vault_aes *p);
  * akv_vault_aes_run - one Encrypt / Decrypt call (or up to three while the
  * key's size is learnt, see above) with version VKEY of T's vault. IN:
  * plaintext (1..AKV_KV_CRYPT_MAX bytes) or ciphertext (GCM: ciphertext ||
- * 16-byte tag). On CKR_OK OUT holds the result (a secret; caller clears).
+ * 16-byte tag). On CKR_OK OUT holds the result (a secret; caller clears)
+ * and EXTRA (may be NULL) the answer's iv and tag (GCM encryption).
  * No lock is held. Errors: kv.h's contract (403 ->
  * CKR_KEY_FUNCTION_NOT_PERMITTED, 404 -> CKR_KEY_HANDLE_INVALID, ...);
  * decryption refused -> CKR_ENCRYPTED_DATA_INVALID; encryption refused at
@@ -85,7 +86,7 @@ size_t akv_vault_aes_tag_len(const struct akv_vault_aes *p);
 CK_RV akv_vault_aes_run(struct akv_token *t, const struct akv_kv_key *vkey,
                         const struct akv_vault_aes *p, bool decrypt,
                         const uint8_t *in, size_t in_len,
-                        struct akv_secret *out);
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra);
 
 /* akv_vault_aes_forget - empties the learnt-size cache (unit tests). */
 void akv_vault_aes_forget(void);

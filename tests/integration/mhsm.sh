@@ -173,7 +173,23 @@ crypt)
     expect_eq "CKM_AES_GCM: a changed tag: CKR_ENCRYPTED_DATA_INVALID" "$(ask aes hsmkey gcm dec "$GIV" $AAD "$T_TMP/gbad" "$T_TMP/x" 1)" "RV CKR_ENCRYPTED_DATA_INVALID"
     expect_eq "CKM_AES_GCM encryption: the HSM picks the IV: CKR_MECHANISM_PARAM_INVALID" \
         "$(ask aes hsmkey gcm enc "$GIV" - "$T_TMP/plain" "$T_TMP/x" 1)" "RV CKR_MECHANISM_PARAM_INVALID"
-    expect_grep "log says why" "CKM_AES_GCM encryption with a Managed HSM key is refused" "$LOG"
+    expect_grep "log says why" "with a Managed HSM key is refused: the HSM chooses the IV" "$LOG"
+    # GCM encryption through the v3.0 message functions: the HSM picks the
+    # IV, returned in CK_GCM_MESSAGE_PARAMS.pIv with the tag in pTag
+    read -r ok miv mtag <<<"$(ask gcmmsg hsmkey enc - - $AAD "$T_TMP/plain" "$T_TMP/mct")"
+    expect_eq "C_EncryptMessage (CKG_GENERATE_RANDOM) by the HSM" "$ok" ok
+    expect_eq "... returns a 12-byte IV and a 16-byte tag" "${#miv}/${#mtag}" "24/32"
+    expect_eq "... ciphertext as long as the plaintext" "$(stat -c %s "$T_TMP/mct")" 1000
+    expect_eq "REST A128GCM decrypt with that IV and tag: 200" \
+        "$(call POST "$D" "{\"alg\":\"A128GCM\",\"value\":\"$(b64u <"$T_TMP/mct")\",\"iv\":\"$(xxd -r -p <<<"$miv" | b64u)\",\"tag\":\"$(xxd -r -p <<<"$mtag" | b64u)\",\"aad\":\"$(xxd -r -p <<<"$AAD" | b64u)\"}")" 200
+    unb64u "$(jq -r .value "$T_TMP/b")" >"$T_TMP/mrest"
+    expect_ok "... is the plaintext" cmp "$T_TMP/plain" "$T_TMP/mrest"
+    expect_eq "C_DecryptMessage with that IV and tag" "$(ask gcmmsg hsmkey dec "$miv" "$mtag" $AAD "$T_TMP/mct" "$T_TMP/mback")" "ok 1000"
+    expect_ok "... is the plaintext" cmp "$T_TMP/plain" "$T_TMP/mback"
+    expect_eq "C_DecryptMessage with another aad: CKR_ENCRYPTED_DATA_INVALID" \
+        "$(ask gcmmsg hsmkey dec "$miv" "$mtag" 686561646573 "$T_TMP/mct" "$T_TMP/x")" "RV CKR_ENCRYPTED_DATA_INVALID"
+    read -r ok miv2 _ <<<"$(ask gcmmsg hsmkey enc - - - "$T_TMP/plain" "$T_TMP/mct2")"
+    [ "$ok" = ok ] && [ -n "$miv2" ] && [ "$miv2" != "$miv" ] && pass "a second message gets another IV" || fail "second message: '$ok' IV '$miv2' (first '$miv')"
     # Crypto Service Encryption User only (get, wrapKey, unwrapKey): 403
     emu_cli keyvault role assignment delete --hsm-name "$HSM" --assignee-object-id "$SP_OBJ_ID" --scope /keys/hsmkey >/dev/null
     grant /keys

@@ -19,11 +19,16 @@
 
 #include <p11-kit/pkcs11.h>
 
+/* v3.0 declarations p11-kit 0.24 lacks (CK_FUNCTION_LIST_3_0,
+ * CK_GCM_MESSAGE_PARAMS): the module's public header. */
+#include "../../include/pkcs11/akv-pkcs11.h"
+
 #ifndef CKM_AES_KEY_WRAP_KWP
 #define CKM_AES_KEY_WRAP_KWP 0x0000210BUL /* PKCS#11 v3.0 */
 #endif
 
 static CK_FUNCTION_LIST *p11;
+static CK_FUNCTION_LIST_3_0 *p11v3; /* C_GetInterface("PKCS 11", 3.0) */
 static int failures;
 static CK_RV last_unwrap_rv = CKR_OK; /* for expect-unwrap */
 
@@ -697,6 +702,84 @@ static void cmd_aes(const char *label, const char *mech, const char *dir,
     close_session(s);
 }
 
+/* gcmmsg: v3.0 message-based AES-GCM (C_MessageEncryptInit +
+ * C_EncryptMessage with CKG_GENERATE_RANDOM: the token picks the IV) with
+ * the secret key LABEL. enc: IVHEX/TAGHEX ignored ("-"), prints
+ * "ok <ivhex> <taghex>" and writes the ciphertext to OUT; dec: prints
+ * "ok <bytes>" and writes the plaintext. "RV <name>" on failure. */
+static void cmd_gcmmsg(const char *label, const char *dir, const char *ivhex,
+                       const char *taghex, const char *aadhex, const char *in,
+                       const char *out)
+{
+    CK_SESSION_HANDLE s = open_session();
+    static CK_BYTE data[70000], res[70000];
+    CK_BYTE iv[12] = {0}, tag[16] = {0}, aad[256];
+    int dec = strcmp(dir, "dec") == 0;
+    int aadl =
+        strcmp(aadhex, "-") == 0 ? 0 : hex_to_bytes(aadhex, aad, sizeof(aad));
+    CK_GCM_MESSAGE_PARAMS g = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+    CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+    CK_OBJECT_HANDLE k;
+    CK_ULONG n, len = sizeof(res);
+    CK_RV rv = CKR_OK;
+    FILE *f = fopen(in, "rb");
+
+    if (p11v3 == NULL || f == NULL || aadl < 0
+        || (dec
+            && (hex_to_bytes(ivhex, iv, 12) != 12
+                || hex_to_bytes(taghex, tag, 16) != 16))) {
+        printf("ERR bad arguments\n");
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    n = (CK_ULONG)fread(data, 1, sizeof(data), f);
+    fclose(f);
+    f = NULL;
+    k = find_key(s, CKO_SECRET_KEY, label, NULL, 0, &rv);
+    if (k == CK_INVALID_HANDLE) {
+        printf("RV %s\n", rv != CKR_OK ? rv_name(rv) : "not-found");
+        close_session(s);
+        return;
+    }
+    if (dec) {
+        g.ivGenerator = CKG_NO_GENERATE;
+        rv = p11v3->C_MessageDecryptInit(s, &m, k);
+        if (rv == CKR_OK) {
+            rv = p11v3->C_DecryptMessage(s, &g, sizeof(g), aad, (CK_ULONG)aadl,
+                                         data, n, res, &len);
+            (void)p11v3->C_MessageDecryptFinal(s);
+        }
+    } else {
+        rv = p11v3->C_MessageEncryptInit(s, &m, k);
+        if (rv == CKR_OK) {
+            rv = p11v3->C_EncryptMessage(s, &g, sizeof(g), aad, (CK_ULONG)aadl,
+                                         data, n, res, &len);
+            (void)p11v3->C_MessageEncryptFinal(s);
+        }
+    }
+    if (rv != CKR_OK) {
+        printf("RV %s\n", rv_name(rv));
+    } else if ((f = fopen(out, "wb")) == NULL
+               || fwrite(res, 1, len, f) != len) {
+        printf("ERR cannot write %s\n", out);
+    } else if (dec) {
+        printf("ok %lu\n", (unsigned long)len);
+    } else {
+        printf("ok ");
+        for (int i = 0; i < 12; i++) {
+            printf("%02x", iv[i]);
+        }
+        printf(" ");
+        print_hex(tag, 16);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    close_session(s);
+}
+
 /* repl: one process, one session, commands from stdin, one answer line per
  * command (so a test can revoke and restore access in between and check
  * that the SAME session recovers without C_Finalize):
@@ -704,6 +787,7 @@ static void cmd_aes(const char *label, const char *mech, const char *dir,
  *   wrap LABEL FILE HASH           -> "<idhex> <valuehex>" or "RV ..."
  *   encrypt IDHEX                  -> "ok" or "RV ..." (secret key by CKA_ID)
  *   aes LABEL MECH DIR IVHEX AADHEX IN OUT PARTS -> see cmd_aes
+ *   gcmmsg LABEL DIR IVHEX TAGHEX AADHEX IN OUT   -> see cmd_gcmmsg
  *   quit
  */
 static int cmd_repl(void)
@@ -722,6 +806,8 @@ static int cmd_repl(void)
             break;
         } else if (n == 5 && strcmp(a[0], "unwrap") == 0) {
             (void)cmd_unwrap_file(a[1], a[2], a[3], a[4]);
+        } else if (n == 8 && strcmp(a[0], "gcmmsg") == 0) {
+            cmd_gcmmsg(a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
         } else if (n == 9 && strcmp(a[0], "aes") == 0) {
             cmd_aes(a[1], a[2], a[3], a[4], a[5], a[6], a[7], atoi(a[8]));
         } else if (n == 2 && strcmp(a[0], "encrypt") == 0) {
@@ -774,6 +860,17 @@ int main(int argc, char **argv)
     if (gfl == NULL || gfl(&p11) != CKR_OK) {
         fprintf(stderr, "C_GetFunctionList failed\n");
         return 2;
+    }
+    {
+        CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+        CK_VERSION v3 = {3, 0};
+        CK_INTERFACE_PTR itf = NULL;
+
+        if (gi != NULL
+            && gi((CK_UTF8CHAR_PTR) "PKCS 11", &v3, &itf, 0) == CKR_OK
+            && itf != NULL) {
+            p11v3 = itf->pFunctionList;
+        }
     }
     ia.flags = CKF_OS_LOCKING_OK;
     rv = p11->C_Initialize(&ia);

@@ -480,7 +480,7 @@ out:
 static CK_RV fake_crypt(struct akv_kv *kv, const char *name,
                         const char *version, bool decrypt, enum akv_kv_alg alg,
                         const struct akv_kv_crypt_in *in,
-                        struct akv_secret *out)
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra)
 {
     struct kv_fake *f = (struct kv_fake *)kv;
     struct fake_key *k = find_key(f, name);
@@ -532,6 +532,16 @@ static CK_RV fake_crypt(struct akv_kv *kv, const char *name,
         return bad;
     }
     out->len = len;
+    if (extra != NULL) {
+        memset(extra, 0, sizeof(*extra));
+        if (mode == AKV_KV_AES_GCM && !decrypt) {
+            /* The HSM's IV and the tag, as Managed HSM answers them. */
+            memcpy(extra->iv, "123456789012", 12);
+            extra->iv_len = 12;
+            memcpy(extra->tag, tag, 16);
+            extra->tag_len = 16;
+        }
+    }
     return CKR_OK;
 }
 

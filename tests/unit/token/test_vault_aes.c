@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "common/config.h"
+#include "include/pkcs11/akv-pkcs11.h"
 #include "kv_fake.h"
 #include "token/cipher.h"
 #include "token/object.h"
@@ -511,6 +512,135 @@ static void test_session_key_local(void **state)
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_CRYPT), 0);
 }
 
+/* ---- message-based GCM (v3.0 §5.13-5.14): the HSM picks the IV ---- */
+
+/* C_EncryptMessage returns the HSM's IV in pIv and the tag in pTag; the
+ * ciphertext is AES-GCM of the plaintext under that IV and aad (checked
+ * with OpenSSL); C_DecryptMessage gives the plaintext back, refuses a
+ * changed tag or aad, and a failed message leaves the operation active. */
+static void test_msg_gcm(void **state)
+{
+    CK_OBJECT_HANDLE k = 0;
+    CK_SESSION_HANDLE s = hsm("hsmkey", 192, true, ALL, &k);
+    CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+    uint8_t iv[12] = {0};
+    uint8_t tag[16] = {0};
+    uint8_t ref[64];
+    uint8_t reftag[16];
+    uint8_t ct[64];
+    uint8_t pt[64];
+    CK_GCM_MESSAGE_PARAMS g = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+    CK_ULONG len = 0;
+    static const uint8_t aad[] = "header";
+
+    (void)state;
+    assert_int_equal(akv_cipher_msg_init(s, &m, k, false), CKR_OK);
+    assert_int_equal(akv_cipher_encrypt_init(s, &m, k), CKR_OPERATION_ACTIVE);
+    assert_int_equal(akv_cipher_msg(s, false, &g, sizeof(g), aad, 6, msg,
+                                    sizeof(msg), NULL, &len),
+                     CKR_OK);
+    assert_int_equal(len, sizeof(msg));
+    len = 3;
+    assert_int_equal(akv_cipher_msg(s, false, &g, sizeof(g), aad, 6, msg,
+                                    sizeof(msg), ct, &len),
+                     CKR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, sizeof(msg));
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_CRYPT), 0);
+    assert_int_equal(akv_cipher_msg(s, false, &g, sizeof(g), aad, 6, msg,
+                                    sizeof(msg), ct, &len),
+                     CKR_OK);
+    assert_int_equal(len, sizeof(msg));
+    /* 192 bits, size hidden: 256, 128, then 192. */
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_CRYPT), 3);
+    assert_int_equal(kv_fake_last_alg(fake), AKV_KV_ALG_A192GCM);
+    assert_int_equal(kv_fake_aes(fake, "hsmkey", NULL, AKV_KV_AES_GCM, iv, aad,
+                                 6, msg, sizeof(msg), ref, reftag),
+                     sizeof(msg));
+    assert_memory_equal(ct, ref, sizeof(msg));
+    assert_memory_equal(tag, reftag, 16);
+    /* The caller may not choose the IV. */
+    g.ivGenerator = CKG_NO_GENERATE;
+    len = sizeof(ct);
+    assert_int_equal(akv_cipher_msg(s, false, &g, sizeof(g), NULL, 0, msg,
+                                    sizeof(msg), ct, &len),
+                     CKR_MECHANISM_PARAM_INVALID);
+    g.ivGenerator = CKG_GENERATE;
+    g.ulIvFixedBits = 32;
+    assert_int_equal(akv_cipher_msg(s, false, &g, sizeof(g), NULL, 0, msg,
+                                    sizeof(msg), ct, &len),
+                     CKR_MECHANISM_PARAM_INVALID);
+    g.ulIvFixedBits = 0;
+    /* Still active after a failed message. */
+    assert_int_equal(akv_cipher_msg_final(s, false), CKR_OK);
+    assert_int_equal(akv_cipher_msg_final(s, false),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    /* Decrypt: the IV and tag of the encryption. */
+    g.ivGenerator = CKG_NO_GENERATE;
+    assert_int_equal(akv_cipher_msg_init(s, &m, k, true), CKR_OK);
+    kv_fake_reset_calls(fake);
+    len = sizeof(pt);
+    assert_int_equal(akv_cipher_msg(s, true, &g, sizeof(g), aad, 6, ref,
+                                    sizeof(msg), pt, &len),
+                     CKR_OK);
+    assert_int_equal(len, sizeof(msg));
+    assert_memory_equal(pt, msg, sizeof(msg));
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_CRYPT), 1); /* size known */
+    tag[0] ^= 1;
+    len = sizeof(pt);
+    assert_int_equal(akv_cipher_msg(s, true, &g, sizeof(g), aad, 6, ref,
+                                    sizeof(msg), pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    tag[0] ^= 1;
+    len = sizeof(pt);
+    assert_int_equal(akv_cipher_msg(s, true, &g, sizeof(g), aad, 5, ref,
+                                    sizeof(msg), pt, &len),
+                     CKR_ENCRYPTED_DATA_INVALID);
+    len = sizeof(pt);
+    assert_int_equal(akv_cipher_msg(s, true, &g, sizeof(g), aad, 6, ref,
+                                    sizeof(msg), pt, &len),
+                     CKR_OK);
+    assert_int_equal(akv_cipher_msg_final(s, true), CKR_OK);
+}
+
+/* The message functions: parameters only per message, vault keys only. */
+static void test_msg_init_rules(void **state)
+{
+    CK_OBJECT_HANDLE k = 0;
+    CK_SESSION_HANDLE s = hsm("hsmkey", 256, false, ALL, &k);
+    CK_GCM_PARAMS gp = {(CK_BYTE_PTR)iv12, 12, 96, NULL, 0, 128};
+    CK_MECHANISM withp = {CKM_AES_GCM, &gp, sizeof(gp)};
+    CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+    CK_MECHANISM cbc = {CKM_AES_CBC_PAD, NULL, 0};
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG vlen = 32;
+    CK_ATTRIBUTE t[] = {{CKA_VALUE_LEN, &vlen, sizeof(vlen)}};
+    CK_OBJECT_HANDLE dek = 0;
+    CK_ULONG len = 0;
+    uint8_t out[64];
+
+    (void)state;
+    assert_int_equal(akv_cipher_msg_init(s, &withp, k, false),
+                     CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(akv_cipher_msg_init(s, &cbc, k, false),
+                     CKR_MECHANISM_INVALID);
+    assert_int_equal(akv_object_generate_key(s, &gen, t, 1, &dek), CKR_OK);
+    assert_int_equal(akv_cipher_msg_init(s, &m, dek, false),
+                     CKR_KEY_TYPE_INCONSISTENT);
+    len = sizeof(out);
+    assert_int_equal(
+        akv_cipher_msg(s, false, NULL, 0, NULL, 0, msg, 16, out, &len),
+        CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(akv_cipher_msg_init(s, &m, k, true), CKR_OK);
+    /* A decrypt operation does not encrypt. */
+    assert_int_equal(
+        akv_cipher_msg(s, false, NULL, 0, NULL, 0, msg, 16, out, &len),
+        CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(
+        akv_cipher_msg(s, true, NULL, 0, NULL, 0, msg, 16, out, &len),
+        CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_CRYPT), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +660,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gcm_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_key_local, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_msg_gcm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msg_init_rules, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -613,6 +613,18 @@ static void cmd_encrypt_id(const char *idhex)
     close_session(s);
 }
 
+/* write_all - LEN bytes of P into file PATH, closed on return. 0 or -1. */
+static int write_all(const char *path, const CK_BYTE *p, CK_ULONG len)
+{
+    FILE *f = fopen(path, "wb");
+    int rc = f != NULL && fwrite(p, 1, len, f) == len ? 0 : -1;
+
+    if (f != NULL && fclose(f) != 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
 /* aes: C_Encrypt / C_Decrypt of file IN into file OUT with the secret key
  * labelled LABEL. MECH cbc | cbcpad | gcm; DIR enc | dec; IVHEX the IV
  * (CBC 16 bytes, GCM 12; GCM tag 128 bits); AADHEX the GCM aad or "-";
@@ -688,16 +700,14 @@ static void cmd_aes(const char *label, const char *mech, const char *dir,
             done += rv == CKR_OK ? len : 0;
         }
     }
+    /* The file is complete (closed) before the answer line: the test reads
+     * it as soon as it sees "ok". */
     if (rv != CKR_OK) {
         printf("RV %s\n", rv_name(rv));
-    } else if ((f = fopen(out, "wb")) == NULL
-               || fwrite(res, 1, done, f) != done) {
+    } else if (write_all(out, res, done) != 0) {
         printf("ERR cannot write %s\n", out);
     } else {
         printf("ok %lu\n", (unsigned long)done);
-    }
-    if (f != NULL) {
-        fclose(f);
     }
     close_session(s);
 }
@@ -761,8 +771,7 @@ static void cmd_gcmmsg(const char *label, const char *dir, const char *ivhex,
     }
     if (rv != CKR_OK) {
         printf("RV %s\n", rv_name(rv));
-    } else if ((f = fopen(out, "wb")) == NULL
-               || fwrite(res, 1, len, f) != len) {
+    } else if (write_all(out, res, len) != 0) {
         printf("ERR cannot write %s\n", out);
     } else if (dec) {
         printf("ok %lu\n", (unsigned long)len);
@@ -773,9 +782,6 @@ static void cmd_gcmmsg(const char *label, const char *dir, const char *ivhex,
         }
         printf(" ");
         print_hex(tag, 16);
-    }
-    if (f != NULL) {
-        fclose(f);
     }
     close_session(s);
 }

@@ -15,14 +15,19 @@
  *                                 shapes); the input is ciphertext || tag,
  *                                 as for any PKCS#11 GCM decryption; pAAD
  *                                 sent as "aad"
- *   CKM_AES_GCM encrypt           refused with CKR_MECHANISM_PARAM_INVALID
- *                                 at C_EncryptInit: Managed HSM picks the
- *                                 IV itself (answered beside the
+ *   CKM_AES_GCM encrypt           C_EncryptInit: refused with
+ *                                 CKR_MECHANISM_PARAM_INVALID: Managed HSM
+ *                                 picks the IV itself (answered beside the
  *                                 ciphertext) and takes none from the
  *                                 caller, and C_Encrypt has no way to hand
  *                                 a token-chosen IV back; silently using
  *                                 another IV than CK_GCM_PARAMS names
  *                                 would make the data undecryptable.
+ *                                 v3.0 message-based encryption
+ *                                 (C_EncryptMessage, CK_GCM_MESSAGE_PARAMS
+ *                                 with CKG_GENERATE_RANDOM) is the way:
+ *                                 the HSM's IV comes back in pIv
+ *                                 (token/cipher.h akv_cipher_msg).
  *
  * The key size. The algorithm names carry it and Managed HSM's Get Key
  * does not say it (akv_kv_key.oct_bits 0). When it is unknown the first

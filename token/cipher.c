@@ -534,10 +534,13 @@ static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
         return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
     }
     /* Managed HSM takes a non-empty value of at most AKV_KV_CRYPT_MAX
-     * bytes (CBC with nothing to encrypt or decrypt needs no call). */
+     * bytes (CBC with nothing to encrypt or decrypt needs no call), and its
+     * answer must fit the same bound (CBC-PAD adds up to one block). */
     if (op->remote
         && ((in_len <= op->tag_len && (op->mech != CKM_AES_CBC || in_len != 0))
-            || in_len - op->tag_len > AKV_KV_CRYPT_MAX)) {
+            || in_len - op->tag_len > AKV_KV_CRYPT_MAX
+            || (enc && op->mech == CKM_AES_CBC_PAD
+                && in_len >= AKV_KV_CRYPT_MAX))) {
         return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
     }
     if (op->rsa) {

@@ -33,6 +33,12 @@ static const struct row table[] = {
      * (the template asked for it). */
     {400, 400, AKV_ERRMAP_CREATE, "BadParameter", NULL,
      CKR_ATTRIBUTE_VALUE_INVALID},
+    /* Managed HSM decrypt: a wrong GCM tag, aad or iv, bad CBC padding, or
+     * an alg whose size is not the key's; encrypt: the size, or a length
+     * the algorithm does not take. */
+    {400, 400, AKV_ERRMAP_DECRYPT, "BadParameter", NULL,
+     CKR_ENCRYPTED_DATA_INVALID},
+    {400, 400, AKV_ERRMAP_ENCRYPT, "BadParameter", NULL, CKR_DATA_INVALID},
     /* Still 401 after one token refresh. */
     {401, 401, AKV_ERRMAP_ANY, NULL, NULL, CKR_DEVICE_ERROR},
     /* Access policy / RBAC / firewall / disabled key / nbf-exp window:
@@ -108,6 +114,10 @@ const char *akv_errmap_op_name(enum akv_errmap_op op)
         return "create";
     case AKV_ERRMAP_DELETE:
         return "delete";
+    case AKV_ERRMAP_ENCRYPT:
+        return "encrypt";
+    case AKV_ERRMAP_DECRYPT:
+        return "decrypt";
     case AKV_ERRMAP_ANY:
         break;
     }

@@ -20,6 +20,8 @@ enum akv_errmap_op {
     AKV_ERRMAP_GET_CERT, /* GET /certificates/{name}[/{version}] */
     AKV_ERRMAP_CREATE,   /* POST /keys/{name}/create */
     AKV_ERRMAP_DELETE,   /* DELETE /keys/{name} */
+    AKV_ERRMAP_ENCRYPT,  /* POST .../encrypt */
+    AKV_ERRMAP_DECRYPT,  /* POST .../decrypt */
 };
 
 /*
@@ -32,7 +34,7 @@ CK_RV akv_errmap_rv(enum akv_errmap_op op, long status, const char *code,
                     const char *inner);
 
 /* akv_errmap_op_name - "get", "wrapkey", "unwrapkey", "sign", "token",
- * "getcertificate", "create", "delete" for logs.
+ * "getcertificate", "create", "delete", "encrypt", "decrypt" for logs.
  */
 const char *akv_errmap_op_name(enum akv_errmap_op op);
 

@@ -706,3 +706,104 @@ out:
     cJSON_Delete(o);
     return rv;
 }
+
+/* Appends ,"NAME":"<base64url of IN>" at BODY's end (room checked by the
+ * caller's allocation). */
+static void add_b64_field(struct akv_secret *body, const char *name,
+                          const uint8_t *in, size_t in_len)
+{
+    int head;
+    long w;
+
+    head = snprintf((char *)body->data + body->len, body->cap + 1 - body->len,
+                    ",\"%s\":\"", name);
+    body->len += (size_t)head;
+    w = akv_b64url_encode(in, in_len, (char *)body->data + body->len,
+                          body->cap + 1 - body->len);
+    body->len += (size_t)w;
+    body->data[body->len++] = '"';
+    body->data[body->len] = '\0';
+}
+
+CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
+                           const struct akv_kv_crypt_in *in,
+                           struct akv_secret *body)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    const char *name = akv_kv_alg_name(alg);
+    size_t need;
+
+    if (name == NULL || in == NULL || body == NULL || in->value == NULL
+        || in->value_len == 0 || in->value_len > OP_VALUE_MAX
+        || (in->iv == NULL && in->iv_len > 0) || in->iv_len > 16
+        || (in->tag == NULL && in->tag_len > 0) || in->tag_len > 16
+        || (in->aad == NULL && in->aad_len > 0) || in->aad_len > OP_VALUE_MAX) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    /* {"alg":"","value":""} is 22 bytes; each optional field adds its
+     * name, 6 bytes of punctuation and its encoding. */
+    need = 22 + strlen(name) + akv_b64url_encoded_len(in->value_len) + 3 * 9
+           + akv_b64url_encoded_len(in->iv_len)
+           + akv_b64url_encoded_len(in->aad_len)
+           + akv_b64url_encoded_len(in->tag_len);
+    if (akv_secret_alloc(body, need) != 0) {
+        rv = CKR_HOST_MEMORY;
+        goto out;
+    }
+    body->len = (size_t)snprintf((char *)body->data, body->cap + 1,
+                                 "{\"alg\":\"%s\"", name);
+    add_b64_field(body, "value", in->value, in->value_len);
+    if (in->iv_len > 0) {
+        add_b64_field(body, "iv", in->iv, in->iv_len);
+    }
+    if (in->aad_len > 0) {
+        add_b64_field(body, "aad", in->aad, in->aad_len);
+    }
+    if (in->tag_len > 0) {
+        add_b64_field(body, "tag", in->tag, in->tag_len);
+    }
+    body->data[body->len++] = '}';
+    body->data[body->len] = '\0';
+    rv = CKR_OK;
+out:
+    return rv;
+}
+
+CK_RV akv_json_parse_crypt_extra(const char *buf, size_t len,
+                                 struct akv_kv_crypt_out *out)
+{
+    CK_RV rv = CKR_DEVICE_ERROR;
+    cJSON *root = parse(buf, len);
+    static const char *const names[2] = {"iv", "tag"};
+
+    memset(out, 0, sizeof(*out));
+    if (!cJSON_IsObject(root)) {
+        goto out;
+    }
+    for (int i = 0; i < 2; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, names[i]);
+        uint8_t *dst = i == 0 ? out->iv : out->tag;
+        size_t *dlen = i == 0 ? &out->iv_len : &out->tag_len;
+        long r;
+
+        if (x == NULL || cJSON_IsNull(x)) {
+            continue;
+        }
+        if (!cJSON_IsString(x) || strlen(x->valuestring) > 24) {
+            goto out;
+        }
+        r = akv_b64url_decode(x->valuestring, strlen(x->valuestring), dst, 16);
+        if (r < 0 || r > 16) {
+            goto out;
+        }
+        *dlen = (size_t)r;
+    }
+    rv = CKR_OK;
+out:
+    if (rv != CKR_OK) {
+        memset(out, 0, sizeof(*out));
+    }
+    cJSON_Delete(root);
+    return rv;
+}

@@ -107,4 +107,25 @@ CK_RV akv_json_build_key_op(enum akv_kv_alg alg, const uint8_t *in,
  */
 CK_RV akv_json_build_create_key(const struct akv_kv_create *req, char **out);
 
+/*
+ * akv_json_build_crypt - KeyOperationsParameters body of an encrypt /
+ * decrypt (keys.json): {"alg","value"} and, each only when its length is
+ * not 0, "iv", "aad", "tag" (unpadded base64url) into BODY (a secret: it
+ * carries plaintext on encrypt). Returns CKR_OK, CKR_ARGUMENTS_BAD (bad
+ * alg, NULL pointer with a length, value empty or over 65536 bytes, aad
+ * over 65536, iv or tag over 16), CKR_HOST_MEMORY.
+ */
+CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
+                           const struct akv_kv_crypt_in *in,
+                           struct akv_secret *body);
+
+/*
+ * akv_json_parse_crypt_extra - the optional "iv" and "tag" of an encrypt
+ * answer (KeyOperationResult) into OUT (zeroed first; lengths 0 when
+ * absent). Returns CKR_OK, CKR_DEVICE_ERROR (not JSON, not base64url, or
+ * longer than 16 bytes).
+ */
+CK_RV akv_json_parse_crypt_extra(const char *buf, size_t len,
+                                 struct akv_kv_crypt_out *out);
+
 #endif /* AKV_KEYVAULT_JSON_H */

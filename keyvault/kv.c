@@ -38,6 +38,15 @@ static const char *const alg_names[AKV_KV_ALG_COUNT] = {
     [AKV_KV_ALG_ES512] = "ES512",
     [AKV_KV_ALG_ES256K] = "ES256K",
     [AKV_KV_ALG_RSNULL] = "RSNULL",
+    [AKV_KV_ALG_A128GCM] = "A128GCM",
+    [AKV_KV_ALG_A192GCM] = "A192GCM",
+    [AKV_KV_ALG_A256GCM] = "A256GCM",
+    [AKV_KV_ALG_A128CBC] = "A128CBC",
+    [AKV_KV_ALG_A192CBC] = "A192CBC",
+    [AKV_KV_ALG_A256CBC] = "A256CBC",
+    [AKV_KV_ALG_A128CBCPAD] = "A128CBCPAD",
+    [AKV_KV_ALG_A192CBCPAD] = "A192CBCPAD",
+    [AKV_KV_ALG_A256CBCPAD] = "A256CBCPAD",
 };
 
 void akv_kv_key_clear(struct akv_kv_key *key)
@@ -130,6 +139,32 @@ int akv_kv_aes_kw_alg(size_t bits, bool pad, enum akv_kv_alg *alg)
     for (size_t i = 0; i < sizeof(by_size) / sizeof(by_size[0]); i++) {
         if (by_size[i].bits == bits) {
             *alg = pad ? AKV_KV_ALG_CKM_AES_KEY_WRAP_PAD : by_size[i].alg;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int akv_kv_aes_crypt_alg(size_t bits, enum akv_kv_aes_mode mode,
+                         enum akv_kv_alg *alg)
+{
+    /* [mode][size]: keys.json JsonWebKeyEncryptionAlgorithm. */
+    static const enum akv_kv_alg names[3][3] = {
+        [AKV_KV_AES_GCM] = {AKV_KV_ALG_A128GCM, AKV_KV_ALG_A192GCM,
+                            AKV_KV_ALG_A256GCM},
+        [AKV_KV_AES_CBC] = {AKV_KV_ALG_A128CBC, AKV_KV_ALG_A192CBC,
+                            AKV_KV_ALG_A256CBC},
+        [AKV_KV_AES_CBCPAD] = {AKV_KV_ALG_A128CBCPAD, AKV_KV_ALG_A192CBCPAD,
+                               AKV_KV_ALG_A256CBCPAD},
+    };
+    static const size_t sizes[3] = {128, 192, 256};
+
+    if ((unsigned)mode > AKV_KV_AES_CBCPAD) {
+        return -1;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (sizes[i] == bits) {
+            *alg = names[mode][i];
             return 0;
         }
     }

@@ -85,6 +85,19 @@ enum akv_kv_alg {
     AKV_KV_ALG_RSNULL, /* PKCS#1 v1.5 signature padding over the given
                           bytes (RFC 8017 §9.2 step 2 onwards): a
                           DigestInfo the caller built */
+    /* Managed HSM encrypt/decrypt on oct-HSM keys (api-version 7.2+); the
+     * name carries the key size, which must be the key's. */
+    AKV_KV_ALG_A128GCM, /* AES-GCM (SP 800-38D): the service picks the
+                           12-byte iv on encrypt, 16-byte tag, aad */
+    AKV_KV_ALG_A192GCM,
+    AKV_KV_ALG_A256GCM,
+    AKV_KV_ALG_A128CBC, /* AES-CBC (SP 800-38A), caller's 16-byte iv, whole
+                           blocks */
+    AKV_KV_ALG_A192CBC,
+    AKV_KV_ALG_A256CBC,
+    AKV_KV_ALG_A128CBCPAD, /* AES-CBC with PKCS#7 padding */
+    AKV_KV_ALG_A192CBCPAD,
+    AKV_KV_ALG_A256CBCPAD,
     AKV_KV_ALG_COUNT
 };
 
@@ -162,6 +175,54 @@ struct akv_kv_create {
                          answers it, keys/get) -> CKR_ATTRIBUTE_VALUE_INVALID
                          and no Create Key call */
 };
+
+/* The three AES modes of Managed HSM's encrypt/decrypt. */
+enum akv_kv_aes_mode {
+    AKV_KV_AES_GCM = 0, /* A128GCM / A192GCM / A256GCM */
+    AKV_KV_AES_CBC,     /* A128CBC / A192CBC / A256CBC */
+    AKV_KV_AES_CBCPAD,  /* A128CBCPAD / A192CBCPAD / A256CBCPAD */
+};
+
+/* akv_kv_aes_crypt_alg - the one rule for the Key Vault alg of an AES
+ * encrypt/decrypt on an oct-HSM key of BITS (128, 192, 256) in MODE
+ * (keys.json JsonWebKeyEncryptionAlgorithm: the size is part of the name;
+ * the service refuses a name whose size is not the key's). Returns 0 with
+ * *ALG, or -1 for any other BITS or MODE (0 = unknown size included: there
+ * is no size-free name, unlike CKM_AES_KEY_WRAP). */
+int akv_kv_aes_crypt_alg(size_t bits, enum akv_kv_aes_mode mode,
+                         enum akv_kv_alg *alg);
+
+/* Inputs of an encrypt/decrypt (KeyOperationsParameters, keys.json): the
+ * value and the optional symmetric fields, each sent only when its length
+ * is not 0. */
+struct akv_kv_crypt_in {
+    const uint8_t *value; /* plaintext (encrypt) / ciphertext (decrypt) */
+    size_t value_len;     /* 1..AKV_KV_CRYPT_MAX bytes */
+    const uint8_t *iv;    /* "iv": CBC 16 bytes; GCM decrypt 12 bytes */
+    size_t iv_len;
+    const uint8_t *aad; /* "aad": GCM additional authenticated data */
+    size_t aad_len;     /* 0..AKV_KV_CRYPT_MAX bytes */
+    const uint8_t *tag; /* "tag": GCM decrypt, 16 bytes */
+    size_t tag_len;
+    /* The caller is learning the key's size by trying the sizes' names:
+     * a 400 answer is expected and logged at debug level only (the caller
+     * logs the outcome). */
+    bool probe;
+};
+
+/* What an encrypt answers beside the value (KeyOperationResult "iv",
+ * "tag"): Managed HSM's AES-GCM encryption picks a 12-byte IV and returns
+ * it with the 16-byte tag. Lengths 0 when absent. */
+struct akv_kv_crypt_out {
+    uint8_t iv[16];
+    size_t iv_len;
+    uint8_t tag[16];
+    size_t tag_len;
+};
+
+/* Bound on an encrypt/decrypt value and aad (bytes): the body's JSON
+ * layer bound (keyvault/json.c). */
+#define AKV_KV_CRYPT_MAX 65536
 
 struct akv_kv;
 
@@ -246,6 +307,22 @@ struct akv_kv_ops {
      * contract's errors (404 -> CKR_KEY_HANDLE_INVALID). NULL as above.
      */
     CK_RV (*delete_key)(struct akv_kv *kv, const char *name);
+    /*
+     * crypt - POST {vault}/keys/{name}/{version}/encrypt or /decrypt
+     * ("Encrypt", "Decrypt": keys/encrypt, keys/decrypt permission; Managed
+     * HSM "Crypto User" role, not "Crypto Service Encryption User"). alg:
+     * A128GCM..A256CBCPAD. On CKR_OK OUT holds the answer's value (a
+     * secret on decrypt; caller clears). Errors: the contract above, and
+     * 400 BadParameter -> CKR_ENCRYPTED_DATA_INVALID (decrypt: wrong tag,
+     * padding or key size) / CKR_DATA_INVALID (encrypt: wrong key size or
+     * length). EXTRA (may be NULL) receives the answer's "iv" and "tag"
+     * (AES-GCM encrypt: the IV the HSM picked and the tag; an answer whose
+     * iv or tag is longer than 16 bytes is CKR_DEVICE_ERROR).
+     */
+    CK_RV(*crypt)
+    (struct akv_kv *kv, const char *name, const char *version, bool decrypt,
+     enum akv_kv_alg alg, const struct akv_kv_crypt_in *in,
+     struct akv_secret *out, struct akv_kv_crypt_out *extra);
 };
 
 /* Every implementation embeds this as its first member. */

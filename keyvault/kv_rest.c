@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The libcurl/cJSON implementation of struct akv_kv_ops: Key Vault REST
- * "Get Key", "Wrap Key", "Unwrap Key", "Sign" (keys.json, api-version from the
- * configuration, default 7.4). Composition: auth.c gives the bearer token,
- * retry.c + http.c carry the request, json.c reads the answer, errmap.c
- * turns failures into CK_RV. Each failure that reaches the caller is
- * logged here exactly once.
+ * "Get Key", "Wrap Key", "Unwrap Key", "Sign", "Encrypt", "Decrypt" (keys.json,
+ * api-version from the configuration, default 7.4). Composition: auth.c gives
+ * the bearer token, retry.c + http.c carry the request, json.c reads the
+ * answer, errmap.c turns failures into CK_RV. Each failure that reaches the
+ * caller is logged here exactly once.
  */
 #include "kv.h"
 
@@ -101,7 +101,8 @@ struct call {
     const char *log_path;
     const uint8_t *body;
     size_t body_len;
-    long quiet; /* an expected status: returned, not logged (0 = none) */
+    long quiet;     /* an expected status: returned, not logged (0 = none) */
+    bool quiet_400; /* a 400 is expected (akv_kv_crypt_in.probe): debug */
 };
 
 /*
@@ -228,7 +229,9 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
             err.code[0] != '\0' ? err.code : reason(resp->status);
         (void)snprintf(what, sizeof(what), "%s%s%s", code,
                        err.inner[0] != '\0' ? "/" : "", err.inner);
-        AKV_LOG_ERR(
+        AKV_LOG_AT(
+            c->quiet_400 && resp->status == 400 ? AKV_LOG_LEVEL_DEBUG
+                                                : AKV_LOG_LEVEL_ERROR,
             "key %s op %s: HTTP %ld%s%s%s%s (request-id %s)%s%s%s", c->name, op,
             resp->status, what[0] != '\0' ? " " : "", what,
             err.message[0] != '\0' ? ": " : "", err.message,
@@ -460,12 +463,46 @@ out:
  * KeySignParameters have the same {alg, value} shape, and both answers are
  * a KeyOperationResult {kid, value}): RESULT receives the decoded
  * "value". */
+static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
+                     const char *name, const char *version,
+                     const struct akv_secret *body, bool quiet_400,
+                     size_t result_max, struct akv_secret *result,
+                     char *kid_out, struct akv_kv_crypt_out *extra);
+
 static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
                     const char *version, enum akv_kv_alg alg, const uint8_t *in,
                     size_t in_len, struct akv_secret *result, char *kid_out)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_secret body = AKV_SECRET_INIT;
+
+    if (kv == NULL || akv_kv_alg_name(alg) == NULL || in == NULL || in_len == 0
+        || in_len > WRAP_IN_MAX) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = akv_json_build_key_op(alg, in, in_len, &body);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    rv = post_op(kv, op, name, version, &body, false, WRAPPED_MAX, result,
+                 kid_out, NULL);
+out:
+    akv_secret_clear(&body);
+    return rv;
+}
+
+/* POSTs BODY to the key operation OP of NAME/VERSION and reads the
+ * KeyOperationResult: RESULT receives its "value" (at most RESULT_MAX
+ * bytes, else CKR_DEVICE_ERROR), KID_OUT its checked kid, EXTRA (when not
+ * NULL) its "iv" and "tag". */
+static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
+                     const char *name, const char *version,
+                     const struct akv_secret *body, bool quiet_400,
+                     size_t result_max, struct akv_secret *result,
+                     char *kid_out, struct akv_kv_crypt_out *extra)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_http_resp resp;
     struct call c;
     char url[1024];
@@ -474,21 +511,12 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
     const char *opname = akv_errmap_op_name(op);
 
     memset(&resp, 0, sizeof(resp));
-    if (kv == NULL || !valid_name(name) || !valid_version(version)
-        || akv_kv_alg_name(alg) == NULL || in == NULL || in_len == 0
-        || in_len > WRAP_IN_MAX) {
+    if (!valid_name(name) || !valid_version(version)) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = build_url(kv, name, version,
-                   op == AKV_ERRMAP_WRAP   ? "wrapkey"
-                   : op == AKV_ERRMAP_SIGN ? "sign"
-                                           : "unwrapkey",
-                   url, sizeof(url), log_path, sizeof(log_path));
-    if (rv != CKR_OK) {
-        goto out;
-    }
-    rv = akv_json_build_key_op(alg, in, in_len, &body);
+    rv = build_url(kv, name, version, opname, url, sizeof(url), log_path,
+                   sizeof(log_path));
     if (rv != CKR_OK) {
         goto out;
     }
@@ -498,15 +526,23 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
     c.method = "POST";
     c.url = url;
     c.log_path = log_path;
-    c.body = body.data;
-    c.body_len = body.len;
+    c.body = body->data;
+    c.body_len = body->len;
+    c.quiet_400 = quiet_400;
     rv = do_call(kv, &c, &resp);
     if (rv != CKR_OK) {
         goto out;
     }
     rv = akv_json_parse_key_op_result((const char *)resp.body.data,
                                       resp.body.len, kid, result);
-    if (rv == CKR_OK && result->len > WRAPPED_MAX) {
+    if (rv == CKR_OK && extra != NULL
+        && akv_json_parse_crypt_extra((const char *)resp.body.data,
+                                      resp.body.len, extra)
+               != CKR_OK) {
+        akv_secret_clear(result);
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv == CKR_OK && result->len > result_max) {
         akv_secret_clear(result);
         rv = CKR_DEVICE_ERROR;
     }
@@ -519,8 +555,11 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
     }
     /* the token stores a wrap answer's kid with the wrapped blob and
      * unwraps with it later: it must name the key (and version) that was
-     * asked for, in the configured vault. Unwrap answers may omit it. */
-    if (rv == CKR_OK && (kid[0] != '\0' || op != AKV_ERRMAP_UNWRAP)) {
+     * asked for, in the configured vault. Unwrap and decrypt answers may
+     * omit it. */
+    if (rv == CKR_OK
+        && (kid[0] != '\0'
+            || (op != AKV_ERRMAP_UNWRAP && op != AKV_ERRMAP_DECRYPT))) {
         enum akv_kvid_kid_err e =
             akv_kvid_kid_check(&kv->vault, kid, name, version, NULL);
         if (e != AKV_KVID_KID_OK) {
@@ -538,7 +577,6 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
         memcpy(kid_out, kid, sizeof(kid));
     }
 out:
-    akv_secret_clear(&body);
     akv_http_resp_clear(&resp);
     return rv;
 }
@@ -599,6 +637,7 @@ static CK_RV rest_sign(struct akv_kv *base, const char *name,
     struct akv_secret res = AKV_SECRET_INIT;
 
     if (out == NULL || out_len == NULL || alg < AKV_KV_ALG_RS256
+        || alg > AKV_KV_ALG_RSNULL
         || (alg == AKV_KV_ALG_RSNULL
                 ? digest_len == 0 || digest_len > 512
                 : digest_len != 32 && digest_len != 48 && digest_len != 64)) {
@@ -778,6 +817,33 @@ out:
     return rv;
 }
 
+static CK_RV rest_crypt(struct akv_kv *base, const char *name,
+                        const char *version, bool decrypt, enum akv_kv_alg alg,
+                        const struct akv_kv_crypt_in *in,
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_secret body = AKV_SECRET_INIT;
+
+    if (base == NULL || in == NULL || out == NULL || alg < AKV_KV_ALG_A128GCM
+        || alg >= AKV_KV_ALG_COUNT) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = akv_json_build_crypt(alg, in, &body);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    /* the answer: the value, plus at most one padding block */
+    rv = post_op((struct kv_rest *)base,
+                 decrypt ? AKV_ERRMAP_DECRYPT : AKV_ERRMAP_ENCRYPT, name,
+                 version, &body, in->probe, in->value_len + 16, out, NULL,
+                 extra);
+out:
+    akv_secret_clear(&body);
+    return rv;
+}
+
 static void rest_destroy(struct akv_kv *base)
 {
     struct kv_rest *kv = (struct kv_rest *)base;
@@ -801,6 +867,7 @@ static const struct akv_kv_ops rest_ops = {
     .wrap = rest_wrap,
     .unwrap = rest_unwrap,
     .sign = rest_sign,
+    .crypt = rest_crypt,
     .destroy = rest_destroy,
     .get_certificate = rest_get_certificate,
 

@@ -2,17 +2,21 @@
 /*
  * The function lists and the v3.0 interface discovery (PKCS#11 v3.0 §5.4.3
  * C_GetInterfaceList, §5.4.4 C_GetInterface). Two interfaces, both named
- * "PKCS 11": version 3.0 (CK_FUNCTION_LIST_3_0, whose 3.0-only functions
- * return CKR_FUNCTION_NOT_SUPPORTED) and 2.40 (the C_GetFunctionList list).
+ * "PKCS 11": version 3.0 (CK_FUNCTION_LIST_3_0: message-based encryption
+ * and decryption with AES-GCM on a Managed HSM key, token/cipher.h; the
+ * other 3.0-only functions return CKR_FUNCTION_NOT_SUPPORTED) and 2.40
+ * (the C_GetFunctionList list).
  * No flags: the module is not CKF_INTERFACE_FORK_SAFE (a child must call
  * C_Initialize again). Every slot in both lists is a real function.
  */
 #include <string.h>
 
+#include "../common/secret.h"
+#include "../token/cipher.h"
 #include "../token/slot.h"
 #include "module.h"
 
-/* ---- v3.0-only functions: not supported ---- */
+/* ---- v3.0-only functions not supported (all but message encryption) ---- */
 
 /* Like every other entry point, these say CKR_CRYPTOKI_NOT_INITIALIZED
  * before C_Initialize (v3.0 §5.4) and CKR_FUNCTION_NOT_SUPPORTED after. */
@@ -45,15 +49,6 @@ static CK_RV msg_init(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
     return not_supported();
 }
 
-static CK_RV msg_crypt(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
-                       CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
-                       CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pIn,
-                       CK_ULONG ulInLen, CK_BYTE_PTR pOut,
-                       CK_ULONG_PTR pulOutLen)
-{
-    return not_supported();
-}
-
 static CK_RV msg_crypt_begin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                              CK_ULONG ulParameterLen,
                              CK_BYTE_PTR pAssociatedData,
@@ -73,6 +68,73 @@ static CK_RV msg_crypt_next(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
 static CK_RV msg_final(CK_SESSION_HANDLE hSession)
 {
     return not_supported();
+}
+
+/* ---- v3.0 message-based encryption: AES-GCM with a Managed HSM key
+ * (token/cipher.h akv_cipher_msg*); Begin/Next stay unsupported ---- */
+
+/* One call into token/ between akv_slot_begin and akv_slot_end. */
+#define MSG_CALL(expr)                                                         \
+    do {                                                                       \
+        CK_RV rv_ = akv_slot_begin();                                          \
+        if (rv_ == CKR_OK) {                                                   \
+            rv_ = (expr);                                                      \
+            akv_slot_end();                                                    \
+            akv_secret_wipe_regs();                                            \
+        }                                                                      \
+        return rv_;                                                            \
+    } while (0)
+
+static CK_RV msg_encrypt_init(CK_SESSION_HANDLE hSession,
+                              CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    MSG_CALL(pMechanism != NULL
+                 ? akv_cipher_msg_init(hSession, pMechanism, hKey, false)
+                 : CKR_ARGUMENTS_BAD);
+}
+
+static CK_RV msg_decrypt_init(CK_SESSION_HANDLE hSession,
+                              CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    MSG_CALL(pMechanism != NULL
+                 ? akv_cipher_msg_init(hSession, pMechanism, hKey, true)
+                 : CKR_ARGUMENTS_BAD);
+}
+
+static CK_RV encrypt_message(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                             CK_ULONG ulParameterLen,
+                             CK_BYTE_PTR pAssociatedData,
+                             CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pIn,
+                             CK_ULONG ulInLen, CK_BYTE_PTR pOut,
+                             CK_ULONG_PTR pulOutLen)
+{
+    MSG_CALL(akv_cipher_msg(hSession, false, pParameter, ulParameterLen,
+                            pAssociatedData, ulAssociatedDataLen, pIn, ulInLen,
+                            pOut, pulOutLen));
+}
+
+static CK_RV decrypt_message(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
+                             CK_ULONG ulParameterLen,
+                             CK_BYTE_PTR pAssociatedData,
+                             CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pIn,
+                             CK_ULONG ulInLen, CK_BYTE_PTR pOut,
+                             CK_ULONG_PTR pulOutLen)
+{
+    MSG_CALL(akv_cipher_msg(hSession, true, pParameter, ulParameterLen,
+                            pAssociatedData, ulAssociatedDataLen, pIn, ulInLen,
+                            pOut, pulOutLen));
+}
+
+static CK_RV msg_encrypt_final(CK_SESSION_HANDLE hSession)
+{
+    MSG_CALL(akv_cipher_msg_final(hSession, false));
+}
+
+static CK_RV msg_decrypt_final(CK_SESSION_HANDLE hSession)
+{
+    MSG_CALL(akv_cipher_msg_final(hSession, true));
 }
 
 static CK_RV msg_sign(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
@@ -124,27 +186,32 @@ CK_FUNCTION_LIST akv_interface_list_240 = {
 };
 
 CK_FUNCTION_LIST_3_0 akv_interface_list_30 = {
-    {3, 0},          AKV_240_FUNCTIONS, C_GetInterfaceList, C_GetInterface,
-    login_user,      session_cancel,    msg_init, /* C_MessageEncryptInit */
-    msg_crypt,                                    /* C_EncryptMessage */
-    msg_crypt_begin,                              /* C_EncryptMessageBegin */
-    msg_crypt_next,                               /* C_EncryptMessageNext */
-    msg_final,                                    /* C_MessageEncryptFinal */
-    msg_init,                                     /* C_MessageDecryptInit */
-    msg_crypt,                                    /* C_DecryptMessage */
-    msg_crypt_begin,                              /* C_DecryptMessageBegin */
-    msg_crypt_next,                               /* C_DecryptMessageNext */
-    msg_final,                                    /* C_MessageDecryptFinal */
-    msg_init,                                     /* C_MessageSignInit */
-    msg_sign,                                     /* C_SignMessage */
-    msg_sign_begin,                               /* C_SignMessageBegin */
-    msg_sign,                                     /* C_SignMessageNext */
-    msg_final,                                    /* C_MessageSignFinal */
-    msg_init,                                     /* C_MessageVerifyInit */
-    msg_verify,                                   /* C_VerifyMessage */
-    msg_sign_begin,                               /* C_VerifyMessageBegin */
-    msg_verify,                                   /* C_VerifyMessageNext */
-    msg_final,                                    /* C_MessageVerifyFinal */
+    {3, 0},
+    AKV_240_FUNCTIONS,
+    C_GetInterfaceList,
+    C_GetInterface,
+    login_user,
+    session_cancel,
+    msg_encrypt_init,  /* C_MessageEncryptInit */
+    encrypt_message,   /* C_EncryptMessage */
+    msg_crypt_begin,   /* C_EncryptMessageBegin */
+    msg_crypt_next,    /* C_EncryptMessageNext */
+    msg_encrypt_final, /* C_MessageEncryptFinal */
+    msg_decrypt_init,  /* C_MessageDecryptInit */
+    decrypt_message,   /* C_DecryptMessage */
+    msg_crypt_begin,   /* C_DecryptMessageBegin */
+    msg_crypt_next,    /* C_DecryptMessageNext */
+    msg_decrypt_final, /* C_MessageDecryptFinal */
+    msg_init,          /* C_MessageSignInit */
+    msg_sign,          /* C_SignMessage */
+    msg_sign_begin,    /* C_SignMessageBegin */
+    msg_sign,          /* C_SignMessageNext */
+    msg_final,         /* C_MessageSignFinal */
+    msg_init,          /* C_MessageVerifyInit */
+    msg_verify,        /* C_VerifyMessage */
+    msg_sign_begin,    /* C_VerifyMessageBegin */
+    msg_verify,        /* C_VerifyMessageNext */
+    msg_final,         /* C_MessageVerifyFinal */
 };
 
 static CK_CHAR interface_name[] = "PKCS 11";

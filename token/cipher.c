@@ -6,20 +6,23 @@
 
 #include "../common/log.h"
 #include "../common/secret.h"
+#include "../include/pkcs11/akv-pkcs11.h"
 #include "crypto.h"
 #include "mech.h"
 #include "rotate.h"
 #include "session.h"
 #include "token.h"
+#include "vault_aes.h"
 
 #define AES_BLOCK            16
-#define GCM_MAX_IV           256
 #define GCM_MAX_BUFFER       (64u * 1024u * 1024u) /* bound on buffered GCM input */
 #define AKV_CIPHER_MAX_INPUT (256ul * 1024ul * 1024ul) /* per call, bytes */
 
 enum akv_op_kind {
     AKV_OP_ENCRYPT = 1,
     AKV_OP_DECRYPT,
+    AKV_OP_MSG_ENCRYPT, /* v3.0 message-based (C_MessageEncryptInit) */
+    AKV_OP_MSG_DECRYPT,
 };
 
 /*
@@ -46,6 +49,8 @@ struct akv_op {
     CK_MECHANISM_TYPE mech;
     struct akv_obj *key; /* reference */
     bool rsa;
+    bool remote;              /* AES by Managed HSM (token/vault_aes.h) */
+    struct akv_vault_aes va;  /* its parameters */
     enum akv_kv_alg alg;      /* RSA: vault / OpenSSL padding */
     size_t mod_len;           /* RSA modulus bytes */
     EVP_CIPHER_CTX *ctx;      /* AES */
@@ -54,7 +59,7 @@ struct akv_op {
     bool multi;               /* an Update or Final call was made */
     bool single;              /* a single-part call kept a result */
     size_t pending;           /* bytes held inside the EVP context */
-    struct akv_secret gcm_in; /* GCM decrypt: buffered input */
+    struct akv_secret gcm_in; /* GCM decrypt and remote: buffered input */
     /* A computed result kept for the retry after CKR_BUFFER_TOO_SMALL. */
     bool have_result;
     struct akv_secret result;
@@ -69,6 +74,7 @@ void akv_cipher_op_free(struct akv_op *op)
     }
     akv_obj_unref(op->key);
     EVP_CIPHER_CTX_free(op->ctx);
+    akv_vault_aes_clear(&op->va);
     akv_secret_clear(&op->gcm_in);
     akv_secret_clear(&op->result);
     if (op->res_in != NULL) {
@@ -97,16 +103,6 @@ static void end_op(struct akv_session *s)
 }
 
 /* ---- init ---- */
-
-/* CK_GCM_PARAMS as the PKCS#11 v2.40 document (§2.12.3) defines it, without
- * the ulIvBits of the v2.40 errata header and of v3.0 (§2.13.3). */
-struct gcm_params_v240 {
-    CK_BYTE_PTR pIv;
-    CK_ULONG ulIvLen;
-    CK_BYTE_PTR pAAD;
-    CK_ULONG ulAADLen;
-    CK_ULONG ulTagBits;
-};
 
 static uint64_t blocks_to_bytes(uint64_t blocks)
 {
@@ -189,7 +185,7 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
     EVP_CIPHER *cipher = NULL;
     const uint8_t *iv = NULL;
     const CK_GCM_PARAMS *g = NULL;
-    CK_GCM_PARAMS g240;
+    CK_GCM_PARAMS gp;
     int outl = 0;
 
     switch (mech->mechanism) {
@@ -214,33 +210,11 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
         iv = ((const CK_AES_CTR_PARAMS *)mech->pParameter)->cb;
         break;
     case CKM_AES_GCM:
-        if (mech->pParameter == NULL) {
+        /* Both CK_GCM_PARAMS layouts (v3.0, v2.40): token/mech.h. */
+        if (akv_mech_gcm_params(mech, &gp) != CKR_OK) {
             goto out;
         }
-        if (mech->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
-            g = mech->pParameter;
-        } else if (mech->ulParameterLen == sizeof(struct gcm_params_v240)) {
-            /* The v2.40 layout (see struct gcm_params_v240): Java SunPKCS11
-             * sends it first to a module whose version is 2.40, and other
-             * 2.40 callers only know it. The lengths tell the two apart. */
-            const struct gcm_params_v240 *o = mech->pParameter;
-
-            memset(&g240, 0, sizeof(g240));
-            g240.pIv = o->pIv;
-            g240.ulIvLen = o->ulIvLen;
-            g240.ulIvBits = o->ulIvLen * 8;
-            g240.pAAD = o->pAAD;
-            g240.ulAADLen = o->ulAADLen;
-            g240.ulTagBits = o->ulTagBits;
-            g = &g240;
-        } else {
-            goto out;
-        }
-        if (g->pIv == NULL || g->ulIvLen == 0 || g->ulIvLen > GCM_MAX_IV
-            || (g->pAAD == NULL && g->ulAADLen > 0) || g->ulTagBits < 32
-            || g->ulTagBits > 128 || g->ulTagBits % 8 != 0) {
-            goto out;
-        }
+        g = &gp;
         op->tag_len = g->ulTagBits / 8;
         break;
     default:
@@ -292,7 +266,13 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     struct akv_op *op = NULL;
     struct akv_secret value = AKV_SECRET_INIT;
     struct akv_token *t = NULL;
-    CK_FLAGS flag = kind == AKV_OP_ENCRYPT ? CKF_ENCRYPT : CKF_DECRYPT;
+    static const CK_FLAGS flags[] = {
+        [AKV_OP_ENCRYPT] = CKF_ENCRYPT,
+        [AKV_OP_DECRYPT] = CKF_DECRYPT,
+        [AKV_OP_MSG_ENCRYPT] = CKF_MESSAGE_ENCRYPT,
+        [AKV_OP_MSG_DECRYPT] = CKF_MESSAGE_DECRYPT,
+    };
+    CK_FLAGS flag = flags[kind];
     struct akv_mech_plan plan;
 
     rv = akv_session_claim(h, &s);
@@ -330,6 +310,20 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
         op->rsa = true;
         op->alg = plan.alg;
         op->mod_len = plan.out_len;
+    } else if (plan.vault
+               && (kind == AKV_OP_MSG_ENCRYPT || kind == AKV_OP_MSG_DECRYPT)) {
+        /* AES-GCM messages; parameters come with each (akv_cipher_msg). */
+        op->remote = true;
+        op->va.mode = AKV_KV_AES_GCM;
+        op->tag_len = akv_vault_aes_tag_len(&op->va);
+    } else if (plan.vault) {
+        /* A vault oct-HSM key: Managed HSM encrypts and decrypts. */
+        op->remote = true;
+        rv = akv_vault_aes_init(&op->va, mech);
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        op->tag_len = akv_vault_aes_tag_len(&op->va);
     } else {
         /* A token object's value comes from the vault (unwrapKey). */
         rv = akv_token_obj_value(t, key, &value);
@@ -539,6 +533,16 @@ static CK_RV single_len(const struct akv_op *op, CK_ULONG in_len, CK_ULONG *len)
     if (in_len > AKV_CIPHER_MAX_INPUT) {
         return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
     }
+    /* Managed HSM takes a non-empty value of at most AKV_KV_CRYPT_MAX
+     * bytes (CBC with nothing to encrypt or decrypt needs no call), and its
+     * answer must fit the same bound (CBC-PAD adds up to one block). */
+    if (op->remote
+        && ((in_len <= op->tag_len && (op->mech != CKM_AES_CBC || in_len != 0))
+            || in_len - op->tag_len > AKV_KV_CRYPT_MAX
+            || (enc && op->mech == CKM_AES_CBC_PAD
+                && in_len >= AKV_KV_CRYPT_MAX))) {
+        return enc ? CKR_DATA_LEN_RANGE : CKR_ENCRYPTED_DATA_LEN_RANGE;
+    }
     if (op->rsa) {
         if (!enc && in_len != op->mod_len) {
             return CKR_ENCRYPTED_DATA_LEN_RANGE;
@@ -594,6 +598,16 @@ static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
     struct akv_op *op = s->op;
     struct akv_token *t = s->token;
 
+    if (op->remote) {
+        if (in_len == 0) {
+            /* CKM_AES_CBC of nothing (single_len): nothing to ask. */
+            return akv_secret_alloc(res, 0) == 0 ? CKR_OK : CKR_HOST_MEMORY;
+        }
+        /* No lock held (the session is only claimed). */
+        return akv_vault_aes_run(t, op->key->vkey, &op->va,
+                                 op->kind == AKV_OP_DECRYPT, in, in_len, res,
+                                 NULL);
+    }
     if (!op->rsa) {
         return aes_oneshot(op, in, in_len, res);
     }
@@ -726,16 +740,21 @@ static CK_RV update(CK_SESSION_HANDLE h, enum akv_op_kind kind,
     if (rv != CKR_OK) {
         goto out;
     }
-    if (op->mech == CKM_AES_GCM && kind == AKV_OP_DECRYPT) {
-        /* Buffered until the tag is checked at the final call. */
+    if ((op->mech == CKM_AES_GCM && kind == AKV_OP_DECRYPT) || op->remote) {
+        /* Buffered until the tag is checked at the final call; for
+         * Managed HSM, until the one remote call at the final call. */
         *out_len = 0;
         if (out == NULL) {
             rv = CKR_OK;
             goto out;
         }
-        if (akv_secret_append(&op->gcm_in, in, in_len, GCM_MAX_BUFFER) != 0) {
-            /* Ciphertext input: the decrypt-side code (v3.0 §5.2). */
-            rv = CKR_ENCRYPTED_DATA_LEN_RANGE;
+        if (akv_secret_append(&op->gcm_in, in, in_len,
+                              op->remote ? AKV_KV_CRYPT_MAX + op->tag_len
+                                         : GCM_MAX_BUFFER)
+            != 0) {
+            /* Input over the bound: the side's code (v3.0 §5.2). */
+            rv = kind == AKV_OP_ENCRYPT ? CKR_DATA_LEN_RANGE
+                                        : CKR_ENCRYPTED_DATA_LEN_RANGE;
             goto out;
         }
         op->multi = true;
@@ -800,14 +819,27 @@ CK_RV akv_cipher_decrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
 }
 
 /* Computes the final block(s) into op->result once. */
-static CK_RV compute_final(struct akv_op *op)
+static CK_RV compute_final(struct akv_session *s)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_op *op = s->op;
     struct akv_secret res = AKV_SECRET_INIT;
     bool enc = op->kind == AKV_OP_ENCRYPT;
     int l1 = 0;
     int l2 = 0;
+    CK_ULONG len = 0;
 
+    if (op->remote) {
+        /* The whole buffered input in one remote call. */
+        rv = single_len(op, op->gcm_in.len, &len);
+        if (rv == CKR_OK) {
+            rv = compute_single(s, op->gcm_in.data, op->gcm_in.len, &res);
+        }
+        if (rv != CKR_OK) {
+            goto out;
+        }
+        goto keep;
+    }
     if (op->mech == CKM_AES_GCM && !enc) {
         rv = op->gcm_in.len < op->tag_len
                  ? CKR_ENCRYPTED_DATA_LEN_RANGE
@@ -877,7 +909,11 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
     if (out == NULL && !op->have_result) {
         /* Length query without computing. */
         rv = CKR_OK;
-        if (op->mech == CKM_AES_GCM) {
+        if (op->remote) {
+            /* Everything comes at the final call (an upper bound for
+             * CBC-PAD decryption). */
+            rv = single_len(op, op->gcm_in.len, out_len);
+        } else if (op->mech == CKM_AES_GCM) {
             *out_len = kind == AKV_OP_ENCRYPT
                            ? op->tag_len
                            : (op->gcm_in.len >= op->tag_len
@@ -891,7 +927,7 @@ static CK_RV final(CK_SESSION_HANDLE h, enum akv_op_kind kind, CK_BYTE *out,
         goto out;
     }
     if (!op->have_result) {
-        rv = compute_final(op);
+        rv = compute_final(s);
         if (rv != CKR_OK) {
             goto out;
         }
@@ -927,6 +963,144 @@ CK_RV akv_cipher_decrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
                                CK_ULONG *out_len)
 {
     return final(h, AKV_OP_DECRYPT, out, out_len);
+}
+
+/* ---- message-based encryption (v3.0 §5.13, §5.14) ---- */
+
+CK_RV akv_cipher_msg_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                          CK_OBJECT_HANDLE key, bool decrypt)
+{
+    return cipher_init(h, mech, key,
+                       decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT);
+}
+
+/* CK_GCM_MESSAGE_PARAMS that Managed HSM can honour (see cipher.h). */
+static CK_RV msg_params(const void *param, CK_ULONG len, bool decrypt,
+                        CK_GCM_MESSAGE_PARAMS *g)
+{
+    if (param == NULL || len != sizeof(*g)) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    memcpy(g, param, sizeof(*g));
+    if (g->pIv == NULL || g->ulIvLen != AKV_MECH_HSM_GCM_IV || g->pTag == NULL
+        || g->ulTagBits != 128) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    /* Decryption ignores the generator fields (Current Mechanisms v3.0
+     * §2.13.3); encryption must let the token (the HSM) pick the IV. */
+    if (!decrypt
+        && (g->ulIvFixedBits != 0
+            || (g->ivGenerator != CKG_GENERATE
+                && g->ivGenerator != CKG_GENERATE_RANDOM))) {
+        AKV_LOG_ERR("C_EncryptMessage with a Managed HSM key: the HSM "
+                    "picks the IV; CK_GCM_MESSAGE_PARAMS needs ivGenerator "
+                    "CKG_GENERATE or CKG_GENERATE_RANDOM and ulIvFixedBits 0");
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+CK_RV akv_cipher_msg(CK_SESSION_HANDLE h, bool decrypt, void *param,
+                     CK_ULONG param_len, const CK_BYTE *aad, CK_ULONG aad_len,
+                     const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+                     CK_ULONG *out_len)
+{
+    CK_RV rv = CKR_GENERAL_ERROR;
+    struct akv_session *s = NULL;
+    struct akv_op *op = NULL;
+    struct akv_vault_aes va;
+    struct akv_kv_crypt_out extra;
+    struct akv_secret res = AKV_SECRET_INIT;
+    struct akv_secret buf = AKV_SECRET_INIT;
+    CK_GCM_MESSAGE_PARAMS g;
+
+    rv = claim_op(h, decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT, true,
+                  &s);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    op = s->op;
+    if (out_len == NULL || (in == NULL && in_len > 0)
+        || (aad == NULL && aad_len > 0)) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto out;
+    }
+    rv = msg_params(param, param_len, decrypt, &g);
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    if (in_len == 0 || in_len > AKV_KV_CRYPT_MAX
+        || aad_len > AKV_KV_CRYPT_MAX) {
+        rv = decrypt ? CKR_ENCRYPTED_DATA_LEN_RANGE : CKR_DATA_LEN_RANGE;
+        goto out;
+    }
+    /* GCM keeps the length; no remote call for a query or a short buffer. */
+    if (out == NULL || *out_len < in_len) {
+        rv = out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
+        *out_len = in_len;
+        goto out;
+    }
+    va = op->va;
+    va.aad = (uint8_t *)aad;
+    va.aad_len = aad_len;
+    if (decrypt) {
+        /* ciphertext || tag, as akv_vault_aes_run takes it */
+        memcpy(va.iv, g.pIv, AKV_MECH_HSM_GCM_IV);
+        va.iv_len = AKV_MECH_HSM_GCM_IV;
+        if (akv_secret_alloc(&buf, in_len + op->tag_len) != 0) {
+            rv = CKR_HOST_MEMORY;
+            goto out;
+        }
+        memcpy(buf.data, in, in_len);
+        memcpy(buf.data + in_len, g.pTag, op->tag_len);
+        rv = akv_vault_aes_run(s->token, op->key->vkey, &va, true, buf.data,
+                               buf.len, &res, NULL);
+    } else {
+        va.iv_len = 0; /* the HSM picks it */
+        rv = akv_vault_aes_run(s->token, op->key->vkey, &va, false, in, in_len,
+                               &res, &extra);
+        if (rv == CKR_OK
+            && (extra.iv_len != AKV_MECH_HSM_GCM_IV
+                || extra.tag_len != op->tag_len)) {
+            AKV_LOG_ERR("key %s: the HSM's AES-GCM answer has a %zu-byte iv "
+                        "and a %zu-byte tag (expected 12 and 16)",
+                        op->key->vkey->name, extra.iv_len, extra.tag_len);
+            rv = CKR_DEVICE_ERROR;
+        }
+    }
+    if (rv == CKR_OK && res.len != in_len) {
+        rv = CKR_DEVICE_ERROR;
+    }
+    if (rv != CKR_OK) {
+        goto out;
+    }
+    memcpy(out, res.data, res.len);
+    *out_len = res.len;
+    if (!decrypt) {
+        /* v3.0 §2.13.3: the generated IV is returned in pIv */
+        memcpy(g.pIv, extra.iv, AKV_MECH_HSM_GCM_IV);
+        memcpy(g.pTag, extra.tag, op->tag_len);
+    }
+out:
+    /* A message's failure does not end the message-based operation: only
+     * C_Message*Final does (v3.0 §5.13). */
+    akv_secret_clear(&res);
+    akv_secret_clear(&buf);
+    akv_session_release(s);
+    return rv;
+}
+
+CK_RV akv_cipher_msg_final(CK_SESSION_HANDLE h, bool decrypt)
+{
+    struct akv_session *s = NULL;
+    CK_RV rv = claim_op(h, decrypt ? AKV_OP_MSG_DECRYPT : AKV_OP_MSG_ENCRYPT,
+                        true, &s);
+
+    if (rv == CKR_OK) {
+        end_op(s);
+        akv_session_release(s);
+    }
+    return rv;
 }
 
 /* ---- random ---- */

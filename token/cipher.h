@@ -23,6 +23,8 @@
 #ifndef AKV_TOKEN_CIPHER_H
 #define AKV_TOKEN_CIPHER_H
 
+#include <stdbool.h>
+
 #include <p11-kit/pkcs11.h>
 
 struct akv_op;
@@ -65,6 +67,34 @@ CK_RV akv_cipher_decrypt_update(CK_SESSION_HANDLE h, const CK_BYTE *in,
                                 CK_ULONG *out_len);
 CK_RV akv_cipher_decrypt_final(CK_SESSION_HANDLE h, CK_BYTE *out,
                                CK_ULONG *out_len);
+
+/*
+ * Message-based encryption (v3.0 §5.13 C_MessageEncryptInit /
+ * C_EncryptMessage / C_MessageEncryptFinal, §5.14 the decrypt side) with
+ * CKM_AES_GCM on a Managed HSM oct-HSM key: the way to let the HSM pick
+ * the IV (token/vault_aes.h). Init: the mechanism takes no parameter
+ * (CKR_MECHANISM_PARAM_INVALID otherwise); a key the token holds the value
+ * of is CKR_KEY_TYPE_INCONSISTENT (use C_EncryptInit locally); otherwise as
+ * C_EncryptInit. Each message: CK_GCM_MESSAGE_PARAMS with pIv of 12 bytes,
+ * pTag, ulTagBits 128; encryption needs ivGenerator CKG_GENERATE or
+ * CKG_GENERATE_RANDOM and ulIvFixedBits 0 and returns the HSM's IV in pIv
+ * and the tag in pTag; decryption reads both. The output is as long as the
+ * input (1..64 KiB): NULL OUT is a length query, a short buffer
+ * CKR_BUFFER_TOO_SMALL, neither calls the HSM. A failed message leaves the
+ * operation active; C_Message*Final ends it. Begin/Next (multi-part
+ * messages) are not offered (CKR_FUNCTION_NOT_SUPPORTED in module/).
+ * Errors: CKR_OPERATION_NOT_INITIALIZED, CKR_ARGUMENTS_BAD,
+ * CKR_MECHANISM_PARAM_INVALID, CKR_DATA_LEN_RANGE /
+ * CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_ENCRYPTED_DATA_INVALID (wrong tag, IV
+ * or aad), kv.h's contract (403 -> CKR_KEY_FUNCTION_NOT_PERMITTED ...).
+ */
+CK_RV akv_cipher_msg_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
+                          CK_OBJECT_HANDLE key, bool decrypt);
+CK_RV akv_cipher_msg(CK_SESSION_HANDLE h, bool decrypt, void *param,
+                     CK_ULONG param_len, const CK_BYTE *aad, CK_ULONG aad_len,
+                     const CK_BYTE *in, CK_ULONG in_len, CK_BYTE *out,
+                     CK_ULONG *out_len);
+CK_RV akv_cipher_msg_final(CK_SESSION_HANDLE h, bool decrypt);
 
 /* C_GenerateRandom: CKR_OK, CKR_SESSION_HANDLE_INVALID,
  * CKR_FUNCTION_FAILED. */

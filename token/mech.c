@@ -5,11 +5,15 @@
 
 #include <openssl/core_names.h>
 
+#include "../common/log.h"
 #include "../include/pkcs11/akv-pkcs11.h"
 #include "token.h"
 
 #define RSA_FLAGS (CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)
 #define AES_FLAGS (CKF_ENCRYPT | CKF_DECRYPT)
+/* v3.0 message-based encryption (§5.13-5.14): AES-GCM with a Managed HSM
+ * key, the HSM picking each message's IV (token/vault_aes.h). */
+#define MSG_FLAGS (CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT)
 #define KW_FLAGS  (CKF_WRAP | CKF_UNWRAP)
 #define NO_KT     AKV_MECH_NO_KT /* no key (digests), or no second type */
 #define SIG_FLAGS (CKF_SIGN | CKF_VERIFY)
@@ -28,6 +32,8 @@ static CK_RV ecdsa_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
 static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                           struct akv_mech_plan *plan);
+static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan);
 static CK_RV hmac_params(const CK_MECHANISM *mech, const struct akv_obj *key,
                          struct akv_mech_plan *plan);
 
@@ -88,10 +94,13 @@ static const struct akv_mech table[] = {
     /* Local; AES sizes are in bytes (Current Mechanisms §2.14). */
     {CKM_AES_KEY_GEN,         {16, 32, CKF_GENERATE}, CKK_AES, NO_KT, 0, 0, NULL},
     {CKM_AES_ECB,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    /* CBC, CBC-PAD, GCM: local on a key the token holds; Managed HSM encrypt/decrypt on a vault oct-HSM
+     * key (A128CBC.../A128CBCPAD.../A128GCM..., token/vault_aes.h; GCM: C_Decrypt, and both directions
+     * through the message functions, which let the HSM pick the IV; message functions: vault keys only). */
+    {CKM_AES_CBC,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
+    {CKM_AES_CBC_PAD,         {16, 32, AES_FLAGS}, CKK_AES, NO_KT, AES_FLAGS, 0, aes_params},
     {CKM_AES_CTR,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
-    {CKM_AES_GCM,             {16, 32, AES_FLAGS}, CKK_AES, NO_KT, 0, 0, local_params},
+    {CKM_AES_GCM,             {16, 32, AES_FLAGS | MSG_FLAGS}, CKK_AES, NO_KT, AES_FLAGS | MSG_FLAGS, 0, aes_params},
     /* Vault (Managed HSM oct-HSM keys): A128KW/A192KW/A256KW; bytes. */
     {CKM_AES_KEY_WRAP,        {16, 32, KW_FLAGS}, CKK_AES, NO_KT, KW_FLAGS, 0, aes_kw_params},
     /* Vault: CKM_AES_KEY_WRAP_PAD (RFC 5649); bytes. */
@@ -180,6 +189,8 @@ static const struct {
 } ops[] = {
     {CKF_ENCRYPT, CKA_ENCRYPT, PUBLIC},
     {CKF_DECRYPT, CKA_DECRYPT, PRIVATE},
+    {CKF_MESSAGE_ENCRYPT, CKA_ENCRYPT, PUBLIC},
+    {CKF_MESSAGE_DECRYPT, CKA_DECRYPT, PRIVATE},
     {CKF_SIGN, CKA_SIGN, PRIVATE},
     {CKF_VERIFY, CKA_VERIFY, PUBLIC},
     /* The vault wraps with the key version whichever object names it; the
@@ -217,6 +228,28 @@ static bool key_fits(const struct akv_mech *m, const struct akv_obj *key,
                 : key->origin != AKV_ORIGIN_VAULT;
 }
 
+/* Where OP runs: in Key Vault when the row says so (m->vault) - except
+ * that a secret key whose value the token holds (session or store object)
+ * encrypts and decrypts locally with the same mechanism: the row's vault
+ * flags then name what Managed HSM does for a vault oct-HSM key. Wrap and
+ * unwrap with a secret key are vault-only (no local AES key wrap). */
+static bool runs_in_vault(const struct akv_mech *m, CK_FLAGS op,
+                          const struct akv_obj *key)
+{
+    if ((m->vault & op) == 0) {
+        return false;
+    }
+    /* What the vault does for its keys runs locally for a key pair the
+     * token generated in this process (token/keygen.h): signing and RSA
+     * decryption (not unwrapping into a key object: that stays the
+     * vault's; akv_mech_plan refuses the other operations on it). */
+    if (key->priv != NULL) {
+        return false;
+    }
+    return !(key->cls == CKO_SECRET_KEY && key->origin != AKV_ORIGIN_VAULT
+             && (op & (CKF_ENCRYPT | CKF_DECRYPT)) != 0);
+}
+
 CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
                     struct akv_obj *key, struct akv_mech_plan *plan)
 {
@@ -244,10 +277,7 @@ CK_RV akv_mech_plan(struct akv_token *t, const CK_MECHANISM *mech, CK_FLAGS op,
     memset(plan, 0, sizeof(*plan));
     plan->row = m;
     plan->op = op;
-    /* What the vault does for its keys runs locally for a key pair the
-     * token generated in this process: signing and RSA decryption (not
-     * unwrapping into a key object: that stays the vault's). */
-    plan->vault = (m->vault & op) != 0 && key->priv == NULL;
+    plan->vault = runs_in_vault(m, op, key);
     if (key->priv != NULL && op != CKF_SIGN && op != CKF_DECRYPT) {
         rv = CKR_KEY_TYPE_INCONSISTENT;
         goto out;
@@ -430,6 +460,99 @@ static CK_RV local_params(const CK_MECHANISM *mech, const struct akv_obj *key,
     (void)mech;
     (void)key;
     (void)plan;
+    return CKR_OK;
+}
+
+/* CK_GCM_PARAMS as the PKCS#11 v2.40 document (§2.12.3) defines it, without
+ * the ulIvBits of the v2.40 errata header and of v3.0 (§2.13.3). */
+struct gcm_params_v240 {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_BYTE_PTR pAAD;
+    CK_ULONG ulAADLen;
+    CK_ULONG ulTagBits;
+};
+
+CK_RV akv_mech_gcm_params(const CK_MECHANISM *mech, CK_GCM_PARAMS *out)
+{
+    const CK_GCM_PARAMS *g = mech->pParameter;
+
+    if (mech->pParameter == NULL) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (mech->ulParameterLen == sizeof(CK_GCM_PARAMS)) {
+        *out = *g;
+    } else if (mech->ulParameterLen == sizeof(struct gcm_params_v240)) {
+        /* The v2.40 layout (see struct gcm_params_v240): Java SunPKCS11
+         * sends it first to a module whose version is 2.40, and other 2.40
+         * callers only know it. The lengths tell the two apart. */
+        const struct gcm_params_v240 *o = mech->pParameter;
+
+        memset(out, 0, sizeof(*out));
+        out->pIv = o->pIv;
+        out->ulIvLen = o->ulIvLen;
+        out->ulIvBits = o->ulIvLen * 8;
+        out->pAAD = o->pAAD;
+        out->ulAADLen = o->ulAADLen;
+        out->ulTagBits = o->ulTagBits;
+    } else {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (out->pIv == NULL || out->ulIvLen == 0
+        || out->ulIvLen > AKV_MECH_GCM_MAX_IV
+        || (out->pAAD == NULL && out->ulAADLen > 0) || out->ulTagBits < 32
+        || out->ulTagBits > 128 || out->ulTagBits % 8 != 0) {
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    return CKR_OK;
+}
+
+/* CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_GCM: on a local key, OpenSSL's
+ * shapes (checked in cipher.c); on a vault oct-HSM key, what Managed HSM's
+ * encrypt/decrypt can honour (token/vault_aes.h "Parameters"). */
+static CK_RV aes_params(const CK_MECHANISM *mech, const struct akv_obj *key,
+                        struct akv_mech_plan *plan)
+{
+    CK_GCM_PARAMS g;
+    CK_RV rv;
+
+    if (!plan->vault) {
+        return local_params(mech, key, plan);
+    }
+    if (plan->op == CKF_MESSAGE_ENCRYPT || plan->op == CKF_MESSAGE_DECRYPT) {
+        /* Parameters come with each message (CK_GCM_MESSAGE_PARAMS). */
+        return mech->pParameter == NULL && mech->ulParameterLen == 0
+                   ? CKR_OK
+                   : CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (mech->mechanism != CKM_AES_GCM) {
+        return mech->pParameter != NULL && mech->ulParameterLen == 16
+                   ? CKR_OK
+                   : CKR_MECHANISM_PARAM_INVALID;
+    }
+    rv = akv_mech_gcm_params(mech, &g);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (plan->op == CKF_ENCRYPT) {
+        AKV_LOG_ERR("key %s: C_EncryptInit(CKM_AES_GCM) with a Managed HSM "
+                    "key is refused: the HSM chooses the IV itself and "
+                    "cannot use the one in CK_GCM_PARAMS (use "
+                    "C_MessageEncryptInit + C_EncryptMessage with "
+                    "CKG_GENERATE_RANDOM, which returns the HSM's IV; "
+                    "C_Decrypt works)",
+                    key->vkey->name);
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
+    if (g.ulIvLen != AKV_MECH_HSM_GCM_IV || g.ulTagBits != 128
+        || g.ulAADLen > AKV_KV_CRYPT_MAX) {
+        AKV_LOG_ERR("key %s: CKM_AES_GCM decryption with a Managed HSM key "
+                    "takes a 12-byte IV and a 128-bit tag (given %lu bytes, "
+                    "%lu bits)",
+                    key->vkey->name, (unsigned long)g.ulIvLen,
+                    (unsigned long)g.ulTagBits);
+        return CKR_MECHANISM_PARAM_INVALID;
+    }
     return CKR_OK;
 }
 

@@ -20,7 +20,11 @@
  *   vault      the subset of info.flags Key Vault performs (on a vault
  *              key version, its key_ops and the identity's permission);
  *              every other flag runs locally in the private OpenSSL
- *              context (token/crypto.c)
+ *              context (token/crypto.c). One exception (akv_mech_plan):
+ *              a secret key whose value the token holds encrypts and
+ *              decrypts locally even where the row names the vault, which
+ *              then means "Managed HSM, for a vault oct-HSM key" (AES
+ *              CBC, CBC-PAD, GCM)
  *   hash       sign/verify: the digest computed locally over the data
  *              before the (vault or local) signature, or 0 (the caller
  *              passes the digest / DigestInfo itself)
@@ -118,7 +122,8 @@ CK_RV akv_mech_check(const CK_MECHANISM *mech, CK_FLAGS flag,
 
 /*
  * akv_mech_plan - plans operation OP (one of CKF_ENCRYPT, CKF_DECRYPT,
- * CKF_SIGN, CKF_VERIFY, CKF_WRAP, CKF_UNWRAP) of MECH with KEY (a key
+ * CKF_SIGN, CKF_VERIFY, CKF_WRAP, CKF_UNWRAP, CKF_MESSAGE_ENCRYPT,
+ * CKF_MESSAGE_DECRYPT) of MECH with KEY (a key
  * object of token T; its attributes are read under T's lock). Checks, in
  * this order, and returns the first failure:
  *   CKR_MECHANISM_INVALID           not in the table or OP not offered, or
@@ -159,6 +164,19 @@ CK_RV akv_mech_rsa_alg(const CK_MECHANISM *mech, enum akv_kv_alg *alg);
  */
 CK_RV akv_mech_aes_kw_alg(const CK_MECHANISM *mech, size_t key_bytes,
                           enum akv_kv_alg *alg);
+
+#define AKV_MECH_GCM_MAX_IV 256 /* bytes: bound on a CK_GCM_PARAMS IV */
+#define AKV_MECH_HSM_GCM_IV 12  /* bytes: Managed HSM's AES-GCM IV */
+
+/*
+ * akv_mech_gcm_params - MECH's CK_GCM_PARAMS (Current Mechanisms v3.0
+ * §2.13.3, or the v2.40 layout without ulIvBits, told apart by
+ * ulParameterLen) into *OUT. CKR_MECHANISM_PARAM_INVALID unless: the
+ * length is one of the two, pIv is set with 1..256 bytes, pAAD is set when
+ * ulAADLen > 0, ulTagBits is 32..128 in whole bytes. Local and vault GCM
+ * both start here; the vault adds its own limits (token/vault_aes.h).
+ */
+CK_RV akv_mech_gcm_params(const CK_MECHANISM *mech, CK_GCM_PARAMS *out);
 
 /* akv_mech_hash_len - output bytes of CKM_SHA_1/SHA224/256/384/512, or 0. */
 size_t akv_mech_hash_len(CK_MECHANISM_TYPE hash);

@@ -502,8 +502,11 @@ static CK_RV make_vault_obj(const struct akv_kv_key *k, CK_OBJECT_CLASS cls,
         if (k->oct_bits != 0) {
             r |= akv_attrs_set_ulong(a, CKA_VALUE_LEN, k->oct_bits / 8);
         }
-        r |= akv_attrs_set_bool(a, CKA_ENCRYPT, f);
-        r |= akv_attrs_set_bool(a, CKA_DECRYPT, f);
+        /* Managed HSM encrypt/decrypt (AES-GCM/CBC, token/vault_aes.h). */
+        r |= akv_attrs_set_bool(a, CKA_ENCRYPT,
+                                (ops & AKV_KV_OP_ENCRYPT) ? tr : f);
+        r |= akv_attrs_set_bool(a, CKA_DECRYPT,
+                                (ops & AKV_KV_OP_DECRYPT) ? tr : f);
         r |= akv_attrs_set_bool(a, CKA_SIGN, f);
         r |= akv_attrs_set_bool(a, CKA_VERIFY, f);
         r |=

@@ -259,4 +259,29 @@ CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
                      CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags);
 #endif /* CKF_INTERFACE_FORK_SAFE */
 
+/* Message-based encryption (Base Specification v3.0 §5.13-5.14;
+ * mechanism flags §5.10 CK_MECHANISM_INFO) and AES-GCM's per-message
+ * parameters (Current Mechanisms v3.0 §2.13.3, CK_GCM_MESSAGE_PARAMS;
+ * CK_GENERATOR_FUNCTION values from pkcs11t.h v3.0). */
+#ifndef CKF_MESSAGE_ENCRYPT
+#define CKF_MESSAGE_ENCRYPT 0x00000002UL
+#define CKF_MESSAGE_DECRYPT 0x00000004UL
+#endif
+#ifndef CKG_NO_GENERATE
+typedef CK_ULONG CK_GENERATOR_FUNCTION;
+#define CKG_NO_GENERATE          0x00000000UL
+#define CKG_GENERATE             0x00000001UL
+#define CKG_GENERATE_COUNTER     0x00000002UL
+#define CKG_GENERATE_RANDOM      0x00000003UL
+#define CKG_GENERATE_COUNTER_XOR 0x00000004UL
+typedef struct CK_GCM_MESSAGE_PARAMS {
+    CK_BYTE_PTR pIv;
+    CK_ULONG ulIvLen;
+    CK_ULONG ulIvFixedBits;
+    CK_GENERATOR_FUNCTION ivGenerator;
+    CK_BYTE_PTR pTag;
+    CK_ULONG ulTagBits;
+} CK_GCM_MESSAGE_PARAMS;
+#endif
+
 #endif /* AKV_PKCS11_AKV_PKCS11_H */

@@ -64,6 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     akv_secret_clear(&s);
+    {
+        /* an encrypt answer's iv / tag: at most 16 bytes each, or refused
+         * with both lengths 0 */
+        struct akv_kv_crypt_out x;
+        CK_RV xr = akv_json_parse_crypt_extra(buf, size, &x);
+
+        if (x.iv_len > 16 || x.tag_len > 16
+            || (xr != CKR_OK && (x.iv_len != 0 || x.tag_len != 0))) {
+            abort();
+        }
+    }
     (void)akv_json_parse_error(buf, size, &e);
     if (strlen(e.code) >= sizeof(e.code)
         || strlen(e.message) >= sizeof(e.message)) {

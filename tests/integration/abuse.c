@@ -320,7 +320,14 @@ static int group_null(void)
                 init_or_die();
                 EXPECT(f3->C_LoginUser(1, CKU_USER, NULL, 0, NULL, 0),
                        CKR_FUNCTION_NOT_SUPPORTED);
-                EXPECT(f3->C_MessageEncryptInit(1, NULL, 0),
+                /* message-based encryption is offered (AES-GCM with a
+                 * Managed HSM key); signing and multi-part messages not */
+                EXPECT(f3->C_MessageEncryptInit(1, NULL, 0), CKR_ARGUMENTS_BAD);
+                EXPECT(f3->C_MessageDecryptFinal(1),
+                       CKR_SESSION_HANDLE_INVALID);
+                EXPECT(f3->C_MessageSignInit(1, NULL, 0),
+                       CKR_FUNCTION_NOT_SUPPORTED);
+                EXPECT(f3->C_EncryptMessageBegin(1, NULL, 0, NULL, 0),
                        CKR_FUNCTION_NOT_SUPPORTED);
                 EXPECT(f3->C_Finalize(NULL), CKR_OK);
             }

@@ -19,11 +19,16 @@
 
 #include <p11-kit/pkcs11.h>
 
+/* v3.0 declarations p11-kit 0.24 lacks (CK_FUNCTION_LIST_3_0,
+ * CK_GCM_MESSAGE_PARAMS): the module's public header. */
+#include "../../include/pkcs11/akv-pkcs11.h"
+
 #ifndef CKM_AES_KEY_WRAP_KWP
 #define CKM_AES_KEY_WRAP_KWP 0x0000210BUL /* PKCS#11 v3.0 */
 #endif
 
 static CK_FUNCTION_LIST *p11;
+static CK_FUNCTION_LIST_3_0 *p11v3; /* C_GetInterface("PKCS 11", 3.0) */
 static int failures;
 static CK_RV last_unwrap_rv = CKR_OK; /* for expect-unwrap */
 
@@ -68,6 +73,8 @@ static const char *rv_name(CK_RV rv)
          "CKR_UNWRAPPING_KEY_HANDLE_INVALID"},
         {CKR_WRAPPING_KEY_HANDLE_INVALID, "CKR_WRAPPING_KEY_HANDLE_INVALID"},
         {CKR_SESSION_HANDLE_INVALID, "CKR_SESSION_HANDLE_INVALID"},
+        {CKR_DATA_LEN_RANGE, "CKR_DATA_LEN_RANGE"},
+        {CKR_ENCRYPTED_DATA_LEN_RANGE, "CKR_ENCRYPTED_DATA_LEN_RANGE"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (names[i].rv == rv) {
@@ -619,6 +626,179 @@ static void cmd_encrypt_id(const char *idhex)
     close_session(s);
 }
 
+/* write_all - LEN bytes of P into file PATH, closed on return. 0 or -1. */
+static int write_all(const char *path, const CK_BYTE *p, CK_ULONG len)
+{
+    FILE *f = fopen(path, "wb");
+    int rc = f != NULL && fwrite(p, 1, len, f) == len ? 0 : -1;
+
+    if (f != NULL && fclose(f) != 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
+/* aes: C_Encrypt / C_Decrypt of file IN into file OUT with the secret key
+ * labelled LABEL. MECH cbc | cbcpad | gcm; DIR enc | dec; IVHEX the IV
+ * (CBC 16 bytes, GCM 12; GCM tag 128 bits); AADHEX the GCM aad or "-";
+ * PARTS 1 = single-part C_Encrypt, else that many C_*Update calls and a
+ * C_*Final. Prints "ok <bytes out>" or "RV <name>" (one line). */
+static void cmd_aes(const char *label, const char *mech, const char *dir,
+                    const char *ivhex, const char *aadhex, const char *in,
+                    const char *out, int parts)
+{
+    CK_SESSION_HANDLE s = open_session();
+    static CK_BYTE data[80000], res[80100];
+    CK_BYTE iv[16], aad[256];
+    int ivl = hex_to_bytes(ivhex, iv, sizeof(iv));
+    int aadl =
+        strcmp(aadhex, "-") == 0 ? 0 : hex_to_bytes(aadhex, aad, sizeof(aad));
+    CK_GCM_PARAMS g = {iv,
+                       (CK_ULONG)ivl,
+                       (CK_ULONG)ivl * 8,
+                       aadl > 0 ? aad : NULL,
+                       (CK_ULONG)aadl,
+                       128};
+    CK_MECHANISM m = {CKM_AES_CBC, iv, (CK_ULONG)ivl};
+    CK_OBJECT_HANDLE k;
+    CK_ULONG n = 0, len = 0, done = 0;
+    CK_RV rv = CKR_OK;
+    int enc = strcmp(dir, "enc") == 0;
+    FILE *f = fopen(in, "rb");
+
+    if (f == NULL || ivl < 0 || aadl < 0 || parts < 1) {
+        printf("ERR bad arguments\n");
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    n = (CK_ULONG)fread(data, 1, sizeof(data), f);
+    fclose(f);
+    f = NULL;
+    if (strcmp(mech, "cbcpad") == 0) {
+        m.mechanism = CKM_AES_CBC_PAD;
+    } else if (strcmp(mech, "gcm") == 0) {
+        m.mechanism = CKM_AES_GCM;
+        m.pParameter = &g;
+        m.ulParameterLen = sizeof(g);
+    }
+    k = find_key(s, CKO_SECRET_KEY, label, NULL, 0, &rv);
+    if (k == CK_INVALID_HANDLE) {
+        printf("RV %s\n", rv != CKR_OK ? rv_name(rv) : "not-found");
+        close_session(s);
+        return;
+    }
+    rv = enc ? p11->C_EncryptInit(s, &m, k) : p11->C_DecryptInit(s, &m, k);
+    if (rv == CKR_OK && parts == 1) {
+        len = sizeof(res);
+        rv = enc ? p11->C_Encrypt(s, data, n, res, &len)
+                 : p11->C_Decrypt(s, data, n, res, &len);
+        done = len;
+    } else if (rv == CKR_OK) {
+        CK_ULONG step = n / (CK_ULONG)parts + 1;
+
+        for (CK_ULONG off = 0; rv == CKR_OK && off < n; off += step) {
+            CK_ULONG c = n - off < step ? n - off : step;
+
+            len = sizeof(res) - done;
+            rv = enc ? p11->C_EncryptUpdate(s, data + off, c, res + done, &len)
+                     : p11->C_DecryptUpdate(s, data + off, c, res + done, &len);
+            done += rv == CKR_OK ? len : 0;
+        }
+        len = sizeof(res) - done;
+        if (rv == CKR_OK) {
+            rv = enc ? p11->C_EncryptFinal(s, res + done, &len)
+                     : p11->C_DecryptFinal(s, res + done, &len);
+            done += rv == CKR_OK ? len : 0;
+        }
+    }
+    /* The file is complete (closed) before the answer line: the test reads
+     * it as soon as it sees "ok". */
+    if (rv != CKR_OK) {
+        printf("RV %s\n", rv_name(rv));
+    } else if (write_all(out, res, done) != 0) {
+        printf("ERR cannot write %s\n", out);
+    } else {
+        printf("ok %lu\n", (unsigned long)done);
+    }
+    close_session(s);
+}
+
+/* gcmmsg: v3.0 message-based AES-GCM (C_MessageEncryptInit +
+ * C_EncryptMessage with CKG_GENERATE_RANDOM: the token picks the IV) with
+ * the secret key LABEL. enc: IVHEX/TAGHEX ignored ("-"), prints
+ * "ok <ivhex> <taghex>" and writes the ciphertext to OUT; dec: prints
+ * "ok <bytes>" and writes the plaintext. "RV <name>" on failure. */
+static void cmd_gcmmsg(const char *label, const char *dir, const char *ivhex,
+                       const char *taghex, const char *aadhex, const char *in,
+                       const char *out)
+{
+    CK_SESSION_HANDLE s = open_session();
+    static CK_BYTE data[70000], res[70000];
+    CK_BYTE iv[12] = {0}, tag[16] = {0}, aad[256];
+    int dec = strcmp(dir, "dec") == 0;
+    int aadl =
+        strcmp(aadhex, "-") == 0 ? 0 : hex_to_bytes(aadhex, aad, sizeof(aad));
+    CK_GCM_MESSAGE_PARAMS g = {iv, 12, 0, CKG_GENERATE_RANDOM, tag, 128};
+    CK_MECHANISM m = {CKM_AES_GCM, NULL, 0};
+    CK_OBJECT_HANDLE k;
+    CK_ULONG n, len = sizeof(res);
+    CK_RV rv = CKR_OK;
+    FILE *f = fopen(in, "rb");
+
+    if (p11v3 == NULL || f == NULL || aadl < 0
+        || (dec
+            && (hex_to_bytes(ivhex, iv, 12) != 12
+                || hex_to_bytes(taghex, tag, 16) != 16))) {
+        printf("ERR bad arguments\n");
+        if (f != NULL) {
+            fclose(f);
+        }
+        return;
+    }
+    n = (CK_ULONG)fread(data, 1, sizeof(data), f);
+    fclose(f);
+    f = NULL;
+    k = find_key(s, CKO_SECRET_KEY, label, NULL, 0, &rv);
+    if (k == CK_INVALID_HANDLE) {
+        printf("RV %s\n", rv != CKR_OK ? rv_name(rv) : "not-found");
+        close_session(s);
+        return;
+    }
+    if (dec) {
+        g.ivGenerator = CKG_NO_GENERATE;
+        rv = p11v3->C_MessageDecryptInit(s, &m, k);
+        if (rv == CKR_OK) {
+            rv = p11v3->C_DecryptMessage(s, &g, sizeof(g), aad, (CK_ULONG)aadl,
+                                         data, n, res, &len);
+            (void)p11v3->C_MessageDecryptFinal(s);
+        }
+    } else {
+        rv = p11v3->C_MessageEncryptInit(s, &m, k);
+        if (rv == CKR_OK) {
+            rv = p11v3->C_EncryptMessage(s, &g, sizeof(g), aad, (CK_ULONG)aadl,
+                                         data, n, res, &len);
+            (void)p11v3->C_MessageEncryptFinal(s);
+        }
+    }
+    if (rv != CKR_OK) {
+        printf("RV %s\n", rv_name(rv));
+    } else if (write_all(out, res, len) != 0) {
+        printf("ERR cannot write %s\n", out);
+    } else if (dec) {
+        printf("ok %lu\n", (unsigned long)len);
+    } else {
+        printf("ok ");
+        for (int i = 0; i < 12; i++) {
+            printf("%02x", iv[i]);
+        }
+        printf(" ");
+        print_hex(tag, 16);
+    }
+    close_session(s);
+}
+
 /* repl: one process, one session, commands from stdin, one answer line per
  * command (so a test can revoke and restore access in between and check
  * that the SAME session recovers without C_Finalize):
@@ -627,6 +807,8 @@ static void cmd_encrypt_id(const char *idhex)
  *   encrypt IDHEX                  -> "ok" or "RV ..." (secret key by CKA_ID)
  *   threads LABEL N ITERS          -> "failures=F ms=MS": N threads (1..32) of
  *                                     ITERS wrap+unwrap rounds each at once
+ *   aes LABEL MECH DIR IVHEX AADHEX IN OUT PARTS -> see cmd_aes
+ *   gcmmsg LABEL DIR IVHEX TAGHEX AADHEX IN OUT   -> see cmd_gcmmsg
  *   quit
  */
 static int cmd_repl(void)
@@ -636,13 +818,19 @@ static int cmd_repl(void)
     repl_session = open_session();
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof(line), stdin) != NULL) {
-        char a[5][1024];
-        int n = sscanf(line, "%1023s %1023s %1023s %1023s %1023s", a[0], a[1],
-                       a[2], a[3], a[4]);
+        char a[9][1024];
+        int n = sscanf(line,
+                       "%1023s %1023s %1023s %1023s %1023s %1023s %1023s "
+                       "%1023s %1023s",
+                       a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
         if (n >= 1 && strcmp(a[0], "quit") == 0) {
             break;
         } else if (n == 5 && strcmp(a[0], "unwrap") == 0) {
             (void)cmd_unwrap_file(a[1], a[2], a[3], a[4]);
+        } else if (n == 8 && strcmp(a[0], "gcmmsg") == 0) {
+            cmd_gcmmsg(a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+        } else if (n == 9 && strcmp(a[0], "aes") == 0) {
+            cmd_aes(a[1], a[2], a[3], a[4], a[5], a[6], a[7], atoi(a[8]));
         } else if (n == 2 && strcmp(a[0], "encrypt") == 0) {
             cmd_encrypt_id(a[1]);
         } else if (n == 4 && strcmp(a[0], "wrap") == 0) {
@@ -698,6 +886,17 @@ int main(int argc, char **argv)
     if (gfl == NULL || gfl(&p11) != CKR_OK) {
         fprintf(stderr, "C_GetFunctionList failed\n");
         return 2;
+    }
+    {
+        CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+        CK_VERSION v3 = {3, 0};
+        CK_INTERFACE_PTR itf = NULL;
+
+        if (gi != NULL
+            && gi((CK_UTF8CHAR_PTR) "PKCS 11", &v3, &itf, 0) == CKR_OK
+            && itf != NULL) {
+            p11v3 = itf->pFunctionList;
+        }
     }
     ia.flags = CKF_OS_LOCKING_OK;
     rv = p11->C_Initialize(&ia);

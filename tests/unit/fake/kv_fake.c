@@ -55,6 +55,7 @@ struct kv_fake {
     unsigned calls_delete;
     struct akv_kv_create last_create; /* kty/crv point into last_kty */
     char last_kty[16];
+    unsigned calls_crypt;
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -538,10 +539,140 @@ static CK_RV fake_get_certificate(struct akv_kv *kv, const char *name,
     return CKR_OK;
 }
 
+/* AES in MODE (enum akv_kv_aes_mode) with the version's key of BITS;
+ * GCM: 12-byte IV, 16-byte tag read from / written to TAG. 0 or -1. */
+static int aes_run(const uint8_t *key, unsigned bits, int mode, int enc,
+                   const uint8_t *iv, const uint8_t *aad, size_t aad_len,
+                   const uint8_t *in, size_t in_len, uint8_t *out,
+                   size_t *out_len, uint8_t *tag)
+{
+    char name[32];
+    EVP_CIPHER *c = NULL;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int l1 = 0;
+    int l2 = 0;
+    int rc = -1;
+    bool gcm = mode == AKV_KV_AES_GCM;
+
+    snprintf(name, sizeof(name), "AES-%u-%s", bits, gcm ? "GCM" : "CBC");
+    c = EVP_CIPHER_fetch(NULL, name, NULL);
+    if (c == NULL || ctx == NULL
+        || EVP_CipherInit_ex2(ctx, c, NULL, NULL, enc, NULL) != 1
+        || (gcm
+            && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1)
+        || EVP_CipherInit_ex2(ctx, NULL, key, iv, enc, NULL) != 1
+        || EVP_CIPHER_CTX_set_padding(ctx, mode == AKV_KV_AES_CBCPAD) != 1
+        || (gcm && aad_len > 0
+            && EVP_CipherUpdate(ctx, NULL, &l1, aad, (int)aad_len) != 1)
+        || (gcm && !enc
+            && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) != 1)
+        || EVP_CipherUpdate(ctx, out, &l1, in, (int)in_len) != 1
+        || EVP_CipherFinal_ex(ctx, out + l1, &l2) != 1
+        || (gcm && enc
+            && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)) {
+        goto out;
+    }
+    *out_len = (size_t)(l1 + l2);
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(c);
+    return rc;
+}
+
+/* Managed HSM "Encrypt" / "Decrypt" on oct-HSM keys: the alg names the
+ * size (400 -> CKR_DATA_INVALID / CKR_ENCRYPTED_DATA_INVALID when it is not
+ * the key's, as any refused input); GCM encrypt picks the IV itself. */
+static CK_RV fake_crypt(struct akv_kv *kv, const char *name,
+                        const char *version, bool decrypt, enum akv_kv_alg alg,
+                        const struct akv_kv_crypt_in *in,
+                        struct akv_secret *out, struct akv_kv_crypt_out *extra)
+{
+    struct kv_fake *f = (struct kv_fake *)kv;
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    CK_RV bad = decrypt ? CKR_ENCRYPTED_DATA_INVALID : CKR_DATA_INVALID;
+    int a = (int)alg - (int)AKV_KV_ALG_A128GCM;
+    int mode = a / 3;
+    unsigned bits = 128 + 64 * (unsigned)(a % 3);
+    uint8_t tag[16];
+    size_t len = 0;
+    CK_RV rv;
+
+    __atomic_add_fetch(&f->calls_crypt, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_CRYPT);
+    __atomic_store_n(&f->last_alg, (int)alg, __ATOMIC_RELAXED);
+    rv = check_fail(f, KV_FAKE_CRYPT, v);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    if (v == NULL) {
+        return CKR_KEY_HANDLE_INVALID;
+    }
+    if (!(k->key_ops & (decrypt ? AKV_KV_OP_DECRYPT : AKV_KV_OP_ENCRYPT))) {
+        return CKR_KEY_FUNCTION_NOT_PERMITTED;
+    }
+    if (a < 0 || alg >= AKV_KV_ALG_COUNT || k->kty != AKV_KV_KTY_OCT_HSM
+        || bits != k->bits || in->value_len == 0) {
+        return bad;
+    }
+    if (mode == AKV_KV_AES_GCM ? (
+            decrypt ? in->iv_len != 12 || in->tag_len != 16 : in->iv_len != 0)
+                               : in->iv_len != 16) {
+        return bad;
+    }
+    if (decrypt && mode == AKV_KV_AES_GCM) {
+        memcpy(tag, in->tag, 16);
+    }
+    if (akv_secret_alloc(out, in->value_len + 16) != 0) {
+        return CKR_HOST_MEMORY;
+    }
+    if (aes_run(v->aes, bits, mode, !decrypt,
+                mode == AKV_KV_AES_GCM && !decrypt
+                    ? (const uint8_t *)"123456789012"
+                    : in->iv,
+                in->aad, in->aad_len, in->value, in->value_len, out->data, &len,
+                tag)
+        != 0) {
+        akv_secret_clear(out);
+        return bad;
+    }
+    out->len = len;
+    if (extra != NULL) {
+        memset(extra, 0, sizeof(*extra));
+        if (mode == AKV_KV_AES_GCM && !decrypt) {
+            /* The HSM's IV and the tag, as Managed HSM answers them. */
+            memcpy(extra->iv, "123456789012", 12);
+            extra->iv_len = 12;
+            memcpy(extra->tag, tag, 16);
+            extra->tag_len = 16;
+        }
+    }
+    return CKR_OK;
+}
+
+size_t kv_fake_aes(struct kv_fake *f, const char *name, const char *version,
+                   int mode, const uint8_t *iv, const uint8_t *aad,
+                   size_t aad_len, const uint8_t *in, size_t in_len,
+                   uint8_t *out, uint8_t *tag)
+{
+    struct fake_key *k = find_key(f, name);
+    struct fake_version *v = find_version(k, version);
+    size_t len = 0;
+
+    if (v == NULL || k->kty != AKV_KV_KTY_OCT_HSM
+        || aes_run(v->aes, k->bits, mode, 1, iv, aad, aad_len, in, in_len, out,
+                   &len, tag)
+               != 0) {
+        return 0;
+    }
+    return len;
+}
+
 static const struct akv_kv_ops fake_ops = {
     fake_get_key,    fake_wrap,       fake_unwrap,
     fake_destroy,    fake_sign,       fake_get_certificate,
-    fake_create_key, fake_delete_key,
+    fake_create_key, fake_delete_key, fake_crypt,
 };
 
 const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,
@@ -689,6 +820,7 @@ unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)
     n += (ops & KV_FAKE_SIGN) ? f->calls_sign : 0;
     n += (ops & KV_FAKE_CREATE) ? f->calls_create : 0;
     n += (ops & KV_FAKE_DELETE) ? f->calls_delete : 0;
+    n += (ops & KV_FAKE_CRYPT) ? f->calls_crypt : 0;
     return n;
 }
 
@@ -700,6 +832,7 @@ void kv_fake_reset_calls(struct kv_fake *f)
     f->calls_sign = 0;
     f->calls_create = 0;
     f->calls_delete = 0;
+    f->calls_crypt = 0;
 }
 
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,

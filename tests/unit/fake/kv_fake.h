@@ -4,8 +4,10 @@
  * tests/unit/store): RSA-2048 (OpenSSL) and oct-HSM (AES key wrap) keys with
  * versions, rotation, a switch that makes operations fail with a given CK_RV
  * (optionally only for one version), and call counters. Follows the kv.h
- * contract (get_key, wrap, unwrap; errors as Key Vault would map them); key
- * names and versions match case-insensitively, as in Key Vault.
+ * contract (get_key, wrap, unwrap, sign, crypt: Managed HSM AES-GCM/CBC on
+ * oct-HSM keys, the alg's size checked against the key's; errors as Key Vault
+ * would map them); key names and versions match case-insensitively, as in Key
+ * Vault.
  */
 #ifndef AKV_TESTS_FAKE_KV_FAKE_H
 #define AKV_TESTS_FAKE_KV_FAKE_H
@@ -23,6 +25,7 @@
 #define KV_FAKE_CERT   0x10u
 #define KV_FAKE_CREATE 0x20u
 #define KV_FAKE_DELETE 0x40u
+#define KV_FAKE_CRYPT  0x80u /* encrypt and decrypt */
 
 struct kv_fake;
 
@@ -40,8 +43,8 @@ void kv_fake_add_oct(struct kv_fake *f, const char *name, unsigned bits,
 /* kv_fake_hide_size - Get Key of oct-HSM key NAME answers no key_size
  * (oct_bits 0), as Managed HSM does. */
 void kv_fake_hide_size(struct kv_fake *f, const char *name);
-/* kv_fake_last_alg - enum akv_kv_alg of the last wrap/unwrap, -1 before
- * any. */
+/* kv_fake_last_alg - enum akv_kv_alg of the last wrap/unwrap/crypt, -1
+ * before any. */
 int kv_fake_last_alg(struct kv_fake *f);
 /* kv_fake_rotate - new current version of NAME; returns it (owned), or
  * NULL when NAME is unknown or already has the maximum of 8 versions. */
@@ -80,5 +83,14 @@ EVP_PKEY *kv_fake_rsa(struct kv_fake *f, const char *name);
 /* kv_fake_last_create - the parameters of the last successful Create Key
  * (RSA only in the fake), or NULL before any. */
 const struct akv_kv_create *kv_fake_last_create(struct kv_fake *f);
+
+/* kv_fake_aes - AES-GCM (12-byte IV, 16-byte tag written to TAG) or CBC /
+ * CBC-PAD encryption of IN with version VERSION of oct key NAME, computed
+ * here with OpenSSL (an independent reference for the module's remote
+ * path). MODE: enum akv_kv_aes_mode. Returns bytes written to OUT, or 0. */
+size_t kv_fake_aes(struct kv_fake *f, const char *name, const char *version,
+                   int mode, const uint8_t *iv, const uint8_t *aad,
+                   size_t aad_len, const uint8_t *in, size_t in_len,
+                   uint8_t *out, uint8_t *tag);
 
 #endif /* AKV_TESTS_FAKE_KV_FAKE_H */

@@ -21,6 +21,12 @@ static void test_rows(void **state)
         {AKV_ERRMAP_UNWRAP, 400, "BadParameter", NULL, CKR_WRAPPED_KEY_INVALID},
         {AKV_ERRMAP_WRAP, 400, "BadParameter", NULL, CKR_GENERAL_ERROR},
         {AKV_ERRMAP_GET, 400, "BadParameter", NULL, CKR_GENERAL_ERROR},
+        /* Managed HSM encrypt/decrypt: wrong tag/size -> data refused */
+        {AKV_ERRMAP_DECRYPT, 400, "BadParameter", NULL,
+         CKR_ENCRYPTED_DATA_INVALID},
+        {AKV_ERRMAP_ENCRYPT, 400, "BadParameter", NULL, CKR_DATA_INVALID},
+        {AKV_ERRMAP_DECRYPT, 403, "Forbidden", "ForbiddenByRbac",
+         CKR_KEY_FUNCTION_NOT_PERMITTED},
         {AKV_ERRMAP_UNWRAP, 400, "", NULL, CKR_GENERAL_ERROR},
         {AKV_ERRMAP_GET, 401, "Unauthorized", NULL, CKR_DEVICE_ERROR},
         {AKV_ERRMAP_UNWRAP, 403, "Forbidden", "AccessDenied",

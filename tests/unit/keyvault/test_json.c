@@ -546,6 +546,57 @@ static void test_build_create_key(void **state)
     assert_int_equal(akv_json_build_create_key(&none, &out), CKR_ARGUMENTS_BAD);
 }
 
+/* Encrypt / decrypt bodies (keys.json KeyOperationsParameters): iv, aad,
+ * tag only when given, each base64url without padding. */
+static void test_build_crypt(void **state)
+{
+    struct akv_secret b = AKV_SECRET_INIT;
+    uint8_t iv[16];
+    uint8_t tag[16];
+    struct akv_kv_crypt_in in;
+    (void)state;
+
+    memset(iv, 0, sizeof(iv));
+    memset(tag, 0xff, sizeof(tag));
+    memset(&in, 0, sizeof(in));
+    in.value = (const uint8_t *)"f";
+    in.value_len = 1;
+    in.iv = iv;
+    in.iv_len = 16;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A256CBCPAD, &in, &b),
+                     CKR_OK);
+    assert_string_equal((char *)b.data,
+                        "{\"alg\":\"A256CBCPAD\",\"value\":\"Zg\",\"iv\":"
+                        "\"AAAAAAAAAAAAAAAAAAAAAA\"}");
+    assert_int_equal(b.len, strlen((char *)b.data));
+    in.iv_len = 12;
+    in.aad = (const uint8_t *)"header";
+    in.aad_len = 6;
+    in.tag = tag;
+    in.tag_len = 16;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A128GCM, &in, &b), CKR_OK);
+    assert_string_equal((char *)b.data,
+                        "{\"alg\":\"A128GCM\",\"value\":\"Zg\",\"iv\":"
+                        "\"AAAAAAAAAAAAAAAA\",\"aad\":\"aGVhZGVy\",\"tag\":"
+                        "\"_____________________w\"}");
+    assert_int_equal(b.len, strlen((char *)b.data));
+    in.tag_len = 17;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A128GCM, &in, &b),
+                     CKR_ARGUMENTS_BAD);
+    in.tag_len = 16;
+    in.value_len = 0;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A128GCM, &in, &b),
+                     CKR_ARGUMENTS_BAD);
+    in.value_len = 65537;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A128GCM, &in, &b),
+                     CKR_ARGUMENTS_BAD);
+    in.value_len = 1;
+    in.aad = NULL;
+    assert_int_equal(akv_json_build_crypt(AKV_KV_ALG_A128GCM, &in, &b),
+                     CKR_ARGUMENTS_BAD);
+    akv_secret_clear(&b);
+}
+
 static void test_kid_and_alg(void **state)
 {
     /* kid parsing is common/kvid.c's (tests/unit/common/test_kvid.c) */
@@ -646,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_token_responses),
         cmocka_unit_test(test_build_key_op),
         cmocka_unit_test(test_build_create_key),
+        cmocka_unit_test(test_build_crypt),
         cmocka_unit_test(test_kid_and_alg),
         cmocka_unit_test(test_cert_bundle),
     };

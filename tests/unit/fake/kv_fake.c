@@ -46,6 +46,7 @@ struct kv_fake {
     unsigned calls_unwrap;
     int last_alg; /* alg of the last wrap/unwrap, -1 before any */
     unsigned calls_sign;
+    int sign_tamper; /* kv_fake_sign_tamper */
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -401,6 +402,9 @@ static CK_RV fake_sign(struct akv_kv *kv, const char *name, const char *version,
     if (EVP_PKEY_sign(c, *out, &len, dig, dig_len) != 1) {
         goto out;
     }
+    if (f->sign_tamper) {
+        (*out)[len / 2] ^= 0x01; /* right length, not a signature */
+    }
     *out_len = len;
     rv = CKR_OK;
 out:
@@ -410,6 +414,11 @@ out:
     }
     EVP_PKEY_CTX_free(c);
     return rv;
+}
+
+void kv_fake_sign_tamper(struct kv_fake *f, int on)
+{
+    f->sign_tamper = on;
 }
 
 static void fake_destroy(struct akv_kv *kv)

@@ -3,7 +3,7 @@
 # A hostile vault (or network path to it), issue 7 §3: the emulator rewrites
 # its own answers (fault --malformed jwk-*/kid-*) and the module must refuse
 # them, with one clear log line, instead of trusting them.
-# Usage: hostile_vault.sh jwk-e1|jwk-n8|kid-host-get|kid-host-wrap|kid-newline
+# Usage: hostile_vault.sh jwk-e1|jwk-n8|kid-host-get|kid-host-wrap|kid-newline|wrap-length
 #   jwk-e1        GET answers e = 1 ("wrap": "local" would put the data key
 #                 in clear into the wrapped blob): no key, no wrap
 #   jwk-n8        GET answers an 8-bit modulus: no key
@@ -13,13 +13,16 @@
 #   kid-newline   wrapKey answers a kid with a newline and a forged log
 #                 line: refused, and the log has the kid escaped, no
 #                 forged line
+#   wrap-length   wrapKey answers one byte short: refused (a blob of the
+#                 wrong length is not a wrapped key; handing it over would
+#                 lose the data key)
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_P11CLIENT:?}"
 CASE=${1:?case}
 t_begin
 LOG="$T_TMP/module.log"
 WRAP=local
-case "$CASE" in kid-host-wrap|kid-newline) WRAP=remote ;; esac
+case "$CASE" in kid-host-wrap|kid-newline|wrap-length) WRAP=remote ;; esac
 emu_write_config "$AKV_PKCS11_CONFIG" "{\"wrap\":\"$WRAP\",\"key_refresh_s\":0}"
 emu_cli fault clear >/dev/null
 
@@ -59,6 +62,14 @@ kid-newline)
     expect_eq "wrap answered with a newline in its kid is refused" "$out" "RV CKR_DEVICE_ERROR"
     expect_grep "the kid is in the log, escaped" '[0-9a-f]{32}\\x0a2026-01-01T00:00:00\.000Z akv-pkcs11\[1/1\] ERROR forged' "$LOG"
     expect_fail "no forged line in the log" grep -q '^2026-01-01T00:00:00.000Z akv-pkcs11\[1/1\] ERROR forged' "$LOG"
+    ;;
+wrap-length)
+    emu_cli fault add --op wrapkey --count 1000 --malformed wrong-length >/dev/null
+    rm -f "$T_TMP/w"
+    out=$(wrap) || true
+    expect_eq "a wrap answer one byte short is refused" "$out" "RV CKR_DEVICE_ERROR"
+    expect_fail "nothing was written" test -s "$T_TMP/w"
+    expect_grep "the log names the lengths" "wrapKey answered 255 bytes, expected 256" "$LOG"
     ;;
 *) fail "unknown case $CASE" ;;
 esac

@@ -236,8 +236,12 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
         } else {
             goto out;
         }
+        /* The AAD goes to OpenSSL in one int-sized call: a longer one
+         * (2^32 + 5 on a 64-bit CK_ULONG) was truncated to its low bits, a
+         * silently wrong tag. */
         if (g->pIv == NULL || g->ulIvLen == 0 || g->ulIvLen > GCM_MAX_IV
-            || (g->pAAD == NULL && g->ulAADLen > 0) || g->ulTagBits < 32
+            || (g->pAAD == NULL && g->ulAADLen > 0)
+            || g->ulAADLen > AKV_CIPHER_MAX_INPUT || g->ulTagBits < 32
             || g->ulTagBits > 128 || g->ulTagBits % 8 != 0) {
             goto out;
         }

@@ -2496,6 +2496,23 @@ static void sign_ctr(CK_SESSION_HANDLE s)
         ctr.ulParameterLen = i == 3 ? sizeof(cp) - 1 : sizeof(cp);
         EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_MECHANISM_PARAM_INVALID);
     }
+    /* GCM: an AAD length of 2^32 + 5 is refused, not truncated to 5. */
+    {
+        CK_BYTE iv[12] = {0};
+        CK_BYTE aad[5] = "aad!";
+        CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, aad, (CK_ULONG)1 << 32 | 5,
+                            128};
+        CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_MECHANISM_PARAM_INVALID);
+        gp.ulAADLen = (CK_ULONG)1 << 31;
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_MECHANISM_PARAM_INVALID);
+        gp.ulAADLen = 5;
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_OK);
+        l = sizeof(out);
+        EXPECT(p11->C_Encrypt(s, zero, 16, out, &l), CKR_OK);
+        CHECK(l == 32, "GCM length %lu", (unsigned long)l);
+    }
     ctr.ulParameterLen = sizeof(cp);
     ctr.pParameter = NULL;
     EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_MECHANISM_PARAM_INVALID);

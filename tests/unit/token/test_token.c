@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -575,6 +577,47 @@ static void test_rotation_fallback_catalog(void **state)
     len = sizeof(pt);
     assert_int_equal(decrypt_by_label(s, &m, ct, pt, &len), CKR_OK);
     assert_memory_equal(pt, msg, 31);
+}
+
+/* Someone who can write store_dir plants a FIFO as the version catalog:
+ * the token must neither read from it nor block writing to it (an open
+ * for writing of a FIFO without a reader waits forever). The token comes
+ * up, lists the key, and says nothing was appended. */
+static void test_catalog_fifo(void **state)
+{
+    char extra[160];
+    char path[128];
+    pid_t pid;
+    int status = 0;
+    int waited = 0;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/.versions", store_dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(extra, sizeof(extra), ",\"key_refresh_s\":0,\"store_dir\":\"%s\"",
+             store_dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        CK_SESSION_HANDLE s;
+
+        init_with(extra);
+        s = open_session(0);
+        (void)find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+        (void)akv_slot_finalize();
+        _exit(0);
+    }
+    while (waitpid(pid, &status, WNOHANG) == 0 && waited < 100) {
+        usleep(100000);
+        waited++;
+    }
+    if (waited == 100) {
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, &status, 0);
+        fail_msg("the token blocked on a FIFO planted as store_dir/.versions");
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* A session data object (not a key). */
@@ -2468,6 +2511,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rotation_fallback, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_fallback_catalog, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_rotate_unwrap, setup,

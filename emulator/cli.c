@@ -65,7 +65,7 @@ static const char *const help_lines[] = {
     "fault add (--op OP | --path SUBSTRING) [--count N | --fraction F]\n"
     "      (--status S [--retry-after SECONDS] | --delay-ms MS | --hang |\n"
     "       --close | --malformed truncated|bad-base64|wrong-length|\n"
-    "                   jwk-e1|jwk-n8|kid-host|kid-newline)\n"
+    "                   bit-flip|jwk-e1|jwk-n8|kid-host|kid-newline)\n"
     "      [--trickle-ms MS]\n"
     "      --trickle-ms MS (alone or with --status/--delay-ms/--close/\n"
     "      --malformed): the answer's body is sent one byte every MS ms\n"

@@ -299,8 +299,8 @@ int emu_fault_admin(cJSON *argv, int argi, char **out)
             }
         } else if (strcmp(a, "--malformed") == 0) {
             static const char *const kinds[] = {
-                "truncated", "bad-base64", "wrong-length", "jwk-e1",
-                "jwk-n8",    "kid-host",   "kid-newline",
+                "truncated", "bad-base64", "wrong-length", "bit-flip",
+                "jwk-e1",    "jwk-n8",     "kid-host",     "kid-newline",
             };
             int known = 0;
             for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {

@@ -1582,11 +1582,17 @@ static void malform(struct emu_resp *rs, const char *how)
         if (strcmp(how, "bad-base64") == 0) {
             cJSON_SetValuestring(target, "!!not+base64/url==*");
         } else {
+            /* wrong-length: one byte short; bit-flip: the same length
+             * with one bit of the middle byte changed */
             size_t l = 0;
             unsigned char *raw = emu_b64url_decode(target->valuestring, &l);
+            int flip = strcmp(how, "bit-flip") == 0;
 
+            if (raw && flip && l > 0) {
+                raw[l / 2] ^= 0x01;
+            }
             if (raw && l > 1) {
-                char *s = emu_b64url_encode(raw, l - 1);
+                char *s = emu_b64url_encode(raw, flip ? l : l - 1);
 
                 if (s) {
                     cJSON_SetValuestring(target, s);

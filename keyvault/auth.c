@@ -945,6 +945,8 @@ static int disk_load(const struct akv_auth *a, const char *scope,
     int64_t stamp = 0;
     long long life = 0;
     const char *nl = NULL;
+    const char *tok = NULL;
+    size_t tok_len = 0;
     int rc = -1;
 
     if (a->cache_dir == NULL || disk_desc(a, scope, tenant, desc, sizeof(desc))
@@ -959,9 +961,13 @@ static int disk_load(const struct akv_auth *a, const char *scope,
         || wall_now() >= akv_auth_refresh_at(stamp, life)) {
         goto out;
     }
-    if (akv_secret_set(token, nl + 1,
-                       entry.len - (size_t)(nl + 1 - (const char *)entry.data))
-        != 0) {
+    /* The network's rule (an entry is checked like an Entra answer): a
+     * token with CR/LF, space or control bytes would split the
+     * Authorization header. */
+    tok = nl + 1;
+    tok_len = entry.len - (size_t)(tok - (const char *)entry.data);
+    if (!akv_json_token_ok(tok, tok_len)
+        || akv_secret_set(token, tok, tok_len) != 0) {
         goto out;
     }
     *obtained = stamp;

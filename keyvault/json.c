@@ -480,6 +480,23 @@ out:
     return rc;
 }
 
+bool akv_json_token_ok(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+
+    if (p == NULL || n == 0 || n > AKV_JSON_TOKEN_MAX) {
+        return false;
+    }
+    /* the token goes into an HTTP header: refuse anything that could split
+     * or corrupt it */
+    for (size_t i = 0; i < n; i++) {
+        if (c[i] <= 0x20 || c[i] >= 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
                            struct akv_secret *token, int64_t *expires_at,
                            int64_t *lifetime_s)
@@ -507,16 +524,8 @@ CK_RV akv_json_parse_token(const char *buf, size_t len, int64_t now,
         goto out;
     }
     n = strlen(at->valuestring);
-    if (n == 0 || n > AKV_JSON_TOKEN_MAX) {
+    if (!akv_json_token_ok(at->valuestring, n)) {
         goto out;
-    }
-    /* the token goes into an HTTP header: refuse anything that could split
-     * or corrupt it */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)at->valuestring[i];
-        if (ch <= 0x20 || ch >= 0x7f) {
-            goto out;
-        }
     }
     tt = cJSON_GetObjectItemCaseSensitive(root, "token_type");
     if (tt != NULL && !cJSON_IsNull(tt)

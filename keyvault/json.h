@@ -14,6 +14,7 @@
 #ifndef AKV_KEYVAULT_JSON_H
 #define AKV_KEYVAULT_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,16 @@ CK_RV akv_json_parse_key_op_result(const char *buf, size_t len, char *kid_out,
  */
 int akv_json_parse_error(const char *buf, size_t len,
                          struct akv_json_error *out);
+
+/*
+ * akv_json_token_ok - whether the N bytes at P can be sent as a bearer
+ * token: 1..AKV_JSON_TOKEN_MAX bytes, each printable ASCII without space
+ * (0x21..0x7e), so nothing can split or corrupt the Authorization header
+ * (RFC 6750 §2.1 b64token is a subset). The one rule for a token from the
+ * network (akv_json_parse_token) and from the per-user cache
+ * (keyvault/pcache.h). Returns true or false.
+ */
+bool akv_json_token_ok(const void *p, size_t n);
 
 /*
  * akv_json_parse_token - access-token answer of Entra ID v2 (expires_in is

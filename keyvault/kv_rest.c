@@ -299,6 +299,41 @@ static bool key_from_cache(struct kv_rest *kv, const char *url,
     return hit;
 }
 
+/* The checks every Get Key answer gets, from the network or the cache:
+ * a KeyBundle, its kid the key (and version) asked for in the configured
+ * vault (the token shows and later uses this kid), a public key fit for
+ * "wrap": "local" (a weak one would give data keys away). WHY receives the
+ * reason of a refusal. CKR_OK, CKR_DEVICE_ERROR, CKR_HOST_MEMORY. */
+static CK_RV bundle_check(struct kv_rest *kv, const char *name,
+                          const char *version, const struct akv_http_resp *resp,
+                          struct akv_kv_key *k, char *why, size_t why_len)
+{
+    char jwk_why[160];
+    CK_RV rv = akv_json_parse_key_bundle((const char *)resp->body.data,
+                                         resp->body.len, k);
+    enum akv_kvid_kid_err e;
+
+    why[0] = '\0';
+    if (rv == CKR_DEVICE_ERROR) {
+        (void)snprintf(why, why_len, "the KeyBundle is malformed");
+        return rv;
+    }
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    e = akv_kvid_kid_check(&kv->vault, k->kid, name, version, NULL);
+    if (e != AKV_KVID_KID_OK) {
+        (void)snprintf(why, why_len, "the answer's kid \"%s\" %s", k->kid,
+                       akv_kvid_kid_strerror(e));
+        return CKR_DEVICE_ERROR;
+    }
+    rv = akv_jwk_check(k, jwk_why, sizeof(jwk_why));
+    if (rv != CKR_OK) {
+        (void)snprintf(why, why_len, "the public key is refused: %s", jwk_why);
+    }
+    return rv;
+}
+
 static CK_RV rest_get_key(struct akv_kv *base, const char *name,
                           const char *version, struct akv_kv_key *out)
 {
@@ -310,6 +345,7 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
     struct call c;
     char url[1024];
     char log_path[256];
+    char why[AKV_KV_KID_MAX + 256];
 
     memset(&resp, 0, sizeof(resp));
     memset(&k, 0, sizeof(k));
@@ -324,9 +360,25 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
         goto out;
     }
     /* A previous process's answer for the same URL, younger than
-     * key_refresh_s (public data; parsed and checked below exactly like a
-     * network answer). */
+     * key_refresh_s (public data; checked exactly like a network answer). */
     from_cache = key_from_cache(kv, url, &resp);
+    rv = from_cache
+             ? bundle_check(kv, name, version, &resp, &k, why, sizeof(why))
+             : CKR_GENERAL_ERROR;
+    if (from_cache && rv != CKR_OK) {
+        /* A cached answer that fails a check (a planted or corrupted file,
+         * one an older release accepted) is dropped and the vault asked:
+         * it must not fail the token until key_refresh_s passes. */
+        AKV_LOG_WARN("key %s op get: the cached answer is not used: %s; "
+                     "asking the vault",
+                     name, why[0] != '\0' ? why : "error");
+        akv_pcache_remove(kv->cache_dir, "key", url);
+        akv_kv_key_clear(&k);
+        memset(&k, 0, sizeof(k));
+        akv_http_resp_clear(&resp);
+        memset(&resp, 0, sizeof(resp));
+        from_cache = false;
+    }
     if (!from_cache) {
         memset(&c, 0, sizeof(c));
         c.op = AKV_ERRMAP_GET;
@@ -338,36 +390,10 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
         if (rv != CKR_OK) {
             goto out;
         }
-    }
-    rv = akv_json_parse_key_bundle((const char *)resp.body.data, resp.body.len,
-                                   &k);
-    if (rv == CKR_DEVICE_ERROR) {
-        AKV_LOG_ERR("key %s op get: HTTP %ld but the KeyBundle is malformed "
-                    "(request-id %s)",
-                    name, resp.status,
-                    resp.request_id[0] ? resp.request_id : "-");
-    } else if (rv == CKR_OK) {
-        enum akv_kvid_kid_err e =
-            akv_kvid_kid_check(&kv->vault, k.kid, name, version, NULL);
-        if (e != AKV_KVID_KID_OK) {
-            /* the token shows and later uses this kid: it must be the key
-             * (and version) asked for, in the configured vault */
-            AKV_LOG_ERR("key %s op get: HTTP %ld but the answer's kid \"%s\" "
-                        "%s (request-id %s)",
-                        name, resp.status, k.kid, akv_kvid_kid_strerror(e),
-                        resp.request_id[0] ? resp.request_id : "-");
-            rv = CKR_DEVICE_ERROR;
-        }
-    }
-    if (rv == CKR_OK) {
-        char why[160];
-        rv = akv_jwk_check(&k, why, sizeof(why));
-        if (rv != CKR_OK) {
-            /* "wrap": "local" encrypts data keys with this key: a weak one
-             * would give them away */
-            AKV_LOG_ERR("key %s op get: HTTP %ld but the public key is "
-                        "refused: %s (request-id %s)",
-                        name, resp.status, why,
+        rv = bundle_check(kv, name, version, &resp, &k, why, sizeof(why));
+        if (rv != CKR_OK && why[0] != '\0') {
+            AKV_LOG_ERR("key %s op get: HTTP %ld but %s (request-id %s)", name,
+                        resp.status, why,
                         resp.request_id[0] ? resp.request_id : "-");
         }
     }

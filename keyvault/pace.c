@@ -19,6 +19,12 @@
 #define MIN_RATE   0.5  /* requests/s: a process never starves */
 #define SLOW_START 1.5  /* growth a second below ssthresh */
 #define DEFAULT_RA 1000 /* ms to hold when a 429 carries no Retry-After */
+/* The longest process-wide hold one 429 can impose. Key Vault's window is
+ * 10 s; a longer Retry-After (a proxy's mistake, or a hostile answer:
+ * retry-after-ms takes 9 digits, 11.5 days) would fail every request of a
+ * long-lived process long after the vault recovered. Past this the next
+ * request probes; a vault still throttling answers 429 and a new hold. */
+#define HOLD_MAX_MS 60000
 
 struct akv_pace {
     pthread_mutex_t lock;
@@ -114,8 +120,10 @@ void akv_pace_result(struct akv_pace *p, long status, long retry_after_ms,
     }
     pthread_mutex_lock(&p->lock);
     if (status == 429) {
-        int64_t hold =
-            now_ms + (retry_after_ms >= 0 ? retry_after_ms : DEFAULT_RA);
+        int64_t hold = now_ms
+                       + (retry_after_ms < 0             ? DEFAULT_RA
+                          : retry_after_ms > HOLD_MAX_MS ? HOLD_MAX_MS
+                                                         : retry_after_ms);
 
         if (hold > p->hold_until) {
             p->hold_until = hold;

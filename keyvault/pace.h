@@ -10,7 +10,9 @@
  * 429s; this pacer turns it into a steady rate:
  *  - until the first 429 it does nothing (no cost when the vault is not
  *    busy);
- *  - on a 429 every thread of the process holds until Retry-After;
+ *  - on a 429 every thread of the process holds until Retry-After (at
+ *    most 60 s: a longer one is re-learnt from the next 429, never a
+ *    process locked out for days by one header);
  *  - the first 429 sets the rate to what this process got through in the
  *    last 10 s window (its share of the vault's budget) x 0.95, at least
  *    0.5/s, and the rate then grows x1.5 a second until the next 429 (a

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -69,14 +70,22 @@ static bool entry_path(const char *dir, const char *kind, const char *desc,
  * they can read leaks the token). Logged once per process and folder. */
 static bool private_ok(const struct stat *st, const char *path, bool dir)
 {
+    /* Shared by every thread that loads or stores: changed under lock. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static char warned[256];
+    bool first;
 
     if ((dir ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode))
         && st->st_uid == geteuid() && (st->st_mode & 077) == 0) {
         return true;
     }
-    if (strncmp(warned, path, sizeof(warned) - 1) != 0) {
+    pthread_mutex_lock(&lock);
+    first = strncmp(warned, path, sizeof(warned) - 1) != 0;
+    if (first) {
         (void)snprintf(warned, sizeof(warned), "%s", path);
+    }
+    pthread_mutex_unlock(&lock);
+    if (first) {
         AKV_LOG_WARN(
             "cache %s: owner uid %u, mode 0%o: must be a %s owned "
             "by uid %u with no group/other access (fix: chmod "

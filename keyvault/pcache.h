@@ -13,7 +13,11 @@
  * without following symlinks. Writes are temp file + rename, so a reader
  * sees an old or a new entry, never a torn one. An entry that fails any
  * check is ignored (and replaced by the next store), never trusted: the
- * callers parse and validate its content exactly like a network answer.
+ * callers parse and validate its content exactly like a network answer
+ * (a token: akv_json_token_ok; a Get Key answer that fails a check is
+ * removed and the vault asked). Entries carry no MAC: only this user can
+ * write here, and a key that user can read adds nothing against them
+ * (docs/SECURITY.md, "Red team round").
  *
  * Entry file "<kind>-<16 hex of FNV-1a-64(desc)>", little-endian:
  *   "AKVPC1\n\0" | u32 desc_len | desc | u64 stamp | u32 len | len bytes

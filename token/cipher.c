@@ -210,7 +210,8 @@ static CK_RV aes_setup(struct akv_op *op, const CK_MECHANISM *mech,
         iv = ((const CK_AES_CTR_PARAMS *)mech->pParameter)->cb;
         break;
     case CKM_AES_GCM:
-        /* Both CK_GCM_PARAMS layouts (v3.0, v2.40): token/mech.h. */
+        /* Both CK_GCM_PARAMS layouts (v3.0, v2.40) and the bounds, the
+         * AAD's included: token/mech.h. */
         if (akv_mech_gcm_params(mech, &gp) != CKR_OK) {
             goto out;
         }

@@ -498,9 +498,13 @@ CK_RV akv_mech_gcm_params(const CK_MECHANISM *mech, CK_GCM_PARAMS *out)
     } else {
         return CKR_MECHANISM_PARAM_INVALID;
     }
+    /* The AAD goes to OpenSSL in one int-sized call: a longer one (2^32 + 5
+     * on a 64-bit CK_ULONG) was truncated to its low bits, a silently
+     * wrong tag. */
     if (out->pIv == NULL || out->ulIvLen == 0
         || out->ulIvLen > AKV_MECH_GCM_MAX_IV
-        || (out->pAAD == NULL && out->ulAADLen > 0) || out->ulTagBits < 32
+        || (out->pAAD == NULL && out->ulAADLen > 0)
+        || out->ulAADLen > AKV_MECH_GCM_MAX_AAD || out->ulTagBits < 32
         || out->ulTagBits > 128 || out->ulTagBits % 8 != 0) {
         return CKR_MECHANISM_PARAM_INVALID;
     }

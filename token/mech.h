@@ -165,8 +165,9 @@ CK_RV akv_mech_rsa_alg(const CK_MECHANISM *mech, enum akv_kv_alg *alg);
 CK_RV akv_mech_aes_kw_alg(const CK_MECHANISM *mech, size_t key_bytes,
                           enum akv_kv_alg *alg);
 
-#define AKV_MECH_GCM_MAX_IV 256 /* bytes: bound on a CK_GCM_PARAMS IV */
-#define AKV_MECH_HSM_GCM_IV 12  /* bytes: Managed HSM's AES-GCM IV */
+#define AKV_MECH_GCM_MAX_IV  256 /* bytes: bound on a CK_GCM_PARAMS IV */
+#define AKV_MECH_GCM_MAX_AAD (256ul * 1024ul * 1024ul) /* bytes: AAD bound */
+#define AKV_MECH_HSM_GCM_IV  12 /* bytes: Managed HSM's AES-GCM IV */
 
 /*
  * akv_mech_gcm_params - MECH's CK_GCM_PARAMS (Current Mechanisms v3.0

@@ -212,10 +212,10 @@ CK_RV akv_pubkey_create(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
         rv = CKR_HOST_MEMORY;
         goto out;
     }
-    if (kt == CKK_RSA) {
-        o->pub = pkey; /* for local C_Encrypt */
-        pkey = NULL;
-    }
+    /* For local C_Encrypt (RSA) and C_Verify (RSA and EC: without it an EC
+     * key showing CKA_VERIFY TRUE was refused by C_VerifyInit). */
+    o->pub = pkey;
+    pkey = NULL;
     o->owner = s->handle;
     pthread_rwlock_wrlock(&s->token->lock);
     rv = akv_token_add_obj_locked(s->token, o);

@@ -29,7 +29,8 @@
  * (the DER SubjectPublicKeyInfo), CKA_LOCAL FALSE, CKA_ENCRYPT (RSA) and
  * CKA_VERIFY TRUE unless the template says otherwise, and every other §4.7/§4.8
  * attribute (akv_attrs_fill_defaults). An RSA key can then encrypt locally
- * (C_EncryptInit with CKM_RSA_PKCS / CKM_RSA_PKCS_OAEP). Returns CKR_OK and
+ * (C_EncryptInit with CKM_RSA_PKCS / CKM_RSA_PKCS_OAEP); RSA and EC keys
+ * verify locally (C_VerifyInit, token/sign.h). Returns CKR_OK and
  * *ph, or the errors above, CKR_HOST_MEMORY, CKR_DEVICE_MEMORY (table full).
  */
 CK_RV akv_pubkey_create(struct akv_session *s, const CK_ATTRIBUTE *tmpl,

@@ -212,7 +212,10 @@ static void catalog_append(const struct akv_token *t, const char *name,
         }
         close(fd);
     }
-    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted by someone who can write store_dir would
+     * otherwise block this open until a reader comes (the file check
+     * below then refuses it); no effect on a regular file. */
+    fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         AKV_LOG_DEBUG("version catalog %s: cannot open (errno %d)", path,
                       errno);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "../common/kvid.h"
@@ -316,6 +317,29 @@ CK_RV akv_seal_ready(const struct akv_seal_ctx *c,
         if (rv != CKR_OK) {
             goto out;
         }
+        /* Once per store lifetime, before anything is sealed under S: the
+         * vault must open what was just wrapped. A wrong answer (a hostile
+         * or faulty vault) or a local wrap with a public key that is not
+         * the vault's (a tampered Get Key answer or cache entry) would
+         * otherwise lose every token object made from now on - and hand
+         * them to whoever holds that key. One unwrap call. */
+        rv = unwrap_with(c, kid, k.alg, k.wrapped, k.wrapped_len, &s);
+        /* The vault saying "not made under this key" (400) is the wrong
+         * wrap too; other errors (revoked, unreachable) pass through. */
+        if (rv == CKR_WRAPPED_KEY_INVALID
+            || (rv == CKR_OK
+                && (s.len != sizeof(fresh)
+                    || CRYPTO_memcmp(s.data, fresh, sizeof(fresh)) != 0))) {
+            rv = CKR_DEVICE_ERROR;
+        }
+        if (rv != CKR_OK) {
+            AKV_LOG_ERR("store key: the new store secret wrapped with %s "
+                        "does not unwrap back to itself (rv 0x%lx); store "
+                        "not created",
+                        kid, (unsigned long)rv);
+            goto out;
+        }
+        akv_secret_clear(&s);
         k.kid = strdup(kid);
         if (k.kid == NULL) {
             rv = CKR_HOST_MEMORY;

@@ -83,7 +83,11 @@ CK_RV akv_seal_choose(const struct akv_seal_cand *c, size_t n,
  * akv_seal_ready - makes sure the store has its secret S: nothing when
  * already loaded; else reads .storekey and unwraps S with the kid and alg
  * written there (one vault call per process); else (a store never used by
- * format 2) draws S, wraps it with T and creates .storekey, adopting the
+ * format 2) draws S, wraps it with T, has the vault unwrap it back (a
+ * wrap the vault cannot open - a hostile answer, a local wrap with a public
+ * key that is not the vault's - is CKR_DEVICE_ERROR and creates nothing;
+ * other unwrap errors, e.g. revoked, are returned as they are)
+ * and creates .storekey, adopting the
  * legacy records present (akv_store_key_create). T may be NULL when the
  * caller cannot name a key (creation then fails). Returns CKR_OK, the kv
  * errors of unwrap/wrap (CKR_KEY_FUNCTION_NOT_PERMITTED when revoked, ...),

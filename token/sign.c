@@ -437,6 +437,30 @@ out:
 
 /* ---- sign ---- */
 
+static CK_RV verify_local(struct akv_sig_op *op, const uint8_t *dig,
+                          size_t dig_len, const CK_BYTE *sig, CK_ULONG sig_len);
+
+/* The vault's answer is checked like any other (issue 7 §3): a signature of
+ * the right length that does not verify under the key's public half -
+ * another key or version, a corrupted or hostile answer - is never handed
+ * over. One local verification (tens of microseconds) per vault call.
+ * IN/IN_LEN: what the key's mechanism verifies (the DigestInfo as given
+ * for CKM_RSA_PKCS, else the digest). CKR_OK or CKR_DEVICE_ERROR. */
+static CK_RV check_answer(struct akv_session *s, const uint8_t *in,
+                          size_t in_len, const uint8_t *sig, size_t sig_len)
+{
+    const struct akv_kv_key *k = s->sig->key->vkey;
+    CK_RV rv = verify_local(s->sig, in, in_len, sig, (CK_ULONG)sig_len);
+
+    if (rv != CKR_OK) {
+        AKV_LOG_ERR("key %s/%s: Key Vault's signature does not verify with "
+                    "the key's public key (0x%lx); not used",
+                    k->name, k->version, (unsigned long)rv);
+        rv = CKR_DEVICE_ERROR;
+    }
+    return rv;
+}
+
 /* The HMAC over the data so far and DATA, truncated to plan.out_len
  * (_HMAC_GENERAL) into OUT. */
 static CK_RV hmac_final(struct akv_sig_op *op, const CK_BYTE *data,
@@ -508,6 +532,13 @@ static CK_RV sign_common(CK_SESSION_HANDLE h, bool final, const CK_BYTE *data,
     rv = s->sig->plan.vault
              ? vault_sign(s, dig, dig_len, alg, &out, &out_len)
              : local_sign(s->sig, dig, dig_len, alg, &out, &out_len);
+    if (rv == CKR_OK && s->sig->plan.vault) {
+        /* A vault signature is checked with the public half before it is
+         * handed over (a hostile or faulty answer of the right length). */
+        rv = s->sig->plan.row->type == CKM_RSA_PKCS
+                 ? check_answer(s, data, len, out, out_len)
+                 : check_answer(s, dig, dig_len, out, out_len);
+    }
     if (rv != CKR_OK) {
         goto out;
     }

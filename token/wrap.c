@@ -172,7 +172,9 @@ CK_RV akv_wrap_key(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     if (rv != CKR_OK) {
         goto out;
     }
-    if (wlen > *out_len) {
+    /* NEED is exact (RFC 8017, 3394, 5649): a shorter answer is not a
+     * wrapped key either, and handing it over would lose the key. */
+    if (wlen != need) {
         AKV_LOG_ERR("wrapKey answered %zu bytes, expected %lu", wlen,
                     (unsigned long)need);
         rv = CKR_DEVICE_ERROR;

@@ -9,6 +9,7 @@
  *
  * Usage: abuse MODULE GROUP [KEYNAME]
  *   GROUP: null | handles | templates | mech | opstate | getattr | threads
+ *          | sign (needs tokens[].sign and the sign permission)
  *          | init-fail (C_Initialize must give CKR_GENERAL_ERROR)
  * Exit status: 0 when every check passed, 1 when one failed (printed as
  * "FAIL: ..."), 2 for bad usage or a module that does not load.
@@ -2141,6 +2142,474 @@ static void survivor_case(void)
     EXPECT(p11->C_Finalize(NULL), CKR_OK);
 }
 
+/* ---- group sign: signing, verification, HMAC, CTR, digests and public
+ * key import under hostile arguments (abuse.sh enables tokens[].sign and
+ * grants the sign permission). Every refusal has its documented CK_RV and
+ * every accepted answer is checked against an independent computation. */
+
+/* A P-256 public point (04 || X || Y) and its DER OCTET STRING. */
+static const CK_BYTE p256_oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07};
+static const CK_BYTE p256_point[] = {
+    0x04, 0x41, 0x04, 0xce, 0x45, 0x16, 0x91, 0xa7, 0x83, 0xf4, 0x05, 0xb9,
+    0x65, 0x23, 0x3f, 0xff, 0x96, 0x53, 0xae, 0xe3, 0x36, 0x3a, 0x5d, 0x09,
+    0x31, 0x43, 0xb1, 0xff, 0x2d, 0x48, 0x54, 0x3f, 0x1b, 0xb9, 0x67, 0x62,
+    0x86, 0xec, 0xf8, 0xa9, 0x29, 0xe0, 0xe5, 0x0c, 0x87, 0x76, 0xa6, 0x47,
+    0x21, 0xbd, 0x30, 0x47, 0xca, 0xd0, 0x9c, 0x55, 0x07, 0x75, 0x8d, 0xdb,
+    0xc2, 0x69, 0xcf, 0xcb, 0x9c, 0xaa, 0x96};
+
+/* A P-521 point: its OCTET STRING needs the long length form (0x81). */
+static const CK_BYTE p521_oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
+static const CK_BYTE p521_point[] = {
+    0x04, 0x81, 0x85, 0x04, 0x01, 0x94, 0x52, 0x69, 0xb4, 0x0b, 0x3f, 0xc6,
+    0x7a, 0x03, 0xc0, 0xd5, 0x25, 0x9c, 0x00, 0xbe, 0x35, 0x65, 0xd9, 0x48,
+    0x52, 0xce, 0x9f, 0x33, 0x0e, 0x70, 0x24, 0xf1, 0x81, 0xe6, 0x28, 0x6f,
+    0x28, 0x63, 0xed, 0x1e, 0x54, 0xa9, 0xdd, 0xde, 0x5f, 0x64, 0x95, 0xf0,
+    0x11, 0x5a, 0x16, 0xdc, 0x3e, 0xfa, 0xa5, 0x01, 0x93, 0x23, 0xae, 0x80,
+    0x1e, 0x1c, 0xb2, 0x45, 0xc7, 0x4d, 0x48, 0x6a, 0xac, 0x43, 0x01, 0x21,
+    0x74, 0xb1, 0x0f, 0x03, 0xef, 0x15, 0x83, 0x93, 0xf3, 0xe8, 0x0d, 0x50,
+    0x71, 0x89, 0x81, 0x3e, 0xb1, 0x17, 0xd9, 0xd2, 0x6f, 0x0e, 0xcd, 0x1f,
+    0x16, 0x13, 0xdf, 0x87, 0x40, 0x2a, 0xa7, 0x88, 0xd7, 0x1b, 0x0b, 0x64,
+    0xec, 0xc2, 0x0d, 0xf4, 0x67, 0xbe, 0xdb, 0xab, 0x57, 0x1d, 0x7e, 0x1f,
+    0x06, 0x25, 0xee, 0x96, 0x59, 0xcb, 0xfc, 0x0b, 0x48, 0x5e, 0x59, 0x50,
+    0x99, 0xb9, 0x38, 0x21,
+};
+
+/* ECDSA (r || s) by that key's private half over the first 32 bytes of
+ * sign_import's MSG taken as the digest (made with openssl pkeyutl). */
+static const CK_BYTE p256_sig[64] = {
+    0x9a, 0x81, 0xd4, 0x61, 0xe0, 0x43, 0xcc, 0x58, 0xf7, 0xa2, 0x3a,
+    0x90, 0xb0, 0x6b, 0x60, 0xcc, 0x22, 0x62, 0xb1, 0x97, 0x07, 0x1f,
+    0xd8, 0xaa, 0x47, 0x4e, 0x6e, 0x16, 0x95, 0xdc, 0xb5, 0x19, 0x53,
+    0x4c, 0x6b, 0x5d, 0x39, 0x23, 0xd4, 0x7c, 0xf8, 0x82, 0x99, 0x4d,
+    0x7b, 0xe1, 0xeb, 0x85, 0x9f, 0xa5, 0x59, 0x30, 0xae, 0x1e, 0xf3,
+    0x04, 0x50, 0x43, 0x59, 0x7e, 0x34, 0x35, 0x91, 0x7f};
+
+/* C_CreateObject of an EC public key with PARAMS/POINT as given. */
+static CK_RV import_ec(CK_SESSION_HANDLE s, const void *params, CK_ULONG plen,
+                       const void *point, CK_ULONG len, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_EC;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_EC_PARAMS, (void *)params, plen},
+        {CKA_EC_POINT, (void *)point, len},
+    };
+
+    *h = CK_INVALID_HANDLE;
+    return p11->C_CreateObject(s, t, NELEM(t), h);
+}
+
+/* C_CreateObject of an RSA public key (n, e big-endian). */
+static CK_RV import_rsa(CK_SESSION_HANDLE s, const void *n, CK_ULONG nlen,
+                        const void *e, CK_ULONG elen, CK_OBJECT_HANDLE *h)
+{
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_RSA;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_MODULUS, (void *)n, nlen},
+        {CKA_PUBLIC_EXPONENT, (void *)e, elen},
+    };
+
+    *h = CK_INVALID_HANDLE;
+    return p11->C_CreateObject(s, t, NELEM(t), h);
+}
+
+/* A generic secret (HMAC) session key with VALUE; SENSITIVE as given. */
+static CK_OBJECT_HANDLE hmac_key(CK_SESSION_HANDLE s, const void *value,
+                                 CK_ULONG len, CK_BBOOL sensitive)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL t = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},  {CKA_KEY_TYPE, &kt, sizeof(kt)},
+        {CKA_VALUE, (void *)value, len}, {CKA_SIGN, &t, sizeof(t)},
+        {CKA_VERIFY, &t, sizeof(t)},     {CKA_SENSITIVE, &sensitive, 1},
+    };
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+
+    EXPECT(p11->C_CreateObject(s, tmpl, NELEM(tmpl), &h), CKR_OK);
+    return h;
+}
+
+static void sign_import(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE vpub,
+                        CK_OBJECT_HANDLE vpriv)
+{
+    CK_BYTE n[1100];
+    CK_BYTE e[8];
+    CK_BYTE pt[sizeof(p256_point)];
+    CK_BYTE big[1100];
+    CK_ATTRIBUTE ga[] = {{CKA_MODULUS, n, sizeof(n)},
+                         {CKA_PUBLIC_EXPONENT, e, sizeof(e)}};
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_MECHANISM ecdsa = {CKM_ECDSA, NULL, 0};
+    CK_MECHANISM sha256rsa = {CKM_SHA256_RSA_PKCS, NULL, 0};
+    CK_BYTE one = 1, three = 3;
+    CK_BYTE msg[] = "signed by the vault, verified by an imported key";
+    CK_BYTE sig[512];
+    CK_ULONG sl = sizeof(sig);
+
+    EXPECT(p11->C_GetAttributeValue(s, vpub, ga, 2), CKR_OK);
+    /* RSA: e = 1, e even, n even, n too large, n NULL. */
+    EXPECT(import_rsa(s, n, ga[0].ulValueLen, &one, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_rsa(s, n, ga[0].ulValueLen, "\x01\x00\x00", 3, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    memcpy(big, n, ga[0].ulValueLen);
+    big[ga[0].ulValueLen - 1] &= 0xfe;
+    EXPECT(import_rsa(s, big, ga[0].ulValueLen, &three, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    memset(big, 0xff, sizeof(big)); /* 8800 bits */
+    EXPECT(import_rsa(s, big, sizeof(big), &three, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_rsa(s, big, 0, &three, 1, &h), CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_rsa(s, n, ga[0].ulValueLen, e, 0, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    /* The vault key's own (n, e) imported verifies the vault's signature. */
+    EXPECT(import_rsa(s, n, ga[0].ulValueLen, e, ga[1].ulValueLen, &h), CKR_OK);
+    EXPECT(p11->C_SignInit(s, &sha256rsa, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OK);
+    EXPECT(p11->C_VerifyInit(s, &sha256rsa, h), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+    sig[7] ^= 1;
+    EXPECT(p11->C_VerifyInit(s, &sha256rsa, h), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_SIGNATURE_INVALID);
+    EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+
+    /* EC: unknown curve, short/long/compressed point, off the curve. */
+    EXPECT(import_ec(s, "\x06\x03\x2a\x03\x04", 5, p256_point,
+                     sizeof(p256_point), &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), p256_point,
+                     sizeof(p256_point) - 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), p256_point, 2, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), p256_point, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), p256_point + 2,
+                     sizeof(p256_point) - 2, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID); /* no OCTET STRING */
+    memcpy(pt, p256_point, sizeof(pt));
+    pt[2] = 0x02; /* compressed form tag with a full point */
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), pt, sizeof(pt), &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    memcpy(pt, p256_point, sizeof(pt));
+    pt[sizeof(pt) - 1] ^= 1; /* Y off by one: not on the curve */
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), pt, sizeof(pt), &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(import_ec(s, p256_oid, sizeof(p256_oid), p256_point,
+                     sizeof(p256_point), &h),
+           CKR_OK);
+    /* An imported EC key is for verification (CKA_VERIFY is TRUE). */
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, h), CKR_OK);
+    memcpy(sig, p256_sig, 64);
+    EXPECT(p11->C_Verify(s, msg, 32, sig, 64), CKR_OK);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, h), CKR_OK);
+    memset(sig, 0x11, 64);
+    EXPECT(p11->C_Verify(s, msg, 32, sig, 64), CKR_SIGNATURE_INVALID);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, h), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, 32, sig, 63), CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_SignInit(s, &ecdsa, h), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+    /* P-521 (long-form DER length): accepted; short form or its length
+     * byte off by one: refused; the P-256 point under the P-521 OID too. */
+    EXPECT(import_ec(s, p521_oid, sizeof(p521_oid), p521_point,
+                     sizeof(p521_point), &h),
+           CKR_OK);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, h), CKR_OK);
+    memset(sig, 0x22, 132);
+    EXPECT(p11->C_Verify(s, msg, 32, sig, 132), CKR_SIGNATURE_INVALID);
+    EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+    {
+        CK_BYTE pt5[sizeof(p521_point)];
+
+        memcpy(pt5, p521_point, sizeof(pt5));
+        pt5[2] = 0x84;
+        EXPECT(import_ec(s, p521_oid, sizeof(p521_oid), pt5, sizeof(pt5), &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        EXPECT(import_ec(s, p521_oid, sizeof(p521_oid), p521_point + 1,
+                         sizeof(p521_point) - 1, &h),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+    EXPECT(import_ec(s, p521_oid, sizeof(p521_oid), p256_point,
+                     sizeof(p256_point), &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+}
+
+static void sign_params(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE vpriv,
+                        CK_OBJECT_HANDLE vpub)
+{
+    CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+    CK_MECHANISM m = {CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof(pss)};
+    CK_MECHANISM raw = {CKM_RSA_PKCS, NULL, 0};
+    CK_BYTE data[80] = {0};
+    CK_BYTE sig[512];
+    CK_ULONG sl;
+
+    m.ulParameterLen = 0;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    m.pParameter = NULL;
+    m.ulParameterLen = sizeof(pss);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    m.pParameter = &pss;
+    m.ulParameterLen = sizeof(pss) - 1;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    m.ulParameterLen = (CK_ULONG)1 << 32 | sizeof(pss);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    m.ulParameterLen = sizeof(pss);
+    pss.sLen = 20;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    pss.sLen = (CK_ULONG)1 << 32 | 32;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    pss.sLen = 32;
+    pss.mgf = CKG_MGF1_SHA1;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    pss.mgf = CKG_MGF1_SHA256;
+    pss.hashAlg = CKM_SHA384; /* not the mechanism's hash */
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    pss.hashAlg = CKM_SHA256;
+    /* The public key does not sign; the private one does not verify. */
+    EXPECT(p11->C_SignInit(s, &m, vpub), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_VerifyInit(s, &m, vpriv), CKR_KEY_TYPE_INCONSISTENT);
+    /* PSS raw: the data must be a digest of the hash's length. */
+    m.mechanism = CKM_RSA_PKCS_PSS;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OPERATION_ACTIVE);
+    sl = sizeof(sig);
+    EXPECT(p11->C_Sign(s, data, 33, sig, &sl), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_SignUpdate(s, data, 32), CKR_OPERATION_NOT_INITIALIZED);
+    /* CKM_RSA_PKCS: 2^32 + 5 bytes on a 64-bit CK_ULONG is refused before
+     * anything is read; empty data too; k - 11 is the limit. */
+    EXPECT(p11->C_SignInit(s, &raw, vpriv), CKR_OK);
+    sl = sizeof(sig);
+    EXPECT(p11->C_Sign(s, data, (CK_ULONG)1 << 32 | 5, sig, &sl),
+           CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_SignInit(s, &raw, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, data, 0, sig, &sl), CKR_DATA_LEN_RANGE);
+    raw.pParameter = data;
+    raw.ulParameterLen = 1;
+    EXPECT(p11->C_SignInit(s, &raw, vpriv), CKR_MECHANISM_PARAM_INVALID);
+    raw.pParameter = NULL;
+    raw.ulParameterLen = 0;
+    /* Single-part only: SignUpdate/SignFinal are refused and end it. */
+    EXPECT(p11->C_SignInit(s, &raw, vpriv), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, data, 4), CKR_MECHANISM_INVALID);
+    EXPECT(p11->C_SignUpdate(s, data, 4), CKR_OPERATION_NOT_INITIALIZED);
+    /* ECDSA with an RSA key. */
+    m.mechanism = CKM_ECDSA;
+    m.pParameter = NULL;
+    m.ulParameterLen = 0;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_KEY_TYPE_INCONSISTENT);
+}
+
+/* HMAC: RFC 4231 test case 2 (key "Jefe"), _GENERAL lengths, a 2^32 + 32
+ * byte signature, interleaving with an encryption on the same session. */
+static void sign_hmac(CK_SESSION_HANDLE s, CK_SESSION_HANDLE s2)
+{
+    static CK_BYTE want[32] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                               0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                               0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                               0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    CK_BYTE msg[] = "what do ya want for nothing?";
+    CK_ULONG mlen = sizeof(msg) - 1;
+    CK_OBJECT_HANDLE k = hmac_key(s, "Jefe", 4, CK_FALSE);
+    CK_OBJECT_HANDLE ks = hmac_key(s, "Jefe", 4, CK_TRUE);
+    CK_OBJECT_HANDLE aes = gen_aes(s);
+    CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+    CK_ULONG glen = 16;
+    CK_MECHANISM gen = {CKM_SHA256_HMAC_GENERAL, &glen, sizeof(glen)};
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE mac[64];
+    CK_BYTE blk[16] = {0};
+    CK_BYTE out[16];
+    CK_ULONG l = sizeof(mac);
+    CK_ULONG ol = sizeof(out);
+
+    EXPECT(p11->C_SignInit(s, &hm, k), CKR_OK);
+    l = 5;
+    EXPECT(p11->C_Sign(s, msg, mlen, mac, &l), CKR_BUFFER_TOO_SMALL);
+    CHECK(l == 32, "HMAC length %lu", (unsigned long)l);
+    /* Another operation in between does not disturb it. */
+    EXPECT(p11->C_EncryptInit(s, &ecb, aes), CKR_OK);
+    EXPECT(p11->C_Encrypt(s, blk, 16, out, &ol), CKR_OK);
+    l = sizeof(mac);
+    EXPECT(p11->C_Sign(s, msg, mlen, mac, &l), CKR_OK);
+    CHECK(l == 32 && memcmp(mac, want, 32) == 0, "HMAC-SHA256 RFC 4231 #2");
+    EXPECT(p11->C_SignUpdate(s, msg, mlen), CKR_OPERATION_NOT_INITIALIZED);
+    /* The sensitive copy signs the same (HMAC is what a secret is for). */
+    EXPECT(p11->C_SignInit(s2, &hm, ks), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s2, msg, 10), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s2, msg + 10, mlen - 10), CKR_OK);
+    EXPECT(p11->C_Sign(s2, msg, mlen, mac, &l), CKR_OPERATION_ACTIVE);
+    l = sizeof(mac);
+    EXPECT(p11->C_SignFinal(s2, mac, &l), CKR_OK);
+    CHECK(l == 32 && memcmp(mac, want, 32) == 0, "multi-part HMAC");
+    EXPECT(p11->C_SignUpdate(s2, msg, mlen), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_SignFinal(s2, mac, &l), CKR_OPERATION_NOT_INITIALIZED);
+    /* _GENERAL: CK_MAC_GENERAL_PARAMS is one CK_ULONG of 1..32. */
+    EXPECT(p11->C_SignInit(s, &gen, k), CKR_OK);
+    l = sizeof(mac);
+    EXPECT(p11->C_Sign(s, msg, mlen, mac, &l), CKR_OK);
+    CHECK(l == 16 && memcmp(mac, want, 16) == 0, "HMAC_GENERAL 16");
+    EXPECT(p11->C_VerifyInit(s, &gen, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, mlen, want, 16), CKR_OK);
+    EXPECT(p11->C_VerifyInit(s, &gen, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, mlen, want, 32), CKR_SIGNATURE_LEN_RANGE);
+    gen.ulParameterLen = 4;
+    EXPECT(p11->C_SignInit(s, &gen, k), CKR_MECHANISM_PARAM_INVALID);
+    gen.ulParameterLen = sizeof(glen);
+    gen.pParameter = NULL;
+    EXPECT(p11->C_SignInit(s, &gen, k), CKR_MECHANISM_PARAM_INVALID);
+    gen.pParameter = &glen;
+    for (CK_ULONG bad = 0; bad < 3; bad++) {
+        glen = bad == 0 ? 0 : bad == 1 ? 33 : ((CK_ULONG)1 << 32 | 16);
+        EXPECT(p11->C_SignInit(s, &gen, k), CKR_MECHANISM_PARAM_INVALID);
+    }
+    hm.pParameter = &glen;
+    hm.ulParameterLen = sizeof(glen);
+    EXPECT(p11->C_SignInit(s, &hm, k), CKR_MECHANISM_PARAM_INVALID);
+    hm.pParameter = NULL;
+    hm.ulParameterLen = 0;
+    /* Verify: a 2^32 + 32 byte signature is refused by its length, a
+     * changed one as invalid; both end the operation. */
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, msg, mlen), CKR_OK);
+    EXPECT(p11->C_VerifyFinal(s, want, (CK_ULONG)1 << 32 | 32),
+           CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_VerifyFinal(s, want, 32), CKR_OPERATION_NOT_INITIALIZED);
+    memcpy(mac, want, 32);
+    mac[31] ^= 0x80;
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, mlen, mac, 32), CKR_SIGNATURE_INVALID);
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, mlen, want, 32), CKR_OK);
+    /* An AES key without CKA_SIGN. */
+    EXPECT(p11->C_SignInit(s, &hm, aes), CKR_KEY_FUNCTION_NOT_PERMITTED);
+    /* Digest of the keys: the sensitive one is indigestible; a key made in
+     * another session digests (session objects are shared) until that
+     * session closes. */
+    {
+        CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+        CK_OBJECT_HANDLE other = hmac_key(s2, "Jefe", 4, CK_FALSE);
+        CK_BYTE d1[32], d2[32];
+        CK_ULONG dl = sizeof(d1);
+
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_DigestKey(s, ks), CKR_KEY_INDIGESTIBLE);
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_DigestKey(s, other), CKR_OK);
+        EXPECT(p11->C_DigestFinal(s, d1, &dl), CKR_OK);
+        dl = sizeof(d2);
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_Digest(s, (CK_BYTE_PTR) "Jefe", 4, d2, &dl), CKR_OK);
+        CHECK(memcmp(d1, d2, 32) == 0, "DigestKey = digest of the value");
+        EXPECT(p11->C_DigestUpdate(s, d1, 1), CKR_OPERATION_NOT_INITIALIZED);
+        sha.pParameter = d1;
+        sha.ulParameterLen = 1;
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_MECHANISM_PARAM_INVALID);
+        sha.pParameter = NULL;
+        sha.ulParameterLen = 0;
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_CloseSession(s2), CKR_OK);
+        EXPECT(p11->C_DigestKey(s, other), CKR_KEY_HANDLE_INVALID);
+    }
+}
+
+/* CKM_AES_CTR: parameter shapes, and a 1-bit counter: two blocks at most,
+ * wrapping to counter 0 with the nonce kept (checked against AES-ECB of
+ * the two counter blocks). */
+static void sign_ctr(CK_SESSION_HANDLE s)
+{
+    CK_OBJECT_HANDLE k = gen_aes(s);
+    CK_AES_CTR_PARAMS cp;
+    CK_MECHANISM ctr = {CKM_AES_CTR, &cp, sizeof(cp)};
+    CK_MECHANISM ecb = {CKM_AES_ECB, NULL, 0};
+    CK_BYTE zero[48] = {0};
+    CK_BYTE blocks[32];
+    CK_BYTE ks[32];
+    CK_BYTE out[48];
+    CK_ULONG l;
+
+    memset(&cp, 0, sizeof(cp));
+    memset(cp.cb, 0xa5, sizeof(cp.cb));
+    cp.cb[15] = 0xa5; /* low bit 1: the counter starts at 1 */
+    for (int i = 0; i < 4; i++) {
+        static const CK_ULONG bits[] = {0, 129, (CK_ULONG)1 << 32 | 8, 1};
+        cp.ulCounterBits = bits[i];
+        ctr.ulParameterLen = i == 3 ? sizeof(cp) - 1 : sizeof(cp);
+        EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_MECHANISM_PARAM_INVALID);
+    }
+    /* GCM: an AAD length of 2^32 + 5 is refused, not truncated to 5. */
+    {
+        CK_BYTE iv[12] = {0};
+        CK_BYTE aad[5] = "aad!";
+        CK_GCM_PARAMS gp = {iv, sizeof(iv), 96, aad, (CK_ULONG)1 << 32 | 5,
+                            128};
+        CK_MECHANISM gcm = {CKM_AES_GCM, &gp, sizeof(gp)};
+
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_MECHANISM_PARAM_INVALID);
+        gp.ulAADLen = (CK_ULONG)1 << 31;
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_MECHANISM_PARAM_INVALID);
+        gp.ulAADLen = 5;
+        EXPECT(p11->C_EncryptInit(s, &gcm, k), CKR_OK);
+        l = sizeof(out);
+        EXPECT(p11->C_Encrypt(s, zero, 16, out, &l), CKR_OK);
+        CHECK(l == 32, "GCM length %lu", (unsigned long)l);
+    }
+    ctr.ulParameterLen = sizeof(cp);
+    ctr.pParameter = NULL;
+    EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_MECHANISM_PARAM_INVALID);
+    ctr.pParameter = &cp;
+    cp.ulCounterBits = 1;
+    EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_OK);
+    l = sizeof(out);
+    EXPECT(p11->C_Encrypt(s, zero, 48, out, &l), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_OK);
+    l = sizeof(out);
+    EXPECT(p11->C_Encrypt(s, zero, 32, out, &l), CKR_OK);
+    memcpy(blocks, cp.cb, 16);
+    memcpy(blocks + 16, cp.cb, 16);
+    blocks[31] &= 0xfe;
+    EXPECT(p11->C_EncryptInit(s, &ecb, k), CKR_OK);
+    {
+        CK_ULONG kl = sizeof(ks);
+        EXPECT(p11->C_Encrypt(s, blocks, 32, ks, &kl), CKR_OK);
+    }
+    CHECK(l == 32 && memcmp(out, ks, 32) == 0, "CTR 1-bit counter wraps");
+    /* Multi-part: the third block is refused, the operation ends. */
+    EXPECT(p11->C_EncryptInit(s, &ctr, k), CKR_OK);
+    l = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, zero, 20, out, &l), CKR_OK);
+    l = sizeof(out);
+    EXPECT(p11->C_EncryptUpdate(s, zero, 13, out, &l), CKR_DATA_LEN_RANGE);
+    EXPECT(p11->C_EncryptUpdate(s, zero, 1, out, &l),
+           CKR_OPERATION_NOT_INITIALIZED);
+}
+
+static int group_sign(void)
+{
+    CK_SESSION_HANDLE s, s2;
+    CK_OBJECT_HANDLE priv, pub;
+
+    init_or_die();
+    s = open_rw();
+    s2 = open_rw();
+    priv = find_one(s, CKO_PRIVATE_KEY);
+    pub = find_one(s, CKO_PUBLIC_KEY);
+    sign_import(s, pub, priv);
+    sign_params(s, priv, pub);
+    sign_hmac(s, s2);
+    sign_ctr(s);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
 /* ---- group init-fail: a bad configuration ---- */
 
 static int group_init_fail(void)
@@ -2196,6 +2665,8 @@ int main(int argc, char **argv)
         /* Deterministic first: a thread that exits after C_Finalize. */
         survivor_case();
         rc = group_threads();
+    } else if (strcmp(argv[2], "sign") == 0) {
+        rc = group_sign();
     } else if (strcmp(argv[2], "init-fail") == 0) {
         rc = group_init_fail();
     } else {

@@ -3,7 +3,7 @@
 # Hostile input through the module's function list (tests/integration/abuse.c)
 # and bad configuration files: every case must give the documented CK_RV,
 # never crash, hang or leak (the ASan build checks the last two).
-# Usage: abuse.sh null|handles|templates|mech|opstate|getattr|threads|config
+# Usage: abuse.sh null|handles|templates|mech|opstate|getattr|threads|sign|config
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_ABUSE:?}"
 t_begin
@@ -49,6 +49,14 @@ mech)
         expect_eq "no wrapkey call" "$(jq -r '.wrapkey // 0' "$T_TMP/stats")" 0
         expect_eq "no unwrapkey call" "$(jq -r '.unwrapkey // 0' "$T_TMP/stats")" 0
     fi
+    ;;
+sign)
+    # Signing is opt-in (tokens[].sign) and needs the keys/sign permission.
+    emu_write_config "$AKV_PKCS11_CONFIG" '{"sign":true}'
+    emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
+        --key-permissions get wrapKey unwrapKey sign >/dev/null
+    expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
+    tail -n 1 "$T_TMP/last.out"
     ;;
 null|templates|opstate|getattr|threads)
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"

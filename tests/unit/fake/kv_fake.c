@@ -56,6 +56,7 @@ struct kv_fake {
     struct akv_kv_create last_create; /* kty/crv point into last_kty */
     char last_kty[16];
     unsigned calls_crypt;
+    int sign_tamper; /* kv_fake_sign_tamper */
 };
 
 static struct fake_key *find_key(struct kv_fake *f, const char *name)
@@ -411,6 +412,9 @@ static CK_RV fake_sign(struct akv_kv *kv, const char *name, const char *version,
     if (EVP_PKEY_sign(c, *out, &len, dig, dig_len) != 1) {
         goto out;
     }
+    if (f->sign_tamper) {
+        (*out)[len / 2] ^= 0x01; /* right length, not a signature */
+    }
     *out_len = len;
     rv = CKR_OK;
 out:
@@ -477,6 +481,11 @@ static CK_RV fake_delete_key(struct akv_kv *kv, const char *name)
 const struct akv_kv_create *kv_fake_last_create(struct kv_fake *f)
 {
     return f->last_create.kty != NULL ? &f->last_create : NULL;
+}
+
+void kv_fake_sign_tamper(struct kv_fake *f, int on)
+{
+    f->sign_tamper = on;
 }
 
 static void fake_destroy(struct akv_kv *kv)

@@ -61,6 +61,9 @@ void kv_fake_fail_version(struct kv_fake *f, unsigned ops, const char *version,
 /* kv_fake_delay - calls of the ops in OPS sleep MS milliseconds before
  * answering (after counting, before any injected failure); 0 clears. */
 void kv_fake_delay(struct kv_fake *f, unsigned ops, long ms);
+/* kv_fake_sign_tamper - ON nonzero: Sign answers a signature of the right
+ * length with one bit changed (a hostile or faulty vault); 0 clears. */
+void kv_fake_sign_tamper(struct kv_fake *f, int on);
 /* kv_fake_calls - number of calls of the ops in the OPS mask. */
 unsigned kv_fake_calls(struct kv_fake *f, unsigned ops);
 /* kv_fake_reset_calls - counters back to 0. */

@@ -24,6 +24,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "keyvault/kv.h"
+#include "keyvault/pcache.h"
 #include "keyvault/retry.h"
 #include "mock_server.h"
 
@@ -1199,6 +1200,111 @@ static void test_cross_process_cache(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Rewrites the cache entry KIND-* in DIR (there is one) with CONTENT,
+ * stamped now, keeping its identity: what a corrupted file, an older
+ * release's entry or a planted one looks like to the next process. */
+static void cache_plant(const char *dir, const char *kind, const char *content)
+{
+    char cmd[256];
+    char path[512] = "";
+    uint8_t buf[8192];
+    char desc[4097];
+    uint32_t dlen = 0;
+    size_t n;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "ls %s/%s-* | grep -v [.]tmp[.]", dir, kind);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(path, sizeof(path), p));
+    pclose(p);
+    path[strcspn(path, "\n")] = '\0';
+    p = fopen(path, "rb");
+    assert_non_null(p);
+    n = fread(buf, 1, sizeof(buf), p);
+    fclose(p);
+    assert_true(n > 12);
+    for (int i = 3; i >= 0; i--) {
+        dlen = dlen << 8 | buf[8 + i];
+    }
+    assert_true(dlen < sizeof(desc) && 12 + dlen <= n);
+    memcpy(desc, buf + 12, dlen);
+    desc[dlen] = '\0';
+    assert_int_equal(akv_pcache_store(dir, kind, desc, content, strlen(content),
+                                      (int64_t)time(NULL)),
+                     0);
+}
+
+/* A cached Get Key answer that fails the network checks (truncated JSON,
+ * e = 1, a kid of another vault) is dropped and the vault asked again -
+ * not a CKR_DEVICE_ERROR until key_refresh_s passes - and the fresh answer
+ * replaces it. A cached token that could split the Authorization header
+ * (CR/LF) is not sent: a new one is requested. */
+static void test_cache_entry_checked(void **state)
+{
+    struct fx *f = *state;
+    struct akv_kv *kv;
+    struct akv_kv_key k;
+    char dir[64];
+    char cmd[96];
+    char bad[3][1024];
+    struct mock_rec r;
+
+    snprintf(dir, sizeof(dir), "/tmp/akv-kvc-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    kv = make_kv_in(f, "", dir);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+    akv_kv_key_clear(&k);
+    kv->ops->destroy(kv);
+    akv_config_free(f->cfg);
+    f->kv = NULL;
+    f->cfg = NULL;
+    snprintf(bad[0], sizeof(bad[0]), "%.60s", bundle_json());
+    snprintf(bad[1], sizeof(bad[1]), "%s", bundle_json());
+    memcpy(strstr(bad[1], "\"e\":\"AQAB\""), "\"e\":\"AQ\"  ", 10);
+    snprintf(bad[2], sizeof(bad[2]),
+             "{\"key\":{\"kid\":\"https://evil.example/keys/cmk/"
+             "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7\",\"kty\":\"RSA-HSM\","
+             "\"n\":\"%s\",\"e\":\"AQAB\"}}",
+             n_b64);
+    for (int i = 0; i < 3; i++) {
+        unsigned gets = mock_count(f->m, "/keys/cmk");
+
+        cache_plant(dir, "key", bad[i]);
+        kv = make_kv_in(f, "", dir);
+        mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+        assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+        assert_int_equal(k.e_len, 3);
+        akv_kv_key_clear(&k);
+        assert_int_equal(mock_count(f->m, "/keys/cmk"), gets + 1);
+        kv->ops->destroy(kv);
+        akv_config_free(f->cfg);
+        /* The fresh answer was cached again: no GET now. */
+        kv = make_kv_in(f, "", dir);
+        assert_int_equal(kv->ops->get_key(kv, "cmk", NULL, &k), CKR_OK);
+        akv_kv_key_clear(&k);
+        assert_int_equal(mock_count(f->m, "/keys/cmk"), gets + 1);
+        kv->ops->destroy(kv);
+        akv_config_free(f->cfg);
+        f->cfg = NULL;
+    }
+    /* The token entry: "<lifetime>\n<token>". */
+    cache_plant(dir, "token", "3600\nabc\r\nX-Planted: 1");
+    kv = make_kv_in(f, "", dir);
+    mock_push(f->m, "/keys/cmk", 200, bundle_json(), NULL, 0);
+    assert_int_equal(
+        kv->ops->get_key(kv, "cmk", "0b6c1e2a9f3d4e58a1c7d2e3f4a5b6c7", &k),
+        CKR_OK);
+    akv_kv_key_clear(&k);
+    assert_int_equal(mock_count(f->m, "/oauth2/"), 2);
+    r = rec_at(f, mock_total(f->m) - 1);
+    assert_null(strstr(r.auth, "X-Planted"));
+    f->kv = kv;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_rest_new_refuses(void **state)
 {
     struct akv_token_config tc;
@@ -1330,6 +1436,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hammer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_entry_checked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cross_process_cache, setup,
                                         teardown),
         cmocka_unit_test(test_rest_new_refuses),

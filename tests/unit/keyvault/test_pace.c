@@ -97,6 +97,23 @@ static void test_floor_and_no_history(void **state)
     akv_pace_free(p);
 }
 
+/* A hostile or broken Retry-After (retry-after-ms 999999999: 11.5 days)
+ * holds the process at most 60 s, after which requests start again. */
+static void test_hold_bounded(void **state)
+{
+    struct akv_pace *p = akv_pace_new();
+    int64_t t = akv_retry_now_ms();
+
+    (void)state;
+    akv_pace_result(p, 429, 999999999L, t);
+    assert_int_equal(akv_pace_wait(p, t + 59000, t + 59500), -1);
+    /* 60 s later a request with a 1 s budget gets a slot */
+    assert_int_equal(akv_pace_wait(p, t + 60000, t + 61000), 0);
+    akv_pace_result(p, 429, 86400000L, t + 60000);
+    assert_int_equal(akv_pace_wait(p, t + 120000, t + 121000), 0);
+    akv_pace_free(p);
+}
+
 static void test_slots_are_spaced(void **state)
 {
     struct akv_pace *p = akv_pace_new();
@@ -130,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_throttled_sets_share_and_holds),
         cmocka_unit_test(test_floor_and_no_history),
         cmocka_unit_test(test_slots_are_spaced),
+        cmocka_unit_test(test_hold_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,11 +160,55 @@ static void test_refusals(void **state)
     akv_secret_clear(&got);
 }
 
+/* Threads of one process loading from folders that fail the checks: the
+ * once-per-folder warning state is shared, and must be safe to share (the
+ * ThreadSanitizer stage runs this test). */
+struct warn_arg {
+    char dirs[2][96];
+};
+
+static void *warn_thread(void *p)
+{
+    struct warn_arg *a = p;
+    struct akv_secret got = AKV_SECRET_INIT;
+    int64_t stamp = 0;
+
+    for (int i = 0; i < 200; i++) {
+        if (akv_pcache_load(a->dirs[i % 2], "key", "k", &got, &stamp) != -1) {
+            abort();
+        }
+    }
+    return NULL;
+}
+
+static void test_warn_threads(void **state)
+{
+    struct warn_arg a;
+    pthread_t th[4];
+    char cmd[256];
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        snprintf(a.dirs[i], sizeof(a.dirs[i]), "%.80s/open%d", base, i);
+        assert_int_equal(mkdir(a.dirs[i], 0700), 0);
+        assert_int_equal(chmod(a.dirs[i], 0777), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, warn_thread, &a), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", a.dirs[0], a.dirs[1]);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warn_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "kv_fake.h"
@@ -243,6 +246,74 @@ static void test_ready_loads_existing(void **state)
     akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
 }
 
+/* "wrap": "local" with a public key that is not the vault's (a tampered
+ * Get Key answer or cache entry): the new store secret would be wrapped to
+ * that key - every token object lost, and open to its holder. Creating the
+ * store has the vault unwrap it back first, so nothing is created. */
+static EVP_PKEY *attacker_key;
+
+static CK_RV wrap_to_attacker(void *arg, const struct akv_seal_target *t,
+                              const uint8_t *in, size_t in_len, uint8_t **out,
+                              size_t *out_len)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(attacker_key, NULL);
+    size_t len = 0;
+
+    (void)arg;
+    (void)t;
+    *out = NULL;
+    if (c == NULL || EVP_PKEY_encrypt_init(c) != 1
+        || EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) != 1
+        || EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()) != 1
+        || EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()) != 1
+        || EVP_PKEY_encrypt(c, NULL, &len, in, in_len) != 1
+        || (*out = malloc(len)) == NULL
+        || EVP_PKEY_encrypt(c, *out, &len, in, in_len) != 1) {
+        EVP_PKEY_CTX_free(c);
+        free(*out);
+        *out = NULL;
+        return CKR_GENERAL_ERROR;
+    }
+    EVP_PKEY_CTX_free(c);
+    *out_len = len;
+    return CKR_OK;
+}
+
+static void test_ready_refuses_foreign_wrap(void **state)
+{
+    struct fx *f = *state;
+    struct akv_store *fresh = NULL;
+    struct akv_seal_ctx c2;
+    char dir[64];
+    char path[128];
+    char cmd[128];
+
+    attacker_key = EVP_RSA_gen(2048);
+    assert_non_null(attacker_key);
+    snprintf(dir, sizeof(dir), "/tmp/akv-seal-test.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(akv_store_open(dir, &fresh), CKR_OK);
+    c2 = f->c;
+    c2.store = fresh;
+    c2.local_wrap = wrap_to_attacker;
+    akv_log_configure(AKV_LOG_LEVEL_NONE, NULL);
+    assert_int_equal(akv_seal_ready(&c2, &f->t), CKR_DEVICE_ERROR);
+    akv_log_configure(AKV_LOG_LEVEL_ERROR, NULL);
+    assert_false(akv_store_has_secret(fresh));
+    snprintf(path, sizeof(path), "%s/.storekey", dir);
+    assert_int_not_equal(access(path, F_OK), 0);
+    /* The honest local wrap (the vault's own key) creates it. */
+    c2.local_wrap = NULL;
+    assert_int_equal(akv_seal_ready(&c2, &f->t), CKR_OK);
+    assert_true(akv_store_has_secret(fresh));
+    assert_int_equal(access(path, F_OK), 0);
+    akv_store_close(fresh);
+    EVP_PKEY_free(attacker_key);
+    attacker_key = NULL;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +322,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reseal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_loads_existing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ready_refuses_foreign_wrap, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

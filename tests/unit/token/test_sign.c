@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "common/config.h"
@@ -229,6 +230,66 @@ static void test_rsa_mechanisms(void **state)
         assert_int_equal(kv_fake_calls(fake, KV_FAKE_SIGN), 0);
     }
     EVP_PKEY_free(k);
+}
+
+/* A vault answer of the right length that is not a signature by the key
+ * (another key or version, a corrupted answer) is refused with
+ * CKR_DEVICE_ERROR for every mechanism shape (hash-then-sign, PSS,
+ * DigestInfo, RSNULL), not handed to the caller; honest answers pass. */
+static void test_sign_answer_checked(void **state)
+{
+    static const uint8_t msg[] = "a hostile vault signs something else";
+    CK_RSA_PKCS_PSS_PARAMS pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+    uint8_t di[19 + 32] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
+                           0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                           0x01, 0x05, 0x00, 0x04, 0x20};
+    uint8_t di1[15 + 20] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
+                            0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
+    const struct {
+        CK_MECHANISM m;
+        const uint8_t *in;
+        size_t len;
+    } cases[] = {
+        {{CKM_SHA256_RSA_PKCS, NULL, 0}, msg, sizeof(msg)},
+        {{CKM_SHA384_RSA_PKCS_PSS, &pss, sizeof(pss)}, msg, sizeof(msg)},
+        {{CKM_RSA_PKCS_PSS, &pss, sizeof(pss)}, di + 19, 32},
+        {{CKM_RSA_PKCS, NULL, 0}, di, sizeof(di)},
+        {{CKM_RSA_PKCS, NULL, 0}, di1, sizeof(di1)},
+    };
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE priv;
+    uint8_t sig[512];
+    CK_ULONG len;
+
+    (void)state;
+    pss.hashAlg = CKM_SHA384;
+    pss.mgf = CKG_MGF1_SHA384;
+    pss.sLen = 48;
+    assert_int_equal(SHA256(msg, sizeof(msg), di + 19) != NULL, 1);
+    assert_int_equal(SHA1(msg, sizeof(msg), di1 + 15) != NULL, 1);
+    s = open_rw();
+    priv = find_key(s, CKO_PRIVATE_KEY, "cmk");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CK_MECHANISM m = cases[i].m;
+        CK_RSA_PKCS_PSS_PARAMS p256 = {CKM_SHA256, CKG_MGF1_SHA256, 32};
+
+        if (m.mechanism == CKM_RSA_PKCS_PSS) {
+            m.pParameter = &p256;
+        }
+        kv_fake_sign_tamper(fake, 1);
+        assert_int_equal(akv_sign_init(s, &m, priv), CKR_OK);
+        len = sizeof(sig);
+        memset(sig, 0, sizeof(sig));
+        assert_int_equal(akv_sign(s, cases[i].in, cases[i].len, sig, &len),
+                         CKR_DEVICE_ERROR);
+        assert_int_equal(kv_fake_calls(fake, KV_FAKE_SIGN) > 0, 1);
+        kv_fake_sign_tamper(fake, 0);
+        assert_int_equal(akv_sign_init(s, &m, priv), CKR_OK);
+        len = sizeof(sig);
+        assert_int_equal(akv_sign(s, cases[i].in, cases[i].len, sig, &len),
+                         CKR_OK);
+        assert_int_equal(len, 256);
+    }
 }
 
 /* CKM_RSA_PKCS takes a DigestInfo: its OID picks RS256/384/512; the raw
@@ -517,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rsa_mechanisms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rsa_raw_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_answer_checked, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_allowed_mechanisms, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hmac, setup, teardown),

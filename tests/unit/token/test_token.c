@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -577,6 +579,47 @@ static void test_rotation_fallback_catalog(void **state)
     assert_memory_equal(pt, msg, 31);
 }
 
+/* Someone who can write store_dir plants a FIFO as the version catalog:
+ * the token must neither read from it nor block writing to it (an open
+ * for writing of a FIFO without a reader waits forever). The token comes
+ * up, lists the key, and says nothing was appended. */
+static void test_catalog_fifo(void **state)
+{
+    char extra[160];
+    char path[128];
+    pid_t pid;
+    int status = 0;
+    int waited = 0;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/.versions", store_dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(extra, sizeof(extra), ",\"key_refresh_s\":0,\"store_dir\":\"%s\"",
+             store_dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        CK_SESSION_HANDLE s;
+
+        init_with(extra);
+        s = open_session(0);
+        (void)find_one(s, CKO_PRIVATE_KEY, NULL, 0);
+        (void)akv_slot_finalize();
+        _exit(0);
+    }
+    while (waitpid(pid, &status, WNOHANG) == 0 && waited < 100) {
+        usleep(100000);
+        waited++;
+    }
+    if (waited == 100) {
+        kill(pid, SIGKILL);
+        (void)waitpid(pid, &status, 0);
+        fail_msg("the token blocked on a FIFO planted as store_dir/.versions");
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A session data object (not a key). */
 static CK_OBJECT_HANDLE make_data_obj(CK_SESSION_HANDLE s)
 {
@@ -709,8 +752,11 @@ static void test_store_local_wrap(void **state)
     (void)find_one(rw, CKO_PUBLIC_KEY, NULL, 0); /* public key cached */
     assert_int_equal(akv_object_generate_key(rw, &gen, tt, 2, &k), CKR_OK);
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 0);
-    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    /* The new store secret was unwrapped back once (token/seal.h
+     * akv_seal_ready), then the record key for the encryption. */
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2);
 }
 
 /* ---- RSA decrypt through the vault ---- */
@@ -1844,8 +1890,10 @@ static void test_token_objects_and_revocation(void **state)
     /* First use of the store: the store secret S, then the record key R
      * (docs/STORE.md "Authentication"). */
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_WRAP), 2);
-    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    /* ... and S was unwrapped back once before anything was sealed. */
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 1);
+    assert_int_equal(akv_cipher_encrypt_init(rw, &cbc, k), CKR_OK);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_UNWRAP), 2);
     len = sizeof(ct);
     assert_int_equal(akv_cipher_encrypt(rw, (CK_BYTE *)"secret", 6, ct, &len),
                      CKR_OK);
@@ -2463,6 +2511,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rotation_fallback, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_catalog_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_fallback_catalog, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wrap_rotate_unwrap, setup,

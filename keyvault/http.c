@@ -35,6 +35,9 @@
 /* Request head (and body, when it fits) as written in one TLS record, and
  * the stack buffer answers are read into; both wiped after use. */
 #define AKV_HTTP_OUT_BUF 8192
+/* Longest request head (a token too large for AKV_HTTP_OUT_BUF goes out
+ * from a secret buffer of this size). */
+#define AKV_HTTP_HEAD_MAX 65536
 /* Longest "scheme://host:port" a pooled connection is kept for. */
 #define AKV_HTTP_ORIGIN_MAX 300
 
@@ -557,7 +560,7 @@ static CURLcode send_all(struct akv_conn *conn, const void *p, size_t n,
         CURLcode cc =
             curl_easy_send(conn->c, (const uint8_t *)p + off, n - off, &k);
 
-        if (cc == CURLE_AGAIN) {
+        if (cc == CURLE_AGAIN || (cc == CURLE_OK && k == 0)) {
             cc = wait_fd(conn->fd, POLLOUT, deadline_ms);
         } else if (cc != CURLE_OK) {
             return CURLE_SEND_ERROR;
@@ -570,12 +573,38 @@ static CURLcode send_all(struct akv_conn *conn, const void *p, size_t n,
     return CURLE_OK;
 }
 
+/* Sends a request head over AKV_HTTP_OUT_BUF bytes (a large token) from a
+ * secret buffer of up to AKV_HTTP_HEAD_MAX bytes; CURLE_OUT_OF_MEMORY when
+ * it does not fit that either (or cannot be allocated). */
+static CURLcode send_big_head(struct akv_conn *conn,
+                              const struct akv_http_req *req,
+                              const struct akv_h1_url *url,
+                              const char *const *lines, size_t n_lines,
+                              int64_t deadline_ms)
+{
+    struct akv_secret head = {0};
+    bool post = req->method[0] == 'P';
+    size_t n = 0;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+
+    if (akv_secret_alloc(&head, AKV_HTTP_HEAD_MAX) == 0) {
+        n = akv_h1_write_head((char *)head.data, head.len, req->method, url,
+                              lines, n_lines, post, post ? req->body_len : 0);
+    }
+    if (n > 0) {
+        cc = send_all(conn, head.data, n, deadline_ms);
+    }
+    akv_secret_clear(&head);
+    return cc;
+}
+
 /*
  * One request and its answer on CONN (REQ split as URL, header LINES):
  * writes the head (and the body when both fit AKV_HTTP_OUT_BUF) in one
  * send, reads into a stack buffer and parses with P into RESP, all before
  * DEADLINE_MS. Both buffers are wiped. Returns the CURLcode of the
- * exchange (CURLE_OK: P is AKV_H1_DONE).
+ * exchange (CURLE_OK: P is AKV_H1_DONE; CURLE_OUT_OF_MEMORY: the head is
+ * over AKV_HTTP_HEAD_MAX bytes, nothing was sent).
  */
 static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
                          const struct akv_h1_url *url, const char *const *lines,
@@ -592,10 +621,12 @@ static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
     OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(akv_ossl_libctx());
 
     if (n == 0) {
-        cc = CURLE_OUT_OF_MEMORY; /* caught by the caller's size check */
-        goto out;
-    }
-    if (body_len > 0 && body_len <= sizeof(buf) - n) {
+        used = sizeof(buf); /* it holds a part of the head */
+        cc = send_big_head(conn, req, url, lines, n_lines, deadline_ms);
+        if (cc == CURLE_OK && body_len > 0) {
+            cc = send_all(conn, req->body, body_len, deadline_ms);
+        }
+    } else if (body_len > 0 && body_len <= sizeof(buf) - n) {
         memcpy(buf + n, req->body, body_len);
         used = n + body_len;
         cc = send_all(conn, buf, used, deadline_ms);
@@ -632,7 +663,6 @@ static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
             cc = resp->too_big ? CURLE_WRITE_ERROR : CURLE_WEIRD_SERVER_REPLY;
         }
     }
-out:
     (void)OSSL_LIB_CTX_set0_default(prev);
     akv_secret_wipe(buf, used);
     return cc;
@@ -725,8 +755,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         }
         cc = exchange(conn, req, &url, lines, n_lines, deadline, p, resp);
         if (cc == CURLE_OUT_OF_MEMORY) {
-            AKV_LOG_DEBUG("request head over %d bytes for %s", AKV_HTTP_OUT_BUF,
-                          req->log_path);
+            AKV_LOG_DEBUG("request head over %d bytes for %s",
+                          AKV_HTTP_HEAD_MAX, req->log_path);
             rv = CKR_ARGUMENTS_BAD;
             break;
         }

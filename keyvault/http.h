@@ -100,7 +100,7 @@ void akv_http_free(struct akv_http *h);
  *   CKR_ARGUMENTS_BAD bad request: a malformed URL (h1.h), a scheme/host
  *                    REQ->scheme forbids, a header line with CR/LF or
  *                    another control byte, more than 16 header lines, or a
- *                    head over 8 KiB
+ *                    head over 64 KiB
  *   CKR_HOST_MEMORY
  */
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,

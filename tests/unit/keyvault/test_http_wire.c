@@ -80,7 +80,7 @@ static struct {
     pthread_mutex_t mu;
     int accepts;              /* LOCKED by mu */
     int requests;             /* LOCKED by mu */
-    char last[4096];          /* LOCKED by mu: the last request's bytes */
+    char last[32768];         /* LOCKED by mu: the last request's bytes */
     size_t last_len;          /* LOCKED by mu */
     enum act acts[MAX_STEPS]; /* LOCKED by mu: per request, then ANSWER */
     const char *answers[MAX_STEPS];
@@ -144,7 +144,7 @@ static size_t read_request(int fd, char *buf, size_t cap)
 
 static void *serve(void *arg)
 {
-    char buf[4096];
+    static char buf[32768];
     (void)arg;
 
     while (!atomic_load(&S.stop)) {
@@ -416,6 +416,46 @@ static void test_chunked_and_connection_close(void **state)
     akv_http_resp_clear(&resp);
 }
 
+static void test_large_token(void **state)
+{
+    struct akv_http_req req = {0};
+    struct akv_http_resp resp = {0};
+    struct akv_secret big = {0};
+    static char line[20001];
+    char *got = malloc(sizeof(S.last));
+    size_t got_len;
+    (void)state;
+
+    /* a head over the 8 KiB stack buffer goes out from a secret buffer */
+    assert_non_null(got);
+    script(0, NULL, NULL);
+    memcpy(line, "Authorization: Bearer ", 22);
+    memset(line + 22, 'T', sizeof(line) - 23);
+    assert_int_equal(akv_secret_set(&big, line, sizeof(line)), 0);
+    req.method = "GET";
+    req.url = url;
+    req.log_path = "/";
+    req.secret_header = &big;
+    req.scheme = AKV_HTTP_LOOPBACK_OK;
+    assert_int_equal(akv_http_perform(http, &req, 5000, &resp), CKR_OK);
+    assert_int_equal(resp.status, 200);
+    pthread_mutex_lock(&S.mu);
+    got_len = S.last_len;
+    memcpy(got, S.last, got_len);
+    pthread_mutex_unlock(&S.mu);
+    got[got_len] = '\0';
+    assert_non_null(strstr(got, line));
+    assert_int_equal(got_len,
+                     strlen("GET /keys/k/0123/unwrapkey?api-version=7.4 "
+                            "HTTP/1.1\r\nHost: \r\n"
+                            "User-Agent: akv-pkcs11/0.1\r\n"
+                            "Accept: application/json\r\n\r\n\r\n")
+                         + strlen(origin_host) + strlen(line));
+    akv_secret_clear(&big);
+    akv_http_resp_clear(&resp);
+    free(got);
+}
+
 static void test_header_injection_refused(void **state)
 {
     struct akv_http_req req = {0};
@@ -472,6 +512,8 @@ int main(void)
                                         each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_chunked_and_connection_close,
                                         each_setup, each_teardown),
+        cmocka_unit_test_setup_teardown(test_large_token, each_setup,
+                                        each_teardown),
         cmocka_unit_test_setup_teardown(test_header_injection_refused,
                                         each_setup, each_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_and_silent, each_setup,

@@ -76,6 +76,24 @@ static void test_field_ok(void **state)
     assert_false(akv_h1_field_ok(": v"));
     assert_false(akv_h1_field_ok("NoColon"));
     assert_false(akv_h1_field_ok("X: \x7f"));
+
+    /* every control byte (but HTAB) and DEL at every offset of a value
+     * longer than a few 8-byte words is caught; HTAB and bytes >= 0x80 are
+     * not controls */
+    for (size_t at = 0; at < 41; at++) {
+        char line[64] = "Authorization: ";
+        size_t base = strlen(line);
+
+        memset(line + base, 'A', 41);
+        line[base + 41] = '\0';
+        assert_true(akv_h1_field_ok(line));
+        for (int c = 1; c < 0x100; c++) {
+            bool bad = (c < 0x20 && c != '\t') || c == 0x7f;
+
+            line[base + at] = (char)c;
+            assert_int_equal(akv_h1_field_ok(line), !bad);
+        }
+    }
 }
 
 static void test_write_head(void **state)

@@ -639,6 +639,11 @@ static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
     akv_secret_wipe(buf, used);
     used = 0;
     akv_h1_parser_init(p);
+    /* nothing of the answer can be buffered in TLS yet: wait for the
+     * socket before the first read rather than fail one read first */
+    if (cc == CURLE_OK) {
+        cc = wait_fd(conn->fd, POLLIN, deadline_ms);
+    }
     while (cc == CURLE_OK && p->state != AKV_H1_DONE) {
         size_t k = 0;
 

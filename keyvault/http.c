@@ -2,8 +2,10 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,67 +18,67 @@
 #include "../common/kvid.h"
 #include "../common/log.h"
 #include "../common/ossl.h"
+#include "h1.h"
 
-/* Idle shares (each with its keep-alive connections) kept for the next
- * requests: as many as threads were in flight at once, up to this bound;
- * more concurrent requests still run, on shares freed when they end. */
+/* Idle connections kept for the next requests: as many as threads were in
+ * flight at once, up to this bound; more concurrent requests still run, on
+ * connections closed when they end. */
 #define POOL_SIZE 64
-/* libcurl's receive buffer per request (its default is 16 KiB); larger
- * answers arrive in more reads. */
+/* libcurl's receive buffer per connection (its default is 16 KiB): it caps
+ * each read (curl_easy_recv reads into our buffer, not libcurl's). */
 #define AKV_HTTP_RECV_BUF 4096
 /* Keep-alive probes of idle pooled connections, and the longest idle time
  * after which a pooled connection is still reused (seconds). */
 #define AKV_HTTP_KEEPIDLE_S  30L
 #define AKV_HTTP_KEEPINTVL_S 10L
 #define AKV_HTTP_MAXAGE_S    60L
+/* Request head (and body, when it fits) as written in one TLS record, and
+ * the stack buffer answers are read into; both wiped after use. */
+#define AKV_HTTP_OUT_BUF 8192
+/* Longest request head (a token too large for AKV_HTTP_OUT_BUF goes out
+ * from a secret buffer of this size). */
+#define AKV_HTTP_HEAD_MAX 65536
+/* Longest "scheme://host:port" a pooled connection is kept for. */
+#define AKV_HTTP_ORIGIN_MAX 300
 
 /*
- * Keep-alive without keeping secrets: each request runs on a fresh easy
- * handle that is cleaned up when the request ends, so libcurl's request,
- * header and receive buffers (which held the bearer token, the request body
- * and the answer) are released - and wiped, through the allocator kv.c
- * installs with curl_global_init_mem - after every call. The connections
- * live in a share object (CURL_LOCK_DATA_CONNECT, plus the DNS cache and TLS
- * sessions) that survives the handle. A share is used by one thread at a
- * time (taken from and returned to this pool like the easy handles were
- * before), which is why it needs no lock callbacks and why sharing the
- * connection cache is safe: libcurl documents that one connection cache
- * must not be used by concurrent threads.
+ * Keep-alive without libcurl buffers holding secrets: libcurl only opens
+ * connections (CURLOPT_CONNECT_ONLY: name lookup, proxy tunnel, TCP, TLS
+ * with verification); the request is written by keyvault/h1.c into a
+ * stack buffer sent with curl_easy_send and the answer read with
+ * curl_easy_recv into a stack buffer, both wiped after the exchange, so
+ * the bearer token, the request body and the answer pass through no
+ * buffer libcurl keeps (OpenSSL's record buffers: see on_ssl_ctx). libcurl's
+ * request engine built each request with about 1,500 one-byte appends (its
+ * printf into a dynbuf) and ~50 allocations; this path costs neither.
+ * A connection is its easy handle: used by one thread at a time, taken from
+ * and returned to this pool, so no lock is held while it is on the wire.
  */
+struct akv_conn {
+    CURL *c;
+    curl_socket_t fd;
+    int64_t idle_since_ms;       /* monotonic ms when returned to the pool */
+    enum akv_http_scheme scheme; /* the policy it was opened under */
+    size_t origin_len;
+    char origin[AKV_HTTP_ORIGIN_MAX]; /* "scheme://authority" */
+};
+
 struct akv_http {
     pthread_mutex_t lock;
-    CURLSH *idle[POOL_SIZE]; /* LOCKED by lock */
-    size_t n_idle;           /* LOCKED by lock */
+    struct akv_conn *idle[POOL_SIZE]; /* LOCKED by lock; oldest first */
+    size_t n_idle;                    /* LOCKED by lock */
     char *ca_file;
     pid_t pid; /* a forked child must not reuse the parent's connections */
     long connect_timeout_ms; /* 0 = only the attempt's timeout applies */
     long reuse_answer_ms;    /* 0 = a reused connection waits like a new one */
 };
 
-static CURLSH *new_share(void)
+/* Closes the connection of CONN (its TLS state is freed with it). */
+static void conn_free(struct akv_conn *conn)
 {
-    CURLSH *sh = curl_share_init();
-
-    if (sh == NULL) {
-        return NULL;
-    }
-    if (curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT)
-            != CURLSHE_OK
-        || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS)
-               != CURLSHE_OK
-        || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
-               != CURLSHE_OK) {
-        (void)curl_share_cleanup(sh);
-        return NULL;
-    }
-    return sh;
-}
-
-/* Closes the connections of SH (their TLS state is freed with them). */
-static void free_share(CURLSH *sh)
-{
-    if (sh != NULL) {
-        (void)curl_share_cleanup(sh);
+    if (conn != NULL) {
+        curl_easy_cleanup(conn->c);
+        free(conn);
     }
 }
 
@@ -136,7 +138,7 @@ void akv_http_free(struct akv_http *h)
     }
     if (h->pid == getpid()) {
         for (size_t i = 0; i < h->n_idle; i++) {
-            free_share(h->idle[i]);
+            conn_free(h->idle[i]);
         }
     }
     (void)pthread_mutex_destroy(&h->lock);
@@ -144,39 +146,63 @@ void akv_http_free(struct akv_http *h)
     free(h);
 }
 
-/* A share (connection cache) for one request; NULL only on allocation
- * failure. A forked child starts with fresh connections. */
-static CURLSH *take_share(struct akv_http *h)
-{
-    CURLSH *sh = NULL;
+static int64_t now_ms(void);
+static bool conn_alive(struct akv_conn *conn, int64_t now);
 
-    if (h->pid == getpid()) {
+/* The most recently used idle connection to ORIGIN (ORIGIN_LEN bytes)
+ * opened under SCHEME that still looks alive, or NULL. A forked child
+ * starts with fresh connections. */
+static struct akv_conn *take_conn(struct akv_http *h, const char *origin,
+                                  size_t origin_len,
+                                  enum akv_http_scheme scheme)
+{
+    struct akv_conn *conn = NULL;
+
+    if (h->pid != getpid()) {
+        return NULL;
+    }
+    for (;;) {
+        conn = NULL;
         pthread_mutex_lock(&h->lock);
-        if (h->n_idle > 0) {
-            sh = h->idle[--h->n_idle];
+        for (size_t i = h->n_idle; i-- > 0;) {
+            struct akv_conn *k = h->idle[i];
+
+            if (k->scheme == scheme && k->origin_len == origin_len
+                && memcmp(k->origin, origin, origin_len) == 0) {
+                conn = k;
+                memmove(&h->idle[i], &h->idle[i + 1],
+                        (h->n_idle - i - 1) * sizeof(h->idle[0]));
+                h->n_idle--;
+                break;
+            }
         }
         pthread_mutex_unlock(&h->lock);
+        if (conn == NULL || conn_alive(conn, now_ms())) {
+            return conn;
+        }
+        conn_free(conn);
     }
-    return sh != NULL ? sh : new_share();
 }
 
-static void give_share(struct akv_http *h, CURLSH *sh)
+/* Returns CONN to the pool (or closes it when the pool is full). */
+static void give_conn(struct akv_http *h, struct akv_conn *conn)
 {
     bool kept = false;
 
-    if (sh == NULL) {
+    if (conn == NULL) {
         return;
     }
     if (h->pid == getpid()) {
+        conn->idle_since_ms = now_ms();
         pthread_mutex_lock(&h->lock);
         if (h->n_idle < POOL_SIZE) {
-            h->idle[h->n_idle++] = sh;
+            h->idle[h->n_idle++] = conn;
             kept = true;
         }
         pthread_mutex_unlock(&h->lock);
     }
     if (!kept) {
-        free_share(sh);
+        conn_free(conn);
     }
 }
 
@@ -240,23 +266,6 @@ void akv_http_origin(const char *url, char *out, size_t out_len)
     out[n] = '\0';
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct akv_http_resp *resp = userdata;
-    size_t n = size * nmemb;
-
-    if (akv_secret_append(&resp->body, ptr, n, AKV_HTTP_BODY_MAX) != 0) {
-        resp->too_big = resp->body.len + n > AKV_HTTP_BODY_MAX;
-        akv_secret_wipe(ptr, n);
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    /* PTR is libcurl's receive buffer, which it keeps until the handle is
-     * freed: wipe the copy we now own (answers hold tokens and data keys),
-     * also when the host's allocator does not wipe freed blocks */
-    akv_secret_wipe(ptr, n);
-    return n;
-}
-
 /* Copies the header value (trimmed, one line) when NAME matches. */
 static void take_header(const char *line, size_t len, const char *name,
                         char *dst, size_t dst_len)
@@ -312,52 +321,28 @@ void akv_http_header_line(struct akv_http_resp *resp, const char *ptr, size_t n)
                 sizeof(resp->retry_after_ms));
 }
 
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* Splits REQ->url into URL and applies REQ->scheme before anything is
+ * sent. */
+static CK_RV check_target(const struct akv_http_req *req,
+                          struct akv_h1_url *url)
 {
-    size_t n = size * nmemb;
-
-    akv_http_header_line(userdata, ptr, n);
-    return n;
-}
-
-/* Applies REQ->scheme before anything is sent. */
-static CK_RV check_target(const struct akv_http_req *req)
-{
-    CK_RV rv = CKR_ARGUMENTS_BAD;
-    CURLU *u = curl_url();
-    char *scheme = NULL;
-    char *host = NULL;
-
-    if (u == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    if (curl_url_set(u, CURLUPART_URL, req->url, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    if (akv_h1_url_split(req->url, url) != 0
+        || url->origin_len >= AKV_HTTP_ORIGIN_MAX) {
         AKV_LOG_DEBUG("refusing malformed URL for %s", req->log_path);
-        goto out;
+        return CKR_ARGUMENTS_BAD;
     }
-    if (strcasecmp(scheme, "https") == 0) {
-        rv = CKR_OK;
-    } else if (strcasecmp(scheme, "http") == 0) {
-        if (req->scheme == AKV_HTTP_PLAIN_OK
-            || (req->scheme == AKV_HTTP_LOOPBACK_OK
-                && akv_kvid_host_is_loopback(host, strlen(host)))) {
-            rv = CKR_OK;
-        } else {
-            AKV_LOG_DEBUG("refusing http:// to %s for %s: https is required "
-                          "(http only to loopback with allow_http_loopback)",
-                          host, req->log_path);
-        }
-    } else {
-        AKV_LOG_DEBUG("refusing scheme %s for %s", scheme, req->log_path);
+    if (url->https) {
+        return CKR_OK;
     }
-out:
-    curl_free(scheme);
-    curl_free(host);
-    curl_url_cleanup(u);
-    return rv;
+    if (req->scheme == AKV_HTTP_PLAIN_OK
+        || (req->scheme == AKV_HTTP_LOOPBACK_OK
+            && akv_kvid_host_is_loopback(url->host, url->host_len))) {
+        return CKR_OK;
+    }
+    AKV_LOG_DEBUG("refusing http:// to %.*s for %s: https is required "
+                  "(http only to loopback with allow_http_loopback)",
+                  (int)url->host_len, url->host, req->log_path);
+    return CKR_ARGUMENTS_BAD;
 }
 
 static int64_t now_ms(void)
@@ -368,27 +353,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Request header lines are handed to libcurl as a list of nodes on the
- * caller's stack pointing at the caller's strings (struct curl_slist is
- * public, and libcurl only reads the list): no per-request copy - in
- * particular none of the ~1.1 KB bearer token, which stays in its secret
- * buffer - and no allocation. At most this many lines per request. */
+/* At most this many header lines per request (ours and the caller's). */
 #define AKV_HTTP_MAX_HDRS 16
-
-/* Appends LINE to the NODES list of *N entries; false when full. */
-static bool hdr_add(struct curl_slist *nodes, size_t *n, const char *line)
-{
-    if (*n >= AKV_HTTP_MAX_HDRS) {
-        return false;
-    }
-    nodes[*n].data = (char *)(uintptr_t)line;
-    nodes[*n].next = NULL;
-    if (*n > 0) {
-        nodes[*n - 1].next = &nodes[*n];
-    }
-    (*n)++;
-    return true;
-}
 
 /* Set by tls_info on the thread running curl_easy_perform: our ClientHello
  * has left, so a handshake failure from here on involves the peer. */
@@ -423,124 +389,343 @@ static CURLcode on_ssl_ctx(CURL *c, void *ssl_ctx, void *userptr)
     return CURLE_OK;
 }
 
-/*
- * Dead kept-alive connections. A pooled connection that a firewall or NAT
- * forgot (no FIN, no RST: its packets are dropped) looks healthy to libcurl
- * and to the kernel: a request sent on it is buffered and never answered,
- * and would wait for the whole attempt's timeout. So a request on a REUSED
- * connection that has received no byte of an answer REUSE_ANSWER_MS after it
- * was sent is given up (libcurl closes that connection) and reported as
- * resp->reused_unanswered; retry.c sends it once more on a new connection.
- * A request on a new connection is never cut short: its answer may take the
- * whole timeout. Nothing here keeps a lock or sleeps.
- */
-struct reuse_watch {
-    CURL *c;
-    long limit_ms;   /* h->reuse_answer_ms; 0 = never cut short */
-    int64_t sent_ms; /* when the request went out; 0 = not yet */
-    bool reused;     /* ... on a connection an earlier request opened */
-    bool gave_up;
-};
-
-/* Whether any byte of an answer arrived: a header line or body bytes. */
-static bool answer_started(CURL *c, curl_off_t body_bytes)
+/* Waits until FD is ready for EVENTS (POLLIN/POLLOUT) or DEADLINE_MS
+ * (monotonic) passes. Returns CURLE_OK or CURLE_OPERATION_TIMEDOUT. */
+static CURLcode wait_fd(curl_socket_t fd, short events, int64_t deadline_ms)
 {
-    long hdr = 0;
+    struct pollfd pfd = {.fd = fd, .events = events};
 
-    (void)curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &hdr);
-    return hdr > 0 || body_bytes > 0;
-}
+    for (;;) {
+        int64_t left = deadline_ms - now_ms();
+        int n;
 
-/* CURLOPT_PREREQFUNCTION: the connection is ready (new or reused) and the
- * request is about to be sent; runs again when libcurl itself resends the
- * request on a new connection (a reused one it found closed). */
-static int on_prereq(void *userp, char *ip, char *local_ip, int port,
-                     int local_port)
-{
-    struct reuse_watch *w = userp;
-    long opened = 0;
-
-    (void)ip;
-    (void)local_ip;
-    (void)port;
-    (void)local_port;
-    /* the connections this transfer opened so far */
-    (void)curl_easy_getinfo(w->c, CURLINFO_NUM_CONNECTS, &opened);
-    w->reused = opened == 0;
-    w->sent_ms = now_ms();
-    return CURL_PREREQFUNC_OK;
-}
-
-/* CURLOPT_XFERINFOFUNCTION: called on every pass of the transfer loop, at
- * least about once a second while the request waits for its answer. */
-static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow,
-                       curl_off_t ultotal, curl_off_t ulnow)
-{
-    struct reuse_watch *w = userp;
-
-    (void)dltotal;
-    (void)ultotal;
-    (void)ulnow;
-    if (!w->reused || w->sent_ms == 0 || now_ms() - w->sent_ms < w->limit_ms
-        || answer_started(w->c, dlnow)) {
-        return 0;
+        if (left <= 0) {
+            return CURLE_OPERATION_TIMEDOUT;
+        }
+        n = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n > 0) {
+            return CURLE_OK; /* ready, or an error/hang-up the I/O reports */
+        }
+        if (n < 0 && errno != EINTR) {
+            return CURLE_RECV_ERROR;
+        }
     }
-    w->gave_up = true;
-    return 1; /* CURLE_ABORTED_BY_CALLBACK */
 }
 
-/* Arms the watch on C for this request: the prereq callback always (to
- * know whether the connection was reused), the progress callback only when
- * a limit shorter than the attempt's timeout is set. Every option is set
- * either way, so a reused easy handle keeps no pointer to an older watch.
- * Returns nonzero when an option was refused. */
-static int reuse_watch_arm(CURL *c, struct reuse_watch *w, long limit_ms,
-                           long timeout_ms, bool fresh)
+/*
+ * A pooled connection is reused only when idle for at most
+ * AKV_HTTP_MAXAGE_S and its socket has nothing to read: a peer that closed
+ * it (vault restart, idle timeout on the server) has sent EOF or a reset,
+ * which poll reports at once; TLS records that carry no data (TLS 1.3
+ * session tickets, key updates) are consumed and the connection kept.
+ */
+static bool conn_alive(struct akv_conn *conn, int64_t now)
 {
+    struct pollfd pfd = {.fd = conn->fd, .events = POLLIN};
+    char buf[64];
+    size_t n = 0;
+    CURLcode cc;
+    OSSL_LIB_CTX *prev;
+
+    if (now - conn->idle_since_ms > AKV_HTTP_MAXAGE_S * 1000) {
+        return false;
+    }
+    if (poll(&pfd, 1, 0) == 0) {
+        return true;
+    }
+    prev = OSSL_LIB_CTX_set0_default(akv_ossl_libctx());
+    cc = curl_easy_recv(conn->c, buf, sizeof(buf), &n);
+    (void)OSSL_LIB_CTX_set0_default(prev);
+    akv_secret_wipe(buf, n);
+    return cc == CURLE_AGAIN;
+}
+
+/*
+ * Opens a connection to URL's origin for REQ with libcurl (CONNECT_ONLY):
+ * name lookup, proxy tunnel, TCP, TLS with verification, all before
+ * DEADLINE_MS. Returns CKR_OK with *OUT, or CKR_HOST_MEMORY, or
+ * CKR_DEVICE_ERROR with RESP->curl_code and TLS_WHY (CURL_ERROR_SIZE bytes)
+ * saying why.
+ */
+static CK_RV conn_open(struct akv_http *h, const struct akv_http_req *req,
+                       const struct akv_h1_url *url, int64_t deadline_ms,
+                       struct akv_http_resp *resp, char *tls_why,
+                       struct akv_conn **out)
+{
+    CK_RV rv = CKR_HOST_MEMORY;
+    struct akv_conn *conn = calloc(1, sizeof(*conn));
+    char target[AKV_HTTP_ORIGIN_MAX + 1];
+    OSSL_LIB_CTX *prev;
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    CURLcode cc;
+    CURL *c;
     int bad = 0;
 
-    *w = (struct reuse_watch){.c = c, .limit_ms = limit_ms};
-    bad |=
-        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PREREQDATA, w) != CURLE_OK;
-    bad |=
-        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, w) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS,
-                            limit_ms > 0 && limit_ms < timeout_ms ? 0L : 1L)
+    if (conn == NULL || (conn->c = curl_easy_init()) == NULL) {
+        goto out;
+    }
+    c = conn->c;
+    conn->scheme = req->scheme;
+    conn->origin_len = url->origin_len;
+    memcpy(conn->origin, url->origin, url->origin_len);
+    memcpy(target, url->origin, url->origin_len);
+    target[url->origin_len] = '/';
+    target[url->origin_len + 1] = '\0';
+
+    bad |= curl_easy_setopt(c, CURLOPT_URL, target) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+                            req->scheme == AKV_HTTP_HTTPS_ONLY ? "https"
+                                                               : "http,https")
            != CURLE_OK;
-    return bad;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+    /* Key Vault and Entra ID require TLS 1.2 or later */
+    bad |=
+        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2)
+        != CURLE_OK;
+    /* Pooled connections idle between calls. A probe every
+     * AKV_HTTP_KEEPIDLE_S keeps NAT/firewall state alive (Azure's load
+     * balancers drop idle flows after 4 min, many NATs sooner) and lets the
+     * kernel fail a connection whose peer vanished, so it is not reused; a
+     * connection idle longer than AKV_HTTP_MAXAGE_S is not reused at all
+     * (conn_alive). A reused connection the peer closed is retried on a
+     * fresh connection within the same call (akv_http_perform). */
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, AKV_HTTP_KEEPIDLE_S)
+           != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, AKV_HTTP_KEEPINTVL_S)
+           != CURLE_OK;
+    if (h->ca_file != NULL) {
+        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
+    }
+    if (req->scheme != AKV_HTTP_HTTPS_ONLY) {
+        /* IMDS and loopback must never go through a proxy */
+        bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
+    }
+    /* through a proxy, only a CONNECT tunnel carries our own requests */
+    bad |= curl_easy_setopt(c, CURLOPT_HTTPPROXYTUNNEL, 1L) != CURLE_OK;
+    bad |=
+        curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, tls_why) != CURLE_OK;
+    bad |= curl_easy_setopt(
+               c, CURLOPT_TIMEOUT_MS,
+               (long)(deadline_ms - now_ms() > 1 ? deadline_ms - now_ms() : 1))
+           != CURLE_OK;
+    /* A black-holed address (SYN never answered) fails after this, not
+     * after the whole attempt's timeout; the earlier of the two wins. */
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms)
+           != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)AKV_HTTP_RECV_BUF)
+           != CURLE_OK;
+    if (bad) {
+        rv = CKR_GENERAL_ERROR;
+        goto out;
+    }
+    /* libcurl 7.88 creates each connection's SSL_CTX and does every TLS
+     * read and write on the calling thread: with the private context as
+     * this thread's default, the host's providers, default_properties and
+     * OPENSSL_CONF do not apply to them. */
+    hello_sent = false;
+    prev = OSSL_LIB_CTX_set0_default(akv_ossl_libctx());
+    cc = curl_easy_perform(c);
+    (void)OSSL_LIB_CTX_set0_default(prev);
+    /* TLS_WHY is the caller's stack: never written after this call */
+    (void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    if (cc == CURLE_OK
+        && (curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK
+            || fd == CURL_SOCKET_BAD)) {
+        cc = CURLE_COULDNT_CONNECT;
+    }
+    if (cc != CURLE_OK) {
+        resp->curl_code = (int)cc;
+        if (cc == CURLE_SSL_CONNECT_ERROR && !hello_sent) {
+            /* refused before our ClientHello left: nothing the server did,
+             * and a retry gets the same answer */
+            resp->curl_code = AKV_HTTP_E_TLS_LOCAL;
+        }
+        rv = CKR_DEVICE_ERROR;
+        goto out;
+    }
+    conn->fd = fd;
+    *out = conn;
+    conn = NULL;
+    rv = CKR_OK;
+out:
+    conn_free(conn);
+    return rv;
 }
 
-/* After the transfer: a request on a reused connection that was given up,
- * or timed out, without one byte of an answer. Call before the body is
- * cleared. */
-static bool reuse_watch_unanswered(const struct reuse_watch *w, CURLcode cc,
-                                   size_t body_len)
+/* Sends N bytes of P on CONN before DEADLINE_MS. */
+static CURLcode send_all(struct akv_conn *conn, const void *p, size_t n,
+                         int64_t deadline_ms)
 {
-    return w->reused && w->sent_ms != 0
-           && (w->gave_up || cc == CURLE_OPERATION_TIMEDOUT)
-           && !answer_started(w->c, (curl_off_t)body_len);
+    size_t off = 0;
+
+    while (off < n) {
+        size_t k = 0;
+        CURLcode cc =
+            curl_easy_send(conn->c, (const uint8_t *)p + off, n - off, &k);
+
+        if (cc == CURLE_AGAIN || (cc == CURLE_OK && k == 0)) {
+            cc = wait_fd(conn->fd, POLLOUT, deadline_ms);
+        } else if (cc != CURLE_OK) {
+            return CURLE_SEND_ERROR;
+        }
+        if (cc != CURLE_OK) {
+            return cc;
+        }
+        off += k;
+    }
+    return CURLE_OK;
+}
+
+/* Sends a request head over AKV_HTTP_OUT_BUF bytes (a large token) from a
+ * secret buffer of up to AKV_HTTP_HEAD_MAX bytes; CURLE_OUT_OF_MEMORY when
+ * it does not fit that either (or cannot be allocated). */
+static CURLcode send_big_head(struct akv_conn *conn,
+                              const struct akv_http_req *req,
+                              const struct akv_h1_url *url,
+                              const char *const *lines, size_t n_lines,
+                              int64_t deadline_ms)
+{
+    struct akv_secret head = {0};
+    bool post = req->method[0] == 'P';
+    size_t n = 0;
+    CURLcode cc = CURLE_OUT_OF_MEMORY;
+
+    if (akv_secret_alloc(&head, AKV_HTTP_HEAD_MAX) == 0) {
+        n = akv_h1_write_head((char *)head.data, head.len, req->method, url,
+                              lines, n_lines, post, post ? req->body_len : 0);
+    }
+    if (n > 0) {
+        cc = send_all(conn, head.data, n, deadline_ms);
+    }
+    akv_secret_clear(&head);
+    return cc;
+}
+
+/*
+ * Dead kept-alive connections. A pooled connection that a firewall or NAT
+ * forgot (no FIN, no RST: its packets are dropped) looks healthy to
+ * conn_alive and to the kernel: a request sent on it is buffered and never
+ * answered, and would wait for the whole attempt's timeout. So on a REUSED
+ * connection the wait for the FIRST byte of the answer ends ANSWER_MS after
+ * the request went out (0 = no such limit); the exchange then reports
+ * CURLE_OPERATION_TIMEDOUT with nothing received, akv_http_perform marks
+ * resp->reused_unanswered and retry.c sends the request once more on a new
+ * connection. A request on a new connection is never cut short, nor one
+ * whose answer has started.
+ */
+static int64_t first_byte_deadline(long answer_ms, int64_t deadline_ms)
+{
+    int64_t t;
+
+    if (answer_ms <= 0) {
+        return deadline_ms;
+    }
+    t = now_ms() + answer_ms;
+    return t < deadline_ms ? t : deadline_ms;
+}
+
+/*
+ * One request and its answer on CONN (REQ split as URL, header LINES):
+ * writes the head (and the body when both fit AKV_HTTP_OUT_BUF) in one
+ * send, reads into a stack buffer and parses with P into RESP, all before
+ * DEADLINE_MS; the first answer byte before ANSWER_MS after sending (ms, 0
+ * = no such limit: see first_byte_deadline). Both buffers are wiped.
+ * Returns the CURLcode of the exchange (CURLE_OK: P is AKV_H1_DONE;
+ * CURLE_OUT_OF_MEMORY: the head is over AKV_HTTP_HEAD_MAX bytes, nothing
+ * was sent).
+ */
+static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
+                         const struct akv_h1_url *url, const char *const *lines,
+                         size_t n_lines, int64_t deadline_ms, long answer_ms,
+                         struct akv_h1_parser *p, struct akv_http_resp *resp)
+{
+    int64_t first_ms = deadline_ms;
+
+    char buf[AKV_HTTP_OUT_BUF];
+    bool post = req->method[0] == 'P';
+    size_t body_len = post ? req->body_len : 0;
+    size_t n = akv_h1_write_head(buf, sizeof(buf), req->method, url, lines,
+                                 n_lines, post, body_len);
+    size_t used = n;
+    CURLcode cc = CURLE_OK;
+    OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(akv_ossl_libctx());
+
+    if (n == 0) {
+        used = sizeof(buf); /* it holds a part of the head */
+        cc = send_big_head(conn, req, url, lines, n_lines, deadline_ms);
+        if (cc == CURLE_OK && body_len > 0) {
+            cc = send_all(conn, req->body, body_len, deadline_ms);
+        }
+    } else if (body_len > 0 && body_len <= sizeof(buf) - n) {
+        memcpy(buf + n, req->body, body_len);
+        used = n + body_len;
+        cc = send_all(conn, buf, used, deadline_ms);
+    } else {
+        cc = send_all(conn, buf, n, deadline_ms);
+        if (cc == CURLE_OK && body_len > 0) {
+            cc = send_all(conn, req->body, body_len, deadline_ms);
+        }
+    }
+    akv_secret_wipe(buf, used);
+    used = 0;
+    akv_h1_parser_init(p);
+    /* nothing of the answer can be buffered in TLS yet: wait for the
+     * socket before the first read rather than fail one read first */
+    first_ms = first_byte_deadline(answer_ms, deadline_ms);
+    if (cc == CURLE_OK) {
+        cc = wait_fd(conn->fd, POLLIN, first_ms);
+    }
+    while (cc == CURLE_OK && p->state != AKV_H1_DONE) {
+        size_t k = 0;
+
+        cc = curl_easy_recv(conn->c, buf, sizeof(buf), &k);
+        if (cc == CURLE_AGAIN) {
+            cc = wait_fd(conn->fd, POLLIN,
+                         p->received == 0 ? first_ms : deadline_ms);
+            continue;
+        }
+        if (cc != CURLE_OK) {
+            break;
+        }
+        if (k > used) {
+            used = k;
+        }
+        if (k == 0) {
+            if (akv_h1_feed_eof(p) != AKV_H1_DONE) {
+                cc = p->received == 0 ? CURLE_GOT_NOTHING : CURLE_PARTIAL_FILE;
+            }
+            break;
+        }
+        if (akv_h1_feed(p, buf, k, resp) == AKV_H1_ERROR) {
+            cc = resp->too_big ? CURLE_WRITE_ERROR : CURLE_WEIRD_SERVER_REPLY;
+        }
+    }
+    (void)OSSL_LIB_CTX_set0_default(prev);
+    akv_secret_wipe(buf, used);
+    return cc;
 }
 
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                        long timeout_ms, struct akv_http_resp *resp)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
-    CURL *c = NULL;
-    CURLSH *sh = NULL;
-    OSSL_LIB_CTX *libctx = akv_ossl_libctx();
-    OSSL_LIB_CTX *prev;
+    struct akv_conn *conn = NULL;
+    struct akv_h1_url url;
+    struct akv_h1_parser parser;
+    struct akv_h1_parser *p = &parser;
+    const char *lines[AKV_HTTP_MAX_HDRS];
+    size_t n_lines = 0;
     char tls_why[CURL_ERROR_SIZE] = "";
-    struct reuse_watch watch;
-    long new_conns = -1;
-    struct curl_slist hdrs[AKV_HTTP_MAX_HDRS];
-    size_t n_hdrs = 0;
     char ct[128];
     int64_t t0 = now_ms();
+    int64_t deadline;
     CURLcode cc = CURLE_OK;
-    int bad = 0;
+    bool fresh = false;
     bool post;
     bool del; /* Key Vault "Delete Key": no body */
 
@@ -558,169 +743,120 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    rv = check_target(req);
+    rv = check_target(req, &url);
     if (rv != CKR_OK) {
         goto out;
     }
-    if (libctx == NULL) {
+    if (akv_ossl_libctx() == NULL) {
         AKV_LOG_ERR("cannot create the private OpenSSL library context");
         rv = CKR_GENERAL_ERROR;
         goto out;
     }
-    rv = CKR_HOST_MEMORY;
-    sh = take_share(h);
-    c = sh != NULL ? curl_easy_init() : NULL;
-    if (c == NULL) {
-        goto out;
-    }
-    bad |= !hdr_add(hdrs, &n_hdrs, "Accept: application/json");
-    /* no 100-continue round trip for small JSON bodies */
-    bad |= !hdr_add(hdrs, &n_hdrs, "Expect:");
+    lines[n_lines++] = "User-Agent: akv-pkcs11/0.1";
+    lines[n_lines++] = "Accept: application/json";
     if (post) {
         (void)snprintf(ct, sizeof(ct), "Content-Type: %s",
                        req->content_type != NULL ? req->content_type
                                                  : "application/json");
-        bad |= !hdr_add(hdrs, &n_hdrs, ct);
+        lines[n_lines++] = ct;
     }
     for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
-        bad |= !hdr_add(hdrs, &n_hdrs, req->headers[i]);
+        if (n_lines == AKV_HTTP_MAX_HDRS) {
+            AKV_LOG_DEBUG("more than %d header lines for %s", AKV_HTTP_MAX_HDRS,
+                          req->log_path);
+            rv = CKR_ARGUMENTS_BAD;
+            goto out;
+        }
+        lines[n_lines++] = req->headers[i];
     }
     if (req->secret_header != NULL && req->secret_header->data != NULL) {
-        bad |= !hdr_add(hdrs, &n_hdrs, (const char *)req->secret_header->data);
+        if (n_lines == AKV_HTTP_MAX_HDRS) {
+            rv = CKR_ARGUMENTS_BAD;
+            goto out;
+        }
+        lines[n_lines++] = (const char *)req->secret_header->data;
     }
-    if (bad) {
-        AKV_LOG_DEBUG("more than %d header lines for %s", AKV_HTTP_MAX_HDRS,
-                      req->log_path);
-        rv = CKR_ARGUMENTS_BAD;
-        goto out;
-    }
-
-    bad |= curl_easy_setopt(c, CURLOPT_URL, req->url) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
-                            req->scheme == AKV_HTTP_HTTPS_ONLY ? "https"
-                                                               : "http,https")
-           != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-    /* Key Vault and Entra ID require TLS 1.2 or later */
-    bad |=
-        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2)
-        != CURLE_OK;
-    /* Pooled connections idle between calls. A probe every
-     * AKV_HTTP_KEEPIDLE_S keeps NAT/firewall state alive (Azure's load
-     * balancers drop idle flows after 4 min, many NATs sooner) and lets the
-     * kernel fail a connection whose peer vanished, so it is not reused; a
-     * connection idle longer than AKV_HTTP_MAXAGE_S is not reused at all.
-     * A reused connection the peer closed (vault restart, RST) is retried
-     * by libcurl on a fresh connection within the same call. */
-    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, AKV_HTTP_KEEPIDLE_S)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, AKV_HTTP_KEEPINTVL_S)
-           != CURLE_OK;
-    bad |=
-        curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, AKV_HTTP_MAXAGE_S) != CURLE_OK;
-    if (h->ca_file != NULL) {
-        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) != CURLE_OK;
-    }
-    if (req->scheme != AKV_HTTP_HTTPS_ONLY) {
-        /* IMDS and loopback must never go through a proxy */
-        bad |= curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK;
-    }
-    bad |= curl_easy_setopt(c, CURLOPT_SHARE, sh) != CURLE_OK;
-    if (del) {
-        bad |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE") != CURLE_OK;
-    }
-    bad |=
-        curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, tls_why) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
-    /* A black-holed address (SYN never answered) fails after this, not
-     * after the whole attempt's timeout; the earlier of the two wins. 0
-     * restores curl's default on a pooled handle. */
-    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms)
-           != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "akv-pkcs11/0.1") != CURLE_OK;
-    /* Vault answers are a few hundred bytes: a 16 KiB receive buffer per
-     * request is 16 KiB to allocate and wipe (AKV_HTTP_RECV_BUF) */
-    bad |= curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)AKV_HTTP_RECV_BUF)
-           != CURLE_OK;
-    /* likewise its 64 KiB upload buffer (16 KiB is libcurl's minimum) */
-    bad |= curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_HEADERDATA, resp) != CURLE_OK;
-    bad |= reuse_watch_arm(c, &watch, h->reuse_answer_ms, timeout_ms,
-                           req->fresh_connect);
-    if (post) {
-        /* POSTFIELDS is not copied by curl: the body stays in the caller's
-         * secret buffer (never COPYPOSTFIELDS). */
-        bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                                (curl_off_t)req->body_len)
-               != CURLE_OK;
-        bad |=
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-                             req->body != NULL ? (const char *)req->body : "")
-            != CURLE_OK;
-    } else {
-        bad |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
-    }
-    if (bad) {
-        rv = CKR_GENERAL_ERROR;
-        goto out;
+    for (size_t i = 0; i < n_lines; i++) {
+        /* no CR/LF: nothing a header value holds can start a new line */
+        if (!akv_h1_field_ok(lines[i])) {
+            AKV_LOG_DEBUG("refusing a malformed header line for %s",
+                          req->log_path);
+            rv = CKR_ARGUMENTS_BAD;
+            goto out;
+        }
     }
 
-    /* libcurl 7.88 creates each connection's SSL_CTX and does every TLS
-     * read and write inside curl_easy_perform, on this thread: with the
-     * private context as this thread's default, the host's providers,
-     * default_properties and OPENSSL_CONF do not apply to them. */
-    hello_sent = false;
-    prev = OSSL_LIB_CTX_set0_default(libctx);
-    cc = curl_easy_perform(c);
-    (void)OSSL_LIB_CTX_set0_default(prev);
-    resp->curl_code = (int)cc;
-    if (cc == CURLE_SSL_CONNECT_ERROR && !hello_sent) {
-        /* refused before our ClientHello left: nothing the server did,
-         * and a retry gets the same answer */
-        resp->curl_code = AKV_HTTP_E_TLS_LOCAL;
+    deadline = t0 + timeout_ms;
+    akv_h1_parser_init(p); /* read below even when no exchange ran */
+    /* req->fresh_connect: retry.c's resend after a reused connection gave
+     * no answer (see first_byte_deadline) */
+    conn = req->fresh_connect
+               ? NULL
+               : take_conn(h, url.origin, url.origin_len, req->scheme);
+    for (;;) {
+        if (conn == NULL) {
+            fresh = true;
+            rv = conn_open(h, req, &url, deadline, resp, tls_why, &conn);
+            if (rv != CKR_OK) {
+                cc = (CURLcode)resp->curl_code;
+                break;
+            }
+        }
+        cc = exchange(conn, req, &url, lines, n_lines, deadline,
+                      fresh ? 0 : h->reuse_answer_ms, p, resp);
+        if (cc == CURLE_OUT_OF_MEMORY) {
+            AKV_LOG_DEBUG("request head over %d bytes for %s",
+                          AKV_HTTP_HEAD_MAX, req->log_path);
+            rv = CKR_ARGUMENTS_BAD;
+            break;
+        }
+        rv = cc == CURLE_OK ? CKR_OK : CKR_DEVICE_ERROR;
+        if (cc == CURLE_OK || fresh || p->received > 0
+            || cc == CURLE_OPERATION_TIMEDOUT) {
+            break;
+        }
+        /* a kept-alive connection the peer closed while it idled, found
+         * on first use: the request never arrived, send it again on a new
+         * connection (as libcurl does) */
+        AKV_LOG_DEBUG("HTTP %s %s: pooled connection is gone (%s), "
+                      "reconnecting",
+                      req->method, req->log_path, curl_easy_strerror(cc));
+        conn_free(conn);
+        conn = NULL;
+        akv_http_resp_clear(resp);
     }
-    (void)curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
-    resp->elapsed_ms = (long)(now_ms() - t0);
-    resp->reused_unanswered =
-        cc != CURLE_OK && reuse_watch_unanswered(&watch, cc, resp->body.len);
-    if (watch.gave_up) {
-        /* our cut, not the caller's: report it as the timeout it stands
-         * for (and say so in the log line below) */
-        cc = CURLE_OPERATION_TIMEDOUT;
+    resp->curl_code = rv == CKR_OK ? CURLE_OK : resp->curl_code;
+    if (rv == CKR_DEVICE_ERROR && cc != CURLE_OK && resp->curl_code == 0) {
         resp->curl_code = (int)cc;
+    }
+    resp->elapsed_ms = (long)(now_ms() - t0);
+    resp->reused_unanswered = rv != CKR_OK && !fresh
+                              && cc == CURLE_OPERATION_TIMEDOUT
+                              && p->received == 0;
+    if (resp->reused_unanswered && now_ms() < deadline) {
+        /* our cut, not the caller's: reported as the timeout it stands
+         * for, and said so in the log line below */
         (void)snprintf(tls_why, sizeof(tls_why),
                        "no answer on a reused connection within %ld ms",
                        h->reuse_answer_ms);
     }
-    if (cc == CURLE_OK) {
-        (void)curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-        rv = CKR_OK;
-    } else {
+    if (rv != CKR_OK) {
         /* a partial answer is no answer */
         resp->status = 0;
         akv_secret_clear(&resp->body);
-        rv = CKR_DEVICE_ERROR;
     }
     AKV_LOG_DEBUG("HTTP %s %s -> %ld%s%s%s%s in %ld ms (%s connection)%s%s",
                   req->method, req->log_path, resp->status,
-                  cc != CURLE_OK ? " " : "",
-                  cc != CURLE_OK ? akv_http_strerror(resp->curl_code) : "",
+                  rv != CKR_OK ? " " : "",
+                  rv != CKR_OK ? akv_http_strerror(resp->curl_code) : "",
                   tls_why[0] != '\0' ? ": " : "", tls_why, resp->elapsed_ms,
-                  new_conns > 0 ? "new" : "reused",
+                  fresh ? "new" : "reused",
                   resp->request_id[0] ? " request-id " : "", resp->request_id);
+    if (conn != NULL && rv == CKR_OK && akv_h1_reusable(p)) {
+        give_conn(h, conn);
+        conn = NULL;
+    }
 out:
-    /* frees (and, with kv.c's allocator, wipes) the handle's buffers; the
-     * connection stays in the share */
-    curl_easy_cleanup(c);
-    give_share(h, sh);
+    conn_free(conn);
     return rv;
 }

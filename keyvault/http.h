@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One HTTP exchange over libcurl: a fresh easy handle per request over a
- * small pool of connection-cache shares (keep-alive reuse; a share is used
- * by one thread at a time), TLS under the module's private OpenSSL library
- * context (common/ossl.h) with plaintext cleansing, TLS verification always
- * on, optional CA file, https only (plain http only where the caller allows
- * it), no redirects, a per-attempt timeout and a bounded response body held
- * in a secret buffer. Retries live in retry.c.
+ * One HTTP/1.1 exchange: libcurl opens the connection (CURLOPT_CONNECT_ONLY:
+ * name lookup, proxy tunnel, TCP, TLS under the module's private OpenSSL
+ * library context (common/ossl.h) with plaintext cleansing, verification
+ * always on, optional CA file); the request is written and the answer parsed
+ * by h1.c over curl_easy_send/curl_easy_recv. Connections are kept alive in
+ * a pool (one thread at a time per connection), https only (plain http only
+ * where the caller allows it), no redirects, a per-attempt timeout and a
+ * bounded response body held in a secret buffer. Retries live in retry.c.
  *
- * Follows: libcurl easy interface (CURLOPT_* as documented for curl 7.88),
- * RFC 9110 (Retry-After §10.2.3, WWW-Authenticate §11.6.1).
+ * Follows: libcurl easy interface (CURLOPT_* as documented for curl 7.88,
+ * curl_easy_send/recv), RFC 9112 (HTTP/1.1), RFC 9110 (Retry-After
+ * §10.2.3, WWW-Authenticate §11.6.1).
  */
 #ifndef AKV_KEYVAULT_HTTP_H
 #define AKV_KEYVAULT_HTTP_H
@@ -41,12 +43,13 @@ struct akv_http_req {
     const char *url;      /* full URL including the query */
     const char *log_path; /* shown in logs instead of the URL (required) */
     /* one header line holding a secret ("Authorization: Bearer ..." or
-     * "X-IDENTITY-HEADER: ..."), or NULL; wiped from curl's list after use */
+     * "X-IDENTITY-HEADER: ..."), or NULL; copied only into the request
+     * buffer on the stack, wiped once sent */
     const struct akv_secret *secret_header;
     const char *const *headers; /* extra header lines, NULL-terminated */
-    const uint8_t *body;        /* POST body (not copied by curl) or NULL */
-    size_t body_len;            /* bytes */
-    const char *content_type;   /* POST only, e.g. "application/json" */
+    const uint8_t *body;      /* POST body (wiped copy on the stack) or NULL */
+    size_t body_len;          /* bytes */
+    const char *content_type; /* POST only, e.g. "application/json" */
     enum akv_http_scheme scheme;
     /* open a new connection instead of reusing a kept-alive one
      * (CURLOPT_FRESH_CONNECT); the new one is kept for later requests */
@@ -68,7 +71,7 @@ struct akv_http_resp {
      * the reuse answer time, akv_http_set_reuse_answer_timeout) or timed
      * out: the connection is most likely dead (a firewall or NAT dropped the
      * idle flow without FIN or RST). curl_code is then
-     * CURLE_OPERATION_TIMEDOUT and libcurl has closed that connection. */
+     * CURLE_OPERATION_TIMEDOUT and that connection has been closed. */
     bool reused_unanswered;
 };
 
@@ -93,23 +96,32 @@ void akv_http_set_connect_timeout(struct akv_http *h, long ms);
  * sent on a reused keep-alive connection that has received no byte of an
  * answer after MS is given up and reported with resp->reused_unanswered
  * (retry.c then sends it once more on a new connection). Requests on new
- * connections are never cut short. Checked about once a second while a
- * request waits, so the cut comes MS to MS + 1000 after sending. Set once
+ * connections are never cut short, nor an answer that has started. The
+ * wait for the first answer byte ends MS after the request went out. Set once
  * after akv_http_new, before requests run. NULL-safe.
  */
 void akv_http_set_reuse_answer_timeout(struct akv_http *h, long ms);
 
-/* akv_http_free - closes every pooled handle. NULL-safe. Must not be called
+/* akv_http_free - closes every pooled connection. NULL-safe. Must not be called
  * while a request is running on the pool. */
 void akv_http_free(struct akv_http *h);
 
 /*
- * akv_http_perform - one attempt of REQ with TIMEOUT_MS (whole transfer,
- * CURLOPT_TIMEOUT_MS). RESP is reset first, then filled. Holds no lock
- * while the request is on the wire. Returns:
+ * akv_http_perform - one attempt of REQ with TIMEOUT_MS (whole exchange:
+ * connecting when no pooled connection to the origin is alive, sending,
+ * receiving). A pooled connection that turns out closed before any byte of
+ * the answer arrived is replaced by a new one and the request sent again,
+ * once, within the same TIMEOUT_MS. RESP is reset first, then filled.
+ * Holds no lock while the request is on the wire. Returns:
  *   CKR_OK           an HTTP answer was received (any status)
- *   CKR_DEVICE_ERROR no answer (resp->curl_code says why) or body too big
- *   CKR_ARGUMENTS_BAD bad request, or a scheme/host REQ->scheme forbids
+ *   CKR_DEVICE_ERROR no answer (resp->curl_code says why: a CURLcode, e.g.
+ *                    CURLE_OPERATION_TIMEDOUT, CURLE_GOT_NOTHING,
+ *                    CURLE_PARTIAL_FILE, CURLE_WEIRD_SERVER_REPLY for a
+ *                    malformed answer, CURLE_WRITE_ERROR with too_big)
+ *   CKR_ARGUMENTS_BAD bad request: a malformed URL (h1.h), a scheme/host
+ *                    REQ->scheme forbids, a header line with CR/LF or
+ *                    another control byte, more than 16 header lines, or a
+ *                    head over 64 KiB
  *   CKR_HOST_MEMORY
  */
 CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,

@@ -9,6 +9,12 @@
  *       AES-256 key and one warm-up C_UnwrapKey (token, key, connection),
  *       then ITERS timed C_UnwrapKey (Key Vault unwrapKey) + C_DestroyObject.
  *       ITERS 0 measures only the set-up (callgrind/memcheck subtract it).
+ *       ITERS given as "Ns" (e.g. 5s): every thread runs until N seconds
+ *       after the start line instead, and ops_per_s is the calls completed
+ *       in that time over it - what wrk reports for its connections, all of
+ *       them busy until the end. (A fixed count per thread times the
+ *       slowest thread: threads whose connections share a busier server
+ *       worker finish last, and the others stop before them.)
  *   unwrap_driver MODULE wrap LABEL THREADS ITERS
  *       the same with ITERS timed C_WrapKey (with "wrap": "local": a local
  *       RSA-OAEP-256 public-key operation).
@@ -16,7 +22,8 @@
  *       the plain OpenSSL loop the local wrap is measured against: one
  *       RSA-2048 key, one EVP_PKEY_CTX set up once, ITERS RSA-OAEP-256
  *       encryptions of 32 bytes.
- * Prints one line "op=... threads=T iters=I failures=F seconds=S ops_per_s=X".
+ * Prints one line "op=... threads=T iters=I failures=F seconds=S ops_per_s=X"
+ * (I: timed calls completed per thread, on average).
  * Exit status 0 when every call succeeded, 1 otherwise, 2 for bad usage.
  */
 #include <dlfcn.h>
@@ -32,12 +39,16 @@
 
 static CK_FUNCTION_LIST *p11;
 static pthread_barrier_t start_line;
+/* ITERS "Ns": the workers' common end (now_s), set once they all wait at
+ * the start line */
+static _Atomic double stop_at;
 
 struct worker {
     const char *label;
     int wrap;
     int iters;
     int fails;
+    int done; /* timed calls completed */
     double secs;
 };
 
@@ -108,7 +119,9 @@ static void *worker_main(void *arg)
 wait:
     (void)pthread_barrier_wait(&start_line);
     t0 = now_s();
-    for (int i = 0; i < w->iters && w->fails == 0; i++) {
+    for (int i = 0;
+         (w->iters >= 0 ? i < w->iters : now_s() < stop_at) && w->fails == 0;
+         i++) {
         CK_ULONG l = sizeof(wrapped);
 
         if (w->wrap) {
@@ -121,6 +134,7 @@ wait:
         } else {
             (void)p11->C_DestroyObject(s, out);
         }
+        w->done += w->fails == 0;
     }
     w->secs = now_s() - t0;
     if (s != CK_INVALID_HANDLE) {
@@ -130,7 +144,7 @@ wait:
 }
 
 static int run_module(const char *module, const char *op, const char *label,
-                      int nthreads, int iters)
+                      int nthreads, int iters, double run_s)
 {
     CK_C_GetFunctionList gfl;
     CK_C_INITIALIZE_ARGS ia = {0};
@@ -138,9 +152,11 @@ static int run_module(const char *module, const char *op, const char *label,
     struct worker w[64];
     double secs = 0;
     int fails = 0;
+    long done = 0;
     void *lib = dlopen(module, RTLD_NOW | RTLD_LOCAL);
 
-    if (lib == NULL || nthreads < 1 || nthreads > 64 || iters < 0) {
+    if (lib == NULL || nthreads < 1 || nthreads > 64
+        || (iters < 0 && run_s <= 0)) {
         fprintf(stderr, "cannot load %s or bad thread count\n", module);
         return 2;
     }
@@ -151,21 +167,28 @@ static int run_module(const char *module, const char *op, const char *label,
         fprintf(stderr, "C_Initialize failed\n");
         return 1;
     }
-    (void)pthread_barrier_init(&start_line, NULL, (unsigned)nthreads);
+    (void)pthread_barrier_init(&start_line, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
-        w[i] = (struct worker){label, strcmp(op, "wrap") == 0, iters, 0, 0};
+        w[i] = (struct worker){
+            label, strcmp(op, "wrap") == 0, run_s > 0 ? -1 : iters, 0, 0, 0};
         (void)pthread_create(&th[i], NULL, worker_main, &w[i]);
+    }
+    stop_at = now_s() + 1e9;
+    (void)pthread_barrier_wait(&start_line);
+    if (run_s > 0) {
+        stop_at = now_s() + run_s;
     }
     for (int i = 0; i < nthreads; i++) {
         (void)pthread_join(th[i], NULL);
         fails += w[i].fails;
+        done += w[i].done;
         secs = w[i].secs > secs ? w[i].secs : secs;
     }
     (void)p11->C_Finalize(NULL);
     printf("op=%s threads=%d iters=%d failures=%d seconds=%.3f "
            "ops_per_s=%.1f\n",
-           op, nthreads, iters, fails, secs,
-           secs > 0 ? (double)nthreads * iters / secs : 0.0);
+           op, nthreads, (int)(done / nthreads), fails, secs,
+           secs > 0 ? (double)done / secs : 0.0);
     return fails == 0 ? 0 : 1;
 }
 
@@ -206,8 +229,10 @@ int main(int argc, char **argv)
     }
     if (argc == 6
         && (strcmp(argv[2], "unwrap") == 0 || strcmp(argv[2], "wrap") == 0)) {
+        /* "Ns": run for N seconds (see the top of this file) */
         return run_module(argv[1], argv[2], argv[3], atoi(argv[4]),
-                          atoi(argv[5]));
+                          atoi(argv[5]),
+                          strchr(argv[5], 's') != NULL ? atof(argv[5]) : 0);
     }
     fprintf(stderr, "usage: unwrap_driver MODULE unwrap|wrap LABEL THREADS "
                     "ITERS\n       unwrap_driver - evp ITERS\n");

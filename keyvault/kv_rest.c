@@ -688,36 +688,18 @@ out:
     return rv;
 }
 
-/* The KeyBundle of a create answer, checked as a Get Key answer is: its
- * kid names NAME in the configured vault, its public key is acceptable. */
+/* The KeyBundle of a create answer, checked by the one rule a Get Key
+ * answer gets (bundle_check; any version of NAME), a refusal logged. */
 static CK_RV bundle_of(struct kv_rest *kv, const char *name, const char *op,
                        const struct akv_http_resp *resp, struct akv_kv_key *k)
 {
-    CK_RV rv = akv_json_parse_key_bundle((const char *)resp->body.data,
-                                         resp->body.len, k);
-    char why[160];
+    char why[320];
+    CK_RV rv = bundle_check(kv, name, NULL, resp, k, why, sizeof(why));
 
-    if (rv == CKR_DEVICE_ERROR) {
-        AKV_LOG_ERR("key %s op %s: HTTP %ld but the KeyBundle is malformed "
-                    "(request-id %s)",
-                    name, op, resp->status,
+    if (rv != CKR_OK && why[0] != '\0') {
+        AKV_LOG_ERR("key %s op %s: HTTP %ld but %s (request-id %s)", name, op,
+                    resp->status, why,
                     resp->request_id[0] ? resp->request_id : "-");
-    }
-    if (rv == CKR_OK
-        && akv_kvid_kid_check(&kv->vault, k->kid, name, NULL, NULL)
-               != AKV_KVID_KID_OK) {
-        AKV_LOG_ERR("key %s op %s: HTTP %ld but the answer's kid \"%s\" is "
-                    "not that key (request-id %s)",
-                    name, op, resp->status, k->kid,
-                    resp->request_id[0] ? resp->request_id : "-");
-        rv = CKR_DEVICE_ERROR;
-    }
-    if (rv == CKR_OK) {
-        rv = akv_jwk_check(k, why, sizeof(why));
-        if (rv != CKR_OK) {
-            AKV_LOG_ERR("key %s op %s: the new public key is refused: %s", name,
-                        op, why);
-        }
     }
     return rv;
 }

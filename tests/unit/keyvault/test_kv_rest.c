@@ -367,6 +367,27 @@ static void test_create_delete(void **state)
     /* Refused before any request: not a key name. */
     assert_int_equal(kv->ops->create_key(kv, "a/b", &req, &k),
                      CKR_ARGUMENTS_BAD);
+    /* A create answer gets the Get Key answer's checks (bundle_check):
+     * a kid naming another key, or a public exponent of 1 (wraps in the
+     * clear under "wrap": "local"), is no new key. */
+    snprintf(bundle, sizeof(bundle),
+             "{\"key\":{\"kid\":\"%s/keys/OTHER/" V1 "\",\"kty\":\"RSA\","
+             "\"key_ops\":[\"sign\"],\"n\":\"%s\",\"e\":\"AQAB\"},"
+             "\"attributes\":{\"enabled\":true}}",
+             vbase, n_b64);
+    mock_push(f->m, "/keys/KID", 404, nf, NULL, 0);
+    mock_push(f->m, "/keys/KID/create", 200, bundle, NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "KID", &req, &k),
+                     CKR_DEVICE_ERROR);
+    snprintf(bundle, sizeof(bundle),
+             "{\"key\":{\"kid\":\"%s/keys/EONE/" V1 "\",\"kty\":\"RSA\","
+             "\"key_ops\":[\"sign\"],\"n\":\"%s\",\"e\":\"AQ\"},"
+             "\"attributes\":{\"enabled\":true}}",
+             vbase, n_b64);
+    mock_push(f->m, "/keys/EONE", 404, nf, NULL, 0);
+    mock_push(f->m, "/keys/EONE/create", 200, bundle, NULL, 0);
+    assert_int_equal(kv->ops->create_key(kv, "EONE", &req, &k),
+                     CKR_DEVICE_ERROR);
     /* Delete Key. */
     mock_push(f->m, "/keys/NEW", 200, bundle, NULL, 0);
     assert_int_equal(kv->ops->delete_key(kv, "NEW"), CKR_OK);

@@ -28,4 +28,16 @@ OSSL_LIB_CTX *akv_ossl_libctx(void);
  * akv_ossl_libctx creates a new one. */
 void akv_ossl_forget(void);
 
+/* akv_ossl_ec_point_ok - whether OCT (LEN bytes, an X9.62 / SEC 1 §2.3.3
+ * octet-string point: 0x04 || X || Y) is a point of the named curve NID
+ * (NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1, NID_secp256k1) that
+ * is on the curve and not the point at infinity. All four curves have
+ * cofactor 1, so that also puts it in the prime-order group (SEC 1
+ * §3.2.2.1). Uses EC_GROUP / EC_POINT arithmetic only, never an EC_KEY:
+ * EVP_PKEY_public_check goes through EC_KEY, which takes the host's
+ * default ENGINE EC method (libp11's engine sets itself as default for all
+ * methods) and then fails every check. Returns 1 or 0 (also on out of
+ * memory). */
+int akv_ossl_ec_point_ok(int nid, const unsigned char *oct, size_t len);
+
 #endif /* AKV_COMMON_OSSL_H */

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "jwk.h"
 
-#include <openssl/bn.h>
-#include <openssl/ec.h>
 #include <openssl/obj_mac.h>
 #include <string.h>
 
 #include "../common/log.h"
+#include "../common/ossl.h"
 
 #define RSA_E_MAX_BYTES 4 /* e <= 2^32 - 1 */
 
@@ -84,11 +83,7 @@ static CK_RV check_ec(const struct akv_kv_key *k, char *why, size_t why_len)
         {"P-256K", NID_secp256k1, 32},
     };
     CK_RV rv = CKR_DEVICE_ERROR;
-    EC_GROUP *g = NULL;
-    EC_POINT *pt = NULL;
-    BIGNUM *x = NULL;
-    BIGNUM *y = NULL;
-    BN_CTX *bn = NULL;
+    unsigned char oct[1 + 2 * 66];
     int nid = NID_undef;
 
     for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
@@ -101,36 +96,15 @@ static CK_RV check_ec(const struct akv_kv_key *k, char *why, size_t why_len)
                     k->crv, k->ec_len);
         goto out;
     }
-    rv = CKR_HOST_MEMORY;
-    /* No library context is needed: named-curve groups and point arithmetic
-     * are built-in code, no provider fetch happens. */
-    g = EC_GROUP_new_by_curve_name_ex(NULL, NULL, nid);
-    bn = BN_CTX_new();
-    x = BN_bin2bn(k->ec_x, (int)k->ec_len, NULL);
-    y = BN_bin2bn(k->ec_y, (int)k->ec_len, NULL);
-    pt = g != NULL ? EC_POINT_new(g) : NULL;
-    if (g == NULL || bn == NULL || x == NULL || y == NULL || pt == NULL) {
-        goto out;
-    }
-    rv = CKR_DEVICE_ERROR;
-    /* set_affine_coordinates itself refuses a point off the curve; the
-     * explicit test keeps the rule visible whatever the OpenSSL version */
-    if (EC_POINT_set_affine_coordinates(g, pt, x, y, bn) != 1
-        || EC_POINT_is_on_curve(g, pt, bn) != 1
-        || EC_POINT_is_at_infinity(g, pt)) {
+    oct[0] = 0x04; /* uncompressed: 0x04 || X || Y (SEC 1 §2.3.3) */
+    memcpy(oct + 1, k->ec_x, k->ec_len);
+    memcpy(oct + 1 + k->ec_len, k->ec_y, k->ec_len);
+    if (!akv_ossl_ec_point_ok(nid, oct, 1 + 2 * k->ec_len)) {
         akv_log_fmt(why, why_len, "EC public point is not on curve %s", k->crv);
         goto out;
     }
     rv = CKR_OK;
 out:
-    if (rv == CKR_HOST_MEMORY) {
-        akv_log_fmt(why, why_len, "out of memory");
-    }
-    EC_POINT_free(pt);
-    BN_free(x);
-    BN_free(y);
-    BN_CTX_free(bn);
-    EC_GROUP_free(g);
     return rv;
 }
 

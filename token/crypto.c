@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <openssl/asn1.h>
 #include <openssl/decoder.h>
+#include <openssl/objects.h>
 #include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -514,6 +516,18 @@ const uint8_t *akv_crypto_ec_oid(const char *crv, size_t *len)
     return NULL;
 }
 
+/* The NID of a DER OBJECT IDENTIFIER (tag, length, value); NID_undef when
+ * it is malformed or unknown. */
+static int oid_nid(const uint8_t *der, size_t len)
+{
+    const unsigned char *p = der;
+    ASN1_OBJECT *o = d2i_ASN1_OBJECT(NULL, &p, (long)len);
+    int nid = o != NULL ? OBJ_obj2nid(o) : NID_undef;
+
+    ASN1_OBJECT_free(o);
+    return nid;
+}
+
 CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
                         const uint8_t *point, size_t point_len, EVP_PKEY **out)
 {
@@ -530,7 +544,6 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
     const unsigned char *p = NULL;
     size_t plen = 0;
     OSSL_DECODER_CTX *dctx = NULL;
-    EVP_PKEY_CTX *cctx = NULL;
     EVP_PKEY *pkey = NULL;
 
     if (oid_len == 0 || oid_len > sizeof(alg) - sizeof(ec_alg) - 4
@@ -565,19 +578,19 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
     }
     p = der;
     plen = dlen;
-    /* The decoder refuses a point that is not on the curve. */
-    if (OSSL_DECODER_from_data(dctx, &p, &plen) != 1 || pkey == NULL) {
-        goto out;
-    }
-    cctx = EVP_PKEY_CTX_new_from_pkey(libctx, pkey, NULL);
-    if (cctx == NULL || EVP_PKEY_public_check(cctx) != 1) {
+    /* The decoder refuses a point that is not on the curve; the explicit
+     * check (on curve, not at infinity) is common/ossl.h's one rule, with
+     * no EC_KEY involved: EVP_PKEY_public_check would run the host's
+     * default ENGINE EC method (libp11's engine) and fail every key. */
+    if (OSSL_DECODER_from_data(dctx, &p, &plen) != 1 || pkey == NULL
+        || !akv_ossl_ec_point_ok(oid_nid(curve_oid, oid_len), point,
+                                 point_len)) {
         goto out;
     }
     *out = pkey;
     pkey = NULL;
     rv = CKR_OK;
 out:
-    EVP_PKEY_CTX_free(cctx);
     EVP_PKEY_free(pkey);
     OSSL_DECODER_CTX_free(dctx);
     return rv;

@@ -194,6 +194,36 @@ engine)
     expect_ok "openssl verifies it" openssl dgst -sha256 -verify "$T_TMP/pub.pem" \
         -signature "$T_TMP/sig" "$T_TMP/msg"
     ;;
+engine-ec)
+    # An EC key beside the RSA key: the libp11 engine makes itself OpenSSL's
+    # default EC method, and the module's own EC work (the JWK's point
+    # check, the objects' EC_POINT) must not go through it - before, every
+    # search failed with CKR_DEVICE_ERROR ("key ecp256: cannot be fetched").
+    engine_ok || { echo "SKIP: libengine-pkcs11-openssl missing"; exit 77; }
+    grant get wrapKey unwrapKey sign
+    emu_cli keyvault key create --vault-name "$VAULT_NAME" --name ecp256 \
+        --kty EC --curve P-256 >/dev/null
+    emu_write_config "$AKV_PKCS11_CONFIG" '{"keys":["cmk","ecp256"],"sign":true}'
+    pubkey_pem "$ID" "$T_TMP/pub.pem"
+    : >"$T_TMP/module.log"
+    URI="pkcs11:token=$TOKEN_LABEL;object=$KEY_NAME;type=private"
+    expect_ok "RSA: openssl dgst -sign via the engine, EC key in the token" \
+        withmod env PKCS11_MODULE_PATH="$AKV_MODULE" \
+        openssl dgst -engine pkcs11 -keyform engine -sign "$URI" -sha256 \
+        -out "$T_TMP/sig" "$T_TMP/msg"
+    expect_ok "openssl verifies it" openssl dgst -sha256 -verify "$T_TMP/pub.pem" \
+        -signature "$T_TMP/sig" "$T_TMP/msg"
+    URI="pkcs11:token=$TOKEN_LABEL;object=ecp256;type=private"
+    expect_ok "EC: openssl dgst -sign via the engine" \
+        withmod env PKCS11_MODULE_PATH="$AKV_MODULE" \
+        openssl dgst -engine pkcs11 -keyform engine -sign "$URI" -sha256 \
+        -out "$T_TMP/sig-ec" "$T_TMP/msg"
+    withmod env PKCS11_MODULE_PATH="$AKV_MODULE" openssl pkey -engine pkcs11 \
+        -inform engine -in "$URI" -pubout -out "$T_TMP/ec.pem" 2>/dev/null || true
+    expect_ok "openssl verifies the ECDSA signature" openssl dgst -sha256 \
+        -verify "$T_TMP/ec.pem" -signature "$T_TMP/sig-ec" "$T_TMP/msg"
+    expect_eq "no key failed to load" "$(grep -c "cannot be fetched" "$T_TMP/module.log" || true)" 0
+    ;;
 tls)
     engine_ok || { echo "SKIP: libengine-pkcs11-openssl missing"; exit 77; }
     grant get wrapKey unwrapKey sign

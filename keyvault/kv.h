@@ -323,6 +323,18 @@ struct akv_kv_ops {
     (struct akv_kv *kv, const char *name, const char *version, bool decrypt,
      enum akv_kv_alg alg, const struct akv_kv_crypt_in *in,
      struct akv_secret *out, struct akv_kv_crypt_out *extra);
+    /*
+     * unwrap_probe - unwrap, for a caller that expects the vault may refuse
+     * the ciphertext (the rotation fallback, token/rotate.h, tries the
+     * versions a ciphertext may have been made under): a 400 answer is
+     * logged at DEBUG, not ERROR - the caller logs the outcome. Same
+     * arguments, results and errors as unwrap. May be NULL (callers use
+     * unwrap then).
+     */
+    CK_RV(*unwrap_probe)
+    (struct akv_kv *kv, const char *name, const char *version,
+     enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
+     struct akv_secret *out);
 };
 
 /* Every implementation embeds this as its first member. */

@@ -495,9 +495,11 @@ static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
                      size_t result_max, struct akv_secret *result,
                      char *kid_out, struct akv_kv_crypt_out *extra);
 
+/* QUIET_400: a 400 answer is expected (akv_kv_ops.unwrap_probe): DEBUG. */
 static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
                     const char *version, enum akv_kv_alg alg, const uint8_t *in,
-                    size_t in_len, struct akv_secret *result, char *kid_out)
+                    size_t in_len, bool quiet_400, struct akv_secret *result,
+                    char *kid_out)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
     struct akv_secret body = AKV_SECRET_INIT;
@@ -511,7 +513,7 @@ static CK_RV key_op(struct kv_rest *kv, enum akv_errmap_op op, const char *name,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = post_op(kv, op, name, version, &body, false, WRAPPED_MAX, result,
+    rv = post_op(kv, op, name, version, &body, quiet_400, WRAPPED_MAX, result,
                  kid_out, NULL);
 out:
     akv_secret_clear(&body);
@@ -620,7 +622,7 @@ static CK_RV rest_wrap(struct akv_kv *base, const char *name,
         goto out;
     }
     rv = key_op((struct kv_rest *)base, AKV_ERRMAP_WRAP, name, version, alg, in,
-                in_len, &res, kid_out);
+                in_len, false, &res, kid_out);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -637,10 +639,10 @@ out:
     return rv;
 }
 
-static CK_RV rest_unwrap(struct akv_kv *base, const char *name,
-                         const char *version, enum akv_kv_alg alg,
-                         const uint8_t *in, size_t in_len,
-                         struct akv_secret *out)
+static CK_RV unwrap_op(struct akv_kv *base, const char *name,
+                       const char *version, enum akv_kv_alg alg,
+                       const uint8_t *in, size_t in_len, bool quiet_400,
+                       struct akv_secret *out)
 {
     CK_RV rv = CKR_GENERAL_ERROR;
 
@@ -649,9 +651,25 @@ static CK_RV rest_unwrap(struct akv_kv *base, const char *name,
         goto out;
     }
     rv = key_op((struct kv_rest *)base, AKV_ERRMAP_UNWRAP, name, version, alg,
-                in, in_len, out, NULL);
+                in, in_len, quiet_400, out, NULL);
 out:
     return rv;
+}
+
+static CK_RV rest_unwrap(struct akv_kv *base, const char *name,
+                         const char *version, enum akv_kv_alg alg,
+                         const uint8_t *in, size_t in_len,
+                         struct akv_secret *out)
+{
+    return unwrap_op(base, name, version, alg, in, in_len, false, out);
+}
+
+static CK_RV rest_unwrap_probe(struct akv_kv *base, const char *name,
+                               const char *version, enum akv_kv_alg alg,
+                               const uint8_t *in, size_t in_len,
+                               struct akv_secret *out)
+{
+    return unwrap_op(base, name, version, alg, in, in_len, true, out);
 }
 
 static CK_RV rest_sign(struct akv_kv *base, const char *name,
@@ -671,7 +689,7 @@ static CK_RV rest_sign(struct akv_kv *base, const char *name,
         goto out;
     }
     rv = key_op((struct kv_rest *)base, AKV_ERRMAP_SIGN, name, version, alg,
-                digest, digest_len, &res, NULL);
+                digest, digest_len, false, &res, NULL);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -878,9 +896,9 @@ static const struct akv_kv_ops rest_ops = {
     .crypt = rest_crypt,
     .destroy = rest_destroy,
     .get_certificate = rest_get_certificate,
-
     .create_key = rest_create_key,
     .delete_key = rest_delete_key,
+    .unwrap_probe = rest_unwrap_probe,
 };
 
 /* vault_url check, repeated here because a config struct may be built by

@@ -331,26 +331,46 @@ static int newest_first(const void *a, const void *b)
     return (x->created < y->created) - (x->created > y->created);
 }
 
+/* One unwrap whose refusal (400) is expected: logged at DEBUG by the
+ * client, the outcome by akv_rotate_unwrap. */
+static CK_RV unwrap_try(struct akv_token *t, const char *name,
+                        const char *version, enum akv_kv_alg alg,
+                        const uint8_t *in, size_t in_len,
+                        struct akv_secret *out)
+{
+    return t->kv->ops->unwrap_probe != NULL
+               ? t->kv->ops->unwrap_probe(t->kv, name, version, alg, in, in_len,
+                                          out)
+               : t->kv->ops->unwrap(t->kv, name, version, alg, in, in_len, out);
+}
+
 CK_RV akv_rotate_unwrap(struct akv_token *t, const struct akv_kv_key *bound,
                         enum akv_kv_alg alg, const uint8_t *in, size_t in_len,
                         struct akv_secret *out)
 {
-    CK_RV rv = t->kv->ops->unwrap(t->kv, bound->name, bound->version, alg, in,
-                                  in_len, out);
     long budget = t->cfg->rotation_fallback;
+    /* With a fallback to come, the bound version's refusal is no error yet
+     * (data made under an older version, as every old image layer is after
+     * a rotation): one line says how it ended. */
+    bool fallback =
+        budget > 0
+        && (alg == AKV_KV_ALG_RSA_OAEP || alg == AKV_KV_ALG_RSA_OAEP_256);
+    CK_RV rv = fallback ? unwrap_try(t, bound->name, bound->version, alg, in,
+                                     in_len, out)
+                        : t->kv->ops->unwrap(t->kv, bound->name, bound->version,
+                                             alg, in, in_len, out);
     struct cand *c = NULL;
     size_t n = 0;
     size_t tried = 0;
     size_t gets = 0;
 
-    if (rv != CKR_WRAPPED_KEY_INVALID || budget <= 0
-        || (alg != AKV_KV_ALG_RSA_OAEP && alg != AKV_KV_ALG_RSA_OAEP_256)) {
+    if (rv != CKR_WRAPPED_KEY_INVALID || !fallback) {
         return rv;
     }
     catalog_load(t);
     c = calloc(AKV_ROTATE_SEEN_MAX, sizeof(*c));
     if (c == NULL) {
-        return rv;
+        goto out;
     }
     n = collect(t, bound, in_len, c, AKV_ROTATE_SEEN_MAX);
     /* Hints are confirmed by Get Key (bounded: at most twice the fallback
@@ -392,8 +412,7 @@ CK_RV akv_rotate_unwrap(struct akv_token *t, const struct akv_kv_key *bound,
         }
         tried++;
         akv_secret_clear(out);
-        trv = t->kv->ops->unwrap(t->kv, bound->name, c[i].version, alg, in,
-                                 in_len, out);
+        trv = unwrap_try(t, bound->name, c[i].version, alg, in, in_len, out);
         if (trv == CKR_OK) {
             AKV_LOG_INFO("key %s: data made under version %s decrypted with "
                          "it after version %s refused it (rotation fallback, "
@@ -409,10 +428,13 @@ CK_RV akv_rotate_unwrap(struct akv_token *t, const struct akv_kv_key *bound,
         /* 400 (not this version), 403 (this version refused), 404 (gone):
          * try the next one. */
     }
-    AKV_LOG_INFO("key %s: version %s refused the ciphertext and %zu other "
-                 "known version(s) did too",
-                 bound->name, bound->version, tried);
 out:
+    if (rv == CKR_WRAPPED_KEY_INVALID) {
+        AKV_LOG_ERR("key %s: version %s refused the ciphertext (HTTP 400: "
+                    "not made under it, or damaged) and %zu other known "
+                    "version(s) did too",
+                    bound->name, bound->version, tried);
+    }
     if (rv != CKR_OK) {
         akv_secret_clear(out);
     }

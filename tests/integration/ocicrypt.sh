@@ -63,13 +63,26 @@ encrypt_layer 4
 emu_write_config "$AKV_PKCS11_CONFIG"
 for n in 5 6; do encrypt_layer "$n"; done
 emu_cli stats --reset >/dev/null
+: >"$T_TMP/module.log"
 for n in 1 2 3 4 5 6; do decrypt_layer "$n" "after rotation"; done
 expect_grep "the fallback is logged with the version that worked" \
     "rotation fallback" "$T_TMP/module.log"
+# An old layer is no error: the current version's expected refusal is
+# logged at DEBUG, not as an ERROR per layer of every old image.
+expect_eq "old layers decrypt without an ERROR line" \
+    "$(grep -c ' ERROR ' "$T_TMP/module.log" || true)" 0
 echo "after rotation: 6 layers, $(requests) vault requests (token $(stat_of token), get $(stat_of get), unwrapkey $(stat_of unwrapkey))"
 # new layers: one unwrap; old layers: the current version, then version 1
 expect_eq "unwrapKey calls: one per new layer, two per old layer" "$(stat_of unwrapkey)" 9
 expect_ok "Get Key: at most one (confirming version 1; then cached)" test "$(stat_of get)" -le 1
+# A damaged layer that no version decrypts: one ERROR line says so.
+head -c "$(stat -c %s "$T_TMP/layer1.enc")" /dev/urandom >"$T_TMP/damaged.enc"
+: >"$T_TMP/module.log"
+expect_fail "a damaged layer is refused" \
+    oc decrypt "$TOKEN_LABEL" "$KEY_NAME" sha256 "$T_TMP/damaged.enc" "$T_TMP/x"
+expect_eq "one ERROR line for it, naming the versions tried" \
+    "$(grep -c ' ERROR .*refused the ciphertext .* 1 other known version' "$T_TMP/module.log" || true)" 1
+expect_eq "and no other ERROR line" "$(grep -c ' ERROR ' "$T_TMP/module.log" || true)" 1
 
 # 3. Revocation bites at the next call, warm cache or not; restore heals.
 emu_cli keyvault delete-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" >/dev/null

@@ -678,10 +678,18 @@ size_t kv_fake_aes(struct kv_fake *f, const char *name, const char *version,
     return len;
 }
 
+/* Designated: a new operation in kv.h is NULL here until the fake has it. */
 static const struct akv_kv_ops fake_ops = {
-    fake_get_key,    fake_wrap,       fake_unwrap,
-    fake_destroy,    fake_sign,       fake_get_certificate,
-    fake_create_key, fake_delete_key, fake_crypt,
+    .get_key = fake_get_key,
+    .wrap = fake_wrap,
+    .unwrap = fake_unwrap,
+    .destroy = fake_destroy,
+    .sign = fake_sign,
+    .get_certificate = fake_get_certificate,
+    .create_key = fake_create_key,
+    .delete_key = fake_delete_key,
+    .crypt = fake_crypt,
+    .unwrap_probe = fake_unwrap,
 };
 
 const uint8_t *kv_fake_add_cert(struct kv_fake *f, const char *name,

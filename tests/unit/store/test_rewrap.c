@@ -502,8 +502,11 @@ static void racing_destroy(struct akv_kv *kv)
 }
 
 static const struct akv_kv_ops racing_ops = {
-    racing_get, racing_wrap, racing_unwrap, racing_destroy, NULL, NULL,
-    NULL,       NULL,        NULL};
+    .get_key = racing_get,
+    .wrap = racing_wrap,
+    .unwrap = racing_unwrap,
+    .destroy = racing_destroy,
+};
 
 static void test_rewrap_concurrent_change(void **state)
 {

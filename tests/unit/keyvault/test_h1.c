@@ -278,8 +278,8 @@ static void test_parse_malformed(void **state)
         "ICY 200 OK\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\n\r\n",
         /* both framings (request smuggling), conflicting lengths */
-        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
         "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",

@@ -102,15 +102,83 @@ static char *dup_text(const uint8_t *p, size_t len)
     return s;
 }
 
+/* The fields of a record image both formats share (docs/STORE.md "Record
+ * format, version 2" and "version 1"), pointing into the image. */
+struct fields {
+    const uint8_t *attrs, *kid, *alg, *wrapped, *sealed; /* sealed: v2 */
+    uint32_t attrs_len, wrapped_len, sealed_len;
+    uint16_t kid_len, alg_len;
+};
+
+/* Takes attrs, kid, alg and wrapped from C into X; false with *WHY naming
+ * the first field out of its limits or past the end. */
+static bool take_shared(struct cursor *c, struct fields *x, const char **why)
+{
+    const uint8_t *f = NULL;
+
+    if (!take(c, 4, &f) || (x->attrs_len = get_le32(f)) > STORE_ATTRS_MAX
+        || !take(c, x->attrs_len, &x->attrs)) {
+        *why = "bad attrs length";
+        return false;
+    }
+    if (!take(c, 2, &f) || (x->kid_len = get_le16(f)) > STORE_KID_MAX
+        || !take(c, x->kid_len, &x->kid)
+        || !akv_store_codec_text_valid(x->kid, x->kid_len, STORE_KID_MAX)) {
+        *why = "bad kid";
+        return false;
+    }
+    if (!take(c, 2, &f) || (x->alg_len = get_le16(f)) > STORE_ALG_MAX
+        || !take(c, x->alg_len, &x->alg)
+        || !akv_store_codec_text_valid(x->alg, x->alg_len, STORE_ALG_MAX)) {
+        *why = "bad alg";
+        return false;
+    }
+    if (!take(c, 4, &f) || (x->wrapped_len = get_le32(f)) > STORE_WRAPPED_MAX
+        || x->wrapped_len == 0 || !take(c, x->wrapped_len, &x->wrapped)) {
+        *why = "bad wrapped length";
+        return false;
+    }
+    return true;
+}
+
+/* Copies X into O as malloc'd fields (sealed only when X has one).
+ * CKR_OK, or CKR_HOST_MEMORY with O cleared. */
+static CK_RV copy_out(const struct fields *x, struct akv_store_record *o)
+{
+    o->attrs = malloc(x->attrs_len > 0 ? x->attrs_len : 1);
+    o->kid = dup_text(x->kid, x->kid_len);
+    o->alg = dup_text(x->alg, x->alg_len);
+    o->wrapped = malloc(x->wrapped_len);
+    if (x->sealed != NULL) {
+        o->sealed = malloc(x->sealed_len);
+    }
+    if (o->attrs == NULL || o->kid == NULL || o->alg == NULL
+        || o->wrapped == NULL || (x->sealed != NULL && o->sealed == NULL)) {
+        akv_store_record_clear(o);
+        return CKR_HOST_MEMORY;
+    }
+    if (x->attrs_len > 0) {
+        memcpy(o->attrs, x->attrs, x->attrs_len);
+    }
+    o->attrs_len = x->attrs_len;
+    memcpy(o->wrapped, x->wrapped, x->wrapped_len);
+    o->wrapped_len = x->wrapped_len;
+    if (x->sealed != NULL) {
+        memcpy(o->sealed, x->sealed, x->sealed_len);
+        o->sealed_len = x->sealed_len;
+    }
+    return CKR_OK;
+}
+
 CK_RV akv_store_codec_decode1(const uint8_t *buf, size_t len,
                               struct akv_store_record *o, const char **why)
 {
     CK_RV rv = CKR_DEVICE_ERROR;
     struct cursor c = {buf, len};
-    const uint8_t *magic = NULL, *f = NULL, *attrs = NULL, *kid = NULL;
-    const uint8_t *alg = NULL, *wrapped = NULL;
-    uint32_t attrs_len = 0, wrapped_len = 0;
-    uint16_t kid_len = 0, alg_len = 0;
+    const uint8_t *magic = NULL;
+    struct fields x;
+
+    memset(&x, 0, sizeof(x));
 
     if (len < STORE_FIXED_LEN || len > STORE_FILE_MAX) {
         *why = "file size out of range";
@@ -128,50 +196,15 @@ CK_RV akv_store_codec_decode1(const uint8_t *buf, size_t len,
         *why = "bad magic";
         goto out;
     }
-    if (!take(&c, 4, &f) || (attrs_len = get_le32(f)) > STORE_ATTRS_MAX
-        || !take(&c, attrs_len, &attrs)) {
-        *why = "bad attrs length";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (kid_len = get_le16(f)) > STORE_KID_MAX
-        || !take(&c, kid_len, &kid)
-        || !akv_store_codec_text_valid(kid, kid_len, STORE_KID_MAX)) {
-        *why = "bad kid";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (alg_len = get_le16(f)) > STORE_ALG_MAX
-        || !take(&c, alg_len, &alg)
-        || !akv_store_codec_text_valid(alg, alg_len, STORE_ALG_MAX)) {
-        *why = "bad alg";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (wrapped_len = get_le32(f)) > STORE_WRAPPED_MAX
-        || wrapped_len == 0 || !take(&c, wrapped_len, &wrapped)) {
-        *why = "bad wrapped length";
+    if (!take_shared(&c, &x, why)) {
         goto out;
     }
     if (c.left != 0) {
         *why = "trailing bytes";
         goto out;
     }
-    rv = CKR_HOST_MEMORY;
     *why = "out of memory";
-    o->attrs = malloc(attrs_len > 0 ? attrs_len : 1);
-    o->kid = dup_text(kid, kid_len);
-    o->alg = dup_text(alg, alg_len);
-    o->wrapped = malloc(wrapped_len);
-    if (o->attrs == NULL || o->kid == NULL || o->alg == NULL
-        || o->wrapped == NULL) {
-        akv_store_record_clear(o);
-        goto out;
-    }
-    if (attrs_len > 0) {
-        memcpy(o->attrs, attrs, attrs_len);
-    }
-    o->attrs_len = attrs_len;
-    memcpy(o->wrapped, wrapped, wrapped_len);
-    o->wrapped_len = wrapped_len;
-    rv = CKR_OK;
+    rv = copy_out(&x, o);
 out:
     return rv;
 }
@@ -266,36 +299,53 @@ out:
     return rv;
 }
 
+CK_RV akv_store_codec_open_authed(const uint8_t key[STORE_MAC_LEN],
+                                  const char *magic, const uint8_t *buf,
+                                  size_t len, size_t min, size_t max,
+                                  const char *mac_why, struct cursor *c,
+                                  const char **why)
+{
+    const uint8_t *f = NULL;
+
+    if (len < min || len > max) {
+        *why = "file size out of range";
+        return CKR_DEVICE_ERROR;
+    }
+    /* The MAC first: nothing an attacker wrote is parsed further. */
+    if (!akv_store_codec_mac_ok(key, buf, len)) {
+        *why = mac_why;
+        return CKR_SIGNATURE_INVALID;
+    }
+    c->p = buf;
+    c->left = len - STORE_MAC_LEN;
+    if (!take(c, STORE_MAGIC_LEN, &f)
+        || memcmp(f, magic, STORE_MAGIC_LEN) != 0) {
+        *why = "bad magic";
+        return CKR_DEVICE_ERROR;
+    }
+    return CKR_OK;
+}
+
 /* Parses a v2 file image of record ID (akv_store_codec_decode). */
 static CK_RV decode2(const uint8_t key[STORE_MAC_LEN], const char *id,
                      const uint8_t *buf, size_t len, struct akv_store_record *o,
                      const char **why)
 {
     CK_RV rv = CKR_DEVICE_ERROR;
-    struct cursor c = {buf, len};
-    const uint8_t *f = NULL, *rid = NULL, *attrs = NULL, *kid = NULL;
-    const uint8_t *alg = NULL, *wrapped = NULL, *sealed = NULL;
-    uint32_t attrs_len = 0, wrapped_len = 0, sealed_len = 0;
-    uint16_t kid_len = 0, alg_len = 0;
+    struct cursor c;
+    const uint8_t *f = NULL, *rid = NULL;
+    struct fields x;
     uint8_t id_len = 0;
     uint64_t gen = 0;
 
-    if (len < STORE2_FIXED_LEN || len > STORE2_FILE_MAX) {
-        *why = "file size out of range";
+    memset(&x, 0, sizeof(x));
+    rv = akv_store_codec_open_authed(
+        key, STORE_MAGIC2, buf, len, STORE2_FIXED_LEN, STORE2_FILE_MAX,
+        "HMAC mismatch: not written by this token, or edited", &c, why);
+    if (rv != CKR_OK) {
         goto out;
     }
-    /* The MAC first: nothing an attacker wrote is parsed further. */
-    if (!akv_store_codec_mac_ok(key, buf, len)) {
-        *why = "HMAC mismatch: not written by this token, or edited";
-        rv = CKR_SIGNATURE_INVALID;
-        goto out;
-    }
-    c.left = len - STORE_MAC_LEN;
-    if (!take(&c, STORE_MAGIC_LEN, &f)
-        || memcmp(f, STORE_MAGIC2, STORE_MAGIC_LEN) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
+    rv = CKR_DEVICE_ERROR;
     if (!take(&c, 1, &f) || (id_len = f[0]) == 0 || id_len > AKV_STORE_ID_LEN
         || !take(&c, id_len, &rid)) {
         *why = "bad id";
@@ -310,30 +360,11 @@ static CK_RV decode2(const uint8_t key[STORE_MAC_LEN], const char *id,
         *why = "bad generation";
         goto out;
     }
-    if (!take(&c, 4, &f) || (attrs_len = get_le32(f)) > STORE_ATTRS_MAX
-        || !take(&c, attrs_len, &attrs)) {
-        *why = "bad attrs length";
+    if (!take_shared(&c, &x, why)) {
         goto out;
     }
-    if (!take(&c, 2, &f) || (kid_len = get_le16(f)) > STORE_KID_MAX
-        || !take(&c, kid_len, &kid)
-        || !akv_store_codec_text_valid(kid, kid_len, STORE_KID_MAX)) {
-        *why = "bad kid";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (alg_len = get_le16(f)) > STORE_ALG_MAX
-        || !take(&c, alg_len, &alg)
-        || !akv_store_codec_text_valid(alg, alg_len, STORE_ALG_MAX)) {
-        *why = "bad alg";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (wrapped_len = get_le32(f)) > STORE_WRAPPED_MAX
-        || wrapped_len == 0 || !take(&c, wrapped_len, &wrapped)) {
-        *why = "bad wrapped length";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (sealed_len = get_le32(f)) > AKV_STORE_SEALED_MAX
-        || sealed_len == 0 || !take(&c, sealed_len, &sealed)) {
+    if (!take(&c, 4, &f) || (x.sealed_len = get_le32(f)) > AKV_STORE_SEALED_MAX
+        || x.sealed_len == 0 || !take(&c, x.sealed_len, &x.sealed)) {
         *why = "bad sealed length";
         goto out;
     }
@@ -341,29 +372,12 @@ static CK_RV decode2(const uint8_t key[STORE_MAC_LEN], const char *id,
         *why = "trailing bytes";
         goto out;
     }
-    rv = CKR_HOST_MEMORY;
     *why = "out of memory";
-    o->attrs = malloc(attrs_len > 0 ? attrs_len : 1);
-    o->kid = dup_text(kid, kid_len);
-    o->alg = dup_text(alg, alg_len);
-    o->wrapped = malloc(wrapped_len);
-    o->sealed = malloc(sealed_len);
-    if (o->attrs == NULL || o->kid == NULL || o->alg == NULL
-        || o->wrapped == NULL || o->sealed == NULL) {
-        akv_store_record_clear(o);
-        goto out;
+    rv = copy_out(&x, o);
+    if (rv == CKR_OK) {
+        o->generation = gen;
+        o->format = AKV_STORE_FORMAT_V2;
     }
-    if (attrs_len > 0) {
-        memcpy(o->attrs, attrs, attrs_len);
-    }
-    o->attrs_len = attrs_len;
-    memcpy(o->wrapped, wrapped, wrapped_len);
-    o->wrapped_len = wrapped_len;
-    memcpy(o->sealed, sealed, sealed_len);
-    o->sealed_len = sealed_len;
-    o->generation = gen;
-    o->format = AKV_STORE_FORMAT_V2;
-    rv = CKR_OK;
 out:
     return rv;
 }

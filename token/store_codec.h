@@ -125,6 +125,19 @@ bool akv_store_codec_mac_ok(const uint8_t key[STORE_MAC_LEN],
                             const uint8_t *buf, size_t len);
 
 /*
+ * Opens an authenticated image (the v2 record, the manifest): LEN within
+ * MIN..MAX bytes, then the trailing HMAC under the 32-byte KEY checked
+ * before any field, then the 8-byte MAGIC. On CKR_OK *C covers the bytes
+ * after the magic up to the HMAC. CKR_DEVICE_ERROR ("file size out of
+ * range", "bad magic") or CKR_SIGNATURE_INVALID (*WHY = MAC_WHY).
+ */
+CK_RV akv_store_codec_open_authed(const uint8_t key[STORE_MAC_LEN],
+                                  const char *magic, const uint8_t *buf,
+                                  size_t len, size_t min, size_t max,
+                                  const char *mac_why, struct cursor *c,
+                                  const char **why);
+
+/*
  * Serialises REC (akv_store_codec_record2_valid, id valid) as a v2 record
  * file image (docs/STORE.md "Record format, version 2") ending in its
  * HMAC under the 32-byte record KEY. On CKR_OK *OUT is a malloc'd image of

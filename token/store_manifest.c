@@ -65,21 +65,13 @@ CK_RV akv_store_manifest_decode(const uint8_t key[STORE_MAC_LEN],
     uint32_t n = 0;
 
     memset(m, 0, sizeof(*m));
-    if (len < STORE_MAGIC_LEN + 4 + STORE_MAC_LEN || len > STORE_MAN_FILE_MAX) {
-        *why = "file size out of range";
+    rv = akv_store_codec_open_authed(
+        key, STORE_MAN_MAGIC, buf, len, STORE_MAGIC_LEN + 4 + STORE_MAC_LEN,
+        STORE_MAN_FILE_MAX, "HMAC mismatch", &c, why);
+    if (rv != CKR_OK) {
         goto out;
     }
-    if (!akv_store_codec_mac_ok(key, buf, len)) {
-        *why = "HMAC mismatch";
-        rv = CKR_SIGNATURE_INVALID;
-        goto out;
-    }
-    c.left = len - STORE_MAC_LEN;
-    if (!take(&c, STORE_MAGIC_LEN, &f)
-        || memcmp(f, STORE_MAN_MAGIC, STORE_MAGIC_LEN) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
+    rv = CKR_DEVICE_ERROR;
     if (!take(&c, 4, &f) || (n = get_le32(f)) > STORE_MAN_MAX_N) {
         *why = "bad entry count";
         goto out;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The persistent object store (store.h, docs/STORE.md).
+ * The persistent object store (store.h, docs/STORE.md): file I/O, locking
+ * and the store operations. The byte formats are in store_codec.c, the
+ * manifest's model and format in store_manifest.c.
  *
  * Invariants that the rest of the file relies on:
  *  - A record file <id>.obj only ever appears through rename(2) of a fully
@@ -31,12 +33,10 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/sha.h>
 
@@ -45,45 +45,17 @@
 #include "../common/log.h"
 #include "../common/ossl.h"
 #include "../common/secret.h"
+#include "store_codec.h"
+#include "store_manifest.h"
 
-#define STORE_MAGIC     "AKVOBJ1\n"
-#define STORE_MAGIC2    "AKVOBJ2\n"
-#define STORE_MAGIC_LEN 8
 #define STORE_SUFFIX    ".obj"
 #define STORE_LOCK_NAME ".lock"
 #define STORE_KEY_NAME  ".storekey"
-#define STORE_KEY_MAGIC "AKVKEY2\n"
 #define STORE_MAN_NAME  ".manifest"
-#define STORE_MAN_MAGIC "AKVMAN2\n"
-#define STORE_MAC_LEN   32u /* HMAC-SHA256 */
-#define STORE_MAN_MAX_N 65536u
-/* u8 id_len + id + u8 flags + u64 cur + u64 pending + optional sha256 */
-#define STORE_MAN_ENTRY_MAX (1 + AKV_STORE_ID_LEN + 1 + 8 + 8 + 32)
-#define STORE_MAN_FILE_MAX                                                     \
-    (STORE_MAGIC_LEN + 4 + (size_t)STORE_MAN_MAX_N * STORE_MAN_ENTRY_MAX       \
-     + STORE_MAC_LEN)
-#define MAN_HAS_HASH 0x01u /* entry adopts a v1 file by its SHA-256 */
 /* HKDF info labels (RFC 5869 §3.2): one key per use of S. */
-#define LABEL_RECORD      "akv-pkcs11 store record v2"
-#define LABEL_MANIFEST    "akv-pkcs11 store manifest v2"
-#define STORE_TMP_TAG     ".tmp."
-#define STORE_ATTRS_MAX   AKV_STORE_ATTRS_MAX /* bytes */
-#define STORE_KID_MAX     511u                /* bytes, without NUL */
-#define STORE_ALG_MAX     31u                 /* bytes, without NUL */
-#define STORE_WRAPPED_MAX 4096u               /* bytes */
-/* magic + u32 + u16 + u16 + u32 + crc u32 */
-#define STORE_FIXED_LEN (STORE_MAGIC_LEN + 4 + 2 + 2 + 4 + 4)
-#define STORE_FILE_MAX                                                         \
-    (STORE_FIXED_LEN + STORE_ATTRS_MAX + STORE_KID_MAX + STORE_ALG_MAX         \
-     + STORE_WRAPPED_MAX)
-/* v2: magic + u8 id_len + u64 gen + u32 + u16 + u16 + u32 + u32 + HMAC */
-#define STORE2_FIXED_LEN                                                       \
-    (STORE_MAGIC_LEN + 1 + 8 + 4 + 2 + 2 + 4 + 4 + STORE_MAC_LEN)
-#define STORE2_FILE_MAX                                                        \
-    (STORE2_FIXED_LEN + AKV_STORE_ID_LEN + STORE_ATTRS_MAX + STORE_KID_MAX     \
-     + STORE_ALG_MAX + STORE_WRAPPED_MAX + AKV_STORE_SEALED_MAX)
-#define STORE_ANY_FILE_MAX                                                     \
-    (STORE2_FILE_MAX > STORE_FILE_MAX ? STORE2_FILE_MAX : STORE_FILE_MAX)
+#define LABEL_RECORD   "akv-pkcs11 store record v2"
+#define LABEL_MANIFEST "akv-pkcs11 store manifest v2"
+#define STORE_TMP_TAG  ".tmp."
 
 struct akv_store {
     char *dir;
@@ -96,19 +68,17 @@ struct akv_store {
     struct akv_secret keys;
 };
 
-/* One manifest entry: which generation(s) of record ID a reader accepts. */
-struct man_entry {
-    char id[AKV_STORE_ID_LEN + 1];
-    unsigned flags;   /* MAN_HAS_HASH */
-    uint64_t cur;     /* accepted v2 generation; 0 = none */
-    uint64_t pending; /* generation being written; 0 = none */
-    uint8_t hash[32]; /* SHA-256 of an adopted v1 file */
-};
+/* The 32-byte HMAC keys derived from S (docs/STORE.md "Construction").
+ * Caller checked akv_store_has_secret. */
+static const uint8_t *record_key(struct akv_store *store)
+{
+    return store->keys.data;
+}
 
-struct manifest {
-    struct man_entry *e;
-    size_t n, cap;
-};
+static const uint8_t *manifest_key(struct akv_store *store)
+{
+    return store->keys.data + STORE_MAC_LEN;
+}
 
 /* strerror is not thread-safe and the module runs in unknown threaded
  * hosts; glibc's strerror_r (GNU form under _GNU_SOURCE) is. */
@@ -116,198 +86,6 @@ static const char *errtext(int e)
 {
     static _Thread_local char buf[128];
     return strerror_r(e, buf, sizeof(buf));
-}
-
-/* CRC-32 (IEEE 802.3, zlib's) over LEN bytes; zlib takes uInt lengths and
- * records are bounded far below 4 GiB. */
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t len)
-{
-    return (uint32_t)crc32((uLong)crc, p, (uInt)len);
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint16_t get_le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16)
-           | ((uint32_t)p[3] << 24);
-}
-
-/* Ids become file names: only [0-9A-Za-z_-], 1..AKV_STORE_ID_LEN chars, so
- * no "/", "..", hidden or temp name can be formed from one. */
-static bool id_valid(const char *id)
-{
-    size_t len = 0;
-
-    if (id == NULL) {
-        return false;
-    }
-    for (; id[len] != '\0'; len++) {
-        char c = id[len];
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
-                  || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
-        if (!ok || len >= AKV_STORE_ID_LEN) {
-            return false;
-        }
-    }
-    return len > 0;
-}
-
-/* kid and alg are stored as counted bytes but used as C strings: printable
- * ASCII only, which also excludes NUL. */
-static bool text_valid(const uint8_t *p, size_t len, size_t max)
-{
-    if (len == 0 || len > max) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool record_valid(const struct akv_store_record *rec)
-{
-    if (rec == NULL || rec->kid == NULL || rec->alg == NULL) {
-        return false;
-    }
-    if (rec->attrs_len > STORE_ATTRS_MAX
-        || (rec->attrs_len > 0 && rec->attrs == NULL)) {
-        return false;
-    }
-    if (rec->wrapped == NULL || rec->wrapped_len == 0
-        || rec->wrapped_len > STORE_WRAPPED_MAX) {
-        return false;
-    }
-    return text_valid((const uint8_t *)rec->kid, strlen(rec->kid),
-                      STORE_KID_MAX)
-           && text_valid((const uint8_t *)rec->alg, strlen(rec->alg),
-                         STORE_ALG_MAX);
-}
-
-/* Bounded cursor over untrusted bytes. */
-struct cursor {
-    const uint8_t *p;
-    size_t left;
-};
-
-static bool take(struct cursor *c, size_t n, const uint8_t **out)
-{
-    if (n > c->left) {
-        return false;
-    }
-    *out = c->p;
-    c->p += n;
-    c->left -= n;
-    return true;
-}
-
-static char *dup_text(const uint8_t *p, size_t len)
-{
-    char *s = malloc(len + 1);
-
-    if (s != NULL) {
-        memcpy(s, p, len);
-        s[len] = '\0';
-    }
-    return s;
-}
-
-/*
- * Parses a whole file image. Returns CKR_OK, CKR_HOST_MEMORY, or
- * CKR_DEVICE_ERROR with *why naming the first check that failed.
- */
-static CK_RV decode(const uint8_t *buf, size_t len, struct akv_store_record *o,
-                    const char **why)
-{
-    CK_RV rv = CKR_DEVICE_ERROR;
-    struct cursor c = {buf, len};
-    const uint8_t *magic = NULL, *f = NULL, *attrs = NULL, *kid = NULL;
-    const uint8_t *alg = NULL, *wrapped = NULL;
-    uint32_t attrs_len = 0, wrapped_len = 0;
-    uint16_t kid_len = 0, alg_len = 0;
-
-    if (len < STORE_FIXED_LEN || len > STORE_FILE_MAX) {
-        *why = "file size out of range";
-        goto out;
-    }
-    /* Checked before the fields so a flipped length byte is reported as
-     * corruption rather than as an implausible length. */
-    if (crc32_update(0, buf, len - 4) != get_le32(buf + len - 4)) {
-        *why = "crc32 mismatch";
-        goto out;
-    }
-    c.left = len - 4;
-    if (!take(&c, STORE_MAGIC_LEN, &magic)
-        || memcmp(magic, STORE_MAGIC, STORE_MAGIC_LEN) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (attrs_len = get_le32(f)) > STORE_ATTRS_MAX
-        || !take(&c, attrs_len, &attrs)) {
-        *why = "bad attrs length";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (kid_len = get_le16(f)) > STORE_KID_MAX
-        || !take(&c, kid_len, &kid)
-        || !text_valid(kid, kid_len, STORE_KID_MAX)) {
-        *why = "bad kid";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (alg_len = get_le16(f)) > STORE_ALG_MAX
-        || !take(&c, alg_len, &alg)
-        || !text_valid(alg, alg_len, STORE_ALG_MAX)) {
-        *why = "bad alg";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (wrapped_len = get_le32(f)) > STORE_WRAPPED_MAX
-        || wrapped_len == 0 || !take(&c, wrapped_len, &wrapped)) {
-        *why = "bad wrapped length";
-        goto out;
-    }
-    if (c.left != 0) {
-        *why = "trailing bytes";
-        goto out;
-    }
-    rv = CKR_HOST_MEMORY;
-    *why = "out of memory";
-    o->attrs = malloc(attrs_len > 0 ? attrs_len : 1);
-    o->kid = dup_text(kid, kid_len);
-    o->alg = dup_text(alg, alg_len);
-    o->wrapped = malloc(wrapped_len);
-    if (o->attrs == NULL || o->kid == NULL || o->alg == NULL
-        || o->wrapped == NULL) {
-        akv_store_record_clear(o);
-        goto out;
-    }
-    if (attrs_len > 0) {
-        memcpy(o->attrs, attrs, attrs_len);
-    }
-    o->attrs_len = attrs_len;
-    memcpy(o->wrapped, wrapped, wrapped_len);
-    o->wrapped_len = wrapped_len;
-    rv = CKR_OK;
-out:
-    return rv;
 }
 
 /* The StrictModes file rule (fsperm.h) on record NAME: a record another
@@ -328,17 +106,6 @@ static bool record_perms_ok(struct akv_store *store, const char *name,
 }
 
 /* ---- keys derived from the store secret ---- */
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-    put_le32(p, (uint32_t)v);
-    put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-    return (uint64_t)get_le32(p) | ((uint64_t)get_le32(p + 4) << 32);
-}
 
 /* HKDF-SHA256 (RFC 5869) of S with INFO, no salt, 32 bytes into OUT.
  * Returns 0 or -1. */
@@ -413,368 +180,16 @@ static int sha256(const uint8_t *buf, size_t len, uint8_t out[32])
                : -1;
 }
 
-/* HMAC-SHA256 of BUF under key WHICH (0 record, 1 manifest) into MAC.
- * Caller checked akv_store_has_secret. Returns 0 or -1. */
-static int mac(struct akv_store *store, int which, const uint8_t *buf,
-               size_t len, uint8_t mac_out[STORE_MAC_LEN])
-{
-    size_t out_len = 0;
-
-    /* In the module's private context (common/ossl.h): the host's providers
-     * cannot change or break it. */
-    if (EVP_Q_mac(akv_ossl_libctx(), "HMAC", NULL, "SHA256", NULL,
-                  store->keys.data + 32 * which, 32, buf, len, mac_out,
-                  STORE_MAC_LEN, &out_len)
-            == NULL
-        || out_len != STORE_MAC_LEN) {
-        return -1;
-    }
-    return 0;
-}
-
-/* True when the last 32 bytes of BUF are the HMAC of the rest. */
-static bool mac_ok(struct akv_store *store, int which, const uint8_t *buf,
-                   size_t len)
-{
-    uint8_t m[STORE_MAC_LEN];
-    bool ok =
-        len >= STORE_MAC_LEN
-        && mac(store, which, buf, len - STORE_MAC_LEN, m) == 0
-        && CRYPTO_memcmp(m, buf + len - STORE_MAC_LEN, STORE_MAC_LEN) == 0;
-
-    akv_secret_wipe(m, sizeof(m));
-    return ok;
-}
-
-/* ---- format 2 records ---- */
-
-static bool record2_valid(const struct akv_store_record *rec)
-{
-    return record_valid(rec) && rec->generation != 0 && rec->sealed != NULL
-           && rec->sealed_len > 0 && rec->sealed_len <= AKV_STORE_SEALED_MAX;
-}
-
-/* Serialises REC (validated, id set) as a v2 record with its HMAC. */
-static CK_RV encode2(struct akv_store *store,
-                     const struct akv_store_record *rec, uint8_t **out,
-                     size_t *out_len)
-{
-    CK_RV rv = CKR_GENERAL_ERROR;
-    size_t id_len = strlen(rec->id);
-    size_t kid_len = strlen(rec->kid);
-    size_t alg_len = strlen(rec->alg);
-    size_t len = STORE2_FIXED_LEN + id_len + rec->attrs_len + kid_len + alg_len
-                 + rec->wrapped_len + rec->sealed_len;
-    uint8_t *buf = malloc(len);
-    uint8_t *p = buf;
-
-    if (buf == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    memcpy(p, STORE_MAGIC2, STORE_MAGIC_LEN);
-    p += STORE_MAGIC_LEN;
-    *p++ = (uint8_t)id_len;
-    memcpy(p, rec->id, id_len);
-    p += id_len;
-    put_le64(p, rec->generation);
-    p += 8;
-    put_le32(p, (uint32_t)rec->attrs_len);
-    p += 4;
-    if (rec->attrs_len > 0) {
-        memcpy(p, rec->attrs, rec->attrs_len);
-        p += rec->attrs_len;
-    }
-    put_le16(p, (uint16_t)kid_len);
-    p += 2;
-    memcpy(p, rec->kid, kid_len);
-    p += kid_len;
-    put_le16(p, (uint16_t)alg_len);
-    p += 2;
-    memcpy(p, rec->alg, alg_len);
-    p += alg_len;
-    put_le32(p, (uint32_t)rec->wrapped_len);
-    p += 4;
-    memcpy(p, rec->wrapped, rec->wrapped_len);
-    p += rec->wrapped_len;
-    put_le32(p, (uint32_t)rec->sealed_len);
-    p += 4;
-    memcpy(p, rec->sealed, rec->sealed_len);
-    p += rec->sealed_len;
-    if (mac(store, 0, buf, (size_t)(p - buf), p) != 0) {
-        goto out;
-    }
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-    rv = CKR_OK;
-out:
-    if (buf != NULL) {
-        akv_secret_wipe(buf, len);
-    }
-    free(buf);
-    return rv;
-}
-
-/*
- * Parses a v2 file image of record ID. CKR_OK, CKR_HOST_MEMORY,
- * CKR_DEVICE_ERROR (structure; *why), CKR_SIGNATURE_INVALID (HMAC, or the
- * id inside is not ID: a record copied to another name).
- */
-static CK_RV decode2(struct akv_store *store, const char *id,
-                     const uint8_t *buf, size_t len, struct akv_store_record *o,
-                     const char **why)
-{
-    CK_RV rv = CKR_DEVICE_ERROR;
-    struct cursor c = {buf, len};
-    const uint8_t *f = NULL, *rid = NULL, *attrs = NULL, *kid = NULL;
-    const uint8_t *alg = NULL, *wrapped = NULL, *sealed = NULL;
-    uint32_t attrs_len = 0, wrapped_len = 0, sealed_len = 0;
-    uint16_t kid_len = 0, alg_len = 0;
-    uint8_t id_len = 0;
-    uint64_t gen = 0;
-
-    if (len < STORE2_FIXED_LEN || len > STORE2_FILE_MAX) {
-        *why = "file size out of range";
-        goto out;
-    }
-    /* The MAC first: nothing an attacker wrote is parsed further. */
-    if (!mac_ok(store, 0, buf, len)) {
-        *why = "HMAC mismatch: not written by this token, or edited";
-        rv = CKR_SIGNATURE_INVALID;
-        goto out;
-    }
-    c.left = len - STORE_MAC_LEN;
-    if (!take(&c, STORE_MAGIC_LEN, &f)
-        || memcmp(f, STORE_MAGIC2, STORE_MAGIC_LEN) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
-    if (!take(&c, 1, &f) || (id_len = f[0]) == 0 || id_len > AKV_STORE_ID_LEN
-        || !take(&c, id_len, &rid)) {
-        *why = "bad id";
-        goto out;
-    }
-    if (strlen(id) != id_len || memcmp(rid, id, id_len) != 0) {
-        *why = "record of another id (moved or copied)";
-        rv = CKR_SIGNATURE_INVALID;
-        goto out;
-    }
-    if (!take(&c, 8, &f) || (gen = get_le64(f)) == 0) {
-        *why = "bad generation";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (attrs_len = get_le32(f)) > STORE_ATTRS_MAX
-        || !take(&c, attrs_len, &attrs)) {
-        *why = "bad attrs length";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (kid_len = get_le16(f)) > STORE_KID_MAX
-        || !take(&c, kid_len, &kid)
-        || !text_valid(kid, kid_len, STORE_KID_MAX)) {
-        *why = "bad kid";
-        goto out;
-    }
-    if (!take(&c, 2, &f) || (alg_len = get_le16(f)) > STORE_ALG_MAX
-        || !take(&c, alg_len, &alg)
-        || !text_valid(alg, alg_len, STORE_ALG_MAX)) {
-        *why = "bad alg";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (wrapped_len = get_le32(f)) > STORE_WRAPPED_MAX
-        || wrapped_len == 0 || !take(&c, wrapped_len, &wrapped)) {
-        *why = "bad wrapped length";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (sealed_len = get_le32(f)) > AKV_STORE_SEALED_MAX
-        || sealed_len == 0 || !take(&c, sealed_len, &sealed)) {
-        *why = "bad sealed length";
-        goto out;
-    }
-    if (c.left != 0) {
-        *why = "trailing bytes";
-        goto out;
-    }
-    rv = CKR_HOST_MEMORY;
-    *why = "out of memory";
-    o->attrs = malloc(attrs_len > 0 ? attrs_len : 1);
-    o->kid = dup_text(kid, kid_len);
-    o->alg = dup_text(alg, alg_len);
-    o->wrapped = malloc(wrapped_len);
-    o->sealed = malloc(sealed_len);
-    if (o->attrs == NULL || o->kid == NULL || o->alg == NULL
-        || o->wrapped == NULL || o->sealed == NULL) {
-        akv_store_record_clear(o);
-        goto out;
-    }
-    if (attrs_len > 0) {
-        memcpy(o->attrs, attrs, attrs_len);
-    }
-    o->attrs_len = attrs_len;
-    memcpy(o->wrapped, wrapped, wrapped_len);
-    o->wrapped_len = wrapped_len;
-    memcpy(o->sealed, sealed, sealed_len);
-    o->sealed_len = sealed_len;
-    o->generation = gen;
-    o->format = AKV_STORE_FORMAT_V2;
-    rv = CKR_OK;
-out:
-    return rv;
-}
-
 CK_RV akv_store_parse(struct akv_store *store, const char *id,
                       const uint8_t *buf, size_t len,
                       struct akv_store_record *out, const char **why)
 {
-    CK_RV rv = CKR_DEVICE_ERROR;
-
     *why = "";
     if (!akv_store_has_secret(store)) {
         *why = "store secret not loaded";
         return CKR_GENERAL_ERROR;
     }
-    memset(out, 0, sizeof(*out));
-    if (len >= STORE_MAGIC_LEN
-        && memcmp(buf, STORE_MAGIC2, STORE_MAGIC_LEN) == 0) {
-        rv = decode2(store, id, buf, len, out, why);
-    } else {
-        rv = decode(buf, len, out, why);
-        if (rv == CKR_OK) {
-            out->format = AKV_STORE_FORMAT_V1;
-        }
-    }
-    if (rv == CKR_OK) {
-        memcpy(out->id, id, strlen(id) + 1);
-    }
-    return rv;
-}
-
-/* ---- the manifest ---- */
-
-static void man_free(struct manifest *m)
-{
-    free(m->e);
-    memset(m, 0, sizeof(*m));
-}
-
-static struct man_entry *man_find(struct manifest *m, const char *id)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        if (strcmp(m->e[i].id, id) == 0) {
-            return &m->e[i];
-        }
-    }
-    return NULL;
-}
-
-/* A new zeroed entry for ID (which must not be present). NULL on ENOMEM or
- * when the manifest is full. */
-static struct man_entry *man_add(struct manifest *m, const char *id)
-{
-    if (m->n >= STORE_MAN_MAX_N) {
-        return NULL;
-    }
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        struct man_entry *e = realloc(m->e, cap * sizeof(*e));
-        if (e == NULL) {
-            return NULL;
-        }
-        m->e = e;
-        m->cap = cap;
-    }
-    memset(&m->e[m->n], 0, sizeof(m->e[m->n]));
-    memcpy(m->e[m->n].id, id, strlen(id) + 1);
-    return &m->e[m->n++];
-}
-
-static void man_remove(struct manifest *m, const char *id)
-{
-    struct man_entry *e = man_find(m, id);
-
-    if (e != NULL) {
-        *e = m->e[m->n - 1];
-        m->n--;
-    }
-}
-
-/* Parses and authenticates a manifest image into M. CKR_OK,
- * CKR_HOST_MEMORY, CKR_DEVICE_ERROR (structure), CKR_SIGNATURE_INVALID. */
-static CK_RV man_decode(struct akv_store *store, const uint8_t *buf, size_t len,
-                        struct manifest *m, const char **why)
-{
-    CK_RV rv = CKR_DEVICE_ERROR;
-    struct cursor c = {buf, len};
-    const uint8_t *f = NULL;
-    uint32_t n = 0;
-
-    memset(m, 0, sizeof(*m));
-    if (len < STORE_MAGIC_LEN + 4 + STORE_MAC_LEN || len > STORE_MAN_FILE_MAX) {
-        *why = "file size out of range";
-        goto out;
-    }
-    if (!mac_ok(store, 1, buf, len)) {
-        *why = "HMAC mismatch";
-        rv = CKR_SIGNATURE_INVALID;
-        goto out;
-    }
-    c.left = len - STORE_MAC_LEN;
-    if (!take(&c, STORE_MAGIC_LEN, &f)
-        || memcmp(f, STORE_MAN_MAGIC, STORE_MAGIC_LEN) != 0) {
-        *why = "bad magic";
-        goto out;
-    }
-    if (!take(&c, 4, &f) || (n = get_le32(f)) > STORE_MAN_MAX_N) {
-        *why = "bad entry count";
-        goto out;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        char id[AKV_STORE_ID_LEN + 1];
-        const uint8_t *rid = NULL;
-        struct man_entry *e = NULL;
-        uint8_t id_len = 0;
-
-        if (!take(&c, 1, &f) || (id_len = f[0]) == 0
-            || id_len > AKV_STORE_ID_LEN || !take(&c, id_len, &rid)) {
-            *why = "bad entry id";
-            goto out;
-        }
-        memcpy(id, rid, id_len);
-        id[id_len] = '\0';
-        if (!id_valid(id) || man_find(m, id) != NULL) {
-            *why = "bad or duplicate entry id";
-            goto out;
-        }
-        e = man_add(m, id);
-        if (e == NULL) {
-            rv = CKR_HOST_MEMORY;
-            goto out;
-        }
-        if (!take(&c, 1 + 8 + 8, &f) || (f[0] & ~MAN_HAS_HASH) != 0) {
-            *why = "bad entry";
-            goto out;
-        }
-        e->flags = f[0];
-        e->cur = get_le64(f + 1);
-        e->pending = get_le64(f + 9);
-        if ((e->flags & MAN_HAS_HASH) != 0) {
-            if (!take(&c, 32, &f)) {
-                *why = "bad entry hash";
-                goto out;
-            }
-            memcpy(e->hash, f, 32);
-        }
-    }
-    if (c.left != 0) {
-        *why = "trailing bytes";
-        goto out;
-    }
-    rv = CKR_OK;
-out:
-    if (rv != CKR_OK) {
-        man_free(m);
-    }
-    return rv;
+    return akv_store_codec_decode(record_key(store), id, buf, len, out, why);
 }
 
 CK_RV akv_store_manifest_check(struct akv_store *store, const uint8_t *buf,
@@ -787,55 +202,12 @@ CK_RV akv_store_manifest_check(struct akv_store *store, const uint8_t *buf,
     if (!akv_store_has_secret(store)) {
         return CKR_GENERAL_ERROR;
     }
-    rv = man_decode(store, buf, len, &m, &why);
+    rv = akv_store_manifest_decode(manifest_key(store), buf, len, &m, &why);
     if (rv == CKR_OK && entries != NULL) {
         *entries = m.n;
     }
-    man_free(&m);
+    akv_store_manifest_free(&m);
     return rv;
-}
-
-static CK_RV man_encode(struct akv_store *store, const struct manifest *m,
-                        uint8_t **out, size_t *out_len)
-{
-    size_t len = STORE_MAGIC_LEN + 4 + STORE_MAC_LEN;
-    uint8_t *buf = NULL, *p = NULL;
-
-    for (size_t i = 0; i < m->n; i++) {
-        len += 1 + strlen(m->e[i].id) + 1 + 8 + 8
-               + ((m->e[i].flags & MAN_HAS_HASH) ? 32 : 0);
-    }
-    buf = malloc(len);
-    if (buf == NULL) {
-        return CKR_HOST_MEMORY;
-    }
-    p = buf;
-    memcpy(p, STORE_MAN_MAGIC, STORE_MAGIC_LEN);
-    p += STORE_MAGIC_LEN;
-    put_le32(p, (uint32_t)m->n);
-    p += 4;
-    for (size_t i = 0; i < m->n; i++) {
-        const struct man_entry *e = &m->e[i];
-        size_t id_len = strlen(e->id);
-        *p++ = (uint8_t)id_len;
-        memcpy(p, e->id, id_len);
-        p += id_len;
-        *p++ = (uint8_t)e->flags;
-        put_le64(p, e->cur);
-        put_le64(p + 8, e->pending);
-        p += 16;
-        if ((e->flags & MAN_HAS_HASH) != 0) {
-            memcpy(p, e->hash, 32);
-            p += 32;
-        }
-    }
-    if (mac(store, 1, buf, (size_t)(p - buf), p) != 0) {
-        free(buf);
-        return CKR_GENERAL_ERROR;
-    }
-    *out = buf;
-    *out_len = len;
-    return CKR_OK;
 }
 
 /*
@@ -945,7 +317,7 @@ static CK_RV man_load(struct akv_store *store, struct manifest *m)
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = man_decode(store, buf, len, m, &why);
+    rv = akv_store_manifest_decode(manifest_key(store), buf, len, m, &why);
     if (rv == CKR_SIGNATURE_INVALID || rv == CKR_DEVICE_ERROR) {
         AKV_LOG_ERR("store %s: %s refused (%s): no record can be trusted; "
                     "was the store tampered with?",
@@ -965,7 +337,8 @@ static const char *man_accepts(const struct manifest *m,
                                const struct akv_store_record *rec,
                                const uint8_t *buf, size_t len)
 {
-    const struct man_entry *e = man_find((struct manifest *)m, rec->id);
+    const struct man_entry *e =
+        akv_store_manifest_find((struct manifest *)m, rec->id);
 
     if (e == NULL) {
         return "not in the manifest: planted, or deleted";
@@ -1365,7 +738,7 @@ static CK_RV man_save(struct akv_store *store, const struct manifest *m)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    CK_RV rv = man_encode(store, m, &buf, &len);
+    CK_RV rv = akv_store_manifest_encode(manifest_key(store), m, &buf, &len);
 
     if (rv == CKR_OK) {
         rv = write_locked(store, STORE_MAN_NAME, buf, len);
@@ -1428,12 +801,13 @@ static CK_RV put(struct akv_store *store,
     struct man_entry *e = NULL;
 
     memset(&have, 0, sizeof(have));
-    if (store == NULL || !record2_valid(rec)) {
+    if (store == NULL || !akv_store_codec_record2_valid(rec)) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
     if (expected != NULL) {
-        if (!record_valid(expected) || !id_valid(expected->id)) {
+        if (!akv_store_codec_record_valid(expected)
+            || !akv_store_codec_id_valid(expected->id)) {
             rv = CKR_ARGUMENTS_BAD;
             goto out;
         }
@@ -1450,7 +824,7 @@ static CK_RV put(struct akv_store *store,
             goto out;
         }
     }
-    if (!id_valid(rec->id)) {
+    if (!akv_store_codec_id_valid(rec->id)) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
@@ -1466,7 +840,7 @@ static CK_RV put(struct akv_store *store,
         rv = CKR_GENERAL_ERROR;
         goto out;
     }
-    rv = encode2(store, rec, &buf, &len);
+    rv = akv_store_codec_encode2(record_key(store), rec, &buf, &len);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -1492,12 +866,12 @@ static CK_RV put(struct akv_store *store,
      *    stays valid), 2. the record is renamed into place, 3. the new
      *    generation becomes the only one. A kill between any two steps
      *    leaves a record that a reader accepts: the old or the new. */
-    e = man_find(&m, rec->id);
+    e = akv_store_manifest_find(&m, rec->id);
     if (e != NULL && e->pending != 0) {
         settle_locked(store, &m, e);
     }
     if (e == NULL) {
-        e = man_add(&m, rec->id);
+        e = akv_store_manifest_add(&m, rec->id);
         if (e == NULL) {
             rv = CKR_HOST_MEMORY;
             goto out;
@@ -1524,7 +898,7 @@ static CK_RV put(struct akv_store *store,
     rv = man_save(store, &m);
 out:
     unlock(lfd);
-    man_free(&m);
+    akv_store_manifest_free(&m);
     akv_store_record_clear(&have);
     if (buf != NULL) {
         akv_secret_wipe(buf, len);
@@ -1555,7 +929,7 @@ CK_RV akv_store_get(struct akv_store *store, const char *id,
     int lfd = -1;
     struct manifest m = {NULL, 0, 0};
 
-    if (store == NULL || out == NULL || !id_valid(id)) {
+    if (store == NULL || out == NULL || !akv_store_codec_id_valid(id)) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
@@ -1574,7 +948,7 @@ CK_RV akv_store_get(struct akv_store *store, const char *id,
     }
 out:
     unlock(lfd);
-    man_free(&m);
+    akv_store_manifest_free(&m);
     return rv;
 }
 
@@ -1585,7 +959,7 @@ CK_RV akv_store_delete(struct akv_store *store, const char *id)
     int lfd = -1;
     struct manifest m = {NULL, 0, 0};
 
-    if (store == NULL || !id_valid(id)) {
+    if (store == NULL || !akv_store_codec_id_valid(id)) {
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
@@ -1601,8 +975,8 @@ CK_RV akv_store_delete(struct akv_store *store, const char *id)
     if (rv != CKR_OK) {
         goto out;
     }
-    if (man_find(&m, id) != NULL) {
-        man_remove(&m, id);
+    if (akv_store_manifest_find(&m, id) != NULL) {
+        akv_store_manifest_remove(&m, id);
         rv = man_save(store, &m);
         if (rv != CKR_OK) {
             goto out;
@@ -1622,7 +996,7 @@ CK_RV akv_store_delete(struct akv_store *store, const char *id)
     rv = CKR_OK;
 out:
     unlock(lfd);
-    man_free(&m);
+    akv_store_manifest_free(&m);
     return rv;
 }
 
@@ -1638,7 +1012,7 @@ static bool record_name(const char *name, char id[AKV_STORE_ID_LEN + 1])
     }
     memcpy(id, name, len - suf);
     id[len - suf] = '\0';
-    return id_valid(id);
+    return akv_store_codec_id_valid(id);
 }
 
 static int cmp_record(const void *a, const void *b)
@@ -1735,7 +1109,7 @@ out:
         close(fd);
     }
     unlock(lfd);
-    man_free(&m);
+    akv_store_manifest_free(&m);
     akv_store_records_free(recs, count);
     return rv;
 }
@@ -1755,13 +1129,6 @@ size_t akv_store_last_refused(struct akv_store *store)
 }
 
 /* ---- .storekey ---- */
-
-/* "AKVKEY2\n" | u16 kid_len | kid | u16 alg_len | alg | u32 wrapped_len |
- * wrapped | u32 crc32. Not MAC'd: S cannot be checked before it is
- * unwrapped; a replaced .storekey makes the manifest fail instead. */
-#define STORE_KEY_FILE_MAX                                                     \
-    (STORE_MAGIC_LEN + 2 + STORE_KID_MAX + 2 + STORE_ALG_MAX + 4               \
-     + STORE_WRAPPED_MAX + 4)
 
 bool akv_store_unused(struct akv_store *store)
 {
@@ -1811,10 +1178,6 @@ CK_RV akv_store_key_get(struct akv_store *store, struct akv_store_key *out)
     uint8_t *buf = NULL;
     size_t len = 0;
     int lfd = -1;
-    struct cursor c;
-    const uint8_t *f = NULL, *kid = NULL, *alg = NULL, *wr = NULL;
-    uint16_t kid_len = 0, alg_len = 0;
-    uint32_t wr_len = 0;
 
     if (store == NULL || out == NULL) {
         return CKR_ARGUMENTS_BAD;
@@ -1829,34 +1192,11 @@ CK_RV akv_store_key_get(struct akv_store *store, struct akv_store_key *out)
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = CKR_DEVICE_ERROR;
-    c.p = buf;
-    c.left = len >= 4 ? len - 4 : 0;
-    if (len < STORE_MAGIC_LEN + 12
-        || crc32_update(0, buf, len - 4) != get_le32(buf + len - 4)
-        || !take(&c, STORE_MAGIC_LEN, &f)
-        || memcmp(f, STORE_KEY_MAGIC, STORE_MAGIC_LEN) != 0 || !take(&c, 2, &f)
-        || (kid_len = get_le16(f)) > STORE_KID_MAX || !take(&c, kid_len, &kid)
-        || !text_valid(kid, kid_len, STORE_KID_MAX) || !take(&c, 2, &f)
-        || (alg_len = get_le16(f)) > STORE_ALG_MAX || !take(&c, alg_len, &alg)
-        || !text_valid(alg, alg_len, STORE_ALG_MAX) || !take(&c, 4, &f)
-        || (wr_len = get_le32(f)) == 0 || wr_len > STORE_WRAPPED_MAX
-        || !take(&c, wr_len, &wr) || c.left != 0) {
+    rv = akv_store_codec_key_decode(buf, len, out);
+    if (rv == CKR_DEVICE_ERROR) {
         AKV_LOG_ERR("store %s: %s is corrupt (%zu bytes)", store->dir,
                     STORE_KEY_NAME, len);
-        goto out;
     }
-    out->kid = dup_text(kid, kid_len);
-    out->alg = dup_text(alg, alg_len);
-    out->wrapped = malloc(wr_len);
-    if (out->kid == NULL || out->alg == NULL || out->wrapped == NULL) {
-        akv_store_key_clear(out);
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    memcpy(out->wrapped, wr, wr_len);
-    out->wrapped_len = wr_len;
-    rv = CKR_OK;
 out:
     unlock(lfd);
     free(buf);
@@ -1894,8 +1234,8 @@ static CK_RV adopt_v1_locked(struct akv_store *store, struct manifest *m)
             continue;
         }
         memset(&r, 0, sizeof(r));
-        if (decode(buf, len, &r, &why) == CKR_OK) {
-            e = man_add(m, id);
+        if (akv_store_codec_decode1(buf, len, &r, &why) == CKR_OK) {
+            e = akv_store_manifest_add(m, id);
             if (e == NULL) {
                 rv = CKR_HOST_MEMORY;
             } else {
@@ -1924,23 +1264,13 @@ CK_RV akv_store_key_create(struct akv_store *store,
     int lfd = -1;
     struct manifest m = {NULL, 0, 0};
     struct stat st;
-    uint8_t *buf = NULL, *p = NULL;
-    size_t kid_len = 0, alg_len = 0, blen = 0;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
 
-    if (store == NULL || key == NULL || key->kid == NULL || key->alg == NULL
-        || key->wrapped == NULL || key->wrapped_len == 0
-        || key->wrapped_len > STORE_WRAPPED_MAX || s == NULL
-        || len != AKV_STORE_SECRET_LEN
-        || !text_valid((const uint8_t *)key->kid, strlen(key->kid),
-                       STORE_KID_MAX)
-        || !text_valid((const uint8_t *)key->alg, strlen(key->alg),
-                       STORE_ALG_MAX)) {
+    if (store == NULL || !akv_store_codec_key_valid(key) || s == NULL
+        || len != AKV_STORE_SECRET_LEN) {
         return CKR_ARGUMENTS_BAD;
     }
-    kid_len = strlen(key->kid);
-    alg_len = strlen(key->alg);
-    blen =
-        STORE_MAGIC_LEN + 2 + kid_len + 2 + alg_len + 4 + key->wrapped_len + 4;
     lfd = lock(store, LOCK_EX);
     if (lfd < 0) {
         rv = CKR_DEVICE_ERROR;
@@ -1968,24 +1298,10 @@ CK_RV akv_store_key_create(struct akv_store *store,
     if (rv != CKR_OK) {
         goto fail;
     }
-    buf = malloc(blen);
-    if (buf == NULL) {
-        rv = CKR_HOST_MEMORY;
+    rv = akv_store_codec_key_encode(key, &buf, &blen);
+    if (rv != CKR_OK) {
         goto fail;
     }
-    p = buf;
-    memcpy(p, STORE_KEY_MAGIC, STORE_MAGIC_LEN);
-    p += STORE_MAGIC_LEN;
-    put_le16(p, (uint16_t)kid_len);
-    memcpy(p + 2, key->kid, kid_len);
-    p += 2 + kid_len;
-    put_le16(p, (uint16_t)alg_len);
-    memcpy(p + 2, key->alg, alg_len);
-    p += 2 + alg_len;
-    put_le32(p, (uint32_t)key->wrapped_len);
-    memcpy(p + 4, key->wrapped, key->wrapped_len);
-    p += 4 + key->wrapped_len;
-    put_le32(p, crc32_update(0, buf, (size_t)(p - buf)));
     rv = write_locked(store, STORE_KEY_NAME, buf, blen);
     if (rv == CKR_OK) {
         AKV_LOG_INFO("store %s: store key created, %zu legacy record%s "
@@ -2001,7 +1317,7 @@ fail:
     pthread_mutex_unlock(&store->key_lock);
 out:
     unlock(lfd);
-    man_free(&m);
+    akv_store_manifest_free(&m);
     free(buf);
     return rv;
 }

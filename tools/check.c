@@ -396,6 +396,33 @@ static void check_attrs(struct run *r, const struct tok *t,
     int64_t now = (int64_t)time(NULL);
     const char *label = t->tc->label;
 
+    if (k->kty == AKV_KV_KTY_EC) {
+        /* An EC key signs (tokens[].sign), it never wraps: judged by that
+         * use, not as a failed wrap key. */
+        need = AKV_KV_OP_SIGN;
+        if (!t->tc->sign) {
+            snprintf(cause, sizeof(cause),
+                     "key %s is %s: EC keys only sign, and signing is off "
+                     "for this token",
+                     k->name, k->kty_name);
+            emit(r, label, k->name, "key", "FAIL", cause,
+                 "set \"sign\": true in the token's configuration "
+                 "(conf/README.md), or configure an RSA key to wrap");
+            return;
+        }
+        if (!k->enabled || (k->exp != 0 && k->exp <= now)
+            || (k->nbf != 0 && k->nbf > now) || (k->key_ops & need) != need) {
+            refusal(t, k, "sign", AKV_KV_OP_SIGN, cause, sizeof(cause), fix,
+                    sizeof(fix));
+            emit(r, label, k->name, "key", "FAIL", cause, fix);
+            return;
+        }
+        snprintf(cause, sizeof(cause),
+                 "%s %s version %s: enabled, key_ops include sign", k->kty_name,
+                 k->crv, k->version);
+        emit(r, label, k->name, "key", "OK", cause, NULL);
+        return;
+    }
     if (k->kty != AKV_KV_KTY_RSA && k->kty != AKV_KV_KTY_OCT_HSM) {
         snprintf(cause, sizeof(cause),
                  "key %s is %s: only RSA and oct-HSM "
@@ -484,8 +511,10 @@ static bool check_key_ops(struct run *r, const struct tok *t, struct akv_kv *kv,
               : key->oct_bits == 192 ? AKV_KV_ALG_A192KW
                                      : AKV_KV_ALG_A256KW;
     } else if (key->kty != AKV_KV_KTY_RSA) {
-        emit(r, label, kc->name, "wrapKey", "SKIP", "key type", NULL);
-        emit(r, label, kc->name, "unwrapKey", "SKIP", "key type", NULL);
+        emit(r, label, kc->name, "wrapKey", "SKIP", "key type (signs only)",
+             NULL);
+        emit(r, label, kc->name, "unwrapKey", "SKIP", "key type (signs only)",
+             NULL);
         return false;
     }
     if (getrandom(probe, sizeof(probe), 0) != (ssize_t)sizeof(probe)) {
@@ -635,8 +664,11 @@ static void check_store(struct run *r, const struct tok *t, struct akv_kv *kv,
         }
         if (rv == CKR_TEMPLATE_INCONSISTENT) {
             snprintf(cause, sizeof(cause),
-                     "%s: legacy store without "
-                     ".storekey (adopted on first use or by rewrap)",
+                     akv_store_unused(store)
+                         ? "%s: empty store (.storekey is made with the "
+                           "first token object)"
+                         : "%s: legacy store without "
+                           ".storekey (adopted on first use or by rewrap)",
                      tc->store_dir);
             emit(r, tc->label, NULL, "store", "OK", cause, NULL);
             goto out;

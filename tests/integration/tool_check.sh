@@ -6,7 +6,8 @@
 # the exit status (= number of failures).
 #   tool_check.sh CASE   CASE: ok config-perms wrong-secret unreachable
 #                        ca-missing no-get no-wrap no-unwrap disabled expired
-#                        key-ops tampered cert-ok no-cert-get
+#                        key-ops tampered cert-ok no-cert-get ec-sign
+#                        ec-nosign empty-store
 . "$(dirname "$0")/../lib/common.sh"
 need pkcs11-tool
 : "${AKV_TOOL:?}"
@@ -55,6 +56,22 @@ cert-ok|no-cert-get)
         emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
             --key-permissions get wrapKey unwrapKey --certificate-permissions get >/dev/null
     fi ;;
+ec-sign|ec-nosign)
+    # an EC key beside the wrap key: judged as a signing key (tokens[].sign),
+    # not as a wrap key that failed
+    emu_cli keyvault key create --vault-name "$VAULT_NAME" --name ecsig \
+        --kty EC --curve P-256 >/dev/null
+    policy get wrapKey unwrapKey sign
+    edit_config '.tokens[0].keys += ["ecsig"]'
+    if [ "$CASE" = ec-sign ]; then
+        want_rc=0
+        edit_config '.tokens[0].sign = true'
+    fi ;;
+empty-store)
+    # a store_dir nothing was stored in yet is not a "legacy store"
+    want_rc=0
+    install -d -m 700 "$T_TMP/empty-store"
+    edit_config ".tokens[0].store_dir = \"$T_TMP/empty-store\"" ;;
 tampered)
     # a record copied under another id fails authentication (moved)
     src=$(ls "$STORE_DIR"/*.obj | head -n 1)
@@ -110,6 +127,14 @@ no-cert-get)
     expect_grep "certificate fix" \
         "fix: az keyvault set-policy --name [A-Za-z0-9-]+ --object-id $SP_OBJ_ID --certificate-permissions get" "$T_TMP/c.txt"
     expect_grep "the keys are still OK" "^OK +$K unwrapKey: " "$T_TMP/c.txt" ;;
+ec-sign)
+    expect_grep "OK: the EC key signs" "^OK +$L/ecsig key: EC P-256 version [0-9a-f]+: enabled, key_ops include sign" "$T_TMP/c.txt"
+    expect_grep "its wrapKey is skipped, not failed" "^SKIP +$L/ecsig wrapKey: key type \(signs only\)" "$T_TMP/c.txt" ;;
+ec-nosign)
+    expect_grep "FAIL says signing is off" "^FAIL +$L/ecsig key: key ecsig is EC: EC keys only sign, and signing is off" "$T_TMP/c.txt"
+    expect_grep "the fix names the setting" "fix: set \"sign\": true" "$T_TMP/c.txt" ;;
+empty-store)
+    expect_grep "empty store said so" "^OK +$L store: $T_TMP/empty-store: empty store \(.storekey is made with the first token object\)" "$T_TMP/c.txt" ;;
 config-perms)
     expect_grep "config FAIL names the mode and the fix" "^FAIL +config: $CFG: .*(group|writable).*chmod" "$T_TMP/c.txt" ;;
 wrong-secret)

@@ -878,6 +878,11 @@ static void parse_token(struct ctx *c, const cJSON *tok, const char *path,
     t->wrap = AKV_WRAP_REMOTE;
 
     get_str(c, tok, path, "label", 1, &t->label);
+    if (!c->failed && t->label == NULL) { /* required: get_str failed it */
+        join(p, sizeof(p), path, "label");
+        fail(c, p, "is required");
+        return;
+    }
     if (!c->failed) {
         for (const char *q = t->label; *q != '\0'; q++) {
             if ((unsigned char)*q < 0x20 || *q == 0x7f) {
@@ -1229,7 +1234,8 @@ int akv_config_load(const char *path, struct akv_config **out, char *err,
         fail(&c, "", "larger than %d bytes", CONFIG_MAX_BYTES);
         goto out;
     }
-    buf = malloc((size_t)st.st_size + 1);
+    /* zeroed: a short read leaves no uninitialised byte below len */
+    buf = calloc((size_t)st.st_size + 1, 1);
     if (buf == NULL) {
         fail(&c, "", "out of memory");
         goto out;

@@ -266,7 +266,10 @@ int akv_fsperm_open(const char *path, int flags, mode_t mode, char *err,
         return AKV_FSPERM_ERR_IO;
     }
     if (!parent(dir)) {
-        strcpy(dir, ".");
+        /* a bare name: dir holds at least 2 bytes (open(path) worked, so
+         * path is not empty) */
+        dir[0] = '.';
+        dir[1] = '\0';
     }
     rc = akv_fsperm_check_dirs(dir, msg, sizeof(msg));
     free(dir);

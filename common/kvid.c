@@ -27,7 +27,10 @@ static int hexval(char c)
 /* ASCII only (the callers checked): no locale. */
 static char lower(char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c | 0x20) : c;
+    if (c >= 'A' && c <= 'Z') {
+        return (char)(c - 'A' + 'a');
+    }
+    return c;
 }
 
 bool akv_kvid_name_ok(const char *s, size_t len)
@@ -76,7 +79,10 @@ int akv_kvid_version_to_bytes(const char *s, size_t len, unsigned char out[16])
         return -1;
     }
     for (size_t i = 0; i < 16; i++) {
-        out[i] = (unsigned char)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+        /* akv_kvid_version_ok: every byte is a hex digit, so hexval is
+         * 0..15 here */
+        out[i] = (unsigned char)((unsigned)hexval(s[2 * i]) << 4
+                                 | (unsigned)hexval(s[2 * i + 1]));
     }
     return 0;
 }

@@ -76,7 +76,7 @@ int akv_log_configure_why(int level, const char *target, char *why,
     }
     if (target != NULL) {
         if (log_file != NULL) {
-            fclose(log_file);
+            (void)fclose(log_file);
             log_file = NULL;
         }
         log_syslog = strcmp(target, "syslog") == 0;
@@ -183,7 +183,7 @@ void akv_log_close(void)
 {
     pthread_mutex_lock(&log_lock);
     if (log_file != NULL) {
-        fclose(log_file);
+        (void)fclose(log_file);
         log_file = NULL;
     }
     log_syslog = 0;

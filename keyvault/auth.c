@@ -957,7 +957,7 @@ static int disk_load(const struct akv_auth *a, const char *scope,
     if (nl == NULL || nl == (const char *)entry.data
         || (size_t)(nl - (const char *)entry.data) > 10
         || sscanf((const char *)entry.data, "%10lld", &life) != 1 || life <= 0
-        || life > 86400 * 30 || stamp > wall_now()
+        || life > 86400LL * 30 || stamp > wall_now()
         || wall_now() >= akv_auth_refresh_at(stamp, life)) {
         goto out;
     }
@@ -1120,7 +1120,8 @@ CK_RV akv_auth_get_header(struct akv_auth *a, const char *scope,
     have_valid = cache_valid_locked(a, scope, eff_tenant, stale);
     a->refreshing = true;
     pthread_mutex_unlock(&a->lock);
-    locked = false;
+    /* kept true to the lock state for any later goto out */
+    locked = false; // NOLINT(clang-analyzer-deadcode.DeadStores)
 
     /* UNLOCKED: the cross-process cache, then the network. With a valid
      * token in hand the refresh may use at most half of the time left, so

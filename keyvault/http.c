@@ -170,8 +170,12 @@ static struct akv_conn *take_conn(struct akv_http *h, const char *origin,
             if (k->scheme == scheme && k->origin_len == origin_len
                 && memcmp(k->origin, origin, origin_len) == 0) {
                 conn = k;
+                /* an array of pointers: sizeof of one pointer is meant */
+                // NOLINTNEXTLINE(bugprone-sizeof-expression)
+                size_t one = sizeof(h->idle[0]);
+
                 memmove(&h->idle[i], &h->idle[i + 1],
-                        (h->n_idle - i - 1) * sizeof(h->idle[0]));
+                        (h->n_idle - i - 1) * one);
                 h->n_idle--;
                 break;
             }

@@ -128,7 +128,7 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
                        long timeout_ms, struct akv_http_resp *resp);
 
 /*
- * akv_http_header_line - one raw header line as libcurl hands it over (LEN
+ * akv_http_header_line - one raw header line as libcurl hands it over (PTR, N
  * bytes, not NUL-terminated, usually ending in CRLF): a status line
  * ("HTTP/...") forgets the headers of an earlier response (100 Continue,
  * redirects); "Name: value" for x-ms-request-id, WWW-Authenticate,
@@ -137,8 +137,8 @@ CK_RV akv_http_perform(struct akv_http *h, const struct akv_http_req *req,
  * cut to the field's size, control bytes replaced by '?', into RESP.
  * Other lines are ignored.
  */
-void akv_http_header_line(struct akv_http_resp *resp, const char *line,
-                          size_t len);
+void akv_http_header_line(struct akv_http_resp *resp, const char *ptr,
+                          size_t n);
 
 /* akv_http_resp_clear - wipes the body, zeroes RESP. NULL-safe. */
 void akv_http_resp_clear(struct akv_http_resp *resp);

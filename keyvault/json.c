@@ -32,7 +32,7 @@ static cJSON *parse(const char *buf, size_t len)
  * one looked-up member: a duplicated or nested key would otherwise leave
  * a copy that GetObjectItem does not return. Depth is bounded by cJSON's
  * nesting limit. */
-static void wipe_tree(cJSON *item)
+static void wipe_tree(cJSON *item) // NOLINT(misc-no-recursion): bounded
 {
     for (; item != NULL; item = item->next) {
         if (cJSON_IsString(item) && item->valuestring != NULL) {
@@ -634,7 +634,7 @@ CK_RV akv_json_parse_cert_bundle(const char *buf, size_t len,
     /* "cer" is format byte (standard base64): the one base64url decoder
      * reads it once '+' and '/' are spelled the url way. */
     n = strlen(cer->valuestring);
-    if (n == 0 || n > (AKV_KV_CERT_MAX / 3 + 1) * 4) {
+    if (n == 0 || n > ((size_t)AKV_KV_CERT_MAX / 3 + 1) * 4) {
         goto out;
     }
     text = malloc(n + 1);
@@ -645,7 +645,7 @@ CK_RV akv_json_parse_cert_bundle(const char *buf, size_t len,
     }
     for (size_t i = 0; i <= n; i++) {
         char ch = cer->valuestring[i];
-        text[i] = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+        text[i] = (char)(ch == '+' ? '-' : ch == '/' ? '_' : ch);
     }
     r = (int)akv_b64url_decode(text, n, c.der, n);
     if (r <= 0 || (size_t)r > AKV_KV_CERT_MAX) {
@@ -752,8 +752,8 @@ CK_RV akv_json_build_crypt(enum akv_kv_alg alg,
     }
     /* {"alg":"","value":""} is 22 bytes; each optional field adds its
      * name, 6 bytes of punctuation and its encoding. */
-    need = 22 + strlen(name) + akv_b64url_encoded_len(in->value_len) + 3 * 9
-           + akv_b64url_encoded_len(in->iv_len)
+    need = 22 + strlen(name) + akv_b64url_encoded_len(in->value_len)
+           + (size_t)3 * 9 + akv_b64url_encoded_len(in->iv_len)
            + akv_b64url_encoded_len(in->aad_len)
            + akv_b64url_encoded_len(in->tag_len);
     if (akv_secret_alloc(body, need) != 0) {

@@ -974,7 +974,6 @@ CK_RV akv_kv_rest_new(const struct akv_token_config *tc, struct akv_kv **out)
         goto out;
     }
     kv->vault.path = NULL; /* pointed into vault_url: not needed */
-    rv = CKR_HOST_MEMORY;
     (void)snprintf(kv->scope, sizeof(kv->scope), "%s",
                    tc->scope != NULL ? tc->scope
                                      : "https://vault.azure.net/.default");

@@ -169,7 +169,7 @@ int akv_pcache_load(const char *dir, const char *kind, const char *desc,
     if (buf == NULL || akv_fdio_read_all(fd, buf, size) != 0
         || memcmp(buf, MAGIC, MAGIC_LEN) != 0
         || get_le(buf + MAGIC_LEN, 4) != dlen
-        || memcmp(buf + MAGIC_LEN + 4, desc, dlen) != 0) {
+        || (dlen > 0 && memcmp(buf + MAGIC_LEN + 4, desc, dlen) != 0)) {
         goto out;
     }
     clen = (size_t)get_le(buf + MAGIC_LEN + 4 + dlen + 8, 4);
@@ -217,7 +217,9 @@ int akv_pcache_store(const char *dir, const char *kind, const char *desc,
                    (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3]);
     memcpy(hdr, MAGIC, MAGIC_LEN);
     put_le(hdr + MAGIC_LEN, dlen, 4);
-    memcpy(hdr + MAGIC_LEN + 4, desc, dlen);
+    if (dlen > 0) {
+        memcpy(hdr + MAGIC_LEN + 4, desc, dlen);
+    }
     put_le(hdr + MAGIC_LEN + 4 + dlen, (uint64_t)stamp, 8);
     put_le(hdr + MAGIC_LEN + 12 + dlen, len, 4);
     hlen = MAGIC_LEN + 16 + dlen;

@@ -836,7 +836,7 @@ bool akv_attrs_match(const struct akv_attrs *a, const CK_ATTRIBUTE *tmpl,
 #define TLV_MAGIC     "AKA1"
 #define TLV_MAGIC_LEN 4
 #define TLV_MAX_ATTRS 256u
-#define TLV_MAX_VALUE (64u * 1024u)
+#define TLV_MAX_VALUE ((size_t)64 * 1024)
 
 size_t akv_attrs_size(const struct akv_attrs *a)
 {

@@ -14,8 +14,9 @@
 #include "token.h"
 #include "vault_aes.h"
 
-#define AES_BLOCK            16
-#define GCM_MAX_BUFFER       (64u * 1024u * 1024u) /* bound on buffered GCM input */
+#define AES_BLOCK 16
+#define GCM_MAX_BUFFER                                                         \
+    ((size_t)64 * 1024 * 1024) /* bound on buffered GCM input */
 #define AKV_CIPHER_MAX_INPUT (256ul * 1024ul * 1024ul) /* per call, bytes */
 
 enum akv_op_kind {

@@ -42,17 +42,17 @@ struct req {
  * template (public or private) that carries it and the default. */
 static const struct {
     CK_ATTRIBUTE_TYPE type;
+    unsigned op;
     bool priv;
     CK_BBOOL dflt;
-    unsigned op;
     bool rsa_only;
 } usages[] = {
-    {CKA_SIGN, true, CK_TRUE, AKV_KV_OP_SIGN, false},
-    {CKA_VERIFY, false, CK_TRUE, AKV_KV_OP_VERIFY, false},
-    {CKA_DECRYPT, true, CK_FALSE, AKV_KV_OP_DECRYPT, true},
-    {CKA_ENCRYPT, false, CK_FALSE, AKV_KV_OP_ENCRYPT, true},
-    {CKA_UNWRAP, true, CK_FALSE, AKV_KV_OP_UNWRAPKEY, true},
-    {CKA_WRAP, false, CK_FALSE, AKV_KV_OP_WRAPKEY, true},
+    {CKA_SIGN, AKV_KV_OP_SIGN, true, CK_TRUE, false},
+    {CKA_VERIFY, AKV_KV_OP_VERIFY, false, CK_TRUE, false},
+    {CKA_DECRYPT, AKV_KV_OP_DECRYPT, true, CK_FALSE, true},
+    {CKA_ENCRYPT, AKV_KV_OP_ENCRYPT, false, CK_FALSE, true},
+    {CKA_UNWRAP, AKV_KV_OP_UNWRAPKEY, true, CK_FALSE, true},
+    {CKA_WRAP, AKV_KV_OP_WRAPKEY, false, CK_FALSE, true},
 };
 
 static CK_BBOOL tmpl_bool(const CK_ATTRIBUTE *t, CK_ULONG n,

@@ -80,7 +80,8 @@ void akv_objpool_drain(void)
 
     pthread_mutex_lock(&pool_lock);
     n = pool_n;
-    memcpy(take, pool, n * sizeof(take[0]));
+    memcpy(take, pool,
+           n * sizeof(take[0])); // NOLINT(bugprone-sizeof-expression): pointers
     memset(pool, 0, sizeof(pool));
     pool_n = 0;
     pthread_mutex_unlock(&pool_lock);

@@ -146,7 +146,9 @@ CK_RV akv_session_open(CK_SLOT_ID slot_id, CK_FLAGS flags,
     akv_slot_lock();
     if (n_table == cap_table) {
         size_t cap = cap_table == 0 ? 16 : cap_table * 2;
-        struct akv_session **n = realloc(table, cap * sizeof(*n));
+        struct akv_session **n = realloc(
+            table,
+            cap * sizeof(*n)); // NOLINT(bugprone-sizeof-expression): pointers
 
         if (n == NULL) {
             akv_slot_unlock();

@@ -261,7 +261,7 @@ static CK_RV digest_of(struct akv_sig_op *op, const CK_BYTE *data, CK_ULONG len,
     } else if (p->row->type == CKM_RSA_PKCS) {
         /* A DER DigestInfo: its OID names the hash (RFC 8017 §9.2). */
         for (size_t i = 0; i < N_HASHES && hr == NULL; i++) {
-            if (len == sizeof(hashes[i].prefix) + hashes[i].len
+            if (data != NULL && len == sizeof(hashes[i].prefix) + hashes[i].len
                 && memcmp(data, hashes[i].prefix, sizeof(hashes[i].prefix))
                        == 0) {
                 hr = &hashes[i];
@@ -271,7 +271,7 @@ static CK_RV digest_of(struct akv_sig_op *op, const CK_BYTE *data, CK_ULONG len,
             /* Another DigestInfo (SHA-1, ...) or TLS's MD5||SHA-1: Key
              * Vault's RSNULL pads exactly as CKM_RSA_PKCS does (RFC 8017
              * §9.2 step 3 onwards), up to k - 11 bytes. */
-            if (len == 0 || len + 11 > op->plan.out_len) {
+            if (data == NULL || len == 0 || len + 11 > op->plan.out_len) {
                 return CKR_DATA_LEN_RANGE;
             }
             memcpy(dig, data, len);
@@ -285,7 +285,7 @@ static CK_RV digest_of(struct akv_sig_op *op, const CK_BYTE *data, CK_ULONG len,
         return CKR_OK;
     } else {
         /* CKM_RSA_PKCS_PSS, CKM_ECDSA: the data is the digest. */
-        if (len != akv_mech_hash_len(p->hash)) {
+        if (data == NULL || len != akv_mech_hash_len(p->hash)) {
             return CKR_DATA_LEN_RANGE;
         }
         memcpy(dig, data, len);

@@ -49,7 +49,8 @@ void akv_slot_pad(unsigned char *dst, size_t len, const char *src)
     }
     memset(dst, ' ', len);
     if (n > 0) {
-        memcpy(dst, src, n);
+        /* blank-padded, not NUL-terminated: PKCS#11 labels (v3.0 §3.2) */
+        memcpy(dst, src, n); // NOLINT(bugprone-not-null-terminated-result)
     }
 }
 
@@ -92,6 +93,7 @@ CK_RV akv_slot_init(struct akv_config *cfg, akv_slot_kv_factory factory)
     st->cfg = cfg;
     cfg = NULL;
     if (st->cfg->n_tokens > 0) {
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
         st->tokens = calloc(st->cfg->n_tokens, sizeof(*st->tokens));
         if (st->tokens == NULL) {
             goto out;

@@ -376,7 +376,7 @@ static CK_RV load(struct akv_store *store, const struct manifest *m,
     size_t len = 0;
     const char *why = "";
 
-    snprintf(name, sizeof(name), "%s%s", id, STORE_SUFFIX);
+    (void)snprintf(name, sizeof(name), "%s%s", id, STORE_SUFFIX);
     rv = read_file(store, name, STORE_ANY_FILE_MAX, &buf, &len);
     if (rv != CKR_OK) {
         goto out;
@@ -688,8 +688,8 @@ static CK_RV write_locked(struct akv_store *store, const char *name,
         goto out;
     }
     /* ".<name>.tmp.<pid>.<rand>": never a record name, swept on open. */
-    snprintf(tmp, sizeof(tmp), ".%.40s%s%ld.%.8s", name, STORE_TMP_TAG,
-             (long)getpid(), rnd);
+    (void)snprintf(tmp, sizeof(tmp), ".%.40s%s%ld.%.8s", name, STORE_TMP_TAG,
+                   (long)getpid(), rnd);
     fd = openat(store->dir_fd, tmp,
                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -885,7 +885,7 @@ static CK_RV put(struct akv_store *store,
     {
         char name[AKV_STORE_ID_LEN + sizeof(STORE_SUFFIX)];
 
-        snprintf(name, sizeof(name), "%s%s", rec->id, STORE_SUFFIX);
+        (void)snprintf(name, sizeof(name), "%s%s", rec->id, STORE_SUFFIX);
         rv = write_locked(store, name, buf, len);
     }
     if (rv != CKR_OK) {
@@ -963,7 +963,7 @@ CK_RV akv_store_delete(struct akv_store *store, const char *id)
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    snprintf(name, sizeof(name), "%s%s", id, STORE_SUFFIX);
+    (void)snprintf(name, sizeof(name), "%s%s", id, STORE_SUFFIX);
     lfd = lock(store, LOCK_EX);
     if (lfd < 0) {
         rv = CKR_DEVICE_ERROR;

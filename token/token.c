@@ -199,7 +199,7 @@ CK_RV akv_token_new(const struct akv_token_config *tc, CK_SLOT_ID slot_id,
         }
     }
     for (int i = 0; i < 8; i++) {
-        (void)snprintf(t->serial + 2 * i, 3, "%02X", md[i]);
+        (void)snprintf(t->serial + (size_t)2 * i, 3, "%02X", md[i]);
     }
     /* Room for the keys it may create: slots never move (token.h). */
     t->cap_keys = tc->n_keys + AKV_CREATED_MAX;
@@ -302,7 +302,9 @@ CK_RV akv_token_add_obj_locked(struct akv_token *t, struct akv_obj *o)
     }
     if (t->n_objs == t->cap_objs) {
         size_t cap = t->cap_objs == 0 ? 16 : t->cap_objs * 2;
-        struct akv_obj **n = realloc(t->objs, cap * sizeof(*n));
+        struct akv_obj **n = realloc(
+            t->objs,
+            cap * sizeof(*n)); // NOLINT(bugprone-sizeof-expression): pointers
 
         if (n == NULL) {
             rv = CKR_HOST_MEMORY;

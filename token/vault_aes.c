@@ -71,7 +71,8 @@ CK_RV akv_vault_aes_init(struct akv_vault_aes *p, const CK_MECHANISM *mech)
     case CKM_AES_GCM:
         rv = akv_mech_gcm_params(mech, &g);
         if (rv != CKR_OK || g.ulIvLen != AKV_MECH_HSM_GCM_IV
-            || g.ulTagBits != 8 * GCM_TAG || g.ulAADLen > AKV_KV_CRYPT_MAX) {
+            || g.ulTagBits != (CK_ULONG)8 * GCM_TAG
+            || g.ulAADLen > AKV_KV_CRYPT_MAX) {
             return CKR_MECHANISM_PARAM_INVALID;
         }
         p->mode = AKV_KV_AES_GCM;

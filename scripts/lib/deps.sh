@@ -10,7 +10,7 @@ AKV_DEPS_BUILD="build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev
 AKV_DEPS_TOOLS="p11-kit opensc gnutls-bin libengine-pkcs11-openssl openssl"
 # the Debian packages (scripts/package) and their smoke test
 AKV_DEPS_PACKAGE="debhelper dpkg-dev lintian scdoc man-db"
-AKV_DEPS_TEST="libcmocka-dev clang libclang-rt-14-dev clang-format valgrind wrk curl python3
+AKV_DEPS_TEST="libcmocka-dev clang libclang-rt-14-dev clang-format clang-tidy valgrind wrk curl python3
  gdb libnss3-tools python3-pykcs11 p11-kit-modules
  openssh-server xxd"
 

@@ -101,8 +101,9 @@ struct call {
     const char *log_path;
     const uint8_t *body;
     size_t body_len;
-    long quiet;     /* an expected status: returned, not logged (0 = none) */
-    bool quiet_400; /* a 400 is expected (akv_kv_crypt_in.probe): debug */
+    /* An expected status (a probe's 400, a name-must-be-new GET's 404):
+     * mapped and returned as any other, logged at DEBUG only. 0 = none. */
+    long quiet;
 };
 
 /*
@@ -220,9 +221,6 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
     (void)akv_json_parse_error((const char *)resp->body.data, resp->body.len,
                                &err);
     rv = akv_errmap_rv(c->op, resp->status, err.code, err.inner);
-    if (c->quiet != 0 && resp->status == c->quiet) {
-        goto out;
-    }
     {
         char what[160];
         const char *code =
@@ -230,8 +228,8 @@ static CK_RV do_call(struct kv_rest *kv, const struct call *c,
         (void)snprintf(what, sizeof(what), "%s%s%s", code,
                        err.inner[0] != '\0' ? "/" : "", err.inner);
         AKV_LOG_AT(
-            c->quiet_400 && resp->status == 400 ? AKV_LOG_LEVEL_DEBUG
-                                                : AKV_LOG_LEVEL_ERROR,
+            c->quiet != 0 && resp->status == c->quiet ? AKV_LOG_LEVEL_DEBUG
+                                                      : AKV_LOG_LEVEL_ERROR,
             "key %s op %s: HTTP %ld%s%s%s%s (request-id %s)%s%s%s", c->name, op,
             resp->status, what[0] != '\0' ? " " : "", what,
             err.message[0] != '\0' ? ": " : "", err.message,
@@ -380,12 +378,11 @@ static CK_RV rest_get_key(struct akv_kv *base, const char *name,
         from_cache = false;
     }
     if (!from_cache) {
-        memset(&c, 0, sizeof(c));
-        c.op = AKV_ERRMAP_GET;
-        c.name = name;
-        c.method = "GET";
-        c.url = url;
-        c.log_path = log_path;
+        c = (struct call){.op = AKV_ERRMAP_GET,
+                          .name = name,
+                          .method = "GET",
+                          .url = url,
+                          .log_path = log_path};
         rv = do_call(kv, &c, &resp);
         if (rv != CKR_OK) {
             goto out;
@@ -444,12 +441,11 @@ static CK_RV rest_get_certificate(struct akv_kv *base, const char *name,
         rv = CKR_ARGUMENTS_BAD;
         goto out;
     }
-    memset(&c, 0, sizeof(c));
-    c.op = AKV_ERRMAP_GET_CERT;
-    c.name = name;
-    c.method = "GET";
-    c.url = url;
-    c.log_path = log_path;
+    c = (struct call){.op = AKV_ERRMAP_GET_CERT,
+                      .name = name,
+                      .method = "GET",
+                      .url = url,
+                      .log_path = log_path};
     rv = do_call(kv, &c, &resp);
     if (rv != CKR_OK) {
         goto out;
@@ -548,15 +544,14 @@ static CK_RV post_op(struct kv_rest *kv, enum akv_errmap_op op,
     if (rv != CKR_OK) {
         goto out;
     }
-    memset(&c, 0, sizeof(c));
-    c.op = op;
-    c.name = name;
-    c.method = "POST";
-    c.url = url;
-    c.log_path = log_path;
-    c.body = body->data;
-    c.body_len = body->len;
-    c.quiet_400 = quiet_400;
+    c = (struct call){.op = op,
+                      .name = name,
+                      .method = "POST",
+                      .url = url,
+                      .log_path = log_path,
+                      .body = body->data,
+                      .body_len = body->len,
+                      .quiet = quiet_400 ? 400 : 0};
     rv = do_call(kv, &c, &resp);
     if (rv != CKR_OK) {
         goto out;
@@ -609,6 +604,21 @@ out:
     return rv;
 }
 
+/* Hands over RES (an answer's value that is not secret: a wrapped key, a
+ * signature) as plain heap memory the caller frees: *OUT, *OUT_LEN.
+ * CKR_OK or CKR_HOST_MEMORY. */
+static CK_RV public_copy(const struct akv_secret *res, uint8_t **out,
+                         size_t *out_len)
+{
+    *out = malloc(res->len);
+    if (*out == NULL) {
+        return CKR_HOST_MEMORY;
+    }
+    memcpy(*out, res->data, res->len);
+    *out_len = res->len;
+    return CKR_OK;
+}
+
 static CK_RV rest_wrap(struct akv_kv *base, const char *name,
                        const char *version, enum akv_kv_alg alg,
                        const uint8_t *in, size_t in_len, uint8_t **out,
@@ -626,14 +636,7 @@ static CK_RV rest_wrap(struct akv_kv *base, const char *name,
     if (rv != CKR_OK) {
         goto out;
     }
-    /* the wrapped key is not secret: hand it over as plain heap memory */
-    *out = malloc(res.len);
-    if (*out == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    memcpy(*out, res.data, res.len);
-    *out_len = res.len;
+    rv = public_copy(&res, out, out_len);
 out:
     akv_secret_clear(&res);
     return rv;
@@ -693,14 +696,7 @@ static CK_RV rest_sign(struct akv_kv *base, const char *name,
     if (rv != CKR_OK) {
         goto out;
     }
-    /* a signature is not secret */
-    *out = malloc(res.len);
-    if (*out == NULL) {
-        rv = CKR_HOST_MEMORY;
-        goto out;
-    }
-    memcpy(*out, res.data, res.len);
-    *out_len = res.len;
+    rv = public_copy(&res, out, out_len);
 out:
     akv_secret_clear(&res);
     return rv;
@@ -760,13 +756,12 @@ static CK_RV rest_create_key(struct akv_kv *base, const char *name,
         if (rv != CKR_OK) {
             goto out;
         }
-        memset(&c, 0, sizeof(c));
-        c.op = AKV_ERRMAP_GET;
-        c.name = name;
-        c.method = "GET";
-        c.url = gurl;
-        c.log_path = glog;
-        c.quiet = 404;
+        c = (struct call){.op = AKV_ERRMAP_GET,
+                          .name = name,
+                          .method = "GET",
+                          .url = gurl,
+                          .log_path = glog,
+                          .quiet = 404};
         rv = do_call(kv, &c, &resp);
         akv_http_resp_clear(&resp);
         if (rv == CKR_OK) {
@@ -785,14 +780,13 @@ static CK_RV rest_create_key(struct akv_kv *base, const char *name,
     if (rv != CKR_OK) {
         goto out;
     }
-    memset(&c, 0, sizeof(c));
-    c.op = AKV_ERRMAP_CREATE;
-    c.name = name;
-    c.method = "POST";
-    c.url = url;
-    c.log_path = log_path;
-    c.body = (const uint8_t *)body;
-    c.body_len = strlen(body);
+    c = (struct call){.op = AKV_ERRMAP_CREATE,
+                      .name = name,
+                      .method = "POST",
+                      .url = url,
+                      .log_path = log_path,
+                      .body = (const uint8_t *)body,
+                      .body_len = strlen(body)};
     rv = do_call(kv, &c, &resp);
     if (rv == CKR_OK) {
         rv = bundle_of(kv, name, "create", &resp, &k);
@@ -827,12 +821,11 @@ static CK_RV rest_delete_key(struct akv_kv *base, const char *name)
     if (rv != CKR_OK) {
         goto out;
     }
-    memset(&c, 0, sizeof(c));
-    c.op = AKV_ERRMAP_DELETE;
-    c.name = name;
-    c.method = "DELETE";
-    c.url = url;
-    c.log_path = log_path;
+    c = (struct call){.op = AKV_ERRMAP_DELETE,
+                      .name = name,
+                      .method = "DELETE",
+                      .url = url,
+                      .log_path = log_path};
     rv = do_call(kv, &c, &resp);
     if (rv == CKR_OK && kv->cache_dir != NULL) {
         /* A cached Get Key answer must not bring the key back. */

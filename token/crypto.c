@@ -286,6 +286,28 @@ static size_t der_uint(uint8_t *p, const uint8_t *v, size_t len)
     return off + len;
 }
 
+/* DER (LEN bytes) of STRUCTURE ("type-specific", "SubjectPublicKeyInfo")
+ * for key TYPE ("RSA", "EC") into a public EVP_PKEY of the private library
+ * context, through OpenSSL's provider decoders: EVP_PKEY_CTX_new_from_name
+ * or EVP_PKEY_fromdata would pick a host ENGINE's method (e.g. libp11's)
+ * over our private context. NULL when it does not decode. */
+static EVP_PKEY *decode_public(const uint8_t *der, size_t len,
+                               const char *structure, const char *type)
+{
+    EVP_PKEY *pkey = NULL;
+    const unsigned char *p = der;
+    size_t plen = len;
+    OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(
+        &pkey, "DER", structure, type, EVP_PKEY_PUBLIC_KEY, libctx, NULL);
+
+    if (dctx == NULL || OSSL_DECODER_from_data(dctx, &p, &plen) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    OSSL_DECODER_CTX_free(dctx);
+    return pkey;
+}
+
 CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
                          size_t e_len, EVP_PKEY **out)
 {
@@ -294,9 +316,6 @@ CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
     uint8_t *body = NULL;
     size_t blen = 0;
     size_t dlen = 0;
-    const unsigned char *p = NULL;
-    size_t plen = 0;
-    OSSL_DECODER_CTX *dctx = NULL;
     EVP_PKEY *pkey = NULL;
 
     /* The key is decoded from an RSAPublicKey (RFC 8017 A.1.1) through
@@ -317,12 +336,8 @@ CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
     dlen = 1 + der_len(der + 1, blen);
     memcpy(der + dlen, body, blen);
     dlen += blen;
-    dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "type-specific", "RSA",
-                                         EVP_PKEY_PUBLIC_KEY, libctx, NULL);
-    p = der;
-    plen = dlen;
-    if (dctx == NULL || OSSL_DECODER_from_data(dctx, &p, &plen) != 1
-        || pkey == NULL) {
+    pkey = decode_public(der, dlen, "type-specific", "RSA");
+    if (pkey == NULL) {
         AKV_LOG_ERR("cannot build an RSA public key from the JWK");
         goto out;
     }
@@ -331,7 +346,6 @@ CK_RV akv_crypto_rsa_pub(const uint8_t *n, size_t n_len, const uint8_t *e,
     rv = CKR_OK;
 out:
     EVP_PKEY_free(pkey);
-    OSSL_DECODER_CTX_free(dctx);
     free(body);
     free(der);
     return rv;
@@ -541,9 +555,6 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
     size_t alen = 0;
     size_t blen = 0;
     size_t dlen = 0;
-    const unsigned char *p = NULL;
-    size_t plen = 0;
-    OSSL_DECODER_CTX *dctx = NULL;
     EVP_PKEY *pkey = NULL;
 
     if (oid_len == 0 || oid_len > sizeof(alg) - sizeof(ec_alg) - 4
@@ -569,20 +580,12 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
     dlen += alen;
     memcpy(der + dlen, bits, blen);
     dlen += blen;
-    dctx =
-        OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "SubjectPublicKeyInfo",
-                                      "EC", EVP_PKEY_PUBLIC_KEY, libctx, NULL);
-    if (dctx == NULL) {
-        rv = CKR_GENERAL_ERROR;
-        goto out;
-    }
-    p = der;
-    plen = dlen;
+    pkey = decode_public(der, dlen, "SubjectPublicKeyInfo", "EC");
     /* The decoder refuses a point that is not on the curve; the explicit
      * check (on curve, not at infinity) is common/ossl.h's one rule, with
      * no EC_KEY involved: EVP_PKEY_public_check would run the host's
      * default ENGINE EC method (libp11's engine) and fail every key. */
-    if (OSSL_DECODER_from_data(dctx, &p, &plen) != 1 || pkey == NULL
+    if (pkey == NULL
         || !akv_ossl_ec_point_ok(oid_nid(curve_oid, oid_len), point,
                                  point_len)) {
         goto out;
@@ -592,6 +595,5 @@ CK_RV akv_crypto_ec_pub(const uint8_t *curve_oid, size_t oid_len,
     rv = CKR_OK;
 out:
     EVP_PKEY_free(pkey);
-    OSSL_DECODER_CTX_free(dctx);
     return rv;
 }

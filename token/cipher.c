@@ -50,7 +50,8 @@ struct akv_op {
     CK_MECHANISM_TYPE mech;
     struct akv_obj *key; /* reference */
     bool rsa;
-    bool remote;              /* AES by Managed HSM (token/vault_aes.h) */
+    bool remote; /* AES by Managed HSM (token/vault_aes.h) */
+    bool vault;  /* the plan's answer to "where does it run" (mech.c) */
     struct akv_vault_aes va;  /* its parameters */
     enum akv_kv_alg alg;      /* RSA: vault / OpenSSL padding */
     size_t mod_len;           /* RSA modulus bytes */
@@ -306,6 +307,7 @@ static CK_RV cipher_init(CK_SESSION_HANDLE h, const CK_MECHANISM *mech,
     }
     op->kind = kind;
     op->mech = mech->mechanism;
+    op->vault = plan.vault;
     if (key->key_type == CKK_RSA) {
         /* Encrypt: local with the public key; decrypt: the vault key
          * version (unwrapKey). */
@@ -627,9 +629,11 @@ static CK_RV compute_single(struct akv_session *s, const CK_BYTE *in,
     /* RSA decrypt = Key Vault unwrapKey on the handle's bound version (then,
      * for OAEP, the key's other known versions: token/rotate.h); no lock
      * held (the session is only claimed). */
-    if (op->key->priv != NULL) {
-        /* A local session key pair (token/keygen.h). */
-        return akv_crypto_rsa_decrypt(op->key->priv, op->alg, in, in_len, res);
+    if (!op->vault) {
+        /* The plan ran it locally: a session key pair (token/keygen.h). */
+        return op->key->priv != NULL ? akv_crypto_rsa_decrypt(
+                   op->key->priv, op->alg, in, in_len, res)
+                                     : CKR_KEY_TYPE_INCONSISTENT;
     }
     rv = akv_rotate_unwrap(t, op->key->vkey, op->alg, in, in_len, res);
     if (rv == CKR_WRAPPED_KEY_INVALID) {

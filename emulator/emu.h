@@ -608,6 +608,10 @@ const char *emu_opname_str(int op);
 int emu_opname_parse(const char *s);
 /* emu_stats_count - count one request of OP (lock-free). */
 void emu_stats_count(int op);
+/* emu_stats_throttled - count one request refused with 429 by the
+ * throttle (also counted by emu_stats_count under its op): the stats'
+ * "throttled", so "ops served" = the op counts minus it. */
+void emu_stats_throttled(void);
 /* emu_stats_json - {"get":N,...}; RESET zeroes after reading. */
 cJSON *emu_stats_json(int reset);
 /* emu_fault_match - first rule matching OP or a substring of PATH (and its

@@ -44,12 +44,18 @@ int emu_opname_parse(const char *s)
 /* ---- stats ---- */
 
 static unsigned long long counters[EMU_OPN_COUNT];
+static unsigned long long throttled;
 
 void emu_stats_count(int op)
 {
     if (op >= 0 && op < EMU_OPN_COUNT) {
         __atomic_add_fetch(&counters[op], 1, __ATOMIC_RELAXED);
     }
+}
+
+void emu_stats_throttled(void)
+{
+    __atomic_add_fetch(&throttled, 1, __ATOMIC_RELAXED);
 }
 
 cJSON *emu_stats_json(int reset)
@@ -64,6 +70,10 @@ cJSON *emu_stats_json(int reset)
 
         cJSON_AddNumberToObject(j, opnames[i], (double)v);
     }
+    cJSON_AddNumberToObject(
+        j, "throttled",
+        (double)(reset ? __atomic_exchange_n(&throttled, 0, __ATOMIC_RELAXED)
+                       : __atomic_load_n(&throttled, __ATOMIC_RELAXED)));
     return j;
 }
 

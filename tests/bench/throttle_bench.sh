@@ -34,7 +34,10 @@ budget=$(awk -v s="$SCALE" 'BEGIN { printf "%.1f", 4000 * s / 10 }') # ops/s
 WARMUP=${AKV_BENCH_WARMUP:-12}
 iters=$(awk -v b="$budget" -v s="$((SECONDS_WANTED + WARMUP + 15))" -v p="$PROCS" -v t="$THREADS" \
     'BEGIN { n = int(b * s / 2 / p / t); if (n < 1) n = 1; print n }')
-ops() { emu_cli stats | jq -r '(.wrapkey // 0) + (.unwrapkey // 0) + (.get // 0)'; }
+# operations the vault served: every counted request minus those it refused
+# with 429 (the emulator counts both; "throttled" is the 429s)
+served='(.wrapkey // 0) + (.unwrapkey // 0) + (.get // 0) - (.throttled // 0)'
+ops() { emu_cli stats | jq -r "$served"; }
 emu_cli stats --reset >/dev/null
 start=$(date +%s%3N)
 pids=()
@@ -58,7 +61,8 @@ for p in $(seq 1 "$PROCS"); do
     failed=$((failed + f))
 done
 stats=$(emu_cli stats)
-ok_ops=$(jq -r '(.wrapkey // 0) + (.unwrapkey // 0) + (.get // 0)' <<<"$stats")
+ok_ops=$(jq -r "$served" <<<"$stats")
+n429=$(jq -r '.throttled // 0' <<<"$stats")
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n * 1000 / (b - a) }'; }
 steady=$(rate $((m1 - m0)) "$s0" "$s1")
 whole=$(rate "$ok_ops" "$start" "$end")
@@ -69,6 +73,7 @@ verdict=$(awk -v p="$pct" -v f="$failed" -v r="$running" \
 echo "throttled vault: $PROCS processes x $THREADS threads, budget $budget ops/s (scale $SCALE)"
 echo "  steady state ($SECONDS_WANTED s from ${WARMUP} s, $running/$PROCS processes running): $steady ops/s = $pct % of the budget (target >= 90 %)"
 echo "  whole run incl. first burst and tail: $ok_ops ops in $(((end - start) / 1000)) s = $whole ops/s = $wpct %"
+echo "  429 answers from the vault: $n429 (each retried after Retry-After)"
 echo "  calls failed: $failed (target 0)   $verdict"
 echo "  emulator stats: $(jq -c . <<<"$stats")"
 t_finish

@@ -61,6 +61,8 @@ req POST "$V4/keys/c1/create?api-version=7.4" '{"kty":"RSA"}'
 eq "$STATUS" 200 "first create"
 req POST "$V4/keys/c2/create?api-version=7.4" '{"kty":"RSA"}'
 eq "$STATUS" 429 "second create throttled"
+# every 429 counted (stats "throttled"): wrap, GET, RSA-4096 wrap, create
+eq "$(cli stats | jq -r .throttled)" 4 "stats count the 429s"
 # the window slides: after Retry-After the vault answers again
 sleep "$RA"
 sleep 1

@@ -813,6 +813,8 @@ out:
     if (rv != CKR_OK) {
         memset(out, 0, sizeof(*out));
     }
+    /* The same answer carries "value": plaintext of a decrypt. */
+    wipe_tree(root);
     cJSON_Delete(root);
     return rv;
 }

@@ -2,8 +2,8 @@
 /*
  * House rule "no lock held across a network call", checked against a slow
  * kv_fake: while one thread waits on the vault (Sign, an on-demand Get
- * Key), another thread's C_GetAttributeValue and C_FindObjects* on objects
- * the token already shows answer at once. A lock taken around the vault
+ * Key, Delete Key), another thread's C_GetAttributeValue and C_FindObjects* on
+ * objects the token already shows answer at once. A lock taken around the vault
  * call (t->lock, a session or slot lock) would make them wait the whole
  * delay.
  */
@@ -32,6 +32,7 @@
 
 static struct kv_fake *fake;
 static CK_OBJECT_HANDLE priv;
+static CK_OBJECT_HANDLE other; /* private key of "other", deleted */
 
 static CK_RV factory(const struct akv_token_config *tc, struct akv_kv **out)
 {
@@ -53,13 +54,14 @@ static int setup(void **state)
     /* key_refresh_s 3600: the quick thread's searches make no Get Key. */
     static const char json[] =
         "{\"tokens\":[{\"label\":\"t\",\"vault_url\":"
-        "\"https://fake.vault.azure.net\",\"keys\":[{\"name\":\"cmk\"}],"
-        "\"credential\":{\"type\":\"managed_identity\"},\"sign\":true,"
+        "\"https://fake.vault.azure.net\",\"keys\":[{\"name\":\"cmk\"},"
+        "{\"name\":\"other\"}],\"credential\":{\"type\":"
+        "\"managed_identity\"},\"sign\":true,\"allow_delete\":true,"
         "\"key_refresh_s\":3600}]}";
     struct akv_config *cfg = NULL;
     char err[256] = "";
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE t = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_ATTRIBUTE t[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, "cmk", 3}};
     CK_SESSION_HANDLE s = 0;
     CK_ULONG n = 0;
 
@@ -67,12 +69,20 @@ static int setup(void **state)
     fake = kv_fake_new();
     kv_fake_add_rsa(fake, "cmk",
                     AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY | AKV_KV_OP_SIGN);
+    kv_fake_add_rsa(fake, "other", AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY);
     if (akv_config_parse(json, strlen(json), "test", &cfg, err, sizeof(err))
             != 0
         || akv_slot_init(cfg, factory) != CKR_OK
         || akv_session_open(0, CKF_SERIAL_SESSION, &s) != CKR_OK
-        || akv_object_find_init(s, &t, 1) != CKR_OK
+        || akv_object_find_init(s, t, 2) != CKR_OK
         || akv_object_find(s, &priv, 1, &n) != CKR_OK || n != 1
+        || akv_object_find_final(s) != CKR_OK) {
+        return -1;
+    }
+    t[1].pValue = "other";
+    t[1].ulValueLen = 5;
+    if (akv_object_find_init(s, t, 2) != CKR_OK
+        || akv_object_find(s, &other, 1, &n) != CKR_OK || n != 1
         || akv_object_find_final(s) != CKR_OK) {
         return -1;
     }
@@ -90,7 +100,7 @@ static int teardown(void **state)
 }
 
 struct slow {
-    unsigned op; /* KV_FAKE_SIGN or KV_FAKE_GET */
+    unsigned op; /* KV_FAKE_SIGN, KV_FAKE_GET or KV_FAKE_DELETE */
     CK_RV rv;
 };
 
@@ -100,7 +110,7 @@ static void *slow_call(void *arg)
     struct slow *w = arg;
     CK_SESSION_HANDLE s = 0;
 
-    w->rv = akv_session_open(0, CKF_SERIAL_SESSION, &s);
+    w->rv = akv_session_open(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, &s);
     if (w->rv != CKR_OK) {
         return NULL;
     }
@@ -114,6 +124,9 @@ static void *slow_call(void *arg)
         if (w->rv == CKR_OK) {
             w->rv = akv_sign(s, msg, sizeof(msg), sig, &len);
         }
+    } else if (w->op == KV_FAKE_DELETE) {
+        /* C_DestroyObject of a vault key pair (allow_delete) */
+        w->rv = akv_object_destroy(s, other);
     } else {
         /* a 16-byte CKA_ID names a key version: one Get Key on demand */
         static const CK_BYTE id[16] = {0xde, 0xad, 0xbe, 0xef, 1, 2,  3,  4,
@@ -166,7 +179,7 @@ static void check_quick_during(unsigned op)
                  (long long)took, DELAY_MS);
     }
     (void)akv_session_close(s);
-    /* a signature; for the Get Key, a miss (not an error) */
+    /* a signature, a deletion; for the Get Key, a miss (not an error) */
     assert_int_equal(w.rv, CKR_OK);
 }
 
@@ -182,12 +195,21 @@ static void test_quick_during_get_key(void **state)
     check_quick_during(KV_FAKE_GET);
 }
 
+static void test_quick_during_delete_key(void **state)
+{
+    (void)state;
+    check_quick_during(KV_FAKE_DELETE);
+    assert_int_equal(kv_fake_calls(fake, KV_FAKE_DELETE), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_quick_during_sign, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quick_during_get_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quick_during_delete_key, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,10 +2,10 @@
 /*
  * House rule "no lock held across a network call", checked against a slow
  * kv_fake: while one thread waits on the vault (Sign, an on-demand Get
- * Key, Delete Key), another thread's C_GetAttributeValue and C_FindObjects* on
- * objects the token already shows answer at once. A lock taken around the vault
- * call (t->lock, a session or slot lock) would make them wait the whole
- * delay.
+ * Key, Delete Key, the unwrap of a token object's value), another thread's
+ * C_GetAttributeValue and C_FindObjects* on objects the token already shows
+ * answer at once. A lock taken around the vault call (t->lock, a session or
+ * slot lock) would make them wait the whole delay.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -33,6 +33,8 @@
 static struct kv_fake *fake;
 static CK_OBJECT_HANDLE priv;
 static CK_OBJECT_HANDLE other; /* private key of "other", deleted */
+static CK_OBJECT_HANDLE aes;   /* a token AES key: its value is unwrapped */
+static char store_dir[64];
 
 static CK_RV factory(const struct akv_token_config *tc, struct akv_kv **out)
 {
@@ -52,12 +54,20 @@ static int64_t now_ms(void)
 static int setup(void **state)
 {
     /* key_refresh_s 3600: the quick thread's searches make no Get Key. */
-    static const char json[] =
+    static const char fmt[] =
         "{\"tokens\":[{\"label\":\"t\",\"vault_url\":"
         "\"https://fake.vault.azure.net\",\"keys\":[{\"name\":\"cmk\"},"
         "{\"name\":\"other\"}],\"credential\":{\"type\":"
         "\"managed_identity\"},\"sign\":true,\"allow_delete\":true,"
-        "\"key_refresh_s\":3600}]}";
+        "\"key_refresh_s\":3600,\"store_dir\":\"%s\"}]}";
+    char json[512];
+    CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+    CK_ULONG len = 32;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE at[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+                         {CKA_SENSITIVE, &no, sizeof(no)},
+                         {CKA_TOKEN, &yes, sizeof(yes)}};
     struct akv_config *cfg = NULL;
     char err[256] = "";
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
@@ -66,6 +76,11 @@ static int setup(void **state)
     CK_ULONG n = 0;
 
     (void)state;
+    (void)snprintf(store_dir, sizeof(store_dir), "/tmp/akv-nolock-XXXXXX");
+    if (mkdtemp(store_dir) == NULL) {
+        return -1;
+    }
+    (void)snprintf(json, sizeof(json), fmt, store_dir);
     fake = kv_fake_new();
     kv_fake_add_rsa(fake, "cmk",
                     AKV_KV_OP_WRAPKEY | AKV_KV_OP_UNWRAPKEY | AKV_KV_OP_SIGN);
@@ -73,7 +88,9 @@ static int setup(void **state)
     if (akv_config_parse(json, strlen(json), "test", &cfg, err, sizeof(err))
             != 0
         || akv_slot_init(cfg, factory) != CKR_OK
-        || akv_session_open(0, CKF_SERIAL_SESSION, &s) != CKR_OK
+        || akv_session_open(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, &s)
+               != CKR_OK
+        || akv_object_generate_key(s, &gen, at, 3, &aes) != CKR_OK
         || akv_object_find_init(s, t, 2) != CKR_OK
         || akv_object_find(s, &priv, 1, &n) != CKR_OK || n != 1
         || akv_object_find_final(s) != CKR_OK) {
@@ -92,7 +109,13 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    char cmd[128];
+
     (void)state;
+    (void)snprintf(cmd, sizeof(cmd), "rm -rf %s", store_dir);
+    if (system(cmd) != 0) {
+        return -1;
+    }
     (void)akv_slot_finalize();
     kv_fake_free(fake);
     fake = NULL;
@@ -100,7 +123,7 @@ static int teardown(void **state)
 }
 
 struct slow {
-    unsigned op; /* KV_FAKE_SIGN, KV_FAKE_GET or KV_FAKE_DELETE */
+    unsigned op; /* KV_FAKE_SIGN, _GET, _DELETE or _UNWRAP */
     CK_RV rv;
 };
 
@@ -123,6 +146,15 @@ static void *slow_call(void *arg)
         w->rv = akv_sign_init(s, &m, priv);
         if (w->rv == CKR_OK) {
             w->rv = akv_sign(s, msg, sizeof(msg), sig, &len);
+        }
+    } else if (w->op == KV_FAKE_UNWRAP) {
+        /* a token object's value: its record key unwrapped by the vault */
+        uint8_t v[32];
+        CK_ATTRIBUTE a = {CKA_VALUE, v, sizeof(v)};
+
+        w->rv = akv_object_get_attrs(s, aes, &a, 1);
+        if (w->rv == CKR_OK && a.ulValueLen != sizeof(v)) {
+            w->rv = CKR_GENERAL_ERROR;
         }
     } else if (w->op == KV_FAKE_DELETE) {
         /* C_DestroyObject of a vault key pair (allow_delete) */
@@ -202,6 +234,12 @@ static void test_quick_during_delete_key(void **state)
     assert_int_equal(kv_fake_calls(fake, KV_FAKE_DELETE), 1);
 }
 
+static void test_quick_during_unwrap(void **state)
+{
+    (void)state;
+    check_quick_during(KV_FAKE_UNWRAP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +248,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_quick_during_get_key, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quick_during_delete_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quick_during_unwrap, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

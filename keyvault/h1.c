@@ -464,6 +464,9 @@ enum akv_h1_state akv_h1_feed(struct akv_h1_parser *p, const char *data,
                 p->line_len--;
             }
             p->state = on_line(p, p->line, p->line_len, resp);
+            /* a header line may hold a secret (an identity endpoint's
+             * Set-Cookie): wiped once parsed, not kept until overwritten */
+            akv_secret_wipe(p->line, p->line_len);
             p->line_len = 0;
         } else if (p->state == AKV_H1_BODY_EOF) {
             if (!body(d, left, resp)) {

@@ -711,6 +711,10 @@ static CURLcode exchange(struct akv_conn *conn, const struct akv_http_req *req,
     }
     (void)OSSL_LIB_CTX_set0_default(prev);
     akv_secret_wipe(buf, used);
+    /* an answer cut off mid-line (timeout, reset) leaves that part in the
+     * parser's line buffer: akv_h1_feed only wipes it on DONE or ERROR */
+    akv_secret_wipe(p->line, p->line_len);
+    p->line_len = 0;
     return cc;
 }
 

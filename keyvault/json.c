@@ -813,6 +813,9 @@ out:
     if (rv != CKR_OK) {
         memset(out, 0, sizeof(*out));
     }
+    /* The same answer carries "value" (an encrypt's ciphertext, a
+     * decrypt's plaintext): remote crypt data is wiped like a data key. */
+    wipe_tree(root);
     cJSON_Delete(root);
     return rv;
 }

@@ -365,6 +365,7 @@ static CK_RV fake_sign(struct akv_kv *kv, const char *name, const char *version,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_sign, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_SIGN);
     rv = check_fail(f, KV_FAKE_SIGN, v);
     if (rv != CKR_OK) {
         return rv;
@@ -436,6 +437,7 @@ static CK_RV fake_create_key(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_create, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_CREATE);
     rv = check_fail(f, KV_FAKE_CREATE, NULL);
     if (rv != CKR_OK) {
         return rv;
@@ -462,6 +464,7 @@ static CK_RV fake_delete_key(struct akv_kv *kv, const char *name)
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_delete, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_DELETE);
     rv = check_fail(f, KV_FAKE_DELETE, NULL);
     if (rv != CKR_OK) {
         return rv;
@@ -520,6 +523,7 @@ static CK_RV fake_get_certificate(struct akv_kv *kv, const char *name,
     CK_RV rv;
 
     __atomic_add_fetch(&f->calls_cert, 1, __ATOMIC_RELAXED);
+    maybe_delay(f, KV_FAKE_CERT);
     for (int i = k != NULL ? k->n - 1 : -1; i >= 0 && v == NULL; i--) {
         if (k->v[i].cert != NULL
             && (version == NULL || version[0] == '\0'

@@ -318,6 +318,32 @@ static void test_parse_malformed(void **state)
     free(p);
 }
 
+/* Header lines can carry secrets (an identity endpoint's Set-Cookie): the
+ * line buffer keeps none of them once the answer is parsed, nor while a
+ * later line is awaited. */
+static void test_parse_wipes_lines(void **state)
+{
+    static const char cookie[] = "Set-Cookie: fpc=SECRETCOOKIEVALUE\r\n";
+    static const char head[] = "HTTP/1.1 200 OK\r\n";
+    static const char tail[] = "Content-Length: 2\r\n\r\n{}";
+    struct akv_h1_parser p;
+    struct akv_http_resp resp;
+    (void)state;
+
+    memset(&resp, 0, sizeof(resp));
+    akv_h1_parser_init(&p);
+    assert_int_equal(akv_h1_feed(&p, head, strlen(head), &resp), AKV_H1_FIELDS);
+    assert_int_equal(akv_h1_feed(&p, cookie, strlen(cookie), &resp),
+                     AKV_H1_FIELDS);
+    /* between lines (a read that ends here, then a timeout) */
+    assert_null(memmem(p.line, sizeof(p.line), "SECRETCOOKIE", 12));
+    assert_int_equal(akv_h1_feed(&p, tail, strlen(tail), &resp), AKV_H1_DONE);
+    assert_int_equal(resp.status, 200);
+    assert_null(memmem(p.line, sizeof(p.line), "SECRETCOOKIE", 12));
+    assert_null(memmem(p.line, sizeof(p.line), "Content-Length", 14));
+    akv_http_resp_clear(&resp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_parse_answers),
         cmocka_unit_test(test_parse_headers_reach_resp),
         cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_wipes_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <malloc.h>
 
 #include "common/b64url.h"
 #include "keyvault/json.h"
@@ -684,6 +686,52 @@ static void test_jwk_bounds(void **state)
     }
 }
 
+/* cJSON frees through these hooks in this test only: each freed block is
+ * searched for MARK (the base64url of a plaintext), so a secret string
+ * left in a freed tree is seen (cJSON_Delete does not cleanse). */
+#define MARK "UExBSU5URVhUX09GX0FfUkVNT1RFX0RFQ1JZUFQ"
+static int marked_frees;
+
+static void marked_free(void *p)
+{
+    if (p != NULL) {
+        size_t n = malloc_usable_size(p);
+
+        if (n >= strlen(MARK) && memmem(p, n, MARK, strlen(MARK)) != NULL) {
+            marked_frees++;
+        }
+    }
+    free(p);
+}
+
+/* A decrypt answer's "value" is plaintext: no copy of it may reach free()
+ * uncleansed, whichever parser read the body (key op result or the
+ * AES iv/tag extras). */
+static void test_crypt_answer_wiped(void **state)
+{
+    cJSON_Hooks h = {malloc, marked_free};
+    cJSON_Hooks plain = {NULL, NULL};
+    const char *answer = "{\"kid\":\"\",\"value\":\"" MARK "\","
+                         "\"iv\":\"AAAAAAAAAAAAAAAA\","
+                         "\"tag\":\"AAAAAAAAAAAAAAAAAAAAAA\"}";
+    struct akv_kv_crypt_out extra;
+    struct akv_secret v = AKV_SECRET_INIT;
+    char kid[AKV_KV_KID_MAX];
+    (void)state;
+
+    cJSON_InitHooks(&h);
+    marked_frees = 0;
+    assert_int_equal(
+        akv_json_parse_key_op_result(answer, strlen(answer), kid, &v), CKR_OK);
+    assert_int_equal(akv_json_parse_crypt_extra(answer, strlen(answer), &extra),
+                     CKR_OK);
+    assert_int_equal(extra.iv_len, 12);
+    assert_int_equal(extra.tag_len, 16);
+    cJSON_InitHooks(&plain);
+    assert_int_equal(marked_frees, 0);
+    akv_secret_clear(&v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_build_crypt),
         cmocka_unit_test(test_kid_and_alg),
         cmocka_unit_test(test_cert_bundle),
+        cmocka_unit_test(test_crypt_answer_wiped),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -2798,6 +2798,10 @@ static void newpaths_keypair(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
                                    {CKA_PUBLIC_EXPONENT, e3, 3}};
     CK_ATTRIBUTE rsa_none[] = {{CKA_PUBLIC_EXPONENT, e3, 3}};
     CK_ATTRIBUTE tok[] = {{CKA_TOKEN, &t, sizeof(t)}};
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE bad_tok[] = {
+        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+        {CKA_TOKEN, &f, sizeof(f)}};
 
     EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, NULL, 0, NULL, &priv),
            CKR_ARGUMENTS_BAD);
@@ -2824,6 +2828,21 @@ static void newpaths_keypair(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
            CKR_TEMPLATE_INCOMPLETE);
     EXPECT(p11->C_GenerateKeyPair(ro, &ecg, ec, 1, tok, 1, &pub, &priv),
            CKR_SESSION_READ_ONLY);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, bad_tok, 2, tok, 1, &pub, &priv),
+           CKR_TEMPLATE_INCONSISTENT); /* CKA_TOKEN differs */
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, tok, 1, &pub, &priv),
+           CKR_TEMPLATE_INCONSISTENT);
+    {
+        CK_ATTRIBUTE ecenc[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_ENCRYPT, &t, sizeof(t)}};
+
+        /* EC keys sign and verify only (keygen.h) */
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, ecenc, 2, NULL, 0, &pub, &priv),
+               CKR_TEMPLATE_INCONSISTENT);
+    }
+    /* without tokens[].allow_create a token pair is refused (keygen.h) */
+    EXPECT(gen_ec_pair(s, CK_TRUE, &pub, &priv), CKR_TEMPLATE_INCONSISTENT);
     EXPECT(gen_ec_pair(ro, CK_TRUE, &pub, &priv), CKR_SESSION_READ_ONLY);
 }
 
@@ -3010,7 +3029,44 @@ static void newpaths_more(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
     EXPECT(p11->C_DigestInit(s, &sha), CKR_OPERATION_ACTIVE);
     dl = sizeof(sig);
     EXPECT(p11->C_DigestFinal(s, sig, &dl), CKR_OK);
-    /* a token copy from a read-only session (v3.0 §5.7) */
+    /* token objects from a read-only session (v3.0 §5.7) */
+    {
+        CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_ULONG len = 32;
+        CK_ATTRIBUTE gt[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+                             {CKA_TOKEN, &t, sizeof(t)}};
+        CK_BYTE lab[] = "r";
+        CK_ATTRIBUTE la = {CKA_LABEL, lab, 1};
+        CK_OBJECT_HANDLE tk = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_GenerateKey(ro, &gen, gt, 2, &tk), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_GenerateKey(s, &gen, gt, 2, &tk), CKR_OK);
+        EXPECT(p11->C_DestroyObject(ro, tk), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_SetAttributeValue(ro, tk, &la, 1), CKR_SESSION_READ_ONLY);
+        /* the copy of a token object is one (v3.0 §5.7); before the fix a
+         * session object with CKA_TOKEN FALSE, even from a R/O session */
+        EXPECT(p11->C_CopyObject(ro, tk, NULL, 0, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_CopyObject(s, tk, NULL, 0, &h), CKR_OK);
+        {
+            CK_BBOOL got = CK_FALSE;
+            CK_ATTRIBUTE ga = {CKA_TOKEN, &got, sizeof(got)};
+
+            EXPECT(p11->C_GetAttributeValue(s, h, &ga, 1), CKR_OK);
+            CHECK(got == CK_TRUE, "copy of a token object: CKA_TOKEN %u",
+                  (unsigned)got);
+            EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+        }
+        {
+            CK_BBOOL ff = CK_FALSE;
+            CK_ATTRIBUTE sess = {CKA_TOKEN, &ff, sizeof(ff)};
+
+            /* asked for: a session copy, from a R/O session too */
+            EXPECT(p11->C_CopyObject(ro, tk, &sess, 1, &h), CKR_OK);
+            EXPECT(p11->C_DestroyObject(ro, h), CKR_OK);
+        }
+        EXPECT(p11->C_SetAttributeValue(s, tk, &la, 1), CKR_OK);
+        EXPECT(p11->C_DestroyObject(s, tk), CKR_OK);
+    }
     EXPECT(p11->C_CopyObject(ro, dek, tok, 1, &h), CKR_SESSION_READ_ONLY);
     EXPECT(p11->C_SetAttributeValue(s, dek, &labnull, 1),
            CKR_ATTRIBUTE_VALUE_INVALID);
@@ -3089,6 +3145,29 @@ static int group_newpaths_delete(void)
     vpub = find_one(s, CKO_PUBLIC_KEY);
     cert = find_class(s, CKO_CERTIFICATE);
     CHECK(cert != CK_INVALID_HANDLE, "no certificate object");
+    /* tokens[].allow_create: a token pair needs a CKA_LABEL that is a key
+     * name and not taken (keygen.h) */
+    {
+        CK_OBJECT_HANDLE pub = 0, priv = 0;
+        CK_BBOOL t = CK_TRUE;
+        CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+        CK_ATTRIBUTE pt[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_TOKEN, &t, sizeof(t)}};
+        CK_ATTRIBUTE kt[] = {{CKA_TOKEN, &t, sizeof(t)},
+                             {CKA_LABEL, (void *)"bad name!", 9}};
+
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 1, &pub, &priv),
+               CKR_TEMPLATE_INCOMPLETE);
+        EXPECT(p11->C_GenerateKeyPair(ro, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        kt[1].pValue = (void *)key_name;
+        kt[1].ulValueLen = strlen(key_name);
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
     EXPECT(p11->C_DestroyObject(ro, vpriv), CKR_SESSION_READ_ONLY);
     EXPECT(p11->C_DestroyObject(ro, vpub), CKR_SESSION_READ_ONLY);
     EXPECT(p11->C_DestroyObject(ro, cert), CKR_ACTION_PROHIBITED);

@@ -63,11 +63,11 @@ newpaths)
     # the same token with tokens[].allow_delete.
     emu_cli keyvault certificate create --vault-name "$VAULT_NAME" --name "$KEY_NAME" >/dev/null
     emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
-        --key-permissions get wrapKey unwrapKey delete --certificate-permissions get >/dev/null
+        --key-permissions get wrapKey unwrapKey delete create --certificate-permissions get >/dev/null
     emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\"}"
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
     tail -n 2 "$T_TMP/last.out"
-    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\",\"allow_delete\":true}"
+    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\",\"allow_delete\":true,\"allow_create\":true}"
     expect_ok "abuse $CASE-delete" a "$CASE-delete" "$KEY_NAME"
     tail -n 2 "$T_TMP/last.out"
     # v3.0 message-based AES-GCM: a Managed HSM oct-HSM key (as mhsm.sh)

@@ -14,6 +14,7 @@
  *            message entry points; tokens[].certificate set)
  *          | newpaths-delete (tokens[].allow_delete and .certificate set)
  *          | newpaths-msg (the token's key an oct-HSM key of a Managed HSM)
+ *          | newpaths-sign (tokens[].sign and the sign permission)
  *          | init-fail (C_Initialize must give CKR_GENERAL_ERROR)
  * Exit status: 0 when every check passed, 1 when one failed (printed as
  * "FAIL: ..."), 2 for bad usage or a module that does not load.
@@ -3362,6 +3363,62 @@ static int group_newpaths_msg(void)
     return failures ? 1 : 0;
 }
 
+/* The vault key signs (tokens[].sign): a length query and a short buffer
+ * answer the modulus length and keep the operation (v3.0 §5.2, §5.14),
+ * single- and multi-part; the signature then verifies. */
+static int group_newpaths_sign(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE vpriv, vpub;
+    CK_MECHANISM m = {CKM_SHA256_RSA_PKCS, NULL, 0};
+    CK_BYTE n[1024];
+    CK_ATTRIBUTE na = {CKA_MODULUS, n, sizeof(n)};
+    CK_BYTE msg[] = "signed by the vault";
+    CK_BYTE sig[1024];
+    CK_ULONG sl = 0, want = 0;
+
+    init_or_die();
+    s = open_rw();
+    vpriv = find_one(s, CKO_PRIVATE_KEY);
+    vpub = find_one(s, CKO_PUBLIC_KEY);
+    EXPECT(p11->C_GetAttributeValue(s, vpub, &na, 1), CKR_OK);
+    want = na.ulValueLen;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), NULL, &sl), CKR_OK);
+    CHECK(sl == want, "vault sign length query %lu, modulus %lu",
+          (unsigned long)sl, (unsigned long)want);
+    sl = want - 1;
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == want, "vault sign short buffer %lu", (unsigned long)sl);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OK);
+    CHECK(sl == want, "vault signature length %lu", (unsigned long)sl);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, msg, 5), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, msg + 5, sizeof(msg) - 5), CKR_OK);
+    sl = 0;
+    EXPECT(p11->C_SignFinal(s, NULL, &sl), CKR_OK);
+    CHECK(sl == want, "vault SignFinal length query %lu", (unsigned long)sl);
+    sl = 8;
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == want, "vault SignFinal short buffer %lu", (unsigned long)sl);
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_OK);
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, msg, sizeof(msg)), CKR_OK);
+    EXPECT(p11->C_VerifyFinal(s, sig, sl - 1), CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, msg, sizeof(msg)), CKR_OK);
+    EXPECT(p11->C_VerifyFinal(s, sig, sl), CKR_OK);
+    /* a failed sign ends it (NULL length pointer) */
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
 /* ---- group init-fail: a bad configuration ---- */
 
 static int group_init_fail(void)
@@ -3425,6 +3482,8 @@ int main(int argc, char **argv)
         rc = group_newpaths_delete();
     } else if (strcmp(argv[2], "newpaths-msg") == 0) {
         rc = group_newpaths_msg();
+    } else if (strcmp(argv[2], "newpaths-sign") == 0) {
+        rc = group_newpaths_sign();
     } else if (strcmp(argv[2], "init-fail") == 0) {
         rc = group_init_fail();
     } else {

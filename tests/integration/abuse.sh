@@ -60,12 +60,17 @@ sign)
     ;;
 newpaths)
     # A certificate object (tokens[].certificate) besides the key pair; then
-    # the same token with tokens[].allow_delete.
+    # the same token with tokens[].sign, then with allow_delete/allow_create
+    # (which deletes the key: last on this vault).
     emu_cli keyvault certificate create --vault-name "$VAULT_NAME" --name "$KEY_NAME" >/dev/null
     emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
-        --key-permissions get wrapKey unwrapKey delete create --certificate-permissions get >/dev/null
+        --key-permissions get wrapKey unwrapKey sign delete create --certificate-permissions get >/dev/null
     emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\"}"
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
+    tail -n 2 "$T_TMP/last.out"
+    # the vault key signing (as the sign case)
+    emu_write_config "$AKV_PKCS11_CONFIG" '{"sign":true}'
+    expect_ok "abuse $CASE-sign" a "$CASE-sign" "$KEY_NAME"
     tail -n 2 "$T_TMP/last.out"
     emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\",\"allow_delete\":true,\"allow_create\":true}"
     expect_ok "abuse $CASE-delete" a "$CASE-delete" "$KEY_NAME"

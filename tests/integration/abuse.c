@@ -3178,6 +3178,21 @@ static int group_newpaths_delete(void)
     EXPECT(p11->C_DestroyObject(ro, vpriv), CKR_OBJECT_HANDLE_INVALID);
     EXPECT(p11->C_SignInit(s, &sha, vpriv), CKR_KEY_HANDLE_INVALID);
     EXPECT(p11->C_VerifyInit(s, &ecdsa, vpub), CKR_KEY_HANDLE_INVALID);
+    {
+        CK_OBJECT_HANDLE pub = 0, priv = 0;
+        CK_BBOOL t = CK_TRUE;
+        CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+        CK_ATTRIBUTE pt[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_TOKEN, &t, sizeof(t)}};
+        CK_ATTRIBUTE kt[] = {{CKA_TOKEN, &t, sizeof(t)},
+                             {CKA_LABEL, (void *)key_name, strlen(key_name)}};
+
+        /* the deleted key's name stays taken while it is recoverable (409
+         * ObjectIsDeletedButRecoverable): like a taken name, keygen.h */
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
     EXPECT(p11->C_Finalize(NULL), CKR_OK);
     return failures ? 1 : 0;
 }

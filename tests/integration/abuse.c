@@ -2919,6 +2919,18 @@ static void newpaths_sign(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
     EXPECT(p11->C_Sign(ro, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
     CHECK(sl == 32, "HMAC short length %lu", (unsigned long)sl);
     EXPECT(p11->C_Sign(ro, msg, sizeof(msg), sig, &sl), CKR_OK);
+    {
+        CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+        CK_BBOOL b = CK_TRUE;
+        CK_ATTRIBUTE wide = {CKA_SIGN, &b, 4};
+
+        /* only secret keys are digested (v3.0 §5.12 C_DigestKey) */
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_DigestKey(s, priv), CKR_KEY_INDIGESTIBLE);
+        /* a CK_BBOOL of 4 bytes (v3.0 §5.7 C_SetAttributeValue) */
+        EXPECT(p11->C_SetAttributeValue(s, k, &wide, 1),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
     EXPECT(p11->C_DestroyObject(s, pub), CKR_OK);
     EXPECT(p11->C_DestroyObject(s, priv), CKR_OK);
 }

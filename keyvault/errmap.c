@@ -46,6 +46,10 @@ static const struct row table[] = {
     {403, 403, AKV_ERRMAP_ANY, NULL, NULL, CKR_KEY_FUNCTION_NOT_PERMITTED},
     /* KeyNotFound: deleted (incl. soft-deleted) key or unknown version. */
     {404, 404, AKV_ERRMAP_ANY, NULL, NULL, CKR_KEY_HANDLE_INVALID},
+    /* Create Key on the name of a deleted (recoverable) key: the label
+     * names a key this call cannot create (keygen.h: like a taken name,
+     * CKR_ATTRIBUTE_VALUE_INVALID; v3.0 §5.1.6 ATTRIBUTE_VALUE_INVALID). */
+    {409, 409, AKV_ERRMAP_CREATE, NULL, NULL, CKR_ATTRIBUTE_VALUE_INVALID},
     /* 409 during a delete: the key is going away. */
     {409, 409, AKV_ERRMAP_ANY, NULL, "ObjectIsBeingDeleted",
      CKR_KEY_HANDLE_INVALID},

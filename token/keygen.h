@@ -59,7 +59,8 @@
  *                                   encrypt/decrypt/wrap/unwrap, ...; logged)
  *     CKR_TEMPLATE_INCOMPLETE       no CKA_LABEL
  *     CKR_ATTRIBUTE_VALUE_INVALID   CKA_LABEL not a key name, a key of that
- *                                   name already exists (logged), the vault
+ *                                   name already exists (logged) or is
+ *                                   deleted but recoverable (409), the vault
  *                                   refused a parameter (400)
  *     CKR_KEY_FUNCTION_NOT_PERMITTED the identity lacks keys/create (403,
  *                                   one log line from the client)

@@ -124,10 +124,12 @@ out:
 
 /* ---- secret keys ---- */
 
+/* CKA_TOKEN of TMPL (DFLT when absent) into *IS_TOKEN; a token object only
+ * from a R/W session with a usable store. */
 static CK_RV check_token_flag(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
-                              CK_ULONG n, bool *is_token)
+                              CK_ULONG n, CK_BBOOL dflt, bool *is_token)
 {
-    CK_BBOOL tok = CK_FALSE;
+    CK_BBOOL tok = dflt;
 
     (void)akv_attr_tmpl_bool(tmpl, n, CKA_TOKEN, &tok);
     *is_token = tok == CK_TRUE;
@@ -186,7 +188,7 @@ CK_RV akv_object_check_secret_template(struct akv_session *s,
                                       : CKR_TEMPLATE_INCONSISTENT;
         goto out;
     }
-    rv = check_token_flag(s, tmpl, n, &is_token);
+    rv = check_token_flag(s, tmpl, n, CK_FALSE, &is_token);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -224,7 +226,7 @@ CK_RV akv_object_make_secret(struct akv_session *s, const CK_ATTRIBUTE *tmpl,
         rv = bad_len_rv;
         goto out;
     }
-    rv = check_token_flag(s, tmpl, n, &is_token);
+    rv = check_token_flag(s, tmpl, n, CK_FALSE, &is_token);
     if (rv != CKR_OK) {
         goto out;
     }
@@ -562,7 +564,11 @@ CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
     if (rv != CKR_OK) {
         goto out;
     }
-    rv = check_token_flag(s, tmpl, n, &is_token);
+    /* v3.0 §5.7 C_CopyObject: the copy keeps the attributes the template
+     * does not name, CKA_TOKEN included (a token copy: R/W only) */
+    rv = check_token_flag(s, tmpl, n,
+                          src->origin == AKV_ORIGIN_STORE ? CK_TRUE : CK_FALSE,
+                          &is_token);
     if (rv != CKR_OK) {
         goto out;
     }

@@ -45,7 +45,9 @@ CK_RV akv_object_find_final(CK_SESSION_HANDLE h);
 CK_RV akv_object_create(CK_SESSION_HANDLE h, const CK_ATTRIBUTE *tmpl,
                         CK_ULONG n, CK_OBJECT_HANDLE *ph);
 /* C_CopyObject core: CKR_ACTION_PROHIBITED for non-copyable objects (all
- * vault keys), template errors as C_SetAttributeValue. */
+ * vault keys), template errors as C_SetAttributeValue. The copy keeps the
+ * source's CKA_TOKEN unless TMPL names it: a token object's copy is a token
+ * object (CKR_SESSION_READ_ONLY from a R/O session; v3.0 §5.7). */
 CK_RV akv_object_copy(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj,
                       const CK_ATTRIBUTE *tmpl, CK_ULONG n,
                       CK_OBJECT_HANDLE *ph);

@@ -10,6 +10,11 @@
  * Usage: abuse MODULE GROUP [KEYNAME]
  *   GROUP: null | handles | templates | mech | opstate | getattr | threads
  *          | sign (needs tokens[].sign and the sign permission)
+ *          | newpaths (key pairs, sign/verify, digest, object and v3.0
+ *            message entry points; tokens[].certificate set)
+ *          | newpaths-delete (tokens[].allow_delete and .certificate set)
+ *          | newpaths-msg (the token's key an oct-HSM key of a Managed HSM)
+ *          | newpaths-sign (tokens[].sign and the sign permission)
  *          | init-fail (C_Initialize must give CKR_GENERAL_ERROR)
  * Exit status: 0 when every check passed, 1 when one failed (printed as
  * "FAIL: ..."), 2 for bad usage or a module that does not load.
@@ -2610,6 +2615,837 @@ static int group_sign(void)
     return failures ? 1 : 0;
 }
 
+/* ---- group newpaths: bad input on the entry points added since the first
+ * groups (key pairs, sign/verify, digest, certificate and vault key objects,
+ * v3.0 message interface); exact CK_RV of PKCS#11 v3.0 §5 ---- */
+
+/* An EC P-256 session key pair (generated locally); RV the call's answer. */
+static CK_RV gen_ec_pair(CK_SESSION_HANDLE s, CK_BBOOL token,
+                         CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    CK_MECHANISM m = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_BBOOL t = CK_TRUE;
+    CK_ATTRIBUTE pt[] = {{CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+                         {CKA_VERIFY, &t, sizeof(t)},
+                         {CKA_TOKEN, &token, sizeof(token)}};
+    CK_ATTRIBUTE vt[] = {{CKA_SIGN, &t, sizeof(t)},
+                         {CKA_TOKEN, &token, sizeof(token)}};
+
+    return p11->C_GenerateKeyPair(s, &m, pt, NELEM(pt), vt, NELEM(vt), pub,
+                                  priv);
+}
+
+static void newpaths_uninit(void)
+{
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_OBJECT_HANDLE a = 0, b = 0;
+    CK_BYTE buf[64];
+    CK_ULONG l = sizeof(buf);
+    CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+    CK_INTERFACE *itf = NULL;
+    CK_FUNCTION_LIST_3_0 *f3 = NULL;
+
+    /* v3.0 §5.4: everything but C_Initialize/C_GetFunctionList/
+     * C_GetInterface* says CKR_CRYPTOKI_NOT_INITIALIZED first. */
+    EXPECT(p11->C_GenerateKeyPair(1, &ecg, NULL, 0, NULL, 0, &a, &b),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_SignInit(1, &sha, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_Sign(1, buf, 1, buf, &l), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_SignUpdate(1, buf, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_SignFinal(1, buf, &l), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyInit(1, &sha, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_Verify(1, buf, 1, buf, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyFinal(1, buf, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestInit(1, &sha), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_Digest(1, buf, 1, buf, &l), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestKey(1, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestFinal(1, buf, &l), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_DestroyObject(1, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_CopyObject(1, 1, NULL, 0, &a), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(p11->C_SetAttributeValue(1, 1, NULL, 0),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(gi(NULL, NULL, &itf, 0), CKR_OK);
+    f3 = itf != NULL ? itf->pFunctionList : NULL;
+    CHECK(f3 != NULL, "no v3.0 function list");
+    if (f3 == NULL) {
+        return;
+    }
+    {
+        CK_C_GetInterfaceList gil =
+            (CK_C_GetInterfaceList)dlsym(lib, "C_GetInterfaceList");
+        CK_INTERFACE list[5];
+        CK_ULONG cnt = 5;
+        CK_VERSION v30 = {3, 0}, v240 = {2, 40};
+        CK_INTERFACE *i2 = NULL;
+
+        EXPECT(gil(list, &cnt), CKR_OK);
+        CHECK(cnt == 2, "%lu interfaces in a larger array", (unsigned long)cnt);
+        EXPECT(gi((CK_UTF8CHAR *)"PKCS 11", &v30, &i2, 0), CKR_OK);
+        CHECK(i2 != NULL && i2->pFunctionList == (void *)f3,
+              "PKCS 11 3.0 is the default interface");
+        EXPECT(gi((CK_UTF8CHAR *)"PKCS 11", &v240, &i2, 0), CKR_OK);
+        CHECK(i2 != NULL
+                  && ((CK_FUNCTION_LIST *)i2->pFunctionList)->version.major
+                         == 2,
+              "PKCS 11 2.40 interface");
+        EXPECT(gi((CK_UTF8CHAR *)"PKCS 11", &v30, NULL, 0), CKR_ARGUMENTS_BAD);
+    }
+    EXPECT(f3->C_MessageEncryptInit(1, &sha, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageDecryptInit(1, &sha, 1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_DecryptMessage(1, NULL, 0, NULL, 0, buf, 1, buf, &l),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageEncryptFinal(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageDecryptFinal(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_EncryptMessageNext(1, NULL, 0, buf, 1, buf, &l, 0),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+    EXPECT(f3->C_DecryptMessageBegin(1, NULL, 0, NULL, 0),
+           CKR_CRYPTOKI_NOT_INITIALIZED);
+}
+
+/* Handles that name nothing: a closed session, a destroyed object. */
+static void newpaths_handles(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE vpriv)
+{
+    CK_FUNCTION_LIST_3_0 *f3 = NULL;
+    CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+    CK_INTERFACE *itf = NULL;
+    CK_SESSION_HANDLE closed = open_rw();
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+    CK_MECHANISM ecdsa = {CKM_ECDSA, NULL, 0};
+    CK_MECHANISM gcm = {CKM_AES_GCM, NULL, 0};
+    CK_OBJECT_HANDLE pub = 0, priv = 0, gone = make_data(s), h = 0;
+    CK_BYTE buf[64] = {0};
+    CK_ULONG l = sizeof(buf);
+    CK_BYTE lab[] = "x";
+    CK_ATTRIBUTE la = {CKA_LABEL, lab, 1};
+
+    EXPECT(p11->C_CloseSession(closed), CKR_OK);
+    EXPECT(p11->C_DestroyObject(s, gone), CKR_OK);
+    EXPECT(gen_ec_pair(closed, CK_FALSE, &pub, &priv),
+           CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_SignInit(closed, &ecdsa, vpriv), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_VerifyInit(closed, &ecdsa, vpriv),
+           CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_Sign(closed, buf, 1, buf, &l), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_VerifyFinal(closed, buf, 1), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_DigestInit(closed, &sha), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_DigestKey(closed, vpriv), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_DigestFinal(closed, buf, &l), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_DestroyObject(closed, vpriv), CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_CopyObject(closed, vpriv, NULL, 0, &h),
+           CKR_SESSION_HANDLE_INVALID);
+    EXPECT(p11->C_SetAttributeValue(closed, vpriv, &la, 1),
+           CKR_SESSION_HANDLE_INVALID);
+    /* A key handle that names nothing (v3.0 §5.14-5.16): KEY_HANDLE for the
+     * Init and DigestKey calls, OBJECT_HANDLE for the object calls. */
+    EXPECT(p11->C_SignInit(s, &hm, gone), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_VerifyInit(s, &hm, gone), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_SignInit(s, &hm, CK_INVALID_HANDLE), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestKey(s, gone), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_DigestFinal(s, NULL, &l), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DestroyObject(s, gone), CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_DestroyObject(s, CK_INVALID_HANDLE),
+           CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_CopyObject(s, gone, NULL, 0, &h), CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_SetAttributeValue(s, gone, &la, 1),
+           CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(gi(NULL, NULL, &itf, 0), CKR_OK);
+    f3 = itf != NULL ? itf->pFunctionList : NULL;
+    if (f3 == NULL) {
+        return;
+    }
+    EXPECT(f3->C_MessageEncryptInit(closed, &gcm, vpriv),
+           CKR_SESSION_HANDLE_INVALID);
+    EXPECT(f3->C_MessageEncryptInit(s, &gcm, gone), CKR_KEY_HANDLE_INVALID);
+    EXPECT(f3->C_MessageDecryptInit(s, &gcm, gone), CKR_KEY_HANDLE_INVALID);
+    EXPECT(f3->C_EncryptMessage(closed, NULL, 0, NULL, 0, buf, 1, buf, &l),
+           CKR_SESSION_HANDLE_INVALID);
+    EXPECT(f3->C_MessageEncryptFinal(closed), CKR_SESSION_HANDLE_INVALID);
+    /* No message operation: v3.0 §5.13 */
+    EXPECT(f3->C_EncryptMessage(s, NULL, 0, NULL, 0, buf, 1, buf, &l),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(f3->C_DecryptMessage(s, NULL, 0, NULL, 0, buf, 1, buf, &l),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageEncryptFinal(s), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageDecryptFinal(s), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(f3->C_MessageEncryptInit(s, NULL, vpriv), CKR_ARGUMENTS_BAD);
+    /* the RSA vault key does no AES-GCM */
+    EXPECT(f3->C_MessageEncryptInit(s, &gcm, vpriv), CKR_KEY_TYPE_INCONSISTENT);
+}
+
+static void newpaths_keypair(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
+{
+    CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM rsag = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    CK_ULONG bits = 2048;
+    CK_MECHANISM ecgp = {CKM_EC_KEY_PAIR_GEN, &bits, sizeof(bits)};
+    CK_OBJECT_HANDLE pub = 0, priv = 0;
+    CK_BBOOL t = CK_TRUE;
+    CK_OBJECT_CLASS sec = CKO_SECRET_KEY;
+    CK_BYTE e3[] = {1, 0, 1};
+    CK_ATTRIBUTE ec[] = {{CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)}};
+    CK_ATTRIBUTE bad_class[] = {
+        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+        {CKA_CLASS, &sec, sizeof(sec)}};
+    CK_ATTRIBUTE bad_len[] = {
+        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+        {CKA_VERIFY, &t, 4}};
+    CK_ATTRIBUTE bad_type[] = {
+        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+        {0x7ffffff0UL, &t, 1}};
+    CK_ATTRIBUTE rsa_bits_len[] = {{CKA_MODULUS_BITS, &bits, 2},
+                                   {CKA_PUBLIC_EXPONENT, e3, 3}};
+    CK_ATTRIBUTE rsa_none[] = {{CKA_PUBLIC_EXPONENT, e3, 3}};
+    CK_ATTRIBUTE tok[] = {{CKA_TOKEN, &t, sizeof(t)}};
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE bad_tok[] = {
+        {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+        {CKA_TOKEN, &f, sizeof(f)}};
+
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, NULL, 0, NULL, &priv),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, NULL, 0, &pub, NULL),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, NULL, 1, NULL, 0, &pub, &priv),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, NULL, 2, &pub, &priv),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecgp, ec, 1, NULL, 0, &pub, &priv),
+           CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, NULL, 0, NULL, 0, &pub, &priv),
+           CKR_TEMPLATE_INCOMPLETE);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, bad_class, 2, NULL, 0, &pub, &priv),
+           CKR_TEMPLATE_INCONSISTENT);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, bad_len, 2, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, bad_type, 2, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_TYPE_INVALID);
+    EXPECT(
+        p11->C_GenerateKeyPair(s, &rsag, rsa_bits_len, 2, NULL, 0, &pub, &priv),
+        CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &rsag, rsa_none, 1, NULL, 0, &pub, &priv),
+           CKR_TEMPLATE_INCOMPLETE);
+    EXPECT(p11->C_GenerateKeyPair(ro, &ecg, ec, 1, tok, 1, &pub, &priv),
+           CKR_SESSION_READ_ONLY);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, bad_tok, 2, tok, 1, &pub, &priv),
+           CKR_TEMPLATE_INCONSISTENT); /* CKA_TOKEN differs */
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, ec, 1, tok, 1, &pub, &priv),
+           CKR_TEMPLATE_INCONSISTENT);
+    {
+        CK_ATTRIBUTE ecenc[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_ENCRYPT, &t, sizeof(t)}};
+
+        /* EC keys sign and verify only (keygen.h) */
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, ecenc, 2, NULL, 0, &pub, &priv),
+               CKR_TEMPLATE_INCONSISTENT);
+    }
+    /* without tokens[].allow_create a token pair is refused (keygen.h) */
+    EXPECT(gen_ec_pair(s, CK_TRUE, &pub, &priv), CKR_TEMPLATE_INCONSISTENT);
+    EXPECT(gen_ec_pair(ro, CK_TRUE, &pub, &priv), CKR_SESSION_READ_ONLY);
+}
+
+static void newpaths_sign(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
+{
+    CK_OBJECT_HANDLE pub = 0, priv = 0;
+    CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+    CK_MECHANISM ecdsa_p = {CKM_ECDSA_SHA256, (void *)p256_sig, 4};
+    CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+    CK_ULONG glen = 16;
+    CK_MECHANISM gen3 = {CKM_SHA256_HMAC_GENERAL, &glen, 3};
+    CK_MECHANISM genbig = {CKM_SHA256_HMAC_GENERAL, &glen, sizeof(glen)};
+    CK_BYTE msg[] = "message";
+    CK_BYTE sig[200];
+    CK_ULONG sl = 0;
+    CK_OBJECT_HANDLE k = hmac_key(s, "Jefe", 4, CK_FALSE);
+
+    EXPECT(gen_ec_pair(s, CK_FALSE, &pub, &priv), CKR_OK);
+    EXPECT(p11->C_SignInit(s, &ecdsa_p, priv), CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa_p, pub), CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_SignInit(s, &gen3, k), CKR_MECHANISM_PARAM_INVALID);
+    glen = 33;
+    EXPECT(p11->C_SignInit(s, &genbig, k), CKR_MECHANISM_PARAM_INVALID);
+    /* v3.0 §5.2: a NULL buffer asks the length, a short one is
+     * CKR_BUFFER_TOO_SMALL with the length; both keep the operation. */
+    EXPECT(p11->C_SignInit(s, &ecdsa, priv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), NULL, &sl), CKR_OK);
+    CHECK(sl == 64, "ECDSA P-256 length query %lu", (unsigned long)sl);
+    sl = 63;
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == 64, "ECDSA short buffer length %lu", (unsigned long)sl);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_SignInit(s, &ecdsa, priv), CKR_OK);
+    sl = 10;
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
+    sl = sizeof(sig);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OK);
+    CHECK(sl == 64, "ECDSA signature length %lu", (unsigned long)sl);
+    /* multi-part: short final buffer keeps the operation */
+    EXPECT(p11->C_SignInit(s, &ecdsa, priv), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, msg, sizeof(msg)), CKR_OK);
+    sl = 0;
+    EXPECT(p11->C_SignFinal(s, NULL, &sl), CKR_OK);
+    CHECK(sl == 64, "SignFinal length query %lu", (unsigned long)sl);
+    sl = 1;
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == 64, "SignFinal short length %lu", (unsigned long)sl);
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_OK);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, pub), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+    /* wrong signature length: v3.0 §5.15 CKR_SIGNATURE_LEN_RANGE, and the
+     * operation ends */
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, pub), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, 63),
+           CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, 64),
+           CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, pub), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, NULL, 3), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_VerifyFinal(s, sig, 64), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyFinal(s, sig, 64), CKR_OPERATION_NOT_INITIALIZED);
+    /* keys of the wrong kind */
+    EXPECT(p11->C_SignInit(s, &ecdsa, pub), CKR_KEY_TYPE_INCONSISTENT);
+    EXPECT(p11->C_SignInit(s, &hm, priv), CKR_KEY_TYPE_INCONSISTENT);
+    /* HMAC short buffer + length query */
+    EXPECT(p11->C_SignInit(ro, &hm, k), CKR_OK);
+    sl = 0;
+    EXPECT(p11->C_Sign(ro, msg, sizeof(msg), NULL, &sl), CKR_OK);
+    CHECK(sl == 32, "HMAC length %lu", (unsigned long)sl);
+    sl = 31;
+    EXPECT(p11->C_Sign(ro, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == 32, "HMAC short length %lu", (unsigned long)sl);
+    EXPECT(p11->C_Sign(ro, msg, sizeof(msg), sig, &sl), CKR_OK);
+    {
+        CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+        CK_BBOOL b = CK_TRUE;
+        CK_ATTRIBUTE wide = {CKA_SIGN, &b, 4};
+
+        /* only secret keys are digested (v3.0 §5.12 C_DigestKey) */
+        EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+        EXPECT(p11->C_DigestKey(s, priv), CKR_KEY_INDIGESTIBLE);
+        /* a CK_BBOOL of 4 bytes (v3.0 §5.7 C_SetAttributeValue) */
+        EXPECT(p11->C_SetAttributeValue(s, k, &wide, 1),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+    EXPECT(p11->C_DestroyObject(s, pub), CKR_OK);
+    EXPECT(p11->C_DestroyObject(s, priv), CKR_OK);
+}
+
+static void newpaths_digest(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE vpriv)
+{
+    CK_BYTE p = 0;
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    CK_MECHANISM shap = {CKM_SHA256, &p, 1};
+    CK_BYTE msg[] = "abc";
+    CK_BYTE d[64];
+    CK_ULONG dl = 0;
+    CK_OBJECT_HANDLE sens = gen_aes_ex(s, 16, CK_TRUE, CK_TRUE);
+    CK_OBJECT_HANDLE plain = gen_aes(s);
+    CK_OBJECT_HANDLE data = make_data(s);
+
+    EXPECT(p11->C_DigestInit(s, &shap), CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_Digest(s, msg, 3, NULL, &dl), CKR_OK);
+    CHECK(dl == 32, "SHA-256 length query %lu", (unsigned long)dl);
+    dl = 31;
+    EXPECT(p11->C_Digest(s, msg, 3, d, &dl), CKR_BUFFER_TOO_SMALL);
+    CHECK(dl == 32, "SHA-256 short length %lu", (unsigned long)dl);
+    EXPECT(p11->C_Digest(s, msg, 3, d, &dl), CKR_OK);
+    CHECK(dl == 32 && d[0] == 0xba && d[31] == 0xad, "SHA-256(abc)");
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestUpdate(s, msg, 3), CKR_OK);
+    EXPECT(p11->C_DigestKey(s, sens), CKR_KEY_INDIGESTIBLE);
+    /* v3.0 §5.12: an error other than BUFFER_TOO_SMALL ends it */
+    EXPECT(p11->C_DigestUpdate(s, msg, 3), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestKey(s, vpriv), CKR_KEY_INDIGESTIBLE);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestKey(s, data), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestKey(s, plain), CKR_OK);
+    dl = 1;
+    EXPECT(p11->C_DigestFinal(s, d, &dl), CKR_BUFFER_TOO_SMALL);
+    CHECK(dl == 32, "DigestFinal short length %lu", (unsigned long)dl);
+    EXPECT(p11->C_DigestFinal(s, d, &dl), CKR_OK);
+}
+
+/* Second batch: template entries with NULL values, unsupported sizes and
+ * curves, NULL input on the update calls, read-only copies. */
+static void newpaths_more(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro)
+{
+    CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM rsag = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+    CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+    CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+    CK_OBJECT_HANDLE pub = 0, priv = 0, h = 0;
+    CK_OBJECT_HANDLE k = hmac_key(s, "Jefe", 4, CK_FALSE);
+    CK_OBJECT_HANDLE dek = gen_aes(s);
+    CK_BYTE junk[] = {0x06, 0x03, 0x2a, 0x03, 0x04};
+    CK_BYTE garbage[] = {0xff, 0x01};
+    CK_ULONG bits = 1000;
+    CK_BYTE e3[] = {1, 0, 1};
+    CK_BBOOL t = CK_TRUE;
+    CK_BYTE sig[64] = {0};
+    CK_BYTE msg[] = "m";
+    CK_ATTRIBUTE nullval[] = {{CKA_EC_PARAMS, NULL, sizeof(p256_oid)}};
+    CK_ATTRIBUTE zero[] = {{CKA_EC_PARAMS, (void *)p256_oid, 0}};
+    CK_ATTRIBUTE curve[] = {{CKA_EC_PARAMS, junk, sizeof(junk)}};
+    CK_ATTRIBUTE garb[] = {{CKA_EC_PARAMS, garbage, sizeof(garbage)}};
+    CK_ATTRIBUTE rsa1000[] = {{CKA_MODULUS_BITS, &bits, sizeof(bits)},
+                              {CKA_PUBLIC_EXPONENT, e3, 3}};
+    CK_ATTRIBUTE tok[] = {{CKA_TOKEN, &t, sizeof(t)}};
+    CK_ATTRIBUTE labnull = {CKA_LABEL, NULL, 4};
+    CK_ULONG vl = 16, dl = 0;
+    CK_ATTRIBUTE valuelen = {CKA_VALUE_LEN, &vl, sizeof(vl)};
+
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, nullval, 1, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, zero, 1, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, curve, 1, NULL, 0, &pub, &priv),
+           CKR_CURVE_NOT_SUPPORTED);
+    EXPECT(p11->C_GenerateKeyPair(s, &ecg, garb, 1, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    /* keygen.h: an unsupported modulus size is a template value the token
+     * refuses */
+    EXPECT(p11->C_GenerateKeyPair(s, &rsag, rsa1000, 2, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    bits = 2048;
+    rsa1000[1].pValue = NULL;
+    EXPECT(p11->C_GenerateKeyPair(s, &rsag, rsa1000, 2, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    rsa1000[0].pValue = NULL;
+    rsa1000[1].pValue = e3;
+    EXPECT(p11->C_GenerateKeyPair(s, &rsag, rsa1000, 2, NULL, 0, &pub, &priv),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_GenerateKeyPair(s, &hm, garb, 1, NULL, 0, &pub, &priv),
+           CKR_MECHANISM_INVALID);
+    /* NULL data with a length ends the operation (v3.0 §5.2 / §5.15) */
+    EXPECT(p11->C_SignInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, NULL, 5), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_SignUpdate(s, msg, 1), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, 1, NULL, 32), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, 1, sig, 31), CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_VerifyInit(s, &hm, k), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, 1, sig, 32), CKR_SIGNATURE_INVALID);
+    EXPECT(p11->C_VerifyFinal(s, sig, 32), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestUpdate(s, NULL, 5), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_DigestUpdate(s, msg, 1), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OK);
+    EXPECT(p11->C_DigestInit(s, &sha), CKR_OPERATION_ACTIVE);
+    dl = sizeof(sig);
+    EXPECT(p11->C_DigestFinal(s, sig, &dl), CKR_OK);
+    /* token objects from a read-only session (v3.0 §5.7) */
+    {
+        CK_MECHANISM gen = {CKM_AES_KEY_GEN, NULL, 0};
+        CK_ULONG len = 32;
+        CK_ATTRIBUTE gt[] = {{CKA_VALUE_LEN, &len, sizeof(len)},
+                             {CKA_TOKEN, &t, sizeof(t)}};
+        CK_BYTE lab[] = "r";
+        CK_ATTRIBUTE la = {CKA_LABEL, lab, 1};
+        CK_OBJECT_HANDLE tk = CK_INVALID_HANDLE;
+
+        EXPECT(p11->C_GenerateKey(ro, &gen, gt, 2, &tk), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_GenerateKey(s, &gen, gt, 2, &tk), CKR_OK);
+        EXPECT(p11->C_DestroyObject(ro, tk), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_SetAttributeValue(ro, tk, &la, 1), CKR_SESSION_READ_ONLY);
+        /* the copy of a token object is one (v3.0 §5.7); before the fix a
+         * session object with CKA_TOKEN FALSE, even from a R/O session */
+        EXPECT(p11->C_CopyObject(ro, tk, NULL, 0, &h), CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_CopyObject(s, tk, NULL, 0, &h), CKR_OK);
+        {
+            CK_BBOOL got = CK_FALSE;
+            CK_ATTRIBUTE ga = {CKA_TOKEN, &got, sizeof(got)};
+
+            EXPECT(p11->C_GetAttributeValue(s, h, &ga, 1), CKR_OK);
+            CHECK(got == CK_TRUE, "copy of a token object: CKA_TOKEN %u",
+                  (unsigned)got);
+            EXPECT(p11->C_DestroyObject(s, h), CKR_OK);
+        }
+        {
+            CK_BBOOL ff = CK_FALSE;
+            CK_ATTRIBUTE sess = {CKA_TOKEN, &ff, sizeof(ff)};
+
+            /* asked for: a session copy, from a R/O session too */
+            EXPECT(p11->C_CopyObject(ro, tk, &sess, 1, &h), CKR_OK);
+            EXPECT(p11->C_DestroyObject(ro, h), CKR_OK);
+        }
+        EXPECT(p11->C_SetAttributeValue(s, tk, &la, 1), CKR_OK);
+        EXPECT(p11->C_DestroyObject(s, tk), CKR_OK);
+    }
+    EXPECT(p11->C_CopyObject(ro, dek, tok, 1, &h), CKR_SESSION_READ_ONLY);
+    EXPECT(p11->C_SetAttributeValue(s, dek, &labnull, 1),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_SetAttributeValue(s, dek, &valuelen, 1),
+           CKR_ATTRIBUTE_READ_ONLY);
+}
+
+static CK_OBJECT_HANDLE find_class(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls)
+{
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}};
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_ULONG n = 0;
+
+    if (p11->C_FindObjectsInit(s, t, 1) == CKR_OK) {
+        (void)p11->C_FindObjects(s, &h, 1, &n);
+        (void)p11->C_FindObjectsFinal(s);
+    }
+    return n == 1 ? h : CK_INVALID_HANDLE;
+}
+
+/* Vault keys and certificates are the vault's: without tokens[].allow_delete
+ * neither is destroyable nor modifiable (CKR_ACTION_PROHIBITED, v3.0 §4.4.1
+ * CKA_DESTROYABLE/CKA_MODIFIABLE false), whatever the session. */
+static void newpaths_objects(CK_SESSION_HANDLE s, CK_SESSION_HANDLE ro,
+                             CK_OBJECT_HANDLE vpriv)
+{
+    CK_BYTE lab[] = "renamed";
+    CK_ATTRIBUTE la = {CKA_LABEL, lab, sizeof(lab) - 1};
+    CK_BBOOL f = CK_FALSE;
+    CK_ATTRIBUTE tokf = {CKA_TOKEN, &f, 3};
+    CK_ATTRIBUTE bogus = {0x7ffffff0UL, &f, 1};
+    CK_OBJECT_HANDLE h = 0, cert = find_class(s, CKO_CERTIFICATE);
+
+    EXPECT(p11->C_DestroyObject(ro, vpriv), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_DestroyObject(s, vpriv), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_SetAttributeValue(ro, vpriv, &la, 1), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_SetAttributeValue(s, vpriv, &la, 1), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_CopyObject(s, vpriv, &tokf, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_CopyObject(s, vpriv, &bogus, 1, &h),
+           CKR_ATTRIBUTE_TYPE_INVALID);
+    EXPECT(p11->C_CopyObject(s, vpriv, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_SetAttributeValue(s, vpriv, NULL, 2), CKR_ARGUMENTS_BAD);
+    /* abuse.sh configures tokens[].certificate for this group */
+    CHECK(cert != CK_INVALID_HANDLE, "no certificate object");
+    if (cert == CK_INVALID_HANDLE) {
+        return;
+    }
+    EXPECT(p11->C_DestroyObject(ro, cert), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_DestroyObject(s, cert), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_SetAttributeValue(s, cert, &la, 1), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_SetAttributeValue(s, cert, NULL, 1), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CopyObject(s, cert, &bogus, 1, &h),
+           CKR_ATTRIBUTE_TYPE_INVALID);
+    EXPECT(p11->C_CopyObject(s, cert, &tokf, 1, &h),
+           CKR_ATTRIBUTE_VALUE_INVALID);
+    EXPECT(p11->C_CopyObject(s, cert, NULL, 1, &h), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_CopyObject(s, cert, NULL, 0, NULL), CKR_ARGUMENTS_BAD);
+}
+
+/* tokens[].allow_delete: the vault key pair is destroyable from a R/W
+ * session only (v3.0 §5.7: SESSION_READ_ONLY for token objects), the
+ * certificate never; afterwards its handles name nothing. */
+static int group_newpaths_delete(void)
+{
+    CK_SESSION_HANDLE s, ro;
+    CK_OBJECT_HANDLE vpriv, vpub, cert;
+    CK_MECHANISM ecdsa = {CKM_ECDSA, NULL, 0};
+    CK_MECHANISM sha = {CKM_SHA256_RSA_PKCS, NULL, 0};
+
+    init_or_die();
+    s = open_rw();
+    EXPECT(p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, &ro),
+           CKR_OK);
+    vpriv = find_one(s, CKO_PRIVATE_KEY);
+    vpub = find_one(s, CKO_PUBLIC_KEY);
+    cert = find_class(s, CKO_CERTIFICATE);
+    CHECK(cert != CK_INVALID_HANDLE, "no certificate object");
+    /* tokens[].allow_create: a token pair needs a CKA_LABEL that is a key
+     * name and not taken (keygen.h) */
+    {
+        CK_OBJECT_HANDLE pub = 0, priv = 0;
+        CK_BBOOL t = CK_TRUE;
+        CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+        CK_ATTRIBUTE pt[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_TOKEN, &t, sizeof(t)}};
+        CK_ATTRIBUTE kt[] = {{CKA_TOKEN, &t, sizeof(t)},
+                             {CKA_LABEL, (void *)"bad name!", 9}};
+
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 1, &pub, &priv),
+               CKR_TEMPLATE_INCOMPLETE);
+        EXPECT(p11->C_GenerateKeyPair(ro, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_SESSION_READ_ONLY);
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+        kt[1].pValue = (void *)key_name;
+        kt[1].ulValueLen = strlen(key_name);
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+    EXPECT(p11->C_DestroyObject(ro, vpriv), CKR_SESSION_READ_ONLY);
+    EXPECT(p11->C_DestroyObject(ro, vpub), CKR_SESSION_READ_ONLY);
+    EXPECT(p11->C_DestroyObject(ro, cert), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_DestroyObject(s, cert), CKR_ACTION_PROHIBITED);
+    EXPECT(p11->C_DestroyObject(s, vpriv), CKR_OK);
+    EXPECT(p11->C_DestroyObject(s, vpriv), CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_DestroyObject(ro, vpriv), CKR_OBJECT_HANDLE_INVALID);
+    EXPECT(p11->C_SignInit(s, &sha, vpriv), CKR_KEY_HANDLE_INVALID);
+    EXPECT(p11->C_VerifyInit(s, &ecdsa, vpub), CKR_KEY_HANDLE_INVALID);
+    {
+        CK_OBJECT_HANDLE pub = 0, priv = 0;
+        CK_BBOOL t = CK_TRUE;
+        CK_MECHANISM ecg = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+        CK_ATTRIBUTE pt[] = {
+            {CKA_EC_PARAMS, (void *)p256_oid, sizeof(p256_oid)},
+            {CKA_TOKEN, &t, sizeof(t)}};
+        CK_ATTRIBUTE kt[] = {{CKA_TOKEN, &t, sizeof(t)},
+                             {CKA_LABEL, (void *)key_name, strlen(key_name)}};
+
+        /* the deleted key's name stays taken while it is recoverable (409
+         * ObjectIsDeletedButRecoverable): like a taken name, keygen.h */
+        EXPECT(p11->C_GenerateKeyPair(s, &ecg, pt, 2, kt, 2, &pub, &priv),
+               CKR_ATTRIBUTE_VALUE_INVALID);
+    }
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+static int group_newpaths(void)
+{
+    CK_SESSION_HANDLE s, ro;
+    CK_OBJECT_HANDLE vpriv;
+
+    newpaths_uninit();
+    init_or_die();
+    s = open_rw();
+    EXPECT(p11->C_OpenSession(slot0, CKF_SERIAL_SESSION, NULL, NULL, &ro),
+           CKR_OK);
+    vpriv = find_one(s, CKO_PRIVATE_KEY);
+    newpaths_handles(s, vpriv);
+    newpaths_keypair(s, ro);
+    newpaths_sign(s, ro);
+    newpaths_digest(s, vpriv);
+    newpaths_more(s, ro);
+    newpaths_objects(s, ro, vpriv);
+    {
+        CK_MECHANISM rsa = {CKM_SHA256_RSA_PKCS, NULL, 0};
+        CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+        CK_OBJECT_HANDLE k = hmac_key(s, "Jefe", 4, CK_FALSE);
+        CK_MECHANISM hm = {CKM_SHA256_HMAC, NULL, 0};
+
+        /* signing with the vault key is opt-in (tokens[].sign) */
+        EXPECT(p11->C_SignInit(s, &rsa, vpriv), CKR_KEY_FUNCTION_NOT_PERMITTED);
+        /* operations left active at C_Finalize are freed (ASan checks) */
+        EXPECT(p11->C_SignInit(s, &hm, k), CKR_OK);
+        EXPECT(p11->C_SignUpdate(s, (CK_BYTE *)"abc", 3), CKR_OK);
+        EXPECT(p11->C_DigestInit(ro, &sha), CKR_OK);
+        EXPECT(p11->C_DigestUpdate(ro, (CK_BYTE *)"abc", 3), CKR_OK);
+    }
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* v3.0 message-based AES-GCM (§5.13/§5.14) with a Managed HSM oct-HSM key
+ * (abuse.sh configures one): CK_GCM_MESSAGE_PARAMS checks, length query and
+ * short buffer (§5.2: the length, the operation kept), a failed message that
+ * keeps the operation, Final ending it. */
+static int group_newpaths_msg(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k;
+    CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+    CK_INTERFACE *itf = NULL;
+    CK_FUNCTION_LIST_3_0 *f3 = NULL;
+    CK_MECHANISM gcm = {CKM_AES_GCM, NULL, 0};
+    CK_MECHANISM cbc = {CKM_AES_CBC, NULL, 0};
+    CK_BYTE iv[12] = {0};
+    CK_BYTE tag[16] = {0};
+    CK_GCM_MESSAGE_PARAMS g = {iv,  sizeof(iv), 0, CKG_GENERATE_RANDOM,
+                               tag, 128};
+    CK_GCM_MESSAGE_PARAMS bad;
+    CK_BYTE aad[] = "header";
+    CK_BYTE pt[] = "sixteen byte msg and more";
+    CK_BYTE ct[64];
+    CK_BYTE back[64];
+    CK_ULONG l = 0;
+
+    init_or_die();
+    s = open_rw();
+    {
+        CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+        CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof(cls)}};
+        CK_ULONG n = 0;
+
+        k = CK_INVALID_HANDLE;
+        EXPECT(p11->C_FindObjectsInit(s, t, 1), CKR_OK);
+        EXPECT(p11->C_FindObjects(s, &k, 1, &n), CKR_OK);
+        EXPECT(p11->C_FindObjectsFinal(s), CKR_OK);
+        CHECK(n == 1, "no oct-HSM vault key");
+    }
+    EXPECT(gi(NULL, NULL, &itf, 0), CKR_OK);
+    f3 = itf != NULL ? itf->pFunctionList : NULL;
+    if (f3 == NULL || k == CK_INVALID_HANDLE) {
+        return 1;
+    }
+    EXPECT(f3->C_MessageEncryptInit(s, &cbc, k), CKR_MECHANISM_INVALID);
+    EXPECT(f3->C_MessageEncryptInit(s, &gcm, k), CKR_OK);
+    EXPECT(f3->C_MessageEncryptInit(s, &gcm, k), CKR_OPERATION_ACTIVE);
+    EXPECT(f3->C_DecryptMessage(s, &g, sizeof(g), NULL, 0, pt, 16, ct, &l),
+           CKR_OPERATION_NOT_INITIALIZED);
+    /* bad parameters: CKR_MECHANISM_PARAM_INVALID, operation kept */
+    EXPECT(f3->C_EncryptMessage(s, NULL, 0, NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g) - 1, NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    bad = g;
+    bad.pIv = NULL;
+    EXPECT(f3->C_EncryptMessage(s, &bad, sizeof(bad), NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    bad = g;
+    bad.pTag = NULL;
+    EXPECT(f3->C_EncryptMessage(s, &bad, sizeof(bad), NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    bad = g;
+    bad.ulIvLen = 16;
+    EXPECT(f3->C_EncryptMessage(s, &bad, sizeof(bad), NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    bad = g;
+    bad.ulTagBits = 96;
+    EXPECT(f3->C_EncryptMessage(s, &bad, sizeof(bad), NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    bad = g;
+    bad.ivGenerator = CKG_NO_GENERATE;
+    EXPECT(f3->C_EncryptMessage(s, &bad, sizeof(bad), NULL, 0, pt, 16, ct, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), NULL, 3, pt, 16, ct, &l),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), NULL, 0, NULL, 16, ct, &l),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), NULL, 0, pt, 16, ct, NULL),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), NULL, 0, pt, 0, ct, &l),
+           CKR_DATA_LEN_RANGE);
+    /* length query and short buffer (v3.0 §5.2) */
+    l = 0;
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), aad, sizeof(aad), pt,
+                                sizeof(pt), NULL, &l),
+           CKR_OK);
+    CHECK(l == sizeof(pt), "GCM length query %lu", (unsigned long)l);
+    l = sizeof(pt) - 1;
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), aad, sizeof(aad), pt,
+                                sizeof(pt), ct, &l),
+           CKR_BUFFER_TOO_SMALL);
+    CHECK(l == sizeof(pt), "GCM short buffer length %lu", (unsigned long)l);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), aad, sizeof(aad), pt,
+                                sizeof(pt), ct, &l),
+           CKR_OK);
+    CHECK(l == sizeof(pt) && memcmp(ct, pt, l) != 0, "GCM ciphertext");
+    EXPECT(f3->C_MessageEncryptFinal(s), CKR_OK);
+    EXPECT(f3->C_MessageEncryptFinal(s), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(f3->C_EncryptMessage(s, &g, sizeof(g), NULL, 0, pt, 16, ct, &l),
+           CKR_OPERATION_NOT_INITIALIZED);
+    /* decrypt: the generator fields do not matter; a bad tag fails the
+     * message, not the operation */
+    EXPECT(f3->C_MessageDecryptInit(s, &gcm, k), CKR_OK);
+    bad = g;
+    bad.ivGenerator = CKG_NO_GENERATE;
+    l = 1;
+    EXPECT(f3->C_DecryptMessage(s, &bad, sizeof(bad), aad, sizeof(aad), ct,
+                                sizeof(pt), back, &l),
+           CKR_BUFFER_TOO_SMALL);
+    CHECK(l == sizeof(pt), "GCM decrypt short length %lu", (unsigned long)l);
+    bad.pTag = NULL;
+    EXPECT(f3->C_DecryptMessage(s, &bad, sizeof(bad), aad, sizeof(aad), ct,
+                                sizeof(pt), back, &l),
+           CKR_MECHANISM_PARAM_INVALID);
+    tag[0] ^= 1;
+    EXPECT(f3->C_DecryptMessage(s, &g, sizeof(g), aad, sizeof(aad), ct,
+                                sizeof(pt), back, &l),
+           CKR_ENCRYPTED_DATA_INVALID);
+    tag[0] ^= 1;
+    l = sizeof(back);
+    EXPECT(f3->C_DecryptMessage(s, &g, sizeof(g), aad, sizeof(aad), ct,
+                                sizeof(pt), back, &l),
+           CKR_OK);
+    CHECK(l == sizeof(pt) && memcmp(back, pt, l) == 0, "GCM round trip");
+    EXPECT(f3->C_MessageDecryptFinal(s), CKR_OK);
+    EXPECT(f3->C_MessageDecryptFinal(s), CKR_OPERATION_NOT_INITIALIZED);
+    /* multi-part messages are not offered, even with an operation */
+    EXPECT(f3->C_MessageEncryptInit(s, &gcm, k), CKR_OK);
+    EXPECT(f3->C_EncryptMessageBegin(s, &g, sizeof(g), NULL, 0),
+           CKR_FUNCTION_NOT_SUPPORTED);
+    {
+        CK_MECHANISM sha = {CKM_SHA256, NULL, 0};
+        CK_SESSION_HANDLE s2 = open_rw();
+
+        /* the HSM key's value never leaves the HSM */
+        EXPECT(p11->C_DigestInit(s2, &sha), CKR_OK);
+        EXPECT(p11->C_DigestKey(s2, k), CKR_KEY_INDIGESTIBLE);
+        /* operations left active: closing and finalizing free them (the
+         * ASan build checks for leaks) */
+        EXPECT(f3->C_MessageDecryptInit(s2, &gcm, k), CKR_OK);
+        EXPECT(p11->C_CloseSession(s2), CKR_OK);
+        EXPECT(f3->C_MessageDecryptFinal(s2), CKR_SESSION_HANDLE_INVALID);
+    }
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
+/* The vault key signs (tokens[].sign): a length query and a short buffer
+ * answer the modulus length and keep the operation (v3.0 §5.2, §5.14),
+ * single- and multi-part; the signature then verifies. */
+static int group_newpaths_sign(void)
+{
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE vpriv, vpub;
+    CK_MECHANISM m = {CKM_SHA256_RSA_PKCS, NULL, 0};
+    CK_BYTE n[1024];
+    CK_ATTRIBUTE na = {CKA_MODULUS, n, sizeof(n)};
+    CK_BYTE msg[] = "signed by the vault";
+    CK_BYTE sig[1024];
+    CK_ULONG sl = 0, want = 0;
+
+    init_or_die();
+    s = open_rw();
+    vpriv = find_one(s, CKO_PRIVATE_KEY);
+    vpub = find_one(s, CKO_PUBLIC_KEY);
+    EXPECT(p11->C_GetAttributeValue(s, vpub, &na, 1), CKR_OK);
+    want = na.ulValueLen;
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), NULL, &sl), CKR_OK);
+    CHECK(sl == want, "vault sign length query %lu, modulus %lu",
+          (unsigned long)sl, (unsigned long)want);
+    sl = want - 1;
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == want, "vault sign short buffer %lu", (unsigned long)sl);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, &sl), CKR_OK);
+    CHECK(sl == want, "vault signature length %lu", (unsigned long)sl);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_Verify(s, msg, sizeof(msg), sig, sl), CKR_OK);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, msg, 5), CKR_OK);
+    EXPECT(p11->C_SignUpdate(s, msg + 5, sizeof(msg) - 5), CKR_OK);
+    sl = 0;
+    EXPECT(p11->C_SignFinal(s, NULL, &sl), CKR_OK);
+    CHECK(sl == want, "vault SignFinal length query %lu", (unsigned long)sl);
+    sl = 8;
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_BUFFER_TOO_SMALL);
+    CHECK(sl == want, "vault SignFinal short buffer %lu", (unsigned long)sl);
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_OK);
+    EXPECT(p11->C_SignFinal(s, sig, &sl), CKR_OPERATION_NOT_INITIALIZED);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, msg, sizeof(msg)), CKR_OK);
+    EXPECT(p11->C_VerifyFinal(s, sig, sl - 1), CKR_SIGNATURE_LEN_RANGE);
+    EXPECT(p11->C_VerifyInit(s, &m, vpub), CKR_OK);
+    EXPECT(p11->C_VerifyUpdate(s, msg, sizeof(msg)), CKR_OK);
+    EXPECT(p11->C_VerifyFinal(s, sig, sl), CKR_OK);
+    /* a failed sign ends it (NULL length pointer) */
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Sign(s, msg, sizeof(msg), sig, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(p11->C_SignInit(s, &m, vpriv), CKR_OK);
+    EXPECT(p11->C_Finalize(NULL), CKR_OK);
+    return failures ? 1 : 0;
+}
+
 /* ---- group init-fail: a bad configuration ---- */
 
 static int group_init_fail(void)
@@ -2667,6 +3503,14 @@ int main(int argc, char **argv)
         rc = group_threads();
     } else if (strcmp(argv[2], "sign") == 0) {
         rc = group_sign();
+    } else if (strcmp(argv[2], "newpaths") == 0) {
+        rc = group_newpaths();
+    } else if (strcmp(argv[2], "newpaths-delete") == 0) {
+        rc = group_newpaths_delete();
+    } else if (strcmp(argv[2], "newpaths-msg") == 0) {
+        rc = group_newpaths_msg();
+    } else if (strcmp(argv[2], "newpaths-sign") == 0) {
+        rc = group_newpaths_sign();
     } else if (strcmp(argv[2], "init-fail") == 0) {
         rc = group_init_fail();
     } else {

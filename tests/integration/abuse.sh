@@ -3,7 +3,7 @@
 # Hostile input through the module's function list (tests/integration/abuse.c)
 # and bad configuration files: every case must give the documented CK_RV,
 # never crash, hang or leak (the ASan build checks the last two).
-# Usage: abuse.sh null|handles|templates|mech|opstate|getattr|threads|sign|config
+# Usage: abuse.sh null|handles|templates|mech|opstate|getattr|threads|sign|newpaths|config
 . "$(dirname "$0")/../lib/common.sh"
 : "${AKV_ABUSE:?}"
 t_begin
@@ -57,6 +57,35 @@ sign)
         --key-permissions get wrapKey unwrapKey sign >/dev/null
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
     tail -n 1 "$T_TMP/last.out"
+    ;;
+newpaths)
+    # A certificate object (tokens[].certificate) besides the key pair; then
+    # the same token with tokens[].sign, then with allow_delete/allow_create
+    # (which deletes the key: last on this vault).
+    emu_cli keyvault certificate create --vault-name "$VAULT_NAME" --name "$KEY_NAME" >/dev/null
+    emu_cli keyvault set-policy --name "$VAULT_NAME" --object-id "$SP_OBJ_ID" \
+        --key-permissions get wrapKey unwrapKey sign delete create --certificate-permissions get >/dev/null
+    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\"}"
+    expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"
+    tail -n 2 "$T_TMP/last.out"
+    # the vault key signing (as the sign case)
+    emu_write_config "$AKV_PKCS11_CONFIG" '{"sign":true}'
+    expect_ok "abuse $CASE-sign" a "$CASE-sign" "$KEY_NAME"
+    tail -n 2 "$T_TMP/last.out"
+    emu_write_config "$AKV_PKCS11_CONFIG" "{\"certificate\":\"$KEY_NAME\",\"allow_delete\":true,\"allow_create\":true}"
+    expect_ok "abuse $CASE-delete" a "$CASE-delete" "$KEY_NAME"
+    tail -n 2 "$T_TMP/last.out"
+    # v3.0 message-based AES-GCM: a Managed HSM oct-HSM key (as mhsm.sh)
+    hsm=abusehsm
+    hsm_url=$(emu_cli keyvault create --hsm-name "$hsm" --administrators "$SP_OBJ_ID" | jq -r .properties.hsmUri)
+    emu_cli keyvault key create --hsm-name "$hsm" --name hsmkey --kty oct-HSM --size 128 >/dev/null
+    for role in "Managed HSM Crypto Service Encryption User" "Managed HSM Crypto User"; do
+        emu_cli keyvault role assignment create --hsm-name "$hsm" --role "$role" \
+            --assignee-object-id "$SP_OBJ_ID" --scope /keys/hsmkey >/dev/null
+    done
+    VAULT_URL=${hsm_url%/} KEY_NAME=hsmkey emu_write_config "$AKV_PKCS11_CONFIG" '{}'
+    expect_ok "abuse $CASE-msg" a "$CASE-msg" hsmkey
+    tail -n 2 "$T_TMP/last.out"
     ;;
 null|templates|opstate|getattr|threads)
     expect_ok "abuse $CASE" a "$CASE" "$KEY_NAME"

@@ -42,6 +42,9 @@ static void test_rows(void **state)
          CKR_KEY_HANDLE_INVALID},
         {AKV_ERRMAP_GET, 409, "Conflict", "ObjectIsDeletedButRecoverable",
          CKR_KEY_HANDLE_INVALID},
+        /* Create Key on a deleted key's name: the label cannot be used */
+        {AKV_ERRMAP_CREATE, 409, "Conflict", "ObjectIsDeletedButRecoverable",
+         CKR_ATTRIBUTE_VALUE_INVALID},
         {AKV_ERRMAP_WRAP, 409, "Conflict", NULL, CKR_DEVICE_ERROR},
         {AKV_ERRMAP_WRAP, 408, NULL, NULL, CKR_DEVICE_ERROR},
         {AKV_ERRMAP_WRAP, 429, "Throttled", NULL, CKR_DEVICE_ERROR},

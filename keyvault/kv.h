@@ -292,8 +292,8 @@ struct akv_kv_ops {
      * new version's KeyBundle as get_key returns it (caller clears).
      * Errors: the contract above; 400 BadParameter (a size, exponent or
      * curve the vault refuses, or NAME exists with req->new_only) ->
-     * CKR_ATTRIBUTE_VALUE_INVALID, 409 (the
-     * name belongs to a soft-deleted key) -> CKR_DEVICE_ERROR. NULL in
+     * CKR_ATTRIBUTE_VALUE_INVALID, 409 (the name belongs to a
+     * soft-deleted key) -> CKR_ATTRIBUTE_VALUE_INVALID too. NULL in
      * implementations that cannot create (callers answer
      * CKR_FUNCTION_NOT_SUPPORTED).
      */

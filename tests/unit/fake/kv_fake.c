@@ -833,27 +833,44 @@ void kv_fake_fail_version(struct kv_fake *f, unsigned ops, const char *version,
 
 unsigned kv_fake_calls(struct kv_fake *f, unsigned ops)
 {
+    /* read while a vault call of another thread may count (test_nolock) */
     unsigned n = 0;
 
-    n += (ops & KV_FAKE_GET) ? f->calls_get : 0;
-    n += (ops & KV_FAKE_WRAP) ? f->calls_wrap : 0;
-    n += (ops & KV_FAKE_UNWRAP) ? f->calls_unwrap : 0;
-    n += (ops & KV_FAKE_SIGN) ? f->calls_sign : 0;
-    n += (ops & KV_FAKE_CREATE) ? f->calls_create : 0;
-    n += (ops & KV_FAKE_DELETE) ? f->calls_delete : 0;
-    n += (ops & KV_FAKE_CRYPT) ? f->calls_crypt : 0;
+    n += (ops & KV_FAKE_GET) ? __atomic_load_n(&f->calls_get, __ATOMIC_RELAXED)
+                             : 0;
+    n += (ops & KV_FAKE_WRAP)
+             ? __atomic_load_n(&f->calls_wrap, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_UNWRAP)
+             ? __atomic_load_n(&f->calls_unwrap, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_SIGN)
+             ? __atomic_load_n(&f->calls_sign, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_CREATE)
+             ? __atomic_load_n(&f->calls_create, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_DELETE)
+             ? __atomic_load_n(&f->calls_delete, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_CERT)
+             ? __atomic_load_n(&f->calls_cert, __ATOMIC_RELAXED)
+             : 0;
+    n += (ops & KV_FAKE_CRYPT)
+             ? __atomic_load_n(&f->calls_crypt, __ATOMIC_RELAXED)
+             : 0;
     return n;
 }
 
 void kv_fake_reset_calls(struct kv_fake *f)
 {
-    f->calls_get = 0;
-    f->calls_wrap = 0;
-    f->calls_unwrap = 0;
-    f->calls_sign = 0;
-    f->calls_create = 0;
-    f->calls_delete = 0;
-    f->calls_crypt = 0;
+    __atomic_store_n(&f->calls_get, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_wrap, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_unwrap, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_sign, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_create, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_delete, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&f->calls_crypt, 0, __ATOMIC_RELAXED);
 }
 
 size_t kv_fake_rsa_encrypt(struct kv_fake *f, const char *name,
